@@ -1,0 +1,37 @@
+# foldatlas: the two commands of the README's quick start, and helpers.
+#   make demo   create .venv and run the whole workflow on the bundled example (CPU, offline)
+#   make test   create .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: demo test lint format bench-ingest clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	@echo "demo finished: see results/ (summary in results/atlas/summary.json once the atlas stage runs)"
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests
+
+lint: $(BIN)/.installed
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+format: $(BIN)/.installed
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+bench-ingest: $(BIN)/.installed
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/ingest_vs_seqkit.py
+
+clean:
+	rm -rf results .snakemake

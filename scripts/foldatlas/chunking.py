@@ -1,0 +1,304 @@
+"""Deduplication across all input files, and length-sorted chunks sized by GPU work.
+
+Both run out of core in DuckDB (a database file in a scratch folder, with a memory
+limit), so memory stays bounded whatever the number of records; results stream back
+in Arrow batches and are cut into chunks by a greedy pass over the length-sorted
+unique sequences.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
+
+__all__ = ["CostModel", "ChunkPlan", "chunk_file_name", "assign_chunks", "plan_chunks"]
+
+log = logging.getLogger("foldatlas.chunking")
+
+_STREAM_ROWS = 1 << 17
+_KEY_SHIFT = 40  # record key = source_index << 40 | record_index (10^12 records per file)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Estimated GPU seconds to fold one sequence of length L.
+
+    ``seconds(L) = overhead + linear*L + quadratic*L**2 + cubic*L**3``. The terms follow
+    ESMFold's cost: the ESM-2 language model is linear in L (its attention is a small
+    quadratic part), the folding trunk's pair representation is quadratic and its
+    triangular updates and attention are cubic. The defaults are rough figures for one
+    current data-centre GPU with the default recycles; only their ratios matter for
+    balancing chunks, their scale sets the runtime asked of the cluster.
+    """
+
+    overhead: float = 0.05
+    linear: float = 2.0e-3
+    quadratic: float = 5.0e-6
+    cubic: float = 2.0e-9
+
+    def seconds(self, length: np.ndarray) -> np.ndarray:
+        """Estimated seconds for each length (float64 array of the same shape)."""
+        L = np.asarray(length, dtype=np.float64)
+        return self.overhead + L * (self.linear + L * (self.quadratic + L * self.cubic))
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Summary of one chunk (a row of ``results/chunks/plan.tsv``)."""
+
+    chunk: int
+    n_sequences: int
+    residues: int
+    min_length: int
+    max_length: int
+    est_seconds: float
+
+
+def chunk_file_name(chunk: int) -> str:
+    """File name of chunk ``chunk`` under ``results/chunks/`` (``chunk_000042.parquet``)."""
+    return f"chunk_{chunk:06d}.parquet"
+
+
+def assign_chunks(
+    costs: np.ndarray,
+    *,
+    budget: float,
+    max_sequences: int,
+    state: tuple[int, float, int] = (0, 0.0, 0),
+) -> tuple[np.ndarray, tuple[int, float, int]]:
+    """Greedy chunk ids for consecutive items with the given costs.
+
+    A chunk takes items while its total cost stays within ``budget`` and its size
+    within ``max_sequences``; an item costlier than the budget gets a chunk of its own.
+    ``state`` = (current chunk, its cost so far, its size so far) carries the pass
+    across batches, so a stream of batches is cut exactly as one array would be.
+
+    Returns the chunk id of every item (int32) and the state after the last item.
+    """
+    if budget <= 0:
+        raise ValueError(f"budget must be positive, got {budget}")
+    if max_sequences < 1:
+        raise ValueError(f"max_sequences must be at least 1, got {max_sequences}")
+    n = len(costs)
+    out = np.empty(n, dtype=np.int32)
+    cum = np.cumsum(costs, dtype=np.float64)
+    chunk, used, count = state
+    pos = 0
+    while pos < n:
+        before = cum[pos - 1] if pos else 0.0
+        # last index whose cumulative cost still fits in the chunk
+        end = int(np.searchsorted(cum, before + (budget - used), side="right"))
+        end = min(end, pos + (max_sequences - count), n)
+        if end <= pos:
+            if count == 0:  # a single item over budget: a chunk of its own
+                end = pos + 1
+            else:
+                chunk, used, count = chunk + 1, 0.0, 0
+                continue
+        out[pos:end] = chunk
+        used += float(cum[end - 1] - before)
+        count += end - pos
+        pos = end
+        if pos < n:  # stopped before the end of the batch: the chunk is full
+            chunk, used, count = chunk + 1, 0.0, 0
+    return out, (chunk, used, count)
+
+
+def _connect(scratch: Path, memory_limit_gb: float, threads: int):  # type: ignore[no-untyped-def]
+    import duckdb
+
+    con = duckdb.connect(str(scratch / "ingest.duckdb"))
+    con.execute(f"SET memory_limit='{memory_limit_gb}GB'")
+    con.execute(f"SET temp_directory='{scratch / 'spill'}'")
+    con.execute(f"SET threads={int(threads)}")
+    con.execute("SET preserve_insertion_order=false")
+    return con
+
+
+def _stream(con, query: str) -> Iterator[pa.RecordBatch]:  # type: ignore[no-untyped-def]
+    reader = con.sql(query).to_arrow_reader(_STREAM_ROWS)
+    yield from reader
+
+
+def plan_chunks(
+    parts: Sequence[str | os.PathLike[str]],
+    *,
+    records_out: str | os.PathLike[str],
+    sequences_out: str | os.PathLike[str],
+    chunks_dir: str | os.PathLike[str],
+    budget_seconds: float,
+    max_sequences: int,
+    cost_model: CostModel = CostModel(),
+    memory_limit_gb: float = 4.0,
+    threads: int = 1,
+    scratch_dir: str | os.PathLike[str] | None = None,
+) -> list[ChunkPlan]:
+    """Deduplicate the records of all parts and cut the unique sequences into chunks.
+
+    Writes ``records_out`` (one row per input record, input order, duplicates marked),
+    ``sequences_out`` (one row per unique sequence, sorted by length then checksum) and,
+    in ``chunks_dir`` (created fresh), one Parquet file per chunk plus ``plan.tsv``.
+    The first record of a sequence in input order (file order, then record order)
+    keeps status ``ok``; later identical ones become ``duplicate``.
+    """
+    started = time.monotonic()
+    chunks_dir = Path(chunks_dir)
+    scratch_parent = Path(scratch_dir) if scratch_dir else Path(records_out).parent
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".plan-", dir=scratch_parent))
+    try:
+        con = _connect(scratch, memory_limit_gb, threads)
+        files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+        con.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet([{files}])")
+        key = f"((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index)"
+        con.execute(
+            f"""CREATE TABLE firsts AS
+                SELECT checksum, min({key}) AS first_key, count(*) AS n_records
+                FROM parts p WHERE status = 'ok' GROUP BY checksum"""
+        )
+        con.execute("CREATE TABLE sources AS SELECT DISTINCT source_index, source FROM parts")
+        mask = (1 << _KEY_SHIFT) - 1
+        records_query = f"""
+            SELECT p.source, p.source_index, p.record_index, p.line, p.id, p.header, p.checksum,
+                   p.length, p.n_nonstandard,
+                   CASE WHEN f.first_key IS NOT NULL AND f.first_key <> {key}
+                        THEN 'duplicate' ELSE p.status END AS status,
+                   CASE WHEN f.first_key IS NOT NULL AND f.first_key <> {key}
+                        THEN 'same sequence as record_index ' || (f.first_key & {mask})::VARCHAR
+                             || ' of ' || s.source
+                        ELSE p.reason END AS reason
+            FROM parts p
+            LEFT JOIN firsts f ON p.status = 'ok' AND p.checksum = f.checksum
+            LEFT JOIN sources s ON s.source_index = (f.first_key >> {_KEY_SHIFT})
+            ORDER BY p.source_index, p.record_index"""
+        n_records = write_batches(_stream(con, records_query), records_out, RECORDS_SCHEMA)
+        log.info("records.parquet: %d records (%.1f s)", n_records, time.monotonic() - started)
+
+        unique_query = f"""
+            SELECT p.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records
+            FROM parts p JOIN firsts f ON p.checksum = f.checksum AND {key} = f.first_key
+            ORDER BY p.length, p.checksum"""
+        plans = _write_chunks(
+            _stream(con, unique_query),
+            sequences_out=sequences_out,
+            chunks_dir=chunks_dir,
+            budget=budget_seconds,
+            max_sequences=max_sequences,
+            cost_model=cost_model,
+        )
+        con.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info(
+        "%d unique sequences in %d chunks (%.1f s)",
+        sum(p.n_sequences for p in plans),
+        len(plans),
+        time.monotonic() - started,
+    )
+    return plans
+
+
+def _write_chunks(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    sequences_out: str | os.PathLike[str],
+    chunks_dir: Path,
+    budget: float,
+    max_sequences: int,
+    cost_model: CostModel,
+) -> list[ChunkPlan]:
+    staging = chunks_dir.with_name(f".{chunks_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    plans: list[ChunkPlan] = []
+    pending: list[pa.Table] = []
+    state = (0, 0.0, 0)
+
+    def flush() -> None:
+        if not pending:
+            return
+        table = pa.concat_tables(pending)
+        pending.clear()
+        chunk = int(table["chunk"][0].as_py())
+        lengths = table["length"].to_numpy()
+        plans.append(
+            ChunkPlan(
+                chunk=chunk,
+                n_sequences=table.num_rows,
+                residues=int(lengths.sum()),
+                min_length=int(lengths.min()),
+                max_length=int(lengths.max()),
+                est_seconds=float(np.sum(table["est_seconds"].to_numpy())),
+            )
+        )
+        pq.write_table(table.select(CHUNK_SCHEMA.names).cast(CHUNK_SCHEMA), staging / chunk_file_name(chunk), compression="zstd")
+
+    def sequences() -> Iterator[pa.RecordBatch]:
+        nonlocal state
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            est = cost_model.seconds(batch.column("length").to_numpy())
+            ids, state = assign_chunks(est, budget=budget, max_sequences=max_sequences, state=state)
+            table = pa.Table.from_batches([batch]).append_column("est_seconds", pa.array(est)).append_column(
+                "chunk", pa.array(ids)
+            )
+            # split the batch at chunk boundaries; write every chunk that is complete
+            bounds = np.flatnonzero(np.diff(ids)) + 1
+            starts = [0, *bounds.tolist()]
+            ends = [*bounds.tolist(), len(ids)]
+            for s, e in zip(starts, ends):
+                if pending and pending[-1]["chunk"][0].as_py() != int(ids[s]):
+                    flush()
+                pending.append(table.slice(s, e - s))
+            yield from table.to_batches()
+        flush()
+
+    write_batches(sequences(), sequences_out, SEQUENCES_SCHEMA)
+    with open(staging / "plan.tsv", "w", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(["chunk", "n_sequences", "residues", "min_length", "max_length", "est_seconds"])
+        for p in plans:
+            writer.writerow([p.chunk, p.n_sequences, p.residues, p.min_length, p.max_length, f"{p.est_seconds:.3f}"])
+    # swap the finished folder in; a killed job leaves only the hidden staging folder
+    if chunks_dir.exists():
+        shutil.rmtree(chunks_dir)
+    os.replace(staging, chunks_dir)
+    return plans
+
+
+def read_plan(chunks_dir: str | os.PathLike[str]) -> list[ChunkPlan]:
+    """Read ``plan.tsv`` written by :func:`plan_chunks`."""
+    with open(Path(chunks_dir) / "plan.tsv", newline="") as fh:
+        return [
+            ChunkPlan(
+                chunk=int(r["chunk"]),
+                n_sequences=int(r["n_sequences"]),
+                residues=int(r["residues"]),
+                min_length=int(r["min_length"]),
+                max_length=int(r["max_length"]),
+                est_seconds=float(r["est_seconds"]),
+            )
+            for r in csv.DictReader(fh, delimiter="\t")
+        ]
+
+
+def count_statuses(records: str | os.PathLike[str]) -> Counter[str]:
+    """Records per status in a ``records.parquet``."""
+    table = pq.read_table(records, columns=["status"])
+    return Counter(table["status"].to_pylist())

@@ -1,0 +1,98 @@
+"""Configuration validation against the JSON schema, with messages that name the key.
+
+Defaults from the schema are filled in first (every key has one), then every error is
+reported at once as ``config key 'filter.min_plddt' = 70 is out of range: expected a
+number in [0, 1] ...``. Unknown keys are errors, with a suggestion for typos.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .errors import ConfigError
+
+__all__ = ["load_schema", "fill_defaults", "validate_config"]
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML or JSON schema file."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Insert every missing key that has a ``default`` in ``schema``, recursively, in place."""
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and sub.get("type") == "object":
+            fill_defaults(instance[key], sub)
+    return instance
+
+
+def _path(error: ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _range(sub: dict[str, Any]) -> str:
+    lo = sub.get("minimum", sub.get("exclusiveMinimum"))
+    hi = sub.get("maximum", sub.get("exclusiveMaximum"))
+    kind = "an integer" if sub.get("type") == "integer" else "a number"
+    left = "(" if "exclusiveMinimum" in sub else "["
+    right = ")" if "exclusiveMaximum" in sub else "]"
+    if lo is not None and hi is not None:
+        return f"{kind} in {left}{lo}, {hi}{right}"
+    if lo is not None:
+        return f"{kind} {'>' if left == '(' else '>='} {lo}"
+    return f"{kind} {'<' if right == ')' else '<='} {hi}"
+
+
+def _message(error: ValidationError) -> str:
+    key = _path(error)
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    hint = f" ({sub['description']})" if sub.get("description") and error.validator != "additionalProperties" else ""
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"config key '{key}' = {value!r} is out of range: expected {_range(sub)}{hint}"
+    if error.validator == "type":
+        return (
+            f"config key '{key}' = {value!r} has the wrong type: expected {sub.get('type')}, "
+            f"found {type(value).__name__}{hint}"
+        )
+    if error.validator == "enum":
+        return f"config key '{key}' = {value!r}: expected one of {sub.get('enum')}{hint}"
+    if error.validator == "additionalProperties":
+        known = sorted(sub.get("properties", {}))
+        lines = []
+        for extra in sorted(set(value) - set(known)):
+            full = extra if key == "<top level>" else f"{key}.{extra}"
+            close = difflib.get_close_matches(extra, known, n=1)
+            guess = f" (did you mean '{close[0]}'?)" if close else ""
+            lines.append(f"unknown config key '{full}'{guess}; known keys here: {', '.join(known)}")
+        return "\n".join(lines)
+    return f"config key '{key}' = {value!r}: {error.message}{hint}"
+
+
+def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Fill defaults into ``config`` (in place) and validate it against the schema.
+
+    Raises
+    ------
+    ConfigError
+        With one line per problem; ``key`` and ``value`` are those of the first.
+    """
+    schema = load_schema(schema_path)
+    fill_defaults(config, schema)
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        text = "\n".join(_message(e) for e in errors)
+        raise ConfigError(f"invalid configuration:\n{text}", key=_path(errors[0]), value=errors[0].instance)
+    return config

@@ -1,0 +1,66 @@
+"""Exceptions raised by foldatlas, each carrying the offending value as an attribute."""
+
+from __future__ import annotations
+
+__all__ = ["FoldatlasError", "ConfigError", "InputFileError", "InvalidRecordError"]
+
+
+class FoldatlasError(Exception):
+    """Base class of every error foldatlas raises on purpose."""
+
+
+class ConfigError(FoldatlasError, ValueError):
+    """A configuration value is missing, unknown or out of range.
+
+    Attributes
+    ----------
+    key : str
+        Dotted path of the configuration key (``filter.min_plddt``).
+    value : object
+        The value found.
+    """
+
+    def __init__(self, message: str, *, key: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+
+
+class InputFileError(FoldatlasError, ValueError):
+    """An input file is missing, unreadable or not FASTA.
+
+    Attributes
+    ----------
+    path : str
+        The file as named in the configuration.
+    line : int or None
+        1-based line number (in the decompressed text) where the problem was found.
+    """
+
+    def __init__(self, path: str, message: str, *, line: int | None = None) -> None:
+        where = f"{path}" if line is None else f"{path}, line {line}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class InvalidRecordError(InputFileError):
+    """A record failed validation while ``ingest.on_invalid`` is ``fail``.
+
+    Attributes
+    ----------
+    record_id : str
+        First token of the record's header.
+    reason : str
+        Why the record is invalid.
+    """
+
+    def __init__(self, path: str, line: int, record_id: str, reason: str) -> None:
+        super().__init__(
+            path,
+            f"invalid record {record_id!r}: {reason} "
+            "(set ingest.on_invalid: skip to record such records and go on)",
+            line=line,
+        )
+        self.record_id = record_id
+        self.reason = reason

@@ -1,0 +1,299 @@
+"""Streaming FASTA reading and per-record validation.
+
+Files are read in blocks (plain, gzip or Zstandard, recognised by their magic bytes,
+not their names), so memory does not grow with the file. Each record is normalised
+(upper case, all whitespace removed, one trailing ``*`` stripped) and given a status:
+
+========================  =============================================================
+``ok``                    valid; folded (or a ``duplicate`` of an earlier ok record)
+``empty``                 no residues after normalisation
+``invalid_characters``    characters outside the amino-acid alphabet (named in reason)
+``too_short``             shorter than ``ingest.min_length``
+``too_long``              longer than ``ingest.max_length`` (1280 in the ESM Atlas)
+``duplicate``             identical to an earlier ok record (set by deduplication)
+========================  =============================================================
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InputFileError, InvalidRecordError
+
+__all__ = [
+    "STANDARD_RESIDUES",
+    "NONSTANDARD_RESIDUES",
+    "STATUSES",
+    "RawRecord",
+    "Verdict",
+    "expand_inputs",
+    "open_fasta",
+    "iter_records",
+    "validate_sequence",
+    "sequence_checksum",
+]
+
+#: The 20 standard amino acids.
+STANDARD_RESIDUES = b"ACDEFGHIKLMNPQRSTVWY"
+#: Accepted, counted, and folded as unknown (ESMFold maps them to X; X gets no atoms).
+NONSTANDARD_RESIDUES = b"XBZUO"
+_ALPHABET = STANDARD_RESIDUES + NONSTANDARD_RESIDUES
+_WHITESPACE = b" \t\r\n\v\f"
+_BLOCK = 1 << 23  # 8 MiB of decompressed text per read
+
+STATUSES = ("ok", "duplicate", "empty", "invalid_characters", "too_short", "too_long")
+#: Statuses that ``ingest.on_invalid: fail`` turns into an error.
+INVALID_STATUSES = frozenset({"empty", "invalid_characters"})
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def expand_inputs(patterns: list[str], *, base: str | os.PathLike[str] = ".") -> list[str]:
+    """Expand ``input.fasta`` entries (paths or globs) into an ordered list of files.
+
+    Globs are expanded in sorted order, entries keep the order of the configuration,
+    and a file named twice is an error (its records would be counted twice).
+
+    Raises
+    ------
+    InputFileError
+        An entry matches nothing, names a missing file or a directory, or a file
+        appears twice.
+    """
+    if not patterns:
+        raise InputFileError("input.fasta", "no input files configured (expected a list of paths or globs)")
+    files: list[str] = []
+    seen: dict[str, str] = {}
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else os.path.join(str(base), pattern)
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(full))
+            if not matches:
+                raise InputFileError(pattern, "glob matches no file")
+            names = [os.path.relpath(m, base) if not os.path.isabs(pattern) else m for m in matches]
+        else:
+            if not os.path.exists(full):
+                raise InputFileError(pattern, "file does not exist")
+            names = [pattern]
+        for name in names:
+            full_name = name if os.path.isabs(name) else os.path.join(str(base), name)
+            if os.path.isdir(full_name):
+                raise InputFileError(name, "is a directory, expected a FASTA file")
+            key = os.path.realpath(full_name)
+            if key in seen:
+                raise InputFileError(name, f"listed twice in input.fasta (also as {seen[key]!r})")
+            seen[key] = name
+            files.append(name)
+    return files
+
+
+def open_fasta(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a plain, gzip or Zstandard file for binary reading (format from magic bytes).
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or unreadable.
+    """
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except OSError as exc:
+        raise InputFileError(str(path), f"cannot open: {exc.strerror}") from None
+    magic = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+    if magic.startswith(_GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if magic.startswith(_ZSTD_MAGIC):
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.BufferedReader(reader, buffer_size=_BLOCK)  # type: ignore[arg-type]
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One FASTA record as read, before validation.
+
+    ``line`` is the 1-based line number of the header in the decompressed text;
+    ``body`` holds the raw sequence lines (newlines included).
+    """
+
+    index: int
+    line: int
+    header: bytes
+    body: bytes
+
+
+def _read_blocks(fh: BinaryIO, path: str) -> Iterator[bytes]:
+    offset = 0
+    while True:
+        try:
+            block = fh.read(_BLOCK)
+        except EOFError:
+            raise InputFileError(
+                path, f"compressed stream is truncated after {offset} bytes of text"
+            ) from None
+        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise InputFileError(
+                path, f"cannot decompress after {offset} bytes of text: {exc}"
+            ) from None
+        except Exception as exc:  # zstandard.ZstdError and friends
+            raise InputFileError(
+                path, f"cannot read after {offset} bytes of text: {exc}"
+            ) from None
+        if not block:
+            return
+        offset += len(block)
+        yield block
+
+
+def iter_records(path: str | os.PathLike[str], *, display_name: str | None = None) -> Iterator[RawRecord]:
+    """Stream the records of one FASTA file.
+
+    Memory stays bounded by the block size plus the longest record. Blank lines before
+    the first header are allowed; any other text before it is an error.
+
+    Raises
+    ------
+    InputFileError
+        The file cannot be opened or decompressed, holds no record, or has text before
+        its first ``>`` header (binary garbage included); the message names the file
+        and the line.
+    """
+    name = display_name or str(path)
+    index = 0
+    line = 1
+    buf = b""
+    started = False
+    with open_fasta(path) as fh:
+        for block in _read_blocks(fh, name):
+            data = buf + block if buf else block
+            if not started:
+                stripped = data.lstrip(_WHITESPACE)
+                if not stripped:
+                    line += data.count(b"\n")
+                    buf = b""
+                    continue
+                line += data[: len(data) - len(stripped)].count(b"\n")
+                if not stripped.startswith(b">"):
+                    raise InputFileError(
+                        name,
+                        f"expected a FASTA header starting with '>', found {_describe(stripped[:1])}"
+                        " (not a FASTA file, or sequence before the first header)",
+                        line=line,
+                    )
+                data = stripped
+                started = True
+            cut = data.rfind(b"\n>")
+            if cut < 0:
+                buf = data
+                continue
+            piece, buf = data[:cut], data[cut + 1 :]
+            for part in piece[1:].split(b"\n>"):
+                header, _, body = part.partition(b"\n")
+                yield RawRecord(index, line, header, body)
+                index += 1
+                line += part.count(b"\n") + 1
+        if buf:
+            for part in buf[1:].split(b"\n>"):
+                header, _, body = part.partition(b"\n")
+                yield RawRecord(index, line, header, body)
+                index += 1
+                line += part.count(b"\n") + 1
+    if index == 0:
+        raise InputFileError(name, "contains no FASTA record (empty file)")
+
+
+def _describe(char: bytes) -> str:
+    if not char:
+        return "end of file"
+    c = char[0]
+    if 32 <= c < 127:
+        return repr(chr(c))
+    return f"byte 0x{c:02x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Outcome of validating one sequence.
+
+    ``sequence`` is the normalised sequence (ASCII upper case) and ``n_nonstandard`` the
+    count of X, B, Z, U, O residues in it. ``reason`` is empty for ``ok``.
+    """
+
+    status: str
+    reason: str
+    sequence: bytes
+    n_nonstandard: int
+
+
+_NONSTANDARD_DELETE = bytes(c for c in range(256) if c not in NONSTANDARD_RESIDUES)
+
+
+def validate_sequence(body: bytes, *, min_length: int, max_length: int) -> Verdict:
+    """Normalise a raw sequence body and decide its status (see the module docstring).
+
+    The order of checks is: empty, invalid characters, too short, too long.
+    """
+    seq = body.translate(None, _WHITESPACE).upper()
+    if seq.endswith(b"*"):
+        seq = seq[:-1]
+    if not seq:
+        return Verdict("empty", "no residues", seq, 0)
+    bad = seq.translate(None, _ALPHABET)
+    if bad:
+        chars = sorted(set(bad.decode("utf-8", errors="replace")))
+        shown = ", ".join(_char_name(c) for c in chars[:10])
+        more = f" and {len(chars) - 10} more" if len(chars) > 10 else ""
+        return Verdict("invalid_characters", f"invalid characters: {shown}{more}", seq, 0)
+    n_nonstandard = len(seq.translate(None, _NONSTANDARD_DELETE))
+    n = len(seq)
+    if n < min_length:
+        return Verdict("too_short", f"length {n} < ingest.min_length {min_length}", seq, n_nonstandard)
+    if n > max_length:
+        return Verdict("too_long", f"length {n} > ingest.max_length {max_length}", seq, n_nonstandard)
+    return Verdict("ok", "", seq, n_nonstandard)
+
+
+def _char_name(c: str) -> str:
+    if c == "\ufffd":
+        return "non-UTF-8 bytes"
+    if c.isprintable() and c != "'":
+        return f"'{c}'"
+    return f"U+{ord(c):04X}"
+
+
+def sequence_checksum(sequence: bytes) -> str:
+    """The key of a unique sequence: MD5 of the normalised sequence, 32 lower-case hex digits.
+
+    MD5 is the sequence checksum of UniParc, InterPro and MGnify. The ESM Atlas's
+    CRC64 is 64 bits wide, which collides with probability about 3% among 10^9 distinct
+    sequences, so it cannot be a deduplication key at that scale.
+    """
+    return hashlib.md5(sequence, usedforsecurity=False).hexdigest()
+
+
+def decode_header(header: bytes) -> tuple[str, str]:
+    """Return ``(id, header)``: the first whitespace-delimited token and the whole line.
+
+    Bytes that are not UTF-8 become U+FFFD; a trailing carriage return is dropped.
+    """
+    text = header.rstrip(b"\r").decode("utf-8", errors="replace")
+    parts = text.split(maxsplit=1)
+    return (parts[0] if parts else ""), text
+
+
+def read_path(path: str, base: str | os.PathLike[str] = ".") -> Path:
+    """Resolve a configured input path against the working directory ``base``."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(base) / p

@@ -1,0 +1,103 @@
+"""Arrow schemas of every Parquet file foldatlas writes, in one place.
+
+Writers cast to these schemas and tests compare against them; the README documents
+each one. Confidence values are on the 0-1 scale throughout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+
+__all__ = [
+    "RECORDS_SCHEMA",
+    "PART_SCHEMA",
+    "SEQUENCES_SCHEMA",
+    "CHUNK_SCHEMA",
+    "write_table",
+    "write_batches",
+]
+
+
+def _schema(*fields: tuple[str, pa.DataType, bool, str]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(name, dtype, nullable=nullable, metadata={"description": doc}) for name, dtype, nullable, doc in fields]
+    )
+
+
+_RECORD_FIELDS = (
+    ("source", pa.string(), False, "input file as named in input.fasta (after glob expansion)"),
+    ("source_index", pa.int32(), False, "0-based position of the file in the expanded input list"),
+    ("record_index", pa.int64(), False, "0-based position of the record in its file"),
+    ("line", pa.int64(), False, "1-based line of the record's header in the decompressed file"),
+    ("id", pa.string(), False, "first whitespace-delimited token of the header (may repeat)"),
+    ("header", pa.string(), False, "whole header line without '>' (non-UTF-8 bytes as U+FFFD)"),
+    ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
+    ("length", pa.int32(), False, "residues after normalisation"),
+    ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
+    ("status", pa.string(), False, "ok, duplicate, empty, invalid_characters, too_short, too_long"),
+    ("reason", pa.string(), False, "human-readable detail of the status; empty for ok"),
+)
+
+#: ``results/ingest/records.parquet``: one row per input record, in input order.
+RECORDS_SCHEMA = _schema(*_RECORD_FIELDS)
+
+#: Per-file intermediate of ``read_fasta``: records plus the sequence of ok records.
+PART_SCHEMA = _schema(
+    *_RECORD_FIELDS,
+    ("sequence", pa.string(), True, "normalised sequence; null unless status is ok"),
+)
+
+#: ``results/ingest/sequences.parquet``: one row per unique sequence, sorted by length.
+SEQUENCES_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence; the key of a unique sequence"),
+    ("sequence", pa.string(), False, "normalised amino-acid sequence"),
+    ("length", pa.int32(), False, "residues"),
+    ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
+    ("n_records", pa.int64(), False, "input records with this sequence (ok + duplicate)"),
+    ("est_seconds", pa.float64(), False, "estimated GPU seconds to fold (chunks.cost model)"),
+    ("chunk", pa.int32(), False, "chunk the sequence is folded in"),
+)
+
+#: ``results/chunks/chunk_NNNNN.parquet``: the sequences of one chunk, sorted by length.
+CHUNK_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("sequence", pa.string(), False, "normalised amino-acid sequence"),
+    ("length", pa.int32(), False, "residues"),
+    ("est_seconds", pa.float64(), False, "estimated GPU seconds to fold"),
+)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str], schema: pa.Schema, **kwargs: object) -> None:
+    """Cast ``table`` to ``schema`` and write it atomically as Parquet (zstd)."""
+    write_batches(table.to_batches(), path, schema, **kwargs)
+
+
+def write_batches(
+    batches: Iterable[pa.RecordBatch],
+    path: str | os.PathLike[str],
+    schema: pa.Schema,
+    *,
+    compression: str = "zstd",
+    row_group_size: int = 1 << 20,
+) -> int:
+    """Stream record batches into one Parquet file atomically; return the row count.
+
+    Each batch is cast to ``schema`` (column order and types), so a writer can never
+    drift from the documented contract.
+    """
+    n = 0
+    with atomic_path(path) as tmp:
+        with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+                writer.write_table(table, row_group_size=row_group_size)
+                n += batch.num_rows
+    return n
