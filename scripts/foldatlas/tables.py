@@ -21,6 +21,8 @@ __all__ = [
     "CHUNK_SCHEMA",
     "write_table",
     "write_batches",
+    "PREDICTIONS_SCHEMA",
+    "embeddings_schema",
 ]
 
 
@@ -101,3 +103,47 @@ def write_batches(
                 writer.write_table(table, row_group_size=row_group_size)
                 n += batch.num_rows
     return n
+
+
+#: ``results/fold/chunk_NNNNNN/predictions.parquet``: one row per unique sequence of the chunk.
+PREDICTIONS_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("length", pa.int32(), False, "residues"),
+    ("status", pa.string(), False, "ok, oom (did not fit in memory at chunk size 32) or error"),
+    ("error", pa.string(), False, "error message when status is not ok; empty otherwise"),
+    ("plddt", pa.float32(), True, "mean pLDDT over existing atoms, 0-1 (ESM Atlas 'plddt')"),
+    ("plddt_ca", pa.float32(), True, "mean C-alpha pLDDT, 0-1"),
+    ("ptm", pa.float32(), True, "predicted TM-score computed for this sequence alone, 0-1"),
+    ("num_conf", pa.int32(), False, "residues with C-alpha pLDDT > 0.7"),
+    ("max_pae", pa.float32(), True, "largest predicted aligned error, Angstrom"),
+    ("mean_pae", pa.float32(), True, "mean predicted aligned error, Angstrom"),
+    ("artefact", pa.bool_(), False, "pTM >= 0.99 with mean pLDDT < fold.artefact_max_plddt"),
+    ("residue_plddt", pa.list_(pa.float32()), True, "C-alpha pLDDT of every residue, 0-1"),
+    ("pae", pa.binary(), True, "zstd-compressed float16 L x L PAE matrix (row-major, Angstrom); null unless fold.save_pae"),
+    ("batch_size", pa.int32(), False, "sequences in the forward pass that folded it"),
+    ("seconds", pa.float32(), False, "wall seconds of that forward pass divided by its batch size"),
+    ("chunk_size", pa.int32(), True, "trunk axial-attention chunk size used (null: unchunked)"),
+    ("num_recycles", pa.int16(), False, "recycles (trunk passes minus one)"),
+    ("device", pa.string(), False, "device that folded it (cpu, cuda:0 + GPU name)"),
+    ("model_id", pa.string(), False, "weights used; tiny-random-* marks meaningless test structures"),
+    ("model_version", pa.string(), False, "revision of the weights when known"),
+    ("member", pa.string(), True, "structure's member name in the chunk archive; null when not folded"),
+)
+
+
+def embeddings_schema(dim: int, dtype: str, *, per_residue: bool) -> pa.Schema:
+    """Schema of ``embeddings.parquet``: one row per (sequence, layer).
+
+    ``embedding`` is the mean over residues of the ESM-2 hidden state (BOS/EOS excluded)
+    as a fixed-size list of ``dim`` floats; ``residue_embeddings`` (optional) the
+    per-residue states.
+    """
+    value = pa.float16() if dtype == "float16" else pa.float32()
+    fields = [
+        ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+        ("layer", pa.int16(), False, "ESM-2 layer (0 = embedding layer; last = after final layer norm)"),
+        ("embedding", pa.list_(value, dim), False, f"mean-pooled hidden state, {dim} values"),
+    ]
+    if per_residue:
+        fields.append(("residue_embeddings", pa.list_(pa.list_(value, dim)), False, "hidden state of every residue"))
+    return _schema(*fields)

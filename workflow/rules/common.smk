@@ -53,9 +53,38 @@ def planned_chunks():
     return [f"{p.chunk:06d}" for p in read_plan(chunks_dir)]
 
 
-def chunk_files(wildcards):
-    """Every chunk file of the plan."""
-    return [f"results/chunks/chunk_{c}.parquet" for c in planned_chunks()]
+def chunk_file(wildcards):
+    """The chunk file behind {chunk}, available once plan_chunks has run."""
+    chunks_dir = checkpoints.plan_chunks.get().output.chunks
+    return f"{chunks_dir}/{chunk_file_name(int(wildcards.chunk))}"
+
+
+def chunk_plan(chunk):
+    """The plan.tsv row of one chunk."""
+    chunks_dir = checkpoints.plan_chunks.get().output.chunks
+    for p in read_plan(chunks_dir):
+        if p.chunk == int(chunk):
+            return p
+    raise ValueError(f"chunk {chunk} is not in {chunks_dir}/plan.tsv")
+
+
+def fold_gpus():
+    """GPUs per fold job: none when fold.device is cpu, else one."""
+    return 0 if config["fold"]["device"] == "cpu" else 1
+
+
+def fold_runtime_minutes(wildcards):
+    """Runtime asked for a fold job: twice the chunk's estimated GPU time plus 15 min
+    for start-up and merging (the caller multiplies by the attempt number)."""
+    est = chunk_plan(wildcards.chunk).est_seconds
+    return int(15 + 2 * est / 60)
+
+
+def fold_outputs(wildcards):
+    """Predictions of every planned chunk."""
+    return expand(
+        "results/fold/chunk_{chunk}/predictions.parquet", chunk=planned_chunks()
+    )
 
 
 def final_targets(wildcards):
@@ -64,5 +93,5 @@ def final_targets(wildcards):
         "results/ingest/records.parquet",
         "results/ingest/sequences.parquet",
     ]
-    targets += chunk_files(wildcards)
+    targets += fold_outputs(wildcards)
     return targets

@@ -1,0 +1,440 @@
+"""``fold_chunk``: fold every sequence of one chunk, resumably, with I/O off the GPU's path.
+
+Progress is committed in *segments* under a partial folder
+(``results/fold/partial/chunk_NNNNNN/``): ``seg_K.structures.parquet``,
+``seg_K.embeddings.parquet`` and, last, ``seg_K.predictions.parquet``, each written
+atomically; a segment counts only once its predictions file exists. A job killed at any
+moment and started again skips the sequences of committed segments, so nothing is folded
+twice into the outputs and nothing is lost. When every sequence of the chunk has a
+record, the segments are merged into the chunk's final outputs (each written
+atomically) and the partial folder is removed.
+
+PDB text, Parquet and archive writing run in a writer thread fed by a bounded queue,
+so the model's next forward pass does not wait for them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import queue
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .batching import make_batches
+from .engine import FoldEngine, FoldSettings, Prediction, SeqItem
+from .errors import FoldatlasError
+from .structures import add_member, member_name, pdb_text
+from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
+
+__all__ = ["ChunkOutputs", "fold_chunk", "fold_chunk_job", "settings_from_config", "read_structure_archive", "decompress_pae"]
+
+log = logging.getLogger("foldatlas.fold")
+
+#: Fixed modification time of archive members and gzip headers: reruns give identical bytes.
+ARCHIVE_MTIME = 1_700_000_000
+_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("pdb", pa.large_binary())])
+
+
+class ChunkOutputs:
+    """Paths of one chunk's final outputs."""
+
+    def __init__(self, predictions: str | Path, embeddings: str | Path, structures: str | Path) -> None:
+        self.predictions = Path(predictions)
+        self.embeddings = Path(embeddings)
+        self.structures = Path(structures)
+
+
+def _compress_pae(pae: np.ndarray | None) -> bytes | None:
+    if pae is None:
+        return None
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(np.ascontiguousarray(pae, dtype=np.float16).tobytes())
+
+
+def decompress_pae(blob: bytes, length: int) -> np.ndarray:
+    """The (L, L) float16 PAE matrix (Angstrom) of a ``pae`` cell."""
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=2 * length * length)
+    return np.frombuffer(raw, dtype=np.float16).reshape(length, length)
+
+
+class _SegmentStore:
+    """The partial folder of one chunk: committed segments and what they hold."""
+
+    def __init__(self, folder: Path, fingerprint: dict[str, object]) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = folder / "settings.json"
+        text = json.dumps(fingerprint, sort_keys=True)
+        if settings.exists() and settings.read_text() != text:
+            log.warning("partial results in %s were made with other settings: discarding them", folder)
+            shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+        if not settings.exists():
+            with atomic_path(settings) as tmp:
+                tmp.write_text(text)
+        # drop uncommitted files: temporaries and segments without their predictions file
+        committed = {p.name.split(".")[0] for p in folder.glob("seg_*.predictions.parquet")}
+        for p in folder.iterdir():
+            if p.name == "settings.json":
+                continue
+            if p.name.startswith(".") or p.name.split(".")[0] not in committed:
+                p.unlink()
+        self.segments = sorted(committed)
+
+    def done(self) -> set[str]:
+        done: set[str] = set()
+        for seg in self.segments:
+            done.update(pq.read_table(self.folder / f"{seg}.predictions.parquet", columns=["checksum"])["checksum"].to_pylist())
+        return done
+
+    def next_name(self) -> str:
+        last = int(self.segments[-1].split("_")[1]) if self.segments else 0
+        name = f"seg_{last + 1:06d}"
+        self.segments.append(name)
+        return name
+
+
+class _Writer(threading.Thread):
+    """Turns predictions into segment files off the main thread."""
+
+    def __init__(self, store: _SegmentStore, *, schema: pa.Schema, context: dict[str, object], commit_seconds: float, dtype: str, per_residue: bool) -> None:
+        super().__init__(name="foldatlas-writer", daemon=True)
+        self.store = store
+        self.emb_schema = schema
+        self.context = context
+        self.commit_seconds = commit_seconds
+        self.np_dtype = np.float16 if dtype == "float16" else np.float32
+        self.per_residue = per_residue
+        self.queue: queue.Queue[list[Prediction] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rows: list[dict[str, object]] = []
+        self.structures: list[tuple[str, str, bytes]] = []
+        self.emb_rows: dict[str, list] = {name: [] for name in self.emb_schema.names}
+        self.opened = time.monotonic()
+
+    def put(self, preds: list[Prediction]) -> None:
+        if self.error is not None:
+            raise FoldatlasError(f"writer thread failed: {self.error}") from self.error
+        self.queue.put(preds)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise FoldatlasError(f"writer thread failed: {self.error}") from self.error
+
+    def run(self) -> None:
+        try:
+            while True:
+                preds = self.queue.get()
+                if preds is None:
+                    self._commit()
+                    return
+                for p in preds:
+                    self._add(p)
+                if time.monotonic() - self.opened >= self.commit_seconds:
+                    self._commit()
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            self.error = exc
+            log.exception("writer thread failed")
+            while True:  # drain so the main thread never blocks on a full queue
+                try:
+                    if self.queue.get(timeout=1) is None:
+                        return
+                except queue.Empty:
+                    continue
+
+    def _add(self, p: Prediction) -> None:
+        member = None
+        if p.status == "ok":
+            member = member_name(p.checksum)
+            remarks = [
+                f"foldatlas model {self.context['model_id']} ({self.context['model_version']})",
+                f"checksum {p.checksum} length {p.length}",
+                f"pLDDT {p.plddt:.4f} pTM {p.ptm:.4f} (0-1); B-factors are pLDDT 0-100",
+            ]
+            pdb = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt, remarks=remarks)  # type: ignore[arg-type]
+            self.structures.append((p.checksum, member, pdb.encode("ascii")))
+            for layer, vec in p.embeddings.items():
+                self.emb_rows["checksum"].append(p.checksum)
+                self.emb_rows["layer"].append(layer)
+                self.emb_rows["embedding"].append(vec.astype(self.np_dtype))
+                if self.per_residue:
+                    self.emb_rows["residue_embeddings"].append(list(p.residue_embeddings[layer].astype(self.np_dtype)))
+        self.rows.append(
+            {
+                "checksum": p.checksum,
+                "length": p.length,
+                "status": p.status,
+                "error": p.error,
+                "plddt": None if p.status != "ok" else p.plddt,
+                "plddt_ca": None if p.status != "ok" else p.plddt_ca,
+                "ptm": None if p.status != "ok" else p.ptm,
+                "num_conf": p.num_conf,
+                "max_pae": None if p.status != "ok" else p.max_pae,
+                "mean_pae": None if p.status != "ok" else p.mean_pae,
+                "artefact": p.artefact,
+                "residue_plddt": None if p.residue_plddt is None else p.residue_plddt.tolist(),
+                "pae": _compress_pae(p.pae),
+                "batch_size": p.batch_size,
+                "seconds": p.seconds,
+                "chunk_size": p.chunk_size,
+                "member": member,
+                **self.context,
+            }
+        )
+
+    def _commit(self) -> None:
+        if not self.rows:
+            return
+        name = self.store.next_name()
+        folder = self.store.folder
+        s_cols = list(zip(*self.structures)) if self.structures else [[], [], []]
+        structures = pa.table({"checksum": list(s_cols[0]), "member": list(s_cols[1]), "pdb": list(s_cols[2])}, schema=_STRUCTURES_SCHEMA)
+        with atomic_path(folder / f"{name}.structures.parquet") as tmp:
+            pq.write_table(structures, tmp, compression="zstd")
+        emb = pa.table({k: self._emb_array(k, v) for k, v in self.emb_rows.items()}, schema=self.emb_schema)
+        with atomic_path(folder / f"{name}.embeddings.parquet") as tmp:
+            pq.write_table(emb, tmp, compression="zstd")
+        preds = pa.Table.from_pylist(self.rows, schema=PREDICTIONS_SCHEMA)
+        with atomic_path(folder / f"{name}.predictions.parquet") as tmp:  # the commit marker
+            pq.write_table(preds, tmp, compression="zstd")
+        log.debug("committed %s: %d sequences", name, len(self.rows))
+        self._reset()
+
+    def _emb_array(self, name: str, values: list) -> pa.Array:
+        field = self.emb_schema.field(name)
+        if name == "embedding":
+            flat = np.concatenate(values) if values else np.zeros(0, self.np_dtype)
+            return pa.FixedSizeListArray.from_arrays(pa.array(flat), type=field.type)
+        return pa.array(values, type=field.type)
+
+
+class _Progress:
+    def __init__(self, chunk: str, total_seqs: int, total_res: int, done_seqs: int, done_res: int, every: float) -> None:
+        self.chunk, self.total_seqs, self.total_res = chunk, total_seqs, total_res
+        self.start_seqs, self.start_res = done_seqs, done_res
+        self.seqs, self.res = done_seqs, done_res
+        self.started = self.last = time.monotonic()
+        self.every = every
+
+    def update(self, n: int, residues: int, *, force: bool = False) -> None:
+        self.seqs += n
+        self.res += residues
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate_res = (self.res - self.start_res) / elapsed
+        eta = (self.total_res - self.res) / rate_res if rate_res > 0 else float("inf")
+        log.info(
+            "chunk %s: %d/%d sequences, %d/%d residues, %.2f seq/s, %.0f residues/s, ETA %s",
+            self.chunk, self.seqs, self.total_seqs, self.res, self.total_res,
+            (self.seqs - self.start_seqs) / elapsed, rate_res,
+            time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "unknown",
+        )  # fmt: skip
+
+
+def device_name(engine: FoldEngine) -> str:
+    """``cpu`` or ``cuda:N (GPU name)``."""
+    import torch
+
+    dev = engine.device
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(dev)
+
+
+def fold_chunk(
+    chunk_path: str | Path,
+    outputs: ChunkOutputs,
+    partial_dir: str | Path,
+    engine: FoldEngine,
+    *,
+    commit_seconds: float = 120.0,
+    progress_seconds: float = 30.0,
+) -> dict[str, int]:
+    """Fold one chunk into ``outputs``; resumes from ``partial_dir``; returns status counts.
+
+    Every sequence of the chunk ends with exactly one row in the predictions (status
+    ok, oom or error); ok sequences have one structure in the archive (``<checksum>.pdb``)
+    and one embedding row per layer.
+    """
+    chunk_path = Path(chunk_path)
+    table = pq.read_table(chunk_path, schema=CHUNK_SCHEMA)
+    items = [SeqItem(c, s) for c, s in zip(table["checksum"].to_pylist(), table["sequence"].to_pylist())]
+    s = engine.settings
+    context = {
+        "num_recycles": s.num_recycles,
+        "device": device_name(engine),
+        "model_id": engine.loaded.model_id,
+        "model_version": engine.loaded.model_version,
+    }
+    dim = engine.embedder.dim if engine.embedder is not None else int(engine.model.config.hidden_size)
+    layers = engine.embedder.layers if engine.embedder is not None else engine.layers
+    fingerprint = {
+        "model_id": context["model_id"],
+        "model_version": context["model_version"],
+        "settings": asdict(s),
+        "embedding_layers": list(layers),
+        "embedder": engine.embedder.model_id if engine.embedder is not None else None,
+    }
+    store = _SegmentStore(Path(partial_dir), fingerprint)
+    done = store.done()
+    todo = [it for it in items if it.checksum not in done]
+    name = chunk_path.stem.removeprefix("chunk_")
+    log.info("chunk %s: %d sequences, %d already folded, %d to fold", name, len(items), len(items) - len(todo), len(todo))
+    emb_schema = embeddings_schema(dim, s.embedding_dtype, per_residue=s.per_residue_embeddings)
+    progress = _Progress(
+        name, len(items), sum(it.length for it in items),
+        len(items) - len(todo), sum(it.length for it in items if it.checksum in done), progress_seconds,
+    )  # fmt: skip
+    writer = _Writer(store, schema=emb_schema, context=context, commit_seconds=commit_seconds, dtype=s.embedding_dtype, per_residue=s.per_residue_embeddings)
+    writer.start()
+    try:
+        for batch in make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size):
+            batch_items = [todo[i] for i in batch]
+            preds = engine.predict(batch_items)
+            writer.put(preds)
+            progress.update(len(batch_items), sum(it.length for it in batch_items))
+    finally:
+        writer.finish()
+    progress.update(0, 0, force=True)
+    counts = _merge(store, items, outputs, emb_schema)
+    shutil.rmtree(store.folder, ignore_errors=True)
+    log.info("chunk %s done: %s", name, counts)
+    return counts
+
+
+def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema) -> dict[str, int]:
+    order = {it.checksum: k for k, it in enumerate(items)}
+    segs = [store.folder / seg for seg in store.segments]
+    preds = pa.concat_tables([pq.read_table(f"{p}.predictions.parquet", schema=PREDICTIONS_SCHEMA) for p in segs]) if segs else PREDICTIONS_SCHEMA.empty_table()
+    checksums = preds["checksum"].to_pylist()
+    if len(set(checksums)) != len(checksums):
+        dup = next(c for c in checksums if checksums.count(c) > 1)
+        raise FoldatlasError(f"internal error: sequence {dup} was recorded twice in {store.folder}")
+    missing = set(order) - set(checksums)
+    if missing:
+        raise FoldatlasError(f"internal error: {len(missing)} sequences of the chunk have no record, e.g. {sorted(missing)[0]}")
+    idx = np.argsort([order.get(c, len(order)) for c in checksums], kind="stable")
+    preds = preds.take(pa.array(idx)).filter(pa.array([c in order for c in np.array(checksums, dtype=object)[idx]]))
+
+    with atomic_path(outputs.structures) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=ARCHIVE_MTIME) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for pdbs in _sorted_structures(segs, order):
+                    for member, data in pdbs:
+                        add_member(tar, member, data, mtime=ARCHIVE_MTIME)
+
+    def emb_batches() -> Iterable[pa.RecordBatch]:
+        for p in segs:
+            t = pq.read_table(f"{p}.embeddings.parquet", schema=emb_schema)
+            keep = [order.get(c) is not None for c in t["checksum"].to_pylist()]
+            t = t.filter(pa.array(keep, pa.bool_()))
+            yield from t.to_batches()
+
+    write_batches(emb_batches(), outputs.embeddings, emb_schema, row_group_size=8192)
+    write_batches(preds.to_batches(), outputs.predictions, PREDICTIONS_SCHEMA)
+    statuses = preds["status"].to_pylist()
+    return {k: statuses.count(k) for k in sorted(set(statuses))}
+
+
+def _sorted_structures(segs: list[Path], order: dict[str, int]) -> Iterable[list[tuple[str, bytes]]]:
+    for p in segs:
+        t = pq.read_table(f"{p}.structures.parquet", schema=_STRUCTURES_SCHEMA)
+        rows = [(order[c], m, d) for c, m, d in zip(t["checksum"].to_pylist(), t["member"].to_pylist(), t["pdb"].to_pylist()) if c in order]
+        rows.sort()
+        yield [(m, d) for _, m, d in rows]
+
+
+def read_structure_archive(path: str | Path) -> dict[str, str]:
+    """All members of a structure archive as ``{member: PDB text}`` (for tests and small chunks)."""
+    out = {}
+    with tarfile.open(path, mode="r:*") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            fh = tar.extractfile(info)
+            assert fh is not None
+            out[info.name] = fh.read().decode("ascii")
+    return out
+
+
+def settings_from_config(fold: dict, embeddings: dict, *, device_memory: int | None = None) -> FoldSettings:
+    """:class:`~foldatlas.engine.FoldSettings` from the ``fold`` and ``embeddings`` config sections.
+
+    ``fold.max_pair_tokens_per_batch: 0`` sizes the pair budget to the GPU's memory
+    (``device_memory`` bytes); on the CPU it is 2^20.
+    """
+    from .batching import auto_pair_budget
+
+    pair = int(fold["max_pair_tokens_per_batch"])
+    if pair == 0:
+        pair = auto_pair_budget(device_memory, 128) if device_memory else 1 << 20
+    chunk = fold["chunk_size"]
+    return FoldSettings(
+        num_recycles=int(fold["num_recycles"]),
+        chunk_size=None if chunk == 0 else chunk,
+        max_tokens=int(fold["max_tokens_per_batch"]),
+        max_pair_tokens=pair,
+        max_batch_size=int(fold["max_batch_size"]),
+        embedding_layers=tuple(int(k) for k in embeddings["layers"]),
+        embedding_dtype=str(embeddings["dtype"]),
+        per_residue_embeddings=bool(embeddings["per_residue"]),
+        save_pae=bool(fold["save_pae"]),
+        artefact_max_plddt=float(fold["artefact_max_plddt"]),
+    )
+
+
+def fold_chunk_job(
+    chunk_path: str | Path,
+    outputs: ChunkOutputs,
+    partial_dir: str | Path,
+    *,
+    fold: dict,
+    embeddings: dict,
+    threads: int = 1,
+) -> dict[str, int]:
+    """Everything one ``fold_chunk`` job does: load the model once, fold, merge."""
+    import torch
+
+    from .engine import FaultInjector
+    from .esm2 import Esm2Embedder
+    from .model import load_folding_model
+
+    torch.set_num_threads(max(1, threads))
+    loaded = load_folding_model(fold["model"], weights=fold.get("weights"), device=fold["device"], precision=fold["precision"])
+    memory = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
+    settings = settings_from_config(fold, embeddings, device_memory=memory)
+    embedder = None
+    if embeddings.get("model"):
+        embedder = Esm2Embedder(embeddings["model"], layers=settings.embedding_layers, device=loaded.device)
+    engine = FoldEngine(loaded, settings, injector=FaultInjector.from_env(), standalone_embedder=embedder)
+    try:
+        return fold_chunk(
+            chunk_path, outputs, partial_dir, engine,
+            commit_seconds=float(fold["commit_seconds"]), progress_seconds=float(fold["progress_seconds"]),
+        )  # fmt: skip
+    finally:
+        engine.close()
