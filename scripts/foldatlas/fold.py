@@ -341,7 +341,7 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
     preds = preds.take(pa.array(idx)).filter(pa.array([c in order for c in np.array(checksums, dtype=object)[idx]]))
 
     with atomic_path(outputs.structures) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=ARCHIVE_MTIME) as gz:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=ARCHIVE_MTIME) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for pdbs in _sorted_structures(segs, order):
                     for member, data in pdbs:

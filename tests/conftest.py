@@ -1,0 +1,46 @@
+"""Shared fixtures: temporary FASTA files and one tiny ESMFold per test session."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_fasta(path: Path, records: list[tuple[str, str]], *, compress: str | None = None, width: int = 60) -> Path:
+    """Write ``records`` (header, sequence) as FASTA; ``compress`` is None, 'gz' or 'zst'."""
+    lines = []
+    for header, seq in records:
+        lines.append(f">{header}\n")
+        lines.extend(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
+    data = "".join(lines).encode()
+    if compress == "gz":
+        data = gzip.compress(data)
+    elif compress == "zst":
+        import zstandard
+
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from foldatlas.model import load_folding_model
+
+    return load_folding_model("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def demo_sequences() -> list[str]:
+    """Real UniProt sequences of the bundled example (46-214 residues)."""
+    from foldatlas.fasta import iter_records, validate_sequence
+
+    seqs = []
+    for rec in iter_records(REPO / "resources/demo/proteins.fasta.gz"):
+        v = validate_sequence(rec.body, min_length=1, max_length=10_000)
+        seqs.append(v.sequence.decode())
+    return seqs

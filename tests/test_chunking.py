@@ -1,0 +1,118 @@
+"""Deduplication and chunk planning: accounting and balance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import write_fasta
+from foldatlas.chunking import CostModel, assign_chunks, plan_chunks, read_plan
+from foldatlas.ingest import read_fasta_file
+
+
+def test_assign_chunks_respects_budget_and_count():
+    rng = np.random.default_rng(0)
+    costs = rng.uniform(0.1, 3.0, 1000)
+    ids, _ = assign_chunks(costs, budget=20.0, max_sequences=15)
+    assert np.all(np.diff(ids) >= 0) and ids[0] == 0
+    assert set(np.unique(ids)) == set(range(ids[-1] + 1))  # no gaps
+    for c in np.unique(ids):
+        sel = costs[ids == c]
+        assert sel.sum() <= 20.0 + 1e-9 and len(sel) <= 15
+    # greedy: adding the next item would overflow one of the limits
+    for c in range(ids[-1]):
+        sel = costs[ids == c]
+        nxt = costs[np.argmax(ids == c + 1)]
+        assert sel.sum() + nxt > 20.0 or len(sel) == 15
+
+
+def test_assign_chunks_streaming_equals_one_pass():
+    rng = np.random.default_rng(1)
+    costs = rng.uniform(0.1, 5.0, 777)
+    whole, _ = assign_chunks(costs, budget=13.0, max_sequences=9)
+    parts, state = [], (0, 0.0, 0)
+    for piece in np.array_split(costs, [5, 6, 100, 101, 400]):
+        ids, state = assign_chunks(piece, budget=13.0, max_sequences=9, state=state)
+        parts.append(ids)
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_item_over_budget_gets_own_chunk():
+    ids, _ = assign_chunks(np.array([1.0, 50.0, 1.0, 1.0]), budget=10.0, max_sequences=10)
+    assert ids.tolist() == [0, 1, 2, 2]
+
+
+@pytest.mark.parametrize("bad", [{"budget": 0, "max_sequences": 1}, {"budget": 1.0, "max_sequences": 0}])
+def test_assign_chunks_rejects_bad_limits(bad):
+    with pytest.raises(ValueError):
+        assign_chunks(np.ones(3), **bad)
+
+
+def test_cost_model_grows_faster_than_linear():
+    m = CostModel()
+    s = m.seconds(np.array([100, 200, 400, 800]))
+    assert np.all(np.diff(s) > 0)
+    assert s[3] / s[2] > s[1] / s[0]
+
+
+def test_plan_chunks_accounting(tmp_path):
+    rng = np.random.default_rng(2)
+    alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    uniq = ["".join(rng.choice(alphabet, rng.integers(20, 400))) for _ in range(200)]
+    f1 = [(f"a{i}", s) for i, s in enumerate(uniq[:150])] + [("dup_in_file", uniq[3]), ("bad", "MK-T" * 10)]
+    f2 = [(f"a{i}", s) for i, s in enumerate(uniq[150:])] + [("a0", uniq[0]), ("x", uniq[160]), ("short", "MKT")]
+    parts = []
+    for k, recs in enumerate((f1, f2)):
+        path = write_fasta(tmp_path / f"f{k}.fa", recs, compress="gz" if k else None)
+        read_fasta_file(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000)
+        parts.append(tmp_path / f"p{k}.parquet")
+    plans = plan_chunks(
+        parts,
+        records_out=tmp_path / "records.parquet",
+        sequences_out=tmp_path / "sequences.parquet",
+        chunks_dir=tmp_path / "chunks",
+        budget_seconds=5.0,
+        max_sequences=40,
+        memory_limit_gb=0.5,
+    )
+    rec = pq.read_table(tmp_path / "records.parquet").to_pylist()
+    seq = pq.read_table(tmp_path / "sequences.parquet").to_pylist()
+    # records in = records out, in input order
+    assert len(rec) == len(f1) + len(f2)
+    assert [(r["source_index"], r["record_index"]) for r in rec] == [(0, i) for i in range(len(f1))] + [(1, i) for i in range(len(f2))]
+    status = [r["status"] for r in rec]
+    assert status.count("duplicate") == 3 and status.count("invalid_characters") == 1 and status.count("too_short") == 1
+    dups = [r for r in rec if r["status"] == "duplicate"]
+    assert dups[1]["reason"] == "same sequence as record_index 0 of f0.fa"
+    # ok + duplicate records map to unique sequences, each exactly once
+    by_checksum = {s["checksum"]: s for s in seq}
+    assert len(by_checksum) == len(seq) == 200
+    mapped = [r for r in rec if r["status"] in ("ok", "duplicate")]
+    assert all(r["checksum"] in by_checksum for r in mapped)
+    assert sum(s["n_records"] for s in seq) == len(mapped)
+    # the first occurrence keeps ok
+    assert sum(1 for r in rec if r["status"] == "ok") == 200
+    # sorted by length; every unique sequence in exactly one chunk file
+    assert [s["length"] for s in seq] == sorted(s["length"] for s in seq)
+    seen = []
+    for p in read_plan(tmp_path / "chunks"):
+        t = pq.read_table(tmp_path / "chunks" / f"chunk_{p.chunk:06d}.parquet")
+        assert t.num_rows == p.n_sequences <= 40
+        assert p.est_seconds <= 5.0 or p.n_sequences == 1
+        seen += t["checksum"].to_pylist()
+        assert {by_checksum[c]["chunk"] for c in t["checksum"].to_pylist()} == {p.chunk}
+    assert sorted(seen) == sorted(by_checksum)
+    assert len(plans) == len(read_plan(tmp_path / "chunks")) > 3
+    assert not list(tmp_path.glob(".plan-*")), "scratch database left behind"
+
+
+def test_plan_chunks_with_no_valid_record(tmp_path):
+    path = tmp_path / "bad.fa"
+    path.write_text(">a\nMK-T\n>b\n\n")
+    read_fasta_file(path, tmp_path / "p.parquet", source="bad.fa", source_index=0, min_length=1, max_length=100)
+    plans = plan_chunks([tmp_path / "p.parquet"], records_out=tmp_path / "r.parquet", sequences_out=tmp_path / "s.parquet",
+                        chunks_dir=tmp_path / "chunks", budget_seconds=1.0, max_sequences=10)  # fmt: skip
+    assert plans == [] and read_plan(tmp_path / "chunks") == []
+    assert pq.read_table(tmp_path / "r.parquet").num_rows == 2
+    assert pq.read_table(tmp_path / "s.parquet").num_rows == 0

@@ -1,0 +1,192 @@
+"""Fold engine on the tiny real-architecture ESMFold (CPU)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from foldatlas.engine import (
+    CHUNK_SIZE_FALLBACKS,
+    MAX_CONSECUTIVE_FAILURES,
+    FaultInjector,
+    FoldEngine,
+    FoldSettings,
+    SeqItem,
+    SystemicFoldError,
+)
+from foldatlas.fasta import sequence_checksum
+from foldatlas.structures import pdb_text
+
+#: Agreement of two computations that should be identical up to float32 rounding.
+ATOL = 1e-4
+
+
+def items(seqs):
+    return [SeqItem(sequence_checksum(s.encode()), s) for s in seqs]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1, save_pae=True, embedding_layers=(-1, 0, 1)))
+    yield eng
+    eng.close()
+
+
+def _tiny_engine(dtype, initializer_range):
+    from transformers import EsmForProteinFolding
+
+    from foldatlas.model import LoadedModel, tiny_esmfold_config
+
+    cfg = tiny_esmfold_config()
+    cfg.initializer_range = initializer_range
+    torch.manual_seed(0)
+    model = EsmForProteinFolding(cfg).eval().to(dtype)
+    loaded = LoadedModel(model, "tiny", "test", torch.device("cpu"), dtype)
+    return FoldEngine(loaded, FoldSettings(num_recycles=1, save_pae=True, embedding_layers=(-1, 0, 1)))
+
+
+@pytest.mark.parametrize(
+    "dtype, initializer_range, atol",
+    [
+        # float64: padding is masked exactly, batched and single runs agree to rounding
+        (torch.float64, 0.5, 1e-9),
+        # float32 with weights at the scale of trained ones: rounding only
+        (torch.float32, 0.02, 1e-4),
+    ],
+)
+def test_batched_equals_single(demo_sequences, dtype, initializer_range, atol):
+    eng = _tiny_engine(dtype, initializer_range)
+    seqs = [s[: n] for s, n in zip(demo_sequences, (30, 90, 45, 70))]  # unsorted lengths: much padding
+    batched = eng.predict(items(seqs))
+    for seq, b in zip(seqs, batched):
+        (s,) = eng.predict(items([seq]))
+        assert b.batch_size == 4 and s.batch_size == 1
+        assert b.length == len(seq) == s.positions.shape[0]
+        np.testing.assert_allclose(b.positions, s.positions, atol=atol * 10)  # coordinates are ~30 A
+        np.testing.assert_allclose(b.atom_plddt, s.atom_plddt, atol=atol)
+        np.testing.assert_allclose(b.pae.astype(np.float32), s.pae.astype(np.float32), atol=0.032)  # 2 float16 ulps
+        assert b.ptm == pytest.approx(s.ptm, abs=atol)
+        assert b.plddt == pytest.approx(s.plddt, abs=atol)
+        for layer in (0, 1, 2):
+            np.testing.assert_allclose(b.embeddings[layer], s.embeddings[layer], atol=atol)
+    eng.close()
+
+
+def test_ptm_is_per_sequence_not_the_batch_value(engine, tiny_model, demo_sequences):
+    seqs = demo_sequences[:4]
+    preds = engine.predict(items(seqs))
+    out = tiny_model.model.infer(seqs)  # transformers' batched ptm: one number for the batch
+    assert out["ptm"].numel() == 1
+    assert len({round(p.ptm, 6) for p in preds}) == 4
+
+
+def test_confidence_definitions(engine, demo_sequences):
+    (p,) = engine.predict(items(demo_sequences[:1]))
+    exists = p.atom_mask
+    assert p.plddt == pytest.approx(float(p.atom_plddt[exists].mean()), abs=1e-6)
+    assert p.plddt_ca == pytest.approx(float(p.atom_plddt[:, 1].mean()), abs=1e-6)
+    assert p.num_conf == int((p.atom_plddt[:, 1] > 0.7).sum())
+    assert 0.0 <= p.plddt <= 1.0 and 0.0 <= p.ptm <= 1.0
+    assert p.max_pae == pytest.approx(float(p.pae.astype(np.float32).max()), abs=0.02)
+
+
+def test_embeddings_equal_a_separate_language_model_run(engine, tiny_model, demo_sequences):
+    seq = demo_sequences[2]
+    (p,) = engine.predict(items([seq]))
+    m = tiny_model.model
+    vocab = m.config.vocab_list
+    tokens = torch.tensor([[vocab.index("<cls>")] + [vocab.index(c) for c in seq] + [vocab.index("<eos>")]])
+    with torch.no_grad():
+        hs = m.esm(tokens, attention_mask=torch.ones_like(tokens), output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(p.embeddings[2], hs[-1][0, 1:-1].mean(0).numpy(), atol=ATOL)
+    np.testing.assert_allclose(p.embeddings[0], hs[0][0, 1:-1].mean(0).numpy(), atol=ATOL)
+
+
+def test_pdb_parses_with_gemmi_and_biopython(engine, demo_sequences):
+    import gemmi
+    from Bio.PDB import PDBParser
+
+    seq = demo_sequences[0][:30] + "XB" + demo_sequences[0][30:50]
+    (p,) = engine.predict(items([seq]))
+    text = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt)
+    st = gemmi.read_pdb_string(text)
+    atoms = [a for r in st[0]["A"] for a in r]
+    assert len(atoms) == int(p.atom_mask.sum())
+    assert len(st[0]["A"]) == len(seq) - 2  # X and B become UNK with no atoms
+    b = np.array([a.b_iso for a in atoms])
+    np.testing.assert_allclose(b, np.round(p.atom_plddt[p.atom_mask] * 100, 2), atol=0.006)
+    assert b.max() > 1.0  # 0-100 scale, not 0-1
+    ter = [ln for ln in text.splitlines() if ln.startswith("TER")]
+    last_res = st[0]["A"][len(st[0]["A"]) - 1]
+    assert len(ter) == 1 and ter[0].split()[2:] == [last_res.name, "A", str(len(seq))]
+    bio = PDBParser(QUIET=True).get_structure("x", io.StringIO(text))
+    assert sum(1 for _ in bio.get_atoms()) == len(atoms)
+    assert [r.get_resname() for r in bio.get_residues()][:3] == [gemmi.find_tabulated_residue(c).name for c in ("MET",)] + [
+        st[0]["A"][1].name,
+        st[0]["A"][2].name,
+    ]
+
+
+def test_all_unknown_sequence_folds_without_atoms(engine):
+    (p,) = engine.predict(items(["X" * 20]))
+    assert p.status == "ok" and p.atom_mask.sum() == 0
+    assert p.plddt == pytest.approx(p.plddt_ca)
+
+
+def test_oom_splits_batch_and_loses_nothing(tiny_model, demo_sequences):
+    seqs = demo_sequences[:8]
+    inj = FaultInjector(oom_tokens=2 * max(map(len, seqs)))  # at most 2 sequences fit
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1), injector=inj)
+    preds = eng.predict(items(seqs))
+    assert [p.checksum for p in preds] == [it.checksum for it in items(seqs)]
+    assert all(p.status == "ok" for p in preds)
+    assert max(p.batch_size for p in preds) <= 2
+
+
+def test_oom_single_sequence_retries_smaller_chunks(tiny_model, demo_sequences):
+    long_seq = max(demo_sequences[:10], key=len)
+    inj = FaultInjector(oom_min_length=len(long_seq), oom_max_chunk_size=64)
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1, chunk_size=None), injector=inj)
+    preds = eng.predict(items(demo_sequences[:10]))
+    byseq = {p.checksum: p for p in preds}
+    p = byseq[sequence_checksum(long_seq.encode())]
+    assert p.status == "ok" and p.chunk_size == 64
+    assert all(q.status == "ok" for q in preds)
+
+
+def test_oom_that_never_fits_is_recorded(tiny_model, demo_sequences):
+    long_seq = max(demo_sequences[:10], key=len)
+    inj = FaultInjector(oom_min_length=len(long_seq), oom_max_chunk_size=0)
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1), injector=inj)
+    preds = eng.predict(items(demo_sequences[:10]))
+    failed = [p for p in preds if p.status != "ok"]
+    assert len(preds) == 10 and len(failed) == 1
+    assert failed[0].status == "oom" and failed[0].chunk_size == CHUNK_SIZE_FALLBACKS[-1]
+    assert "out of memory" in failed[0].error
+
+
+def test_per_sequence_error_is_isolated_and_recorded(tiny_model, demo_sequences):
+    bad = items(demo_sequences[3:4])[0].checksum
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1), injector=FaultInjector(error_checksums=frozenset({bad})))
+    preds = eng.predict(items(demo_sequences[:8]))
+    assert [p.status for p in preds].count("ok") == 7
+    (err,) = [p for p in preds if p.status == "error"]
+    assert err.checksum == bad and "injected error" in err.error
+
+
+def test_systemic_failure_stops_the_job(tiny_model, demo_sequences):
+    seqs = demo_sequences[: MAX_CONSECUTIVE_FAILURES + 2]
+    every = frozenset(it.checksum for it in items(seqs))
+    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=1, max_batch_size=4), injector=FaultInjector(error_checksums=every))
+    with pytest.raises(SystemicFoldError, match="in a row"):
+        for k in range(0, len(seqs), 4):
+            eng.predict(items(seqs[k : k + 4]))
+
+
+def test_fault_injector_from_env():
+    inj = FaultInjector.from_env({"FOLDATLAS_INJECT_FAULTS": '{"oom_tokens": 10, "error_checksums": ["a"]}'})
+    assert inj.oom_tokens == 10 and inj.error_checksums == frozenset({"a"})
+    assert FaultInjector.from_env({}) == FaultInjector()

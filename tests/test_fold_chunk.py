@@ -1,0 +1,180 @@
+"""fold_chunk end to end on the tiny model: outputs, accounting, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO
+from foldatlas.fasta import sequence_checksum
+from foldatlas.fold import ChunkOutputs, decompress_pae, read_structure_archive
+from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA
+
+FOLD = {
+    "model": "tiny", "weights": None, "device": "cpu", "precision": "auto", "num_recycles": 1,
+    "chunk_size": "auto", "max_tokens_per_batch": 4096, "max_pair_tokens_per_batch": 0, "max_batch_size": 3,
+    "save_pae": True, "artefact_max_plddt": 0.7, "commit_seconds": 0, "progress_seconds": 0,
+    "threads": 1, "mem_mb": 1000,
+}  # fmt: skip
+EMB = {"layers": [-1, 0], "dtype": "float16", "per_residue": False, "model": None}
+
+
+def make_chunk(path: Path, seqs: list[str]) -> list[str]:
+    seqs = sorted(set(seqs), key=lambda s: (len(s), sequence_checksum(s.encode())))
+    checksums = [sequence_checksum(s.encode()) for s in seqs]
+    t = pa.table({"checksum": checksums, "sequence": seqs, "length": [len(s) for s in seqs], "est_seconds": [1.0] * len(seqs)}, schema=CHUNK_SCHEMA)
+    pq.write_table(t, path)
+    return checksums
+
+
+def outputs(folder: Path) -> ChunkOutputs:
+    return ChunkOutputs(folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
+
+
+def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None, fold: dict | None = None) -> subprocess.Popen:
+    code = (
+        "import json, sys\n"
+        "from foldatlas.logs import setup_logging\n"
+        "from foldatlas.fold import fold_chunk_job, ChunkOutputs\n"
+        "setup_logging(None)\n"
+        "a = json.loads(sys.argv[1])\n"
+        "fold_chunk_job(a['chunk'], ChunkOutputs(*a['out']), a['partial'], fold=a['fold'], embeddings=a['emb'])\n"
+    )
+    o = outputs(out)
+    args = {"chunk": str(chunk), "out": [str(o.predictions), str(o.embeddings), str(o.structures)], "partial": str(partial), "fold": fold or FOLD, "emb": EMB}
+    env = dict(os.environ, PYTHONPATH=str(REPO / "scripts"))
+    if faults:
+        env["FOLDATLAS_INJECT_FAULTS"] = json.dumps(faults)
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], env=env, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, demo_sequences):
+    """An uninterrupted run over 12 sequences."""
+    tmp = tmp_path_factory.mktemp("ref")
+    chunk = tmp / "chunk_000000.parquet"
+    checksums = make_chunk(chunk, demo_sequences[:12])
+    proc = run_job(chunk, tmp / "out", tmp / "partial")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return chunk, checksums, tmp / "out", err
+
+
+def test_outputs_account_for_every_sequence(reference):
+    chunk, checksums, out, log = reference
+    preds = pq.read_table(out / "predictions.parquet")
+    assert preds.schema.equals(PREDICTIONS_SCHEMA, check_metadata=False)
+    assert preds["checksum"].to_pylist() == checksums  # chunk order, each once
+    assert set(preds["status"].to_pylist()) == {"ok"}
+    assert set(preds["model_id"].to_pylist()) == {"tiny-random-esmfold-seed0"}
+    emb = pq.read_table(out / "embeddings.parquet")
+    assert sorted(zip(emb["checksum"].to_pylist(), emb["layer"].to_pylist())) == sorted((c, k) for c in checksums for k in (2, 0))
+    assert emb.schema.field("embedding").type.list_size == 64
+    archive = read_structure_archive(out / "structures.tar.gz")
+    assert sorted(archive) == sorted(f"{c}.pdb" for c in checksums)
+    assert preds["member"].to_pylist() == [f"{c}.pdb" for c in checksums]
+    row = preds.slice(0, 1).to_pylist()[0]
+    pae = decompress_pae(row["pae"], row["length"])
+    assert pae.shape == (row["length"],) * 2 and float(pae.max()) == pytest.approx(row["max_pae"], abs=0.02)
+    assert len(row["residue_plddt"]) == row["length"]
+    assert "12/12 sequences" in log and "ETA" in log
+    assert not (out.parent / "partial").exists()
+
+
+def test_archive_bytes_are_reproducible(reference, tmp_path):
+    chunk, _, out, _ = reference
+    proc = run_job(chunk, tmp_path / "out", tmp_path / "partial")
+    assert proc.wait(timeout=300) == 0
+    assert (tmp_path / "out/structures.tar.gz").read_bytes() == (out / "structures.tar.gz").read_bytes()
+
+
+def test_killed_job_resumes_without_refolding_or_losing(reference, tmp_path):
+    chunk, checksums, ref_out, _ = reference
+    partial = tmp_path / "partial"
+    proc = run_job(chunk, tmp_path / "out", partial, faults={"sleep_seconds": 0.5})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(partial.glob("seg_*.predictions.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    committed = list(partial.glob("seg_*.predictions.parquet"))
+    assert len(committed) >= 2, "the job ended before it was killed"
+    assert not (tmp_path / "out/predictions.parquet").exists()  # nothing that looks finished
+    done = set()
+    for p in committed:
+        done.update(pq.read_table(p)["checksum"].to_pylist())
+    assert 0 < len(done) < len(checksums)
+    # rerun; folding any already committed sequence again would record it as an error
+    proc = run_job(chunk, tmp_path / "out", partial, faults={"error_checksums": sorted(done)})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"{len(done)} already folded" in err
+    got = pq.read_table(tmp_path / "out/predictions.parquet")
+    ref = pq.read_table(ref_out / "predictions.parquet")
+    assert got["checksum"].to_pylist() == ref["checksum"].to_pylist()
+    assert set(got["status"].to_pylist()) == {"ok"}
+    np.testing.assert_allclose(got["plddt"].to_numpy(), ref["plddt"].to_numpy(), atol=1e-3)
+    np.testing.assert_allclose(got["ptm"].to_numpy(), ref["ptm"].to_numpy(), atol=1e-3)
+    a, b = read_structure_archive(tmp_path / "out/structures.tar.gz"), read_structure_archive(ref_out / "structures.tar.gz")
+    assert list(a) == list(b)
+    for name in a:
+        xa = np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in a[name].splitlines() if ln.startswith("ATOM")])
+        xb = np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in b[name].splitlines() if ln.startswith("ATOM")])
+        np.testing.assert_allclose(xa, xb, atol=0.05)  # batch composition differs after a resume: float32 rounding
+    assert not partial.exists()
+
+
+def test_uncommitted_segment_files_are_discarded(reference, tmp_path):
+    chunk, checksums, _, _ = reference
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "seg_000001.structures.parquet").write_bytes(b"half-written")
+    (partial / ".seg_000001.predictions.parquet.tmp-99").write_bytes(b"junk")
+    proc = run_job(chunk, tmp_path / "out", partial)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "0 already folded" in err
+    assert pq.read_table(tmp_path / "out/predictions.parquet").num_rows == len(checksums)
+
+
+def test_changed_settings_discard_partial_results(reference, tmp_path):
+    chunk, checksums, _, _ = reference
+    partial = tmp_path / "partial"
+    proc = run_job(chunk, tmp_path / "out", partial, faults={"sleep_seconds": 0.5})
+    while len(list(partial.glob("seg_*.predictions.parquet"))) < 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc = run_job(chunk, tmp_path / "out", partial, fold=dict(FOLD, num_recycles=0))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "other settings: discarding" in err and "0 already folded" in err
+    assert set(pq.read_table(tmp_path / "out/predictions.parquet")["num_recycles"].to_pylist()) == {0}
+
+
+def test_oom_and_errors_recorded_in_outputs(reference, tmp_path):
+    chunk, checksums, _, _ = reference
+    longest = max(pq.read_table(chunk)["length"].to_pylist())
+    faults = {"oom_min_length": longest, "oom_max_chunk_size": 0, "error_checksums": [checksums[0]]}
+    proc = run_job(chunk, tmp_path / "out", tmp_path / "partial", faults=faults)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    preds = pq.read_table(tmp_path / "out/predictions.parquet").to_pylist()
+    assert len(preds) == len(checksums)
+    status = {p["checksum"]: p["status"] for p in preds}
+    assert status[checksums[0]] == "error" and status[checksums[-1]] == "oom"
+    assert sum(s == "ok" for s in status.values()) == len(checksums) - 2
+    failed = [p for p in preds if p["status"] != "ok"]
+    assert all(p["member"] is None and p["plddt"] is None and p["error"] for p in failed)
+    archive = read_structure_archive(tmp_path / "out/structures.tar.gz")
+    assert len(archive) == len(checksums) - 2
