@@ -21,6 +21,7 @@ validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/fold.smk"
+include: "workflow/rules/atlas.smk"
 
 
 rule all:

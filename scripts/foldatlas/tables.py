@@ -23,6 +23,9 @@ __all__ = [
     "write_batches",
     "PREDICTIONS_SCHEMA",
     "embeddings_schema",
+    "METADATA_SCHEMA",
+    "PLDDT_SCHEMA",
+    "INDEX_SCHEMA",
 ]
 
 
@@ -147,3 +150,50 @@ def embeddings_schema(dim: int, dtype: str, *, per_residue: bool) -> pa.Schema:
     if per_residue:
         fields.append(("residue_embeddings", pa.list_(pa.list_(value, dim)), False, "hidden state of every residue"))
     return _schema(*fields)
+
+
+#: ``results/atlas/metadata.parquet``: one row per input record, in input order.
+METADATA_SCHEMA = _schema(
+    ("id", pa.string(), False, "first token of the header (as in records.parquet)"),
+    ("source", pa.string(), False, "input file"),
+    ("source_index", pa.int32(), False, "position of the file in the expanded input list"),
+    ("record_index", pa.int64(), False, "0-based position of the record in its file"),
+    ("header", pa.string(), False, "whole header line"),
+    ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
+    ("length", pa.int32(), False, "residues after normalisation"),
+    ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
+    ("status", pa.string(), False, "folded, oom, error (fold outcome) or empty, invalid_characters, too_short, too_long (ingest)"),
+    ("is_duplicate", pa.bool_(), False, "an earlier record has the same sequence (it shares that record's prediction)"),
+    ("reason", pa.string(), False, "detail of the status (ingest reason, duplicate origin or fold error)"),
+    ("plddt", pa.float32(), True, "mean pLDDT over existing atoms, 0-1"),
+    ("plddt_ca", pa.float32(), True, "mean C-alpha pLDDT, 0-1"),
+    ("ptm", pa.float32(), True, "predicted TM-score, 0-1"),
+    ("num_conf", pa.int32(), True, "residues with pLDDT > 0.7"),
+    ("max_pae", pa.float32(), True, "largest predicted aligned error, Angstrom"),
+    ("artefact", pa.bool_(), True, "pTM >= 0.99 with low pLDDT: a likely artefact"),
+    ("high_confidence", pa.bool_(), False, "passed the filter (filter.min_plddt, filter.min_ptm, artefacts)"),
+    ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT in 0.1 steps, e.g. tm_.60_.70_plddt_.80_.90"),
+    ("chunk", pa.int32(), True, "chunk the sequence was folded in"),
+    ("model_id", pa.string(), True, "weights that folded it"),
+    ("model_version", pa.string(), True, "revision of the weights"),
+    ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures)"),
+    ("member", pa.string(), True, "member name in the shard (<checksum>.pdb)"),
+)
+
+#: ``results/atlas/plddt.parquet``: per-residue pLDDT of every prediction.
+PLDDT_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("residue_plddt", pa.list_(pa.float32()), False, "C-alpha pLDDT of every residue, 0-1"),
+)
+
+#: ``results/atlas/structures/index.parquet``: where each archived structure lives.
+INDEX_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("archive", pa.string(), False, "shard path relative to results/atlas/"),
+    ("member", pa.string(), False, "member name, <checksum>.pdb"),
+    ("offset", pa.int64(), False, "byte offset of the member's own gzip block in the shard"),
+    ("length", pa.int64(), False, "compressed bytes of that block (header + PDB + padding)"),
+    ("size", pa.int64(), False, "bytes of the PDB text"),
+    ("high_confidence", pa.bool_(), False, "passed the filter"),
+    ("collection", pa.string(), False, "highconf (high-confidence shards) or all (atlas.all_structures shards)"),
+)

@@ -92,6 +92,8 @@ def final_targets(wildcards):
     targets = [
         "results/ingest/records.parquet",
         "results/ingest/sequences.parquet",
+        "results/atlas/accounting.json",
     ]
-    targets += fold_outputs(wildcards)
+    if config["atlas"]["report"]:
+        targets.append("results/report/atlas_report.html")
     return targets
