@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: demo test lint format bench-ingest clean
+.PHONY: demo test lint format config-docs weights bench-ingest clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ format: $(BIN)/.installed
 
 bench-ingest: $(BIN)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/ingest_vs_seqkit.py
+
+config-docs: $(BIN)/.installed
+	$(BIN)/python scripts/config_docs.py --write config/README.md
+	$(BIN)/python scripts/schema_docs.py --write README.md
+
+# Download ESMFold v1 (about 8.5 GB) once, on a machine with a network: WEIGHTS=dir
+WEIGHTS ?= weights/esmfold_v1
+weights: $(BIN)/.installed
+	$(BIN)/python scripts/download_weights.py --out $(WEIGHTS)
 
 clean:
 	rm -rf results .snakemake

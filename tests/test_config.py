@@ -60,3 +60,19 @@ def test_all_errors_reported_at_once():
         validate_config({"ingest": {"min_length": 0, "max_length": 0}}, SCHEMA)
     text = str(info.value)
     assert "ingest.min_length" in text and "ingest.max_length" in text
+
+
+def test_config_readme_documents_every_key():
+    from foldatlas.config import schema_markdown
+
+    text = (REPO / "config/README.md").read_text()
+    generated = text.split("<!-- BEGIN GENERATED -->\n")[1].split("<!-- END GENERATED -->")[0]
+    assert generated == schema_markdown(load_schema(SCHEMA)), "config/README.md is stale: run make config-docs"
+
+
+def test_readme_documents_every_parquet_schema():
+    from foldatlas.tables import schemas_markdown
+
+    text = (REPO / "README.md").read_text()
+    generated = text.split("<!-- BEGIN SCHEMAS -->\n")[1].split("<!-- END SCHEMAS -->")[0]
+    assert generated == schemas_markdown(), "README.md schemas are stale: run make config-docs"

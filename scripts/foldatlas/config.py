@@ -8,6 +8,7 @@ number in [0, 1] ...``. Unknown keys are errors, with a suggestion for typos.
 from __future__ import annotations
 
 import copy
+import json
 import difflib
 import os
 from typing import Any
@@ -18,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["load_schema", "fill_defaults", "validate_config"]
+__all__ = ["load_schema", "fill_defaults", "validate_config", "schema_markdown"]
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -96,3 +97,35 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str])
         text = "\n".join(_message(e) for e in errors)
         raise ConfigError(f"invalid configuration:\n{text}", key=_path(errors[0]), value=errors[0].instance)
     return config
+
+
+def schema_markdown(schema: dict[str, Any]) -> str:
+    """A Markdown table of every key (dotted path, type, default, description) of the schema."""
+    rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+
+    def kind(sub: dict[str, Any]) -> str:
+        if "enum" in sub:
+            return " \\| ".join(f"`{v}`" for v in sub["enum"])
+        if "anyOf" in sub:
+            return " or ".join(kind(s) for s in sub["anyOf"])
+        t = sub.get("type", "")
+        t = " or ".join(t) if isinstance(t, list) else t
+        lo = sub.get("minimum", sub.get("exclusiveMinimum"))
+        hi = sub.get("maximum", sub.get("exclusiveMaximum"))
+        if lo is not None or hi is not None:
+            t += f" {_range(sub).split(' ', 2)[-1]}" if lo is not None and hi is not None else f" ({_range(sub)})"
+        return t
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            path = f"{prefix}{key}"
+            if sub.get("type") == "object" and "properties" in sub:
+                rows.append(f"| **`{path}`** | section | | {sub.get('description', '')} |")
+                walk(sub, path + ".")
+                continue
+            default = json.dumps(sub.get("default"))
+            desc = " ".join(str(sub.get("description", "")).split())
+            rows.append(f"| `{path}` | {kind(sub)} | `{default}` | {desc} |")
+
+    walk(schema, "")
+    return "\n".join(rows) + "\n"

@@ -197,3 +197,28 @@ INDEX_SCHEMA = _schema(
     ("high_confidence", pa.bool_(), False, "passed the filter"),
     ("collection", pa.string(), False, "highconf (high-confidence shards) or all (atlas.all_structures shards)"),
 )
+
+
+#: Every documented file and its schema (the README's "Parquet schemas" section is built from it).
+DOCUMENTED = (
+    ("results/ingest/records.parquet", "one row per input record, in input order", RECORDS_SCHEMA),
+    ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by length", SEQUENCES_SCHEMA),
+    ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length", CHUNK_SCHEMA),
+    ("results/fold/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
+    ("results/fold/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
+    ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
+    ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
+    ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
+)
+
+
+def schemas_markdown() -> str:
+    """Markdown tables of every documented Parquet schema (column, Arrow type, nullable, meaning)."""
+    out = []
+    for path, what, schema in DOCUMENTED:
+        out.append(f"#### `{path}`\n\n{what[0].upper() + what[1:]}.\n\n| column | Arrow type | null | meaning |\n| --- | --- | --- | --- |")
+        for f in schema:
+            desc = (f.metadata or {}).get(b"description", b"").decode()
+            out.append(f"| `{f.name}` | `{f.type}` | {'yes' if f.nullable else 'no'} | {desc} |")
+        out.append("")
+    return "\n".join(out)
