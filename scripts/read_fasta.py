@@ -9,5 +9,6 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.output.part,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
         source_index=int(snakemake.wildcards.source),  # noqa: F821
+        workers=snakemake.threads,  # noqa: F821
         **snakemake.params.ingest,  # noqa: F821
     )

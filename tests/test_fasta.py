@@ -227,8 +227,8 @@ def test_read_fasta_file_records_every_record(tmp_path):
     assert t["status"].to_pylist() == ["ok", "invalid_characters", "empty", "too_short", "too_long", "ok"]
     assert t["line"].to_pylist() == [1, 3, 5, 6, 8, 10]
     assert set(t["source_index"].to_pylist()) == {3}
-    assert t["sequence"].to_pylist() == ["MKTAYIAK", None, None, None, None, "XXXXXX"]
-    assert t["checksum"].to_pylist()[1:3] == [None, None]
+    assert t["sequence"].to_pylist() == ["MKTAYIAK", None, None, "MK", "A" * 30, "XXXXXX"]
+    assert t["n_nonstandard"].to_pylist() == [0, 0, 0, 0, 0, 6]
 
 
 def test_on_invalid_fail_names_file_line_and_id(tmp_path):
@@ -239,3 +239,57 @@ def test_on_invalid_fail_names_file_line_and_id(tmp_path):
     assert info.value.record_id == "bad_one" and info.value.line == 3
     assert not (tmp_path / "p.parquet").exists()  # no half-written part
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".p.parquet")]
+
+
+def _reference(path, min_length, max_length):
+    """Record-by-record reference: iter_records + validate_sequence + decode_header."""
+    out = []
+    for r in iter_records(path):
+        v = validate_sequence(r.body, min_length=min_length, max_length=max_length)
+        rid, header = fasta.decode_header(r.header)
+        has_seq = v.status in ("ok", "too_short", "too_long")
+        out.append(
+            {
+                "record_index": r.index,
+                "line": r.line,
+                "id": rid,
+                "header": header,
+                "checksum": hashlib.md5(v.sequence).hexdigest() if has_seq else None,
+                "length": len(v.sequence),
+                "n_nonstandard": v.n_nonstandard,
+                "status": v.status,
+                "reason": v.reason,
+                "sequence": v.sequence.decode() if has_seq else None,
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vectorised_reader_equals_record_by_record_reference(tmp_path, monkeypatch, seed):
+    import random
+
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+    pieces = [b"ACDEFGHIKLMNPQRSTVWY", b"acdefghiklmnpqrstvwy", b"XBZUO", b" ", b"\t", b"\r", b"*", b"-", b"1", b"\xc3\xa9", b"\xff", b"\x01"]
+    weights = [60, 10, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1]
+    lines = []
+    for i in range(300):
+        header = rng.choice([b"id%d desc" % i, b"  lead%d" % i, b"", b"caf\xc3\xa9 %d" % i, b"\xff\xfe%d" % i, b"tab\tsep", b"cr%d\r" % i])
+        body = bytes(rng.choice(rng.choices(pieces, weights)[0]) for _ in range(rng.choice([0, 1, 3, 15, 40, 90])))
+        if rng.random() < 0.2:
+            body += b"*"
+        width = rng.choice([7, 60, 1000])
+        lines.append(b">" + header + b"\n" + b"".join(body[k : k + width] + rng.choice([b"\n", b"\r\n"]) for k in range(0, len(body), width)))
+        if rng.random() < 0.05:
+            lines.append(b"\n")
+    path = tmp_path / "r.fa"
+    path.write_bytes(b"".join(lines))
+    monkeypatch.setattr(fasta, "_BLOCK", rng.choice([50, 333, 1 << 20]))  # groups break anywhere
+    read_fasta_file(path, tmp_path / "p.parquet", source="r.fa", source_index=0, min_length=5, max_length=60, workers=rng.choice([1, 2]))
+    got = pq.read_table(tmp_path / "p.parquet").drop_columns(["source", "source_index"]).to_pylist()
+    want = _reference(path, 5, 60)
+    assert len(got) == len(want) == 300
+    for g, w in zip(got, want):
+        assert g == w

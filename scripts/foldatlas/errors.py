@@ -42,6 +42,14 @@ class InputFileError(FoldatlasError, ValueError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+        self._message = message
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (InputFileError, (self.path, self._message), {"line": self.line, "args": self.args})
+
+    def __setstate__(self, state):  # type: ignore[no-untyped-def]
+        self.line = state["line"]
+        self.args = state["args"]
 
 
 class InvalidRecordError(InputFileError):
@@ -64,3 +72,6 @@ class InvalidRecordError(InputFileError):
         )
         self.record_id = record_id
         self.reason = reason
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (InvalidRecordError, (self.path, self.line, self.record_id, self.reason))

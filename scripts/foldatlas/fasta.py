@@ -17,6 +17,7 @@ not their names), so memory does not grow with the file. Each record is normalis
 from __future__ import annotations
 
 import glob
+import re
 import gzip
 import hashlib
 import io
@@ -38,6 +39,7 @@ __all__ = [
     "expand_inputs",
     "open_fasta",
     "iter_records",
+    "iter_record_groups",
     "validate_sequence",
     "sequence_checksum",
 ]
@@ -48,6 +50,7 @@ STANDARD_RESIDUES = b"ACDEFGHIKLMNPQRSTVWY"
 NONSTANDARD_RESIDUES = b"XBZUO"
 _ALPHABET = STANDARD_RESIDUES + NONSTANDARD_RESIDUES
 _WHITESPACE = b" \t\r\n\v\f"
+_ID = re.compile(r"[ \t\r\n\v\f]*([^ \t\r\n\v\f]*)")
 _BLOCK = 1 << 23  # 8 MiB of decompressed text per read
 
 STATUSES = ("ok", "duplicate", "empty", "invalid_characters", "too_short", "too_long")
@@ -157,11 +160,13 @@ def _read_blocks(fh: BinaryIO, path: str) -> Iterator[bytes]:
         yield block
 
 
-def iter_records(path: str | os.PathLike[str], *, display_name: str | None = None) -> Iterator[RawRecord]:
-    """Stream the records of one FASTA file.
+def iter_record_groups(path: str | os.PathLike[str], *, display_name: str | None = None) -> Iterator[tuple[int, bytes]]:
+    """Stream the file as groups of whole records: ``(line of the first header, text)``.
 
-    Memory stays bounded by the block size plus the longest record. Blank lines before
-    the first header are allowed; any other text before it is an error.
+    ``text`` starts with the first record's ``>`` and ends just before the newline that
+    precedes the next group's ``>`` (so records inside are separated by ``\n>``). Groups
+    are about one read block (8 MiB) each. This is the fast path used by ingest;
+    :func:`iter_records` gives one :class:`RawRecord` at a time.
 
     Raises
     ------
@@ -171,7 +176,6 @@ def iter_records(path: str | os.PathLike[str], *, display_name: str | None = Non
         and the line.
     """
     name = display_name or str(path)
-    index = 0
     line = 1
     buf = b""
     started = False
@@ -199,19 +203,28 @@ def iter_records(path: str | os.PathLike[str], *, display_name: str | None = Non
                 buf = data
                 continue
             piece, buf = data[:cut], data[cut + 1 :]
-            for part in piece[1:].split(b"\n>"):
-                header, _, body = part.partition(b"\n")
-                yield RawRecord(index, line, header, body)
-                index += 1
-                line += part.count(b"\n") + 1
+            yield line, piece
+            line += piece.count(b"\n") + 1
         if buf:
-            for part in buf[1:].split(b"\n>"):
-                header, _, body = part.partition(b"\n")
-                yield RawRecord(index, line, header, body)
-                index += 1
-                line += part.count(b"\n") + 1
-    if index == 0:
+            yield line, buf
+    if not started:
         raise InputFileError(name, "contains no FASTA record (empty file)")
+
+
+def iter_records(path: str | os.PathLike[str], *, display_name: str | None = None) -> Iterator[RawRecord]:
+    """Stream the records of one FASTA file, one :class:`RawRecord` at a time.
+
+    Memory stays bounded by the block size plus the longest record. Blank lines before
+    the first header are allowed; any other text before it is an error (see
+    :func:`iter_record_groups` for the errors raised).
+    """
+    index = 0
+    for line, piece in iter_record_groups(path, display_name=display_name):
+        for part in piece[1:].split(b"\n>"):
+            header, _, body = part.partition(b"\n")
+            yield RawRecord(index, line, header, body)
+            index += 1
+            line += part.count(b"\n") + 1
 
 
 def _describe(char: bytes) -> str:
@@ -238,6 +251,7 @@ class Verdict:
 
 
 _NONSTANDARD_DELETE = bytes(c for c in range(256) if c not in NONSTANDARD_RESIDUES)
+_NONSTANDARD = NONSTANDARD_RESIDUES
 
 
 def validate_sequence(body: bytes, *, min_length: int, max_length: int) -> Verdict:
@@ -284,13 +298,13 @@ def sequence_checksum(sequence: bytes) -> str:
 
 
 def decode_header(header: bytes) -> tuple[str, str]:
-    """Return ``(id, header)``: the first whitespace-delimited token and the whole line.
+    """Return ``(id, header)``: the first token delimited by ASCII whitespace, and the whole line.
 
     Bytes that are not UTF-8 become U+FFFD; a trailing carriage return is dropped.
     """
     text = header.rstrip(b"\r").decode("utf-8", errors="replace")
-    parts = text.split(maxsplit=1)
-    return (parts[0] if parts else ""), text
+    token = _ID.match(text)
+    return (token.group(1) if token else ""), text
 
 
 def read_path(path: str, base: str | os.PathLike[str] = ".") -> Path:

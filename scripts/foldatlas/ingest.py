@@ -1,7 +1,10 @@
 """Ingest: validate every record of one FASTA file into a Parquet part.
 
 One part per input file, so files are read in parallel; deduplication across files
-happens afterwards (:mod:`foldatlas.chunking`).
+happens afterwards (:mod:`foldatlas.chunking`). Inside one file, the reader splits the
+decompressed text into groups of records (one ~8 MiB block each) and validation of the
+groups can run in worker processes (``workers``), in order, so a single large file uses
+every core it is given.
 """
 
 from __future__ import annotations
@@ -11,69 +14,227 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import InvalidRecordError
-from .fasta import INVALID_STATUSES, decode_header, iter_records, sequence_checksum, validate_sequence
+from .fasta import _ALPHABET, _NONSTANDARD, _WHITESPACE, decode_header, iter_record_groups, validate_sequence
 from .tables import PART_SCHEMA, write_batches
 
-__all__ = ["read_fasta_file"]
+__all__ = ["read_fasta_file", "validate_group"]
 
 log = logging.getLogger("foldatlas.ingest")
 
-_BATCH_RECORDS = 1 << 16
+_STATUS_NAMES = pa.array(["ok", "empty", "invalid_characters", "too_short", "too_long"], pa.string())
+_OK, _EMPTY, _INVALID, _SHORT, _LONG = range(5)
 
 
-def _batches(
-    path: str,
+def _table(chars: bytes) -> np.ndarray:
+    t = np.zeros(256, dtype=bool)
+    t[np.frombuffer(chars, dtype=np.uint8)] = True
+    return t
+
+
+_IS_WS = _table(_WHITESPACE)
+_IS_VALID = _table(_ALPHABET + _ALPHABET.lower())
+_IS_NONSTD = _table(_NONSTANDARD + _NONSTANDARD.lower())
+_UPPER = np.arange(256, dtype=np.uint8)
+_UPPER[ord("a") : ord("z") + 1] -= 32
+_NL, _GT, _STAR, _CR = 10, 62, 42, 13
+_ID_PATTERN = r"^[ \t\r\n\v\f]*(?P<id>[^ \t\r\n\v\f]*)"
+
+
+def _count_in(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many of the sorted ``positions`` fall in [starts[k], ends[k]) for every k."""
+    return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated indices of the ranges [starts[k], starts[k] + lengths[k])."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+
+
+def _binary(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    n = len(offsets) - 1
+    bitmap = None
+    nulls = 0
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+        nulls = int(n - valid.sum())
+    return pa.Array.from_buffers(pa.binary(), n, [bitmap, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data.tobytes())], null_count=nulls)
+
+
+def _md5(sequences: pa.Array) -> pa.Array:
+    """Hex MD5 of every non-null sequence, computed by DuckDB (vectorised, outside the GIL)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("seqs", pa.table({"s": sequences}))
+    out = con.sql("SELECT md5(s) AS c FROM seqs").arrow()
+    con.close()
+    col = out.column("c") if isinstance(out, pa.Table) else out.read_all().column("c")
+    return col.combine_chunks().cast(pa.string())
+
+
+def validate_group(
+    piece: bytes,
+    start_index: int,
+    start_line: int,
     source: str,
     source_index: int,
-    *,
     min_length: int,
     max_length: int,
-    on_invalid: str,
-    counts: Counter[str],
-) -> Iterator[pa.RecordBatch]:
-    cols: dict[str, list] = {name: [] for name in PART_SCHEMA.names}
+    fail: bool,
+) -> pa.RecordBatch:
+    """Validate one group of records (see :func:`~foldatlas.fasta.iter_record_groups`).
+
+    This is the hot path of ingest, so it works on the whole group at once with NumPy:
+    record and header boundaries, whitespace removal, upper-casing, the trailing ``*``,
+    alphabet checks and counts are array operations, with no Python loop per record
+    (only invalid records, which need a reason naming their characters, are looked at
+    one by one, with :func:`~foldatlas.fasta.validate_sequence`). The result is the same
+    as calling that function on every record. MD5 checksums are computed later, in
+    DuckDB, for all groups of all files at once (:mod:`foldatlas.chunking`).
+    """
+    a = np.frombuffer(piece, dtype=np.uint8)
+    n_bytes = len(a)
+    nl = np.flatnonzero(a == _NL)
+    after = nl + 1
+    gt = after[(after < n_bytes) & (a[np.minimum(after, n_bytes - 1)] == _GT)]
+    rec_start = np.concatenate([[0], gt]).astype(np.int64)  # position of each '>'
+    rec_end = np.concatenate([gt - 1, [n_bytes]]).astype(np.int64)  # the newline before the next '>'
+    n_rec = len(rec_start)
+    k = np.searchsorted(nl, rec_start)
+    first_nl = nl[np.minimum(k, len(nl) - 1)] if len(nl) else rec_end
+    hdr_end = np.where(k < len(nl), np.minimum(first_nl, rec_end), rec_end)
+    hdr_start = rec_start + 1
+    hdr_end_trim = np.where((hdr_end > hdr_start) & (a[np.maximum(hdr_end - 1, 0)] == _CR), hdr_end - 1, hdr_end)
+    body_start = np.minimum(hdr_end + 1, rec_end)
+    lines = start_line + k
+
+    # normalised sequences: body bytes that are not whitespace, upper-cased
+    drop = _IS_WS[a]
+    length = (rec_end - body_start) - _count_in(np.flatnonzero(drop), body_start, rec_end)
+    drop[_ranges(rec_start, body_start - rec_start)] = True  # '>', header and its newline
+    seq = _UPPER[a[~drop]]
+    last = np.cumsum(length) - 1
+    star = (length > 0) & (seq[np.maximum(last, 0)] == _STAR) if len(seq) else np.zeros(n_rec, bool)
+    if star.any():
+        keep = np.ones(len(seq), dtype=bool)
+        keep[last[star]] = False
+        seq = seq[keep]
+        length = length - star
+    seq_off = _offsets(length)
+    starts, ends = seq_off[:-1].astype(np.int64), seq_off[1:].astype(np.int64)
+    n_invalid = _count_in(np.flatnonzero(~_IS_VALID[seq]), starts, ends)
+    n_nonstd = _count_in(np.flatnonzero(_IS_NONSTD[seq]), starts, ends)
+    code = np.full(n_rec, _OK, dtype=np.int8)
+    code[length > max_length] = _LONG
+    code[length < min_length] = _SHORT
+    code[n_invalid > 0] = _INVALID
+    code[length == 0] = _EMPTY
+    reasons = np.full(n_rec, "", dtype=object)
+    reasons[code == _EMPTY] = "no residues"
+    for i in np.flatnonzero(code == _SHORT):
+        reasons[i] = f"length {length[i]} < ingest.min_length {min_length}"
+    for i in np.flatnonzero(code == _LONG):
+        reasons[i] = f"length {length[i]} > ingest.max_length {max_length}"
+    for i in np.flatnonzero(code == _INVALID):
+        reasons[i] = validate_sequence(piece[body_start[i] : rec_end[i]], min_length=min_length, max_length=max_length).reason
+    n_nonstd[code == _INVALID] = 0
+
+    hdr_len = hdr_end_trim - hdr_start
+    headers_bin = _binary(a[_ranges(hdr_start, hdr_len)], _offsets(hdr_len))
+    try:
+        headers = headers_bin.cast(pa.string())
+        ids = pc.struct_field(pc.extract_regex(headers, _ID_PATTERN), [0])
+    except pa.ArrowInvalid:  # some header is not UTF-8: decode this group record by record
+        pairs = [decode_header(piece[s:e]) for s, e in zip(hdr_start, hdr_end_trim)]
+        ids = pa.array([p[0] for p in pairs], pa.string())
+        headers = pa.array([p[1] for p in pairs], pa.string())
+    if fail:
+        bad = np.flatnonzero((code == _EMPTY) | (code == _INVALID))
+        if len(bad):
+            i = int(bad[0])
+            raise InvalidRecordError(source, int(lines[i]), ids[i].as_py(), reasons[i])
+    has_seq = (code == _OK) | (code == _SHORT) | (code == _LONG)
+    if has_seq.all():
+        sequences = _binary(seq, seq_off).cast(pa.string())
+    else:  # keep only the bytes of valid-alphabet sequences, so the column is ASCII
+        kept = np.where(has_seq, length, 0)
+        sequences = _binary(seq[_ranges(starts[has_seq], length[has_seq])], _offsets(kept), valid=has_seq).cast(pa.string())
+    arrays = {
+        "checksum": _md5(sequences),
+        "source": pa.array([source] * n_rec, pa.string()),
+        "source_index": pa.array(np.full(n_rec, source_index, dtype=np.int32)),
+        "record_index": pa.array(np.arange(start_index, start_index + n_rec, dtype=np.int64)),
+        "line": pa.array(lines.astype(np.int64)),
+        "id": ids,
+        "header": headers,
+        "length": pa.array(length.astype(np.int32)),
+        "n_nonstandard": pa.array(n_nonstd.astype(np.int32)),
+        "status": _STATUS_NAMES.take(pa.array(code)),
+        "reason": pa.array(reasons.tolist(), pa.string()),
+        "sequence": sequences,
+    }
+    return pa.RecordBatch.from_arrays([arrays[f.name] for f in PART_SCHEMA], schema=PART_SCHEMA)
+
+
+def _validate_task(args: tuple) -> pa.RecordBatch:
+    return validate_group(*args)
+
+
+def _batches(path: str, source: str, source_index: int, *, min_length: int, max_length: int, fail: bool, workers: int) -> Iterator[pa.RecordBatch]:
+    def tasks() -> Iterator[tuple]:
+        index = 0
+        for line, piece in iter_record_groups(path, display_name=source):
+            yield (piece, index, line, source, source_index, min_length, max_length, fail)
+            index += piece.count(b"\n>") + 1
+
+    if workers > 1:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        pending: list = []
+        try:
+            for task in tasks():
+                pending.append(pool.submit(_validate_task, task))
+                if len(pending) > 2 * workers:  # bounded look-ahead keeps memory flat
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        for task in tasks():
+            yield _validate_task(task)
+
+
+def _counted(batches: Iterator[pa.RecordBatch], counts: Counter[str], source: str) -> Iterator[pa.RecordBatch]:
     started = time.monotonic()
-    for rec in iter_records(path, display_name=source):
-        rid, header = decode_header(rec.header)
-        v = validate_sequence(rec.body, min_length=min_length, max_length=max_length)
-        if on_invalid == "fail" and v.status in INVALID_STATUSES:
-            raise InvalidRecordError(source, rec.line, rid, v.reason)
-        counts[v.status] += 1
-        valid = v.status not in INVALID_STATUSES
-        cols["record_index"].append(rec.index)
-        cols["line"].append(rec.line)
-        cols["id"].append(rid)
-        cols["header"].append(header)
-        cols["checksum"].append(sequence_checksum(v.sequence) if valid else None)
-        cols["length"].append(len(v.sequence))
-        cols["n_nonstandard"].append(v.n_nonstandard)
-        cols["status"].append(v.status)
-        cols["reason"].append(v.reason)
-        cols["sequence"].append(v.sequence.decode("ascii") if v.status == "ok" else None)
-        if len(cols["record_index"]) >= _BATCH_RECORDS:
-            yield _to_batch(cols, source, source_index)
-            cols = {name: [] for name in PART_SCHEMA.names}
-            n = sum(counts.values())
-            log.info("%s: %d records read (%.0f records/s)", source, n, n / max(time.monotonic() - started, 1e-9))
-    if cols["record_index"]:
-        yield _to_batch(cols, source, source_index)
-
-
-def _to_batch(cols: dict[str, list], source: str, source_index: int) -> pa.RecordBatch:
-    n = len(cols["record_index"])
-    arrays = []
-    for field in PART_SCHEMA:
-        if field.name == "source":
-            arrays.append(pa.repeat(pa.scalar(source, pa.string()), n) if hasattr(pa, "repeat") else pa.array([source] * n, pa.string()))
-        elif field.name == "source_index":
-            arrays.append(pa.array([source_index] * n, pa.int32()))
-        else:
-            arrays.append(pa.array(cols[field.name], field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=PART_SCHEMA)
+    n = 0
+    last = started
+    for batch in batches:
+        vc = batch.column("status").value_counts()
+        for item in vc.to_pylist():
+            counts[item["values"]] += item["counts"]
+        n += batch.num_rows
+        now = time.monotonic()
+        if now - last > 30:
+            log.info("%s: %d records read (%.0f records/s)", source, n, n / (now - started))
+            last = now
+        yield batch
 
 
 def read_fasta_file(
@@ -85,6 +246,7 @@ def read_fasta_file(
     min_length: int,
     max_length: int,
     on_invalid: str = "skip",
+    workers: int = 1,
 ) -> Counter[str]:
     """Validate every record of ``path`` and write them, in file order, to the part ``out``.
 
@@ -102,6 +264,8 @@ def read_fasta_file(
     on_invalid
         ``skip`` records empty and invalid records with their reason; ``fail`` raises
         :class:`~foldatlas.errors.InvalidRecordError` naming file, line and id.
+    workers
+        Processes validating record groups (1: in this process).
 
     Returns
     -------
@@ -113,19 +277,10 @@ def read_fasta_file(
     if min_length < 1 or max_length < min_length:
         raise ValueError(f"expected 1 <= min_length <= max_length, got {min_length} and {max_length}")
     counts: Counter[str] = Counter()
-    n = write_batches(
-        _batches(
-            str(path),
-            source,
-            source_index,
-            min_length=min_length,
-            max_length=max_length,
-            on_invalid=on_invalid,
-            counts=counts,
-        ),
-        out,
-        PART_SCHEMA,
-        compression="lz4",
-    )
+    batches = _batches(
+        str(path), source, source_index,
+        min_length=min_length, max_length=max_length, fail=on_invalid == "fail", workers=workers,
+    )  # fmt: skip
+    n = write_batches(_counted(batches, counts, source), out, PART_SCHEMA, compression="none")  # a temporary part
     log.info("%s: %d records: %s", source, n, dict(sorted(counts.items())))
     return counts

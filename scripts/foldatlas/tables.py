@@ -52,10 +52,10 @@ _RECORD_FIELDS = (
 #: ``results/ingest/records.parquet``: one row per input record, in input order.
 RECORDS_SCHEMA = _schema(*_RECORD_FIELDS)
 
-#: Per-file intermediate of ``read_fasta``: records plus the sequence of ok records.
+#: Per-file intermediate of ``read_fasta``: records plus their normalised sequences.
 PART_SCHEMA = _schema(
     *_RECORD_FIELDS,
-    ("sequence", pa.string(), True, "normalised sequence; null unless status is ok"),
+    ("sequence", pa.string(), True, "normalised sequence; null when empty or invalid"),
 )
 
 #: ``results/ingest/sequences.parquet``: one row per unique sequence, sorted by length.

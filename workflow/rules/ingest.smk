@@ -13,7 +13,7 @@ rule read_fasta:
         "results/benchmarks/read_fasta/{source}.tsv"
     conda:
         ENV
-    threads: 1
+    threads: config["ingest"]["threads"]
     resources:
         mem_mb=lambda wc, attempt: 1500 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
