@@ -116,3 +116,22 @@ def test_plan_chunks_with_no_valid_record(tmp_path):
     assert plans == [] and read_plan(tmp_path / "chunks") == []
     assert pq.read_table(tmp_path / "r.parquet").num_rows == 2
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 0
+
+
+def test_records_keep_input_order_at_scale(tmp_path):
+    """Many records in several parts, read by parallel DuckDB threads: order is kept."""
+    rng = np.random.default_rng(5)
+    alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    pool = ["".join(rng.choice(alphabet, 30)) for _ in range(5000)]
+    parts = []
+    for k in range(3):
+        recs = [(f"r{k}_{i}", pool[rng.integers(0, len(pool))]) for i in range(60_000)]
+        path = write_fasta(tmp_path / f"f{k}.fa", recs)
+        read_fasta_file(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000, workers=2)
+        parts.append(tmp_path / f"p{k}.parquet")
+    plan_chunks(parts, records_out=tmp_path / "r.parquet", sequences_out=tmp_path / "s.parquet", chunks_dir=tmp_path / "c",
+                budget_seconds=50.0, max_sequences=1000, memory_limit_gb=0.5, threads=2)  # fmt: skip
+    t = pq.read_table(tmp_path / "r.parquet", columns=["source_index", "record_index", "status"])
+    key = t["source_index"].to_numpy().astype(np.int64) * 10**6 + t["record_index"].to_numpy()
+    assert len(key) == 180_000 and np.all(np.diff(key) > 0)
+    assert t["status"].to_pylist().count("ok") == pq.read_metadata(tmp_path / "s.parquet").num_rows

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
@@ -126,17 +127,62 @@ def _connect(scratch: Path, memory_limit_gb: float, threads: int):  # type: igno
     con.execute(f"SET memory_limit='{memory_limit_gb}GB'")
     con.execute(f"SET temp_directory='{scratch / 'spill'}'")
     con.execute(f"SET threads={int(threads)}")
-    # sorted results are materialised into tables (which spill to the database file)
-    # and streamed back by ordered scans, so no result is held whole in memory
+    # records come out in input order without a sort: the parts are read in source
+    # order and DuckDB keeps the scan order through the joins; the length-sorted unique
+    # sequences go through a table (spilling to the database file), so no result is
+    # held whole in memory
     con.execute("SET preserve_insertion_order=true")
     return con
 
 
-def _stream(con, query: str, name: str) -> Iterator[pa.RecordBatch]:  # type: ignore[no-untyped-def]
+def _stream(con, query: str, name: str | None = None) -> Iterator[pa.RecordBatch]:  # type: ignore[no-untyped-def]
+    """Stream a query's result in Arrow batches. With ``name``, the (sorted) result is first
+    stored in a table, which spills to the database file, and read back by an ordered scan."""
+    if name is None:
+        yield from con.sql(query).to_arrow_reader(_STREAM_ROWS)
+        return
     con.execute(f"CREATE TABLE {name} AS {query}")
     reader = con.sql(f"SELECT * FROM {name}").to_arrow_reader(_STREAM_ROWS)
     yield from reader
     con.execute(f"DROP TABLE {name}")
+
+
+def _records(parts: Sequence[str | os.PathLike[str]], dups: Iterator[pa.RecordBatch], sources: dict[int, str]) -> Iterator[pa.RecordBatch]:
+    """Records in input order: each part streamed in order, duplicates marked by a merge
+    with the sorted stream of (record key, first record key) pairs."""
+    columns = [n for n in RECORDS_SCHEMA.names]
+    pending_r = np.zeros(0, dtype=np.int64)
+    pending_f = np.zeros(0, dtype=np.int64)
+    mask = (1 << _KEY_SHIFT) - 1
+    for path in sorted(parts, key=lambda p: pq.read_table(p, columns=["source_index"]).slice(0, 1)["source_index"].to_pylist() or [0]):
+        for b in pq.ParquetFile(path).iter_batches(batch_size=_STREAM_ROWS, columns=columns):
+            rkey = (b.column("source_index").to_numpy().astype(np.int64) << _KEY_SHIFT) | b.column("record_index").to_numpy()
+            if len(rkey) and np.any(np.diff(rkey) <= 0):
+                raise RuntimeError(f"internal error: {path} is not in record order")
+            top = int(rkey[-1]) if len(rkey) else -1
+            while (len(pending_r) == 0 or pending_r[-1] <= top):
+                nxt = next(dups, None)
+                if nxt is None:
+                    break
+                pending_r = np.concatenate([pending_r, nxt.column("rkey").to_numpy()])
+                pending_f = np.concatenate([pending_f, nxt.column("first_key").to_numpy()])
+            cut = int(np.searchsorted(pending_r, top, side="right"))
+            here_r, here_f = pending_r[:cut], pending_f[:cut]
+            pending_r, pending_f = pending_r[cut:], pending_f[cut:]
+            if len(here_r):
+                pos = np.searchsorted(rkey, here_r)
+                if np.any(pos >= len(rkey)) or np.any(rkey[np.minimum(pos, len(rkey) - 1)] != here_r):
+                    raise RuntimeError("internal error: a duplicate names a record that is not in its part")
+                is_dup = np.zeros(len(rkey), dtype=bool)
+                is_dup[pos] = True
+                reasons = np.array(b.column("reason").to_pylist(), dtype=object)
+                reasons[pos] = [f"same sequence as record_index {int(f) & mask} of {sources[int(f) >> _KEY_SHIFT]}" for f in here_f]
+                status = pc.if_else(pa.array(is_dup), pa.scalar("duplicate"), b.column("status"))
+                b = b.set_column(b.schema.get_field_index("status"), "status", status)
+                b = b.set_column(b.schema.get_field_index("reason"), "reason", pa.array(reasons.tolist(), pa.string()))
+            yield b
+    if len(pending_r) or next(dups, None) is not None:
+        raise RuntimeError("internal error: duplicates left over after all records")
 
 
 def plan_chunks(
@@ -182,22 +228,21 @@ def plan_chunks(
                SELECT key, min(rkey) AS first_key, count(*) AS n_records, any_value(checksum) AS checksum
                FROM keyed WHERE status = 'ok' GROUP BY key"""
         )
-        con.execute("CREATE TABLE sources AS SELECT DISTINCT source_index, source FROM keyed")
-        mask = (1 << _KEY_SHIFT) - 1
-        records_query = f"""
-            SELECT p.source, p.source_index, p.record_index, p.line, p.id, p.header, p.checksum,
-                   p.length, p.n_nonstandard,
-                   CASE WHEN f.first_key IS NOT NULL AND f.first_key <> p.rkey
-                        THEN 'duplicate' ELSE p.status END AS status,
-                   CASE WHEN f.first_key IS NOT NULL AND f.first_key <> p.rkey
-                        THEN 'same sequence as record_index ' || (f.first_key & {mask})::VARCHAR
-                             || ' of ' || s.source
-                        ELSE p.reason END AS reason
-            FROM keyed p
-            LEFT JOIN firsts f ON p.status = 'ok' AND p.key = f.key
-            LEFT JOIN sources s ON s.source_index = (f.first_key >> {_KEY_SHIFT})
-            ORDER BY p.source_index, p.record_index"""
-        n_records = write_batches(_stream(con, records_query, "records_sorted"), records_out, RECORDS_SCHEMA)
+        # duplicates only (record key -> key of the first record with that sequence), as a
+        # small table sorted by record key; records.parquet is then the parts read in
+        # order and merged with it, with no join or sort over whole records
+        con.execute(
+            """CREATE TABLE dups AS
+               SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
+               WHERE k.status = 'ok' AND k.rkey <> f.first_key ORDER BY k.rkey"""
+        )
+        sources = {}
+        for p in parts:
+            meta = pq.read_table(p, columns=["source_index", "source"]).slice(0, 1).to_pylist()
+            if meta:
+                sources[meta[0]["source_index"]] = meta[0]["source"]
+        dups = _stream(con, "SELECT rkey, first_key FROM dups")
+        n_records = write_batches(_records(parts, dups, sources), records_out, RECORDS_SCHEMA)
         log.info("records.parquet: %d records (%.1f s)", n_records, time.monotonic() - started)
 
         unique_query = f"""
@@ -205,7 +250,7 @@ def plan_chunks(
             FROM parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key
             ORDER BY p.length, f.key"""
         plans = _write_chunks(
-            _stream(con, unique_query, "unique_sorted"),
+            _stream(con, unique_query),
             sequences_out=sequences_out,
             chunks_dir=chunks_dir,
             budget=budget_seconds,
