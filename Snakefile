@@ -24,6 +24,12 @@ include: "workflow/rules/fold.smk"
 include: "workflow/rules/atlas.smk"
 
 
+# cheap aggregation runs on the submitting node, not as Slurm jobs
+localrules:
+    all,
+    atlas_report,
+
+
 rule all:
     default_target: True
     input:

@@ -127,24 +127,28 @@ def _connect(scratch: Path, memory_limit_gb: float, threads: int):  # type: igno
     con.execute(f"SET memory_limit='{memory_limit_gb}GB'")
     con.execute(f"SET temp_directory='{scratch / 'spill'}'")
     con.execute(f"SET threads={int(threads)}")
-    # records come out in input order without a sort: the parts are read in source
-    # order and DuckDB keeps the scan order through the joins; the length-sorted unique
-    # sequences go through a table (spilling to the database file), so no result is
-    # held whole in memory
+    # ORDER BY results are written to scratch Parquet files in order
     con.execute("SET preserve_insertion_order=true")
     return con
 
 
-def _stream(con, query: str, name: str | None = None) -> Iterator[pa.RecordBatch]:  # type: ignore[no-untyped-def]
-    """Stream a query's result in Arrow batches. With ``name``, the (sorted) result is first
-    stored in a table, which spills to the database file, and read back by an ordered scan."""
-    if name is None:
-        yield from con.sql(query).to_arrow_reader(_STREAM_ROWS)
-        return
-    con.execute(f"CREATE TABLE {name} AS {query}")
-    reader = con.sql(f"SELECT * FROM {name}").to_arrow_reader(_STREAM_ROWS)
-    yield from reader
-    con.execute(f"DROP TABLE {name}")
+def _stream(con, query: str, scratch: Path, name: str) -> Iterator[pa.RecordBatch]:  # type: ignore[no-untyped-def]
+    """Stream a query's result in Arrow batches, in its order, in bounded memory.
+
+    The result is first written by DuckDB to a scratch Parquet file (its sort spills to
+    disk under the memory limit, and the writer streams), then read back batch by batch.
+    """
+    path = scratch / f"{name}.parquet"
+    con.execute(f"COPY ({query}) TO '{path}' (FORMAT parquet, COMPRESSION uncompressed, ROW_GROUP_SIZE {_STREAM_ROWS})")
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=_STREAM_ROWS)
+    path.unlink()
+
+
+def _first_row(path: str | os.PathLike[str]) -> dict | None:
+    """source_index and source of a part (from its first record), or None if it is empty."""
+    for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=1, columns=["source_index", "source"]):
+        return b.to_pylist()[0]
+    return None
 
 
 def _records(parts: Sequence[str | os.PathLike[str]], dups: Iterator[pa.RecordBatch], sources: dict[int, str]) -> Iterator[pa.RecordBatch]:
@@ -154,8 +158,9 @@ def _records(parts: Sequence[str | os.PathLike[str]], dups: Iterator[pa.RecordBa
     pending_r = np.zeros(0, dtype=np.int64)
     pending_f = np.zeros(0, dtype=np.int64)
     mask = (1 << _KEY_SHIFT) - 1
-    for path in sorted(parts, key=lambda p: pq.read_table(p, columns=["source_index"]).slice(0, 1)["source_index"].to_pylist() or [0]):
-        for b in pq.ParquetFile(path).iter_batches(batch_size=_STREAM_ROWS, columns=columns):
+    for path in sorted(parts, key=lambda p: (_first_row(p) or {"source_index": 0})["source_index"]):
+        # pre_buffer=False: no read-ahead of whole row groups, so memory stays one batch
+        for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=_STREAM_ROWS, columns=columns):
             rkey = (b.column("source_index").to_numpy().astype(np.int64) << _KEY_SHIFT) | b.column("record_index").to_numpy()
             if len(rkey) and np.any(np.diff(rkey) <= 0):
                 raise RuntimeError(f"internal error: {path} is not in record order")
@@ -231,17 +236,14 @@ def plan_chunks(
         # duplicates only (record key -> key of the first record with that sequence), as a
         # small table sorted by record key; records.parquet is then the parts read in
         # order and merged with it, with no join or sort over whole records
-        con.execute(
-            """CREATE TABLE dups AS
-               SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
-               WHERE k.status = 'ok' AND k.rkey <> f.first_key ORDER BY k.rkey"""
-        )
+        dups_query = """SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
+                        WHERE k.status = 'ok' AND k.rkey <> f.first_key ORDER BY k.rkey"""
         sources = {}
         for p in parts:
-            meta = pq.read_table(p, columns=["source_index", "source"]).slice(0, 1).to_pylist()
-            if meta:
-                sources[meta[0]["source_index"]] = meta[0]["source"]
-        dups = _stream(con, "SELECT rkey, first_key FROM dups")
+            first = _first_row(p)
+            if first:
+                sources[first["source_index"]] = first["source"]
+        dups = _stream(con, dups_query, scratch, "dups")
         n_records = write_batches(_records(parts, dups, sources), records_out, RECORDS_SCHEMA)
         log.info("records.parquet: %d records (%.1f s)", n_records, time.monotonic() - started)
 
@@ -250,7 +252,7 @@ def plan_chunks(
             FROM parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key
             ORDER BY p.length, f.key"""
         plans = _write_chunks(
-            _stream(con, unique_query),
+            _stream(con, unique_query, scratch, "unique"),
             sequences_out=sequences_out,
             chunks_dir=chunks_dir,
             budget=budget_seconds,
@@ -306,10 +308,15 @@ def _write_chunks(
 
     def sequences() -> Iterator[pa.RecordBatch]:
         nonlocal state
+        last_length = -1
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            est = cost_model.seconds(batch.column("length").to_numpy())
+            lengths = batch.column("length").to_numpy()
+            if lengths[0] < last_length or np.any(np.diff(lengths) < 0):
+                raise RuntimeError("internal error: unique sequences did not come out sorted by length")
+            last_length = int(lengths[-1])
+            est = cost_model.seconds(lengths)
             ids, state = assign_chunks(est, budget=budget, max_sequences=max_sequences, state=state)
             table = pa.Table.from_batches([batch]).append_column("est_seconds", pa.array(est)).append_column(
                 "chunk", pa.array(ids)

@@ -281,6 +281,6 @@ def read_fasta_file(
         str(path), source, source_index,
         min_length=min_length, max_length=max_length, fail=on_invalid == "fail", workers=workers,
     )  # fmt: skip
-    n = write_batches(_counted(batches, counts, source), out, PART_SCHEMA, compression="none")  # a temporary part
+    n = write_batches(_counted(batches, counts, source), out, PART_SCHEMA, compression="none", row_group_size=1 << 16)  # a temporary part
     log.info("%s: %d records: %s", source, n, dict(sorted(counts.items())))
     return counts

@@ -21,6 +21,7 @@ rule assemble_atlas:
         ENV
     threads: 2
     resources:
+        **cpu_site(),
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
         runtime=lambda wc, attempt: 240 * attempt,
     params:
@@ -49,6 +50,7 @@ rule check_accounting:
         ENV
     threads: 1
     resources:
+        **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     script:
@@ -74,6 +76,7 @@ rule atlas_report:
         ENV
     threads: 1
     resources:
+        **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     script:

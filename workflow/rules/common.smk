@@ -1,6 +1,7 @@
 # Config access, input lists and target functions. Every other .smk file reads the
 # configuration and the chunk list only through what is defined here.
 from foldatlas.chunking import chunk_file_name, read_plan
+from foldatlas.cluster import site_resources
 from foldatlas.fasta import expand_inputs
 
 
@@ -71,6 +72,16 @@ def chunk_plan(chunk):
 def fold_gpus():
     """GPUs per fold job: none when fold.device is cpu, else one."""
     return 0 if config["fold"]["device"] == "cpu" else 1
+
+
+def cpu_site():
+    """Slurm site settings (partition, account, constraint) of CPU jobs."""
+    return site_resources(config["slurm"], gpu=False)
+
+
+def gpu_site():
+    """Slurm site settings of fold jobs (GPU partition and model when they ask for a GPU)."""
+    return site_resources(config["slurm"], gpu=fold_gpus() > 0)
 
 
 def fold_runtime_minutes(wildcards):

@@ -18,6 +18,7 @@ rule fold_chunk:
         ENV
     threads: config["fold"]["threads"]
     resources:
+        **gpu_site(),
         gpu=fold_gpus(),
         mem_mb=lambda wc, attempt: config["fold"]["mem_mb"] * attempt,
         runtime=lambda wc, attempt: fold_runtime_minutes(wc) * attempt,

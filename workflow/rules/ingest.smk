@@ -15,6 +15,7 @@ rule read_fasta:
         ENV
     threads: config["ingest"]["threads"]
     resources:
+        **cpu_site(),
         mem_mb=lambda wc, attempt: 1500 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
     params:
@@ -39,6 +40,7 @@ checkpoint plan_chunks:
         ENV
     threads: config["ingest"]["threads"]
     resources:
+        **cpu_site(),
         mem_mb=lambda wc, attempt: int(
             config["ingest"]["memory_gb"] * 1024 * 1.5 * attempt
         ),

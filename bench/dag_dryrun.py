@@ -1,0 +1,74 @@
+"""How long `snakemake -n` takes to build the DAG for 10^3, 10^4 and 10^5 chunks.
+
+A working directory is made with a finished ingest (records, sequences, a plan of N
+chunks, N empty chunk files), so that the dry run evaluates the plan_chunks checkpoint
+and schedules N fold_chunk jobs plus the atlas rules, exactly as a real run of that
+size would. Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from foldatlas.tables import RECORDS_SCHEMA, SEQUENCES_SCHEMA  # noqa: E402
+
+
+def make_workdir(root: Path, n: int) -> Path:
+    import pyarrow.parquet as pq
+
+    wd = root / f"n{n}"
+    (wd / "config").mkdir(parents=True)
+    (wd / "config/config.yaml").write_text((REPO / "config/config.yaml").read_text())
+    (wd / "in.fa").write_text(">a\nMKTAYIAKQRQISFVKSHFSRQ\n")
+    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}}))
+    old = time.time() - 3600
+    os.utime(wd / "in.fa", (old, old))
+    chunks = wd / "results/chunks"
+    chunks.mkdir(parents=True)
+    (wd / "results/ingest").mkdir(parents=True)
+    pq.write_table(RECORDS_SCHEMA.empty_table(), wd / "results/ingest/records.parquet")
+    pq.write_table(SEQUENCES_SCHEMA.empty_table(), wd / "results/ingest/sequences.parquet")
+    with open(chunks / "plan.tsv", "w") as fh:
+        fh.write("chunk\tn_sequences\tresidues\tmin_length\tmax_length\test_seconds\n")
+        for k in range(n):
+            fh.write(f"{k}\t1000\t250000\t200\t300\t1800.0\n")
+            (chunks / f"chunk_{k:06d}.parquet").touch()
+    return wd
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000, 100000])
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-dag-") as tmp:
+        for n in args.chunks:
+            wd = make_workdir(Path(tmp), n)
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
+                   "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules"]  # fmt: skip
+            t = time.perf_counter()
+            res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            if res.returncode != 0:
+                sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
+            jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith("fold_chunk")), "").split()
+            rows.append((n, wall, jobs[-1] if jobs else "?"))
+            print(f"{n} chunks: {wall:.1f} s, fold_chunk jobs: {rows[-1][2]}", flush=True)
+    print("\n| chunks | dry-run wall s | fold_chunk jobs |\n| --- | --- | --- |")
+    for n, wall, jobs in rows:
+        print(f"| {n:,} | {wall:.1f} | {jobs} |")
+
+
+if __name__ == "__main__":
+    main()

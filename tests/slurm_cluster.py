@@ -1,0 +1,142 @@
+"""Start and stop a real single-node Slurm (Debian's slurmctld, slurmd, munge) for tests.
+
+Needs root and the packages (``.ci/run`` installs them). slurm.conf must live at
+/etc/slurm/slurm.conf: the executor plugin's in-job ``srun`` drops SLURM_CONF. The node
+declares one GPU GRES backed by /dev/null, so GPU requests schedule on a machine
+without a GPU (jobs get CUDA_VISIBLE_DEVICES=0 and run on the CPU). No accounting
+daemon: poll with ``--slurm-status-command squeue`` (MinJobAge keeps finished jobs
+visible for an hour).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+CONF = Path("/etc/slurm/slurm.conf")
+GRES = Path("/etc/slurm/gres.conf")
+PIDS = {"slurmd": Path("/run/slurmd.pid"), "slurmctld": Path("/run/slurmctld.pid"), "munged": Path("/run/munge/munged.pid")}
+BINARIES = ("slurmctld", "slurmd", "sinfo", "squeue", "sbatch", "scontrol", "munged")
+
+
+def unavailable() -> str | None:
+    """Why a Slurm cannot be started here, or None."""
+    if os.geteuid() != 0:
+        return "needs root to start slurmctld/slurmd/munged"
+    missing = [b for b in BINARIES if shutil.which(b) is None and not Path(f"/usr/sbin/{b}").exists()]
+    if missing:
+        return f"Slurm packages not installed (missing {', '.join(missing)}): apt-get install slurmctld slurmd slurm-client munge"
+    return None
+
+
+def _memory_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(int(line.split()[1]) / 1024 * 0.9)
+    return 4000
+
+
+def _run(*cmd: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+
+
+def start() -> None:
+    """Write the configuration, start munged, slurmctld and slurmd; wait for an idle node."""
+    stop()
+    for d in ("/etc/slurm", "/var/spool/slurmctld", "/var/spool/slurmd", "/var/log/slurm", "/run/munge", "/etc/munge"):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    cpus = os.cpu_count() or 2
+    CONF.write_text(
+        "\n".join(
+            [
+                "ClusterName=foldatlas-ci",
+                "SlurmctldHost=localhost",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                "AuthType=auth/munge",
+                "StateSaveLocation=/var/spool/slurmctld",
+                "SlurmdSpoolDir=/var/spool/slurmd",
+                f"SlurmctldPidFile={PIDS['slurmctld']}",
+                f"SlurmdPidFile={PIDS['slurmd']}",
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core_Memory",
+                "GresTypes=gpu",
+                "MinJobAge=3600",
+                "ReturnToService=2",
+                "SchedulerType=sched/backfill",
+                "AccountingStorageType=accounting_storage/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "SlurmctldLogFile=/var/log/slurm/slurmctld.log",
+                "SlurmdLogFile=/var/log/slurm/slurmd.log",
+                f"NodeName=localhost CPUs={cpus} RealMemory={_memory_mb()} Gres=gpu:1 State=UNKNOWN",
+                "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
+    )
+    GRES.write_text("NodeName=localhost Name=gpu File=/dev/null\n")
+    key = Path("/etc/munge/munge.key")
+    if not key.exists():
+        key.write_bytes(os.urandom(1024))
+    shutil.chown(key, "munge", "munge")
+    key.chmod(0o400)
+    shutil.chown("/run/munge", "munge", "munge")
+    for d in ("/var/lib/munge", "/var/log/munge"):
+        Path(d).mkdir(parents=True, exist_ok=True)
+        shutil.chown(d, "munge", "munge")
+    _check(_run("runuser", "-u", "munge", "--", "/usr/sbin/munged"), "munged")
+    _check(_run("/usr/sbin/slurmctld"), "slurmctld")
+    _check(_run("/usr/sbin/slurmd"), "slurmd")
+    deadline = time.monotonic() + 60
+    state = ""
+    while time.monotonic() < deadline:
+        try:
+            state = _run("sinfo", "-h", "-N", "-o", "%T", timeout=10).stdout.strip()
+        except subprocess.TimeoutExpired:
+            state = "timeout"
+        if state.startswith("idle"):
+            return
+        if state.startswith(("drain", "down")):
+            _run("scontrol", "update", "nodename=localhost", "state=resume")
+        time.sleep(0.5)
+    raise RuntimeError(f"Slurm node not idle after 60 s (state {state!r}); see /var/log/slurm/")
+
+
+def _check(res: subprocess.CompletedProcess, name: str) -> None:
+    if res.returncode != 0:
+        raise RuntimeError(f"{name} failed to start (exit {res.returncode}): {res.stderr.strip()[-500:]}")
+
+
+def stop() -> None:
+    """Stop every daemon started by :func:`start` (by PID file; SIGKILL after 10 s)."""
+    for name in ("slurmd", "slurmctld", "munged"):
+        pidfile = PIDS[name]
+        if not pidfile.exists():
+            continue
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+        pidfile.unlink(missing_ok=True)
+
+
+def jobs() -> list[dict[str, str]]:
+    """Every job Slurm remembers (MinJobAge=3600): id, name, state, exit code."""
+    out = _run("scontrol", "show", "job", "--oneliner", timeout=20).stdout
+    result = []
+    for line in out.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if "JobId" in fields:
+            result.append(fields)
+    return result
