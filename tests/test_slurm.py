@@ -80,7 +80,7 @@ def test_jobs_really_went_through_slurm(cluster_demo):
 def test_cancelled_fold_job_fails_the_run_and_a_rerun_completes(cluster_demo, slurm, tmp_path):
     wd = prepare(tmp_path, EXTRA)
     env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"sleep_seconds": 2.0}))
-    proc = cluster_run(wd, env=env, wait=False)
+    proc = cluster_run(wd, "--retries", "0", env=env, wait=False)  # the profile would retry it
     cancelled = None
     deadline = time.monotonic() + 300
     while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
