@@ -1,5 +1,7 @@
 # Config access, input lists and target functions. Every other .smk file reads the
 # configuration and the chunk list only through what is defined here.
+import os
+
 from foldatlas.chunking import chunk_file_name, read_plan
 from foldatlas.cluster import site_resources
 from foldatlas.fasta import expand_inputs
@@ -48,10 +50,26 @@ def plan_params():
     }
 
 
+_PLANS = {}
+
+
+def chunk_plans():
+    """The plan_chunks checkpoint's plan as {chunk id: ChunkPlan}, read once per plan file.
+
+    Input and resource functions of every fold job call this: without the cache, a
+    plan of N chunks would be read N times (a DAG of 10^4 chunks took minutes)."""
+    chunks_dir = checkpoints.plan_chunks.get().output.chunks
+    path = os.path.join(chunks_dir, "plan.tsv")
+    key = (path, os.stat(path).st_mtime_ns)
+    if key not in _PLANS:
+        _PLANS.clear()
+        _PLANS[key] = {f"{p.chunk:06d}": p for p in read_plan(chunks_dir)}
+    return _PLANS[key]
+
+
 def planned_chunks():
     """Chunk ids decided by the plan_chunks checkpoint (re-evaluated after it runs)."""
-    chunks_dir = checkpoints.plan_chunks.get().output.chunks
-    return [f"{p.chunk:06d}" for p in read_plan(chunks_dir)]
+    return list(chunk_plans())
 
 
 def chunk_file(wildcards):
@@ -62,11 +80,10 @@ def chunk_file(wildcards):
 
 def chunk_plan(chunk):
     """The plan.tsv row of one chunk."""
-    chunks_dir = checkpoints.plan_chunks.get().output.chunks
-    for p in read_plan(chunks_dir):
-        if p.chunk == int(chunk):
-            return p
-    raise ValueError(f"chunk {chunk} is not in {chunks_dir}/plan.tsv")
+    plans = chunk_plans()
+    if chunk not in plans:
+        raise ValueError(f"chunk {chunk} is not in the plan (results/chunks/plan.tsv)")
+    return plans[chunk]
 
 
 def fold_gpus():
