@@ -22,6 +22,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/fold.smk"
 include: "workflow/rules/atlas.smk"
+include: "workflow/rules/annotate.smk"
 
 
 # cheap aggregation runs on the submitting node, not as Slurm jobs

@@ -5,6 +5,7 @@ import os
 from foldatlas.chunking import chunk_file_name, read_plan
 from foldatlas.cluster import site_resources
 from foldatlas.fasta import expand_inputs
+from foldatlas.tools import find_binary
 
 
 wildcard_constraints:
@@ -16,6 +17,38 @@ ENV = "../../envs/foldatlas.yaml"
 
 # Expanded once at start-up: a glob matching nothing or a missing file fails here.
 INPUT_FASTA = expand_inputs(config["input"]["fasta"])
+
+# External programs are looked for at start-up, not hours later.
+FOLDSEEK = (
+    find_binary(
+        config["foldseek"]["binary"],
+        key="foldseek.binary",
+        install="Install it from bioconda (conda install -c bioconda foldseek, or run with "
+        "--sdm conda: envs/foldseek.yaml), or set foldseek.enabled: false.",
+    )
+    if config["foldseek"]["enabled"]
+    else None
+)
+MMSEQS = (
+    find_binary(
+        config["mmseqs"]["binary"],
+        key="mmseqs.binary",
+        install="Install it (apt-get install mmseqs2, or conda install -c bioconda mmseqs2), "
+        "or set mmseqs.enabled: false.",
+    )
+    if config["mmseqs"]["enabled"]
+    else None
+)
+
+
+def foldseek_binary():
+    """Resolved path of foldseek (checked at start-up)."""
+    return FOLDSEEK
+
+
+def mmseqs_binary():
+    """Resolved path of mmseqs (checked at start-up)."""
+    return MMSEQS
 
 
 def input_fasta(wildcards):
@@ -124,4 +157,10 @@ def final_targets(wildcards):
     ]
     if config["atlas"]["report"]:
         targets.append("results/report/atlas_report.html")
+    if config["foldseek"]["enabled"]:
+        targets.append("results/foldseek/clusters.parquet")
+        if config["foldseek"]["search"]["targets"]:
+            targets.append("results/foldseek/hits.parquet")
+    if config["mmseqs"]["enabled"]:
+        targets.append("results/mmseqs/clusters.parquet")
     return targets

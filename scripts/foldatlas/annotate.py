@@ -1,0 +1,249 @@
+"""Structural and sequence annotation: foldseek clustering and search, mmseqs2 clustering.
+
+Every program runs through :func:`foldatlas.tools.run_tool` (argument lists, recorded
+command, exit code and stderr). foldseek's row order varies between identical runs, so
+every table is sorted before it is written. Entry names are mapped back to sequence
+checksums (foldseek names an entry after its file, ``<checksum>.pdb``, plus a chain
+suffix).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .tables import write_table
+from .tools import run_tool
+
+__all__ = [
+    "SEARCH_COLUMNS",
+    "ClusterParams",
+    "entry_checksum",
+    "parse_cluster_tsv",
+    "parse_m8",
+    "foldseek_createdb",
+    "foldseek_cluster",
+    "foldseek_search",
+    "mmseqs_linclust",
+    "CLUSTERS_SCHEMA",
+    "HITS_SCHEMA",
+    "SEQ_CLUSTERS_SCHEMA",
+]
+
+log = logging.getLogger("foldatlas.annotate")
+
+#: foldseek --format-output columns written to hits.parquet (--format-mode 4 adds a header).
+SEARCH_COLUMNS = ("query", "target", "fident", "alnlen", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qlen", "tlen", "qcov", "tcov")
+_FLOAT = {"fident", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qcov", "tcov"}
+_CHECKSUM = re.compile(r"^([0-9a-f]{32})(?:\.pdb)?(?:_[A-Za-z0-9]+)?$")
+
+
+def _f(name: str, t: pa.DataType, doc: str, nullable: bool = False) -> pa.Field:
+    return pa.field(name, t, nullable=nullable, metadata={"description": doc})
+
+
+#: ``results/foldseek/clusters.parquet``
+CLUSTERS_SCHEMA = pa.schema(
+    [
+        _f("cluster_id", pa.int64(), "0-based cluster number (clusters ordered by representative checksum)"),
+        _f("representative", pa.string(), "checksum of the cluster's representative"),
+        _f("member", pa.string(), "checksum of the member (the representative is a member of its own cluster)"),
+        _f("is_representative", pa.bool_(), "member == representative"),
+        _f("plddt", pa.float32(), "member's mean pLDDT, 0-1", True),
+        _f("ptm", pa.float32(), "member's pTM, 0-1", True),
+        _f("cluster_size", pa.int64(), "members in the cluster"),
+    ]
+)
+#: ``results/foldseek/hits.parquet``
+HITS_SCHEMA = pa.schema(
+    [_f("query", pa.string(), "query checksum"), _f("target_db", pa.string(), "the configured target it was found in"), _f("target", pa.string(), "target entry name as foldseek reports it")]
+    + [_f(c, pa.float64() if c in _FLOAT else pa.int64(), f"foldseek {c}") for c in SEARCH_COLUMNS[2:]]
+)
+#: ``results/mmseqs/clusters.parquet``
+SEQ_CLUSTERS_SCHEMA = pa.schema(
+    [
+        _f("cluster_id", pa.int64(), "0-based cluster number (ordered by representative checksum)"),
+        _f("representative", pa.string(), "checksum of the representative sequence"),
+        _f("member", pa.string(), "checksum of the member sequence"),
+        _f("cluster_size", pa.int64(), "members in the cluster"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """foldseek clustering options (``foldseek.cluster`` config section)."""
+
+    coverage: float = 0.8
+    cov_mode: int = 0
+    evalue: float = 0.001
+    alignment_type: int = 2
+    tmscore_threshold: float = 0.0
+    lddt_threshold: float = 0.0
+
+    def args(self) -> list[str]:
+        return [
+            "-c", str(self.coverage), "--cov-mode", str(self.cov_mode), "-e", str(self.evalue),
+            "--alignment-type", str(self.alignment_type), "--tmscore-threshold", str(self.tmscore_threshold),
+            "--lddt-threshold", str(self.lddt_threshold),
+        ]  # fmt: skip
+
+
+def entry_checksum(name: str) -> str:
+    """The sequence checksum behind a foldseek entry name (``<checksum>.pdb_A``, ``<checksum>_A``...)."""
+    m = _CHECKSUM.match(name.strip())
+    if not m:
+        raise ValueError(f"expected an entry named after a 32-digit checksum, found {name!r}")
+    return m.group(1)
+
+
+def parse_cluster_tsv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(representative, member) checksum pairs of a cluster TSV, sorted."""
+    pairs = set()
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if row:
+                pairs.add((entry_checksum(row[0]), entry_checksum(row[1])))
+    return sorted(pairs)
+
+
+def parse_m8(path: str | os.PathLike[str], *, target_db: str, checksum_targets: bool = False) -> pa.Table:
+    """A ``--format-mode 4`` alignment file (header line) as a table, sorted by query, e-value, target."""
+    rows = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = set(SEARCH_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: expected columns {', '.join(SEARCH_COLUMNS)}, missing {', '.join(sorted(missing))}")
+        for r in reader:
+            row = {"query": entry_checksum(r["query"]), "target_db": target_db,
+                   "target": entry_checksum(r["target"]) if checksum_targets else r["target"]}  # fmt: skip
+            for c in SEARCH_COLUMNS[2:]:
+                row[c] = float(r[c]) if c in _FLOAT else int(float(r[c]))
+            rows.append(row)
+    rows.sort(key=lambda r: (r["query"], r["evalue"], -r["bits"], r["target"]))
+    return pa.Table.from_pylist(rows, schema=HITS_SCHEMA)
+
+
+def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db: str | os.PathLike[str], *, threads: int) -> Path:
+    """``foldseek createdb`` straight from structure archives (``.tar.gz`` read directly)."""
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    run_tool([binary, "createdb", *inputs, db, "--threads", str(threads)], logger=log)
+    return Path(db)
+
+
+def _confidence(metadata: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
+    t = pq.read_table(metadata, columns=["checksum", "plddt", "ptm", "is_duplicate", "status"])
+    out = {}
+    for c, pl, pt, dup, st in zip(*(t[k].to_pylist() for k in ("checksum", "plddt", "ptm", "is_duplicate", "status"))):
+        if st == "folded" and not dup:
+            out[c] = (pl, pt)
+    return out
+
+
+def clusters_table(pairs: list[tuple[str, str]], confidence: dict[str, tuple[float | None, float | None]], *, best_confidence: bool) -> pa.Table:
+    """Cluster table from (representative, member) pairs; with ``best_confidence`` the
+    representative of each cluster is re-chosen Atlas-style: the member with the highest
+    pTM x pLDDT (ties: smallest checksum)."""
+    groups: dict[str, list[str]] = {}
+    for rep, mem in pairs:
+        groups.setdefault(rep, []).append(mem)
+    if best_confidence:
+        def score(c: str) -> tuple[float, str]:
+            pl, pt = confidence.get(c, (None, None))
+            return (-(pl or 0.0) * (pt or 0.0), c)
+
+        groups = {min(mems, key=score): mems for mems in groups.values()}
+    rows = []
+    for cid, rep in enumerate(sorted(groups)):
+        mems = sorted(set(groups[rep]) | {rep})
+        for m in mems:
+            pl, pt = confidence.get(m, (None, None))
+            rows.append({"cluster_id": cid, "representative": rep, "member": m, "is_representative": m == rep, "plddt": pl, "ptm": pt, "cluster_size": len(mems)})
+    return pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA)
+
+
+def foldseek_cluster(
+    binary: str, db: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str], params: ClusterParams, threads: int, best_confidence: bool
+) -> pa.Table:
+    """``foldseek cluster`` + ``createtsv``; writes ``out`` (clusters.parquet) and returns it."""
+    with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
+        clu = Path(tmp) / "clu"
+        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *params.args(), "--threads", str(threads)], logger=log)
+        tsv = Path(tmp) / "clu.tsv"
+        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+        table = clusters_table(parse_cluster_tsv(tsv), _confidence(metadata), best_confidence=best_confidence)
+    write_table(table, out, CLUSTERS_SCHEMA)
+    return table
+
+
+def foldseek_search(
+    binary: str, db: str | os.PathLike[str], targets: Sequence[str], out: str | os.PathLike[str], *, evalue: float, max_seqs: int, threads: int
+) -> pa.Table:
+    """Search the atlas against each target (a foldseek DB, or a folder / archive of
+    structures, turned into a DB first); writes hits.parquet, sorted."""
+    tables = []
+    with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
+        for k, target in enumerate(targets):
+            tdb: str | Path = target
+            if not Path(f"{target}.dbtype").exists():  # structures, not a DB
+                tdb = foldseek_createdb(binary, [target], Path(tmp) / f"target{k}" / "db", threads=threads)
+            aln = Path(tmp) / f"aln{k}"
+            run_tool([binary, "search", db, tdb, aln, Path(tmp) / "tmp", "-e", str(evalue), "--max-seqs", str(max_seqs), "--threads", str(threads)], logger=log)
+            m8 = Path(tmp) / f"hits{k}.m8"
+            run_tool([binary, "convertalis", db, tdb, aln, m8, "--format-mode", "4", "--format-output", ",".join(SEARCH_COLUMNS), "--threads", str(threads)], logger=log)
+            tables.append(parse_m8(m8, target_db=str(target)))
+    table = pa.concat_tables(tables) if tables else HITS_SCHEMA.empty_table()
+    write_table(table, out, HITS_SCHEMA)
+    return table
+
+
+def mmseqs_linclust(
+    binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, min_seq_id: float, coverage: float, cov_mode: int, threads: int
+) -> pa.Table:
+    """Sequence clustering of the unique sequences with ``mmseqs easy-linclust`` (the ESM
+    Atlas's clust30: 30% identity, 80% coverage, cov-mode 1); writes ``out``."""
+    t = pq.read_table(sequences, columns=["checksum", "sequence"])
+    with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
+        fasta = Path(tmp) / "unique.fasta"
+        with open(fasta, "w") as fh:
+            for c, s in zip(t["checksum"].to_pylist(), t["sequence"].to_pylist()):
+                fh.write(f">{c}\n{s}\n")
+        pairs: list[tuple[str, str]] = []
+        if t.num_rows:
+            prefix = Path(tmp) / "clu"
+            run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", "--min-seq-id", str(min_seq_id), "-c", str(coverage),
+                      "--cov-mode", str(cov_mode), "--threads", str(threads)], logger=log)  # fmt: skip
+            pairs = parse_cluster_tsv(f"{prefix}_cluster.tsv")
+    groups: dict[str, list[str]] = {}
+    for rep, mem in pairs:
+        groups.setdefault(rep, []).append(mem)
+    rows = [{"cluster_id": cid, "representative": rep, "member": m, "cluster_size": len(groups[rep])} for cid, rep in enumerate(sorted(groups)) for m in sorted(groups[rep])]
+    table = pa.Table.from_pylist(rows, schema=SEQ_CLUSTERS_SCHEMA)
+    write_table(table, out, SEQ_CLUSTERS_SCHEMA)
+    return table
+
+
+def shard_list(structures: str | os.PathLike[str], *, collection: str = "highconf") -> list[Path]:
+    """The shards of one collection in an atlas structures folder, in order."""
+    return sorted(Path(structures).glob(f"{collection}_*.tar.gz"))
+
+
+def empty_outputs(*pairs: tuple[str | os.PathLike[str], pa.Schema]) -> None:
+    """Write empty tables (nothing to annotate)."""
+    for path, schema in pairs:
+        write_table(schema.empty_table(), path, schema)
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    shutil.rmtree(path, ignore_errors=True)
