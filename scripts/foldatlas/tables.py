@@ -212,10 +212,20 @@ DOCUMENTED = (
 )
 
 
+def _annotation_schemas() -> tuple:
+    from .annotate import CLUSTERS_SCHEMA, HITS_SCHEMA, SEQ_CLUSTERS_SCHEMA
+
+    return (
+        ("results/foldseek/clusters.parquet", "one row per (cluster, member) of the high-confidence structures", CLUSTERS_SCHEMA),
+        ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
+        ("results/mmseqs/clusters.parquet", "one row per (cluster, member) of the unique sequences", SEQ_CLUSTERS_SCHEMA),
+    )
+
+
 def schemas_markdown() -> str:
     """Markdown tables of every documented Parquet schema (column, Arrow type, nullable, meaning)."""
     out = []
-    for path, what, schema in DOCUMENTED:
+    for path, what, schema in DOCUMENTED + _annotation_schemas():
         out.append(f"#### `{path}`\n\n{what[0].upper() + what[1:]}.\n\n| column | Arrow type | null | meaning |\n| --- | --- | --- | --- |")
         for f in schema:
             desc = (f.metadata or {}).get(b"description", b"").decode()
