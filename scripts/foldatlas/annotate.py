@@ -199,7 +199,7 @@ def foldseek_search(
             if not Path(f"{target}.dbtype").exists():  # structures, not a DB
                 tdb = foldseek_createdb(binary, [target], Path(tmp) / f"target{k}" / "db", threads=threads)
             aln = Path(tmp) / f"aln{k}"
-            run_tool([binary, "search", db, tdb, aln, Path(tmp) / "tmp", "-e", str(evalue), "--max-seqs", str(max_seqs), "--threads", str(threads)], logger=log)
+            run_tool([binary, "search", db, tdb, aln, Path(tmp) / "tmp", "-a", "-e", str(evalue), "--max-seqs", str(max_seqs), "--threads", str(threads)], logger=log)
             m8 = Path(tmp) / f"hits{k}.m8"
             run_tool([binary, "convertalis", db, tdb, aln, m8, "--format-mode", "4", "--format-output", ",".join(SEARCH_COLUMNS), "--threads", str(threads)], logger=log)
             tables.append(parse_m8(m8, target_db=str(target)))

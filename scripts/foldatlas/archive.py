@@ -134,8 +134,8 @@ def read_member(archive: str | os.PathLike[str], offset: int, length: int, *, ex
 
 def extract_structure(archive: str | os.PathLike[str], entry: IndexEntry, dest: str | os.PathLike[str]) -> Path:
     """Write one structure to ``<dest>/<checksum>.pdb``; the name is checked, never taken from the archive."""
-    data = read_member(archive, entry.offset, entry.length, expect=entry.member)
     out = Path(dest) / f"{safe_member_name(entry.checksum)}.pdb"
+    data = read_member(archive, entry.offset, entry.length, expect=entry.member)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     return out

@@ -95,6 +95,10 @@ class FaultInjector:
     of memory unless the trunk chunk size is at most ``oom_max_chunk_size`` (0: always).
     ``error_checksums``: a ``ValueError`` for any batch holding one of them.
     ``sleep_seconds``: sleep before each forward pass (to kill jobs mid-chunk).
+    ``kill_at``: the process kills itself with SIGKILL at that point of a fold job:
+    ``model_load`` (while loading the model), ``mid_batch`` (after the second batch was
+    handed to the writer), ``archive`` (half-way through writing the chunk archive) or
+    ``between_outputs`` (after the archive, before the tables).
     """
 
     oom_tokens: int | None = None
@@ -102,6 +106,17 @@ class FaultInjector:
     oom_max_chunk_size: int = 0
     error_checksums: frozenset[str] = frozenset()
     sleep_seconds: float = 0.0
+    kill_at: str | None = None
+
+    def kill_point(self, point: str) -> None:
+        """SIGKILL this process if ``point`` is the configured kill point."""
+        if self.kill_at == point:
+            import signal
+
+            log.warning("injected fault: SIGKILL at %s", point)
+            for handler in logging.getLogger("foldatlas").handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> FaultInjector:

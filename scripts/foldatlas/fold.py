@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_path
 from .batching import make_batches
-from .engine import FoldEngine, FoldSettings, Prediction, SeqItem
+from .engine import FaultInjector, FoldEngine, FoldSettings, Prediction, SeqItem
 from .errors import FoldatlasError
 from .structures import add_member, member_name, pdb_text
 from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
@@ -147,11 +147,13 @@ class _Writer(threading.Thread):
                 preds = self.queue.get()
                 if preds is None:
                     self._commit()
+                    self.queue.task_done()
                     return
                 for p in preds:
                     self._add(p)
                 if time.monotonic() - self.opened >= self.commit_seconds:
                     self._commit()
+                self.queue.task_done()
         except BaseException as exc:  # noqa: BLE001 - reported to the main thread
             self.error = exc
             log.exception("writer thread failed")
@@ -312,21 +314,24 @@ def fold_chunk(
     writer = _Writer(store, schema=emb_schema, context=context, commit_seconds=commit_seconds, dtype=s.embedding_dtype, per_residue=s.per_residue_embeddings)
     writer.start()
     try:
-        for batch in make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size):
+        for k, batch in enumerate(make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size)):
             batch_items = [todo[i] for i in batch]
             preds = engine.predict(batch_items)
             writer.put(preds)
             progress.update(len(batch_items), sum(it.length for it in batch_items))
+            if k == 1 and engine.injector.kill_at == "mid_batch":
+                writer.queue.join()  # let the writer commit, so a kill here leaves segments
+                engine.injector.kill_point("mid_batch")
     finally:
         writer.finish()
     progress.update(0, 0, force=True)
-    counts = _merge(store, items, outputs, emb_schema)
+    counts = _merge(store, items, outputs, emb_schema, engine.injector)
     shutil.rmtree(store.folder, ignore_errors=True)
     log.info("chunk %s done: %s", name, counts)
     return counts
 
 
-def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema) -> dict[str, int]:
+def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema, injector: FaultInjector) -> dict[str, int]:
     order = {it.checksum: k for k, it in enumerate(items)}
     segs = [store.folder / seg for seg in store.segments]
     preds = pa.concat_tables([pq.read_table(f"{p}.predictions.parquet", schema=PREDICTIONS_SCHEMA) for p in segs]) if segs else PREDICTIONS_SCHEMA.empty_table()
@@ -343,9 +348,14 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
     with atomic_path(outputs.structures) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=ARCHIVE_MTIME) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                written = 0
                 for pdbs in _sorted_structures(segs, order):
                     for member, data in pdbs:
                         add_member(tar, member, data, mtime=ARCHIVE_MTIME)
+                        written += 1
+                        if written == len(items) // 2:
+                            injector.kill_point("archive")
+    injector.kill_point("between_outputs")
 
     def emb_batches() -> Iterable[pa.RecordBatch]:
         for p in segs:
@@ -424,13 +434,15 @@ def fold_chunk_job(
     from .model import load_folding_model
 
     torch.set_num_threads(max(1, threads))
+    injector = FaultInjector.from_env()
+    injector.kill_point("model_load")
     loaded = load_folding_model(fold["model"], weights=fold.get("weights"), device=fold["device"], precision=fold["precision"])
     memory = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
     settings = settings_from_config(fold, embeddings, device_memory=memory)
     embedder = None
     if embeddings.get("model"):
         embedder = Esm2Embedder(embeddings["model"], layers=settings.embedding_layers, device=loaded.device)
-    engine = FoldEngine(loaded, settings, injector=FaultInjector.from_env(), standalone_embedder=embedder)
+    engine = FoldEngine(loaded, settings, injector=injector, standalone_embedder=embedder)
     try:
         return fold_chunk(
             chunk_path, outputs, partial_dir, engine,

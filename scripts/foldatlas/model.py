@@ -196,6 +196,9 @@ def _load_esmfold(weights: str | None) -> tuple[Any, str]:
         model = EsmForProteinFolding.from_pretrained(source, local_files_only=True, use_safetensors=None)
     except OSError as exc:
         raise ModelWeightsError(searched, f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a pickle refused by weights-only loading
+        first = (str(exc).splitlines() or [""])[0]
+        raise ModelWeightsError(searched, f"the weights there could not be loaded safely ({type(exc).__name__}: {first})") from None
     revision = getattr(model.config, "_commit_hash", None) or "local"
     return model, revision
 

@@ -1,0 +1,187 @@
+"""Faults: SIGKILLed fold jobs, write failures, concurrent runs, hostile archives and weights."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO
+from foldatlas.archive import IndexEntry, extract_structure, iter_tar_members, read_member
+from foldatlas.errors import FoldatlasError
+from test_workflow import prepare, run
+
+pytestmark = pytest.mark.workflow
+KILL_POINTS = ("model_load", "mid_batch", "archive", "between_outputs")
+
+
+def workflow(wd: Path, *extra: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", *extra]
+    return subprocess.run(cmd, cwd=wd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def snapshot(wd: Path) -> dict:
+    meta = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
+    index = pq.read_table(wd / "results/atlas/structures/index.parquet").to_pylist()
+    counts = json.loads((wd / "results/atlas/summary.json").read_text())["counts"]
+    return {
+        "rows": [(r["source_index"], r["record_index"], r["status"], r["checksum"], r["high_confidence"]) for r in meta],
+        "plddt": np.array([r["plddt"] or 0.0 for r in meta]),
+        "members": sorted((r["collection"], r["member"]) for r in index),
+        "counts": counts,
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    wd = prepare(tmp_path_factory.mktemp("ref"))
+    res = workflow(wd)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return snapshot(wd)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sigkill_of_a_fold_job_then_rerun_equals_uninterrupted(point, reference, tmp_path):
+    wd = prepare(tmp_path)
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": point}))
+    res = workflow(wd, env=env)
+    assert res.returncode != 0, "the killed job should fail the run"
+    assert "Error in rule fold_chunk" in res.stdout + res.stderr
+    assert not (wd / "results/atlas/metadata.parquet").exists()
+    logs = "".join(p.read_text() for p in (wd / "results/logs/fold_chunk").glob("*.log"))
+    assert f"SIGKILL at {point}" in logs
+    partial_before = sorted(p.name for p in (wd / "results/fold/partial").rglob("seg_*.predictions.parquet")) if (wd / "results/fold/partial").exists() else []
+    res = workflow(wd)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = snapshot(wd)
+    assert got["rows"] == reference["rows"]
+    assert got["members"] == reference["members"]
+    assert got["counts"] == reference["counts"]
+    np.testing.assert_allclose(got["plddt"], reference["plddt"], atol=1e-3)
+    if point == "mid_batch":
+        assert partial_before, "a mid-chunk kill should leave committed segments"
+        logs = "".join(p.read_text() for p in (wd / "results/logs/fold_chunk").glob("*.log"))
+        assert "already folded" in logs and not all(" 0 already folded" in ln for ln in logs.splitlines() if "already folded" in ln)
+
+
+def test_write_failure_leaves_nothing_that_looks_finished(tmp_path):
+    """A write that fails mid-file (file-size limit: EFBIG, as a full disk gives ENOSPC)."""
+    code = (
+        "import resource, signal, sys\n"
+        f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+        "import pyarrow as pa\n"
+        "from foldatlas.tables import write_table\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        "t = pa.table({'x': [str(i) * 50 for i in range(100_000)]})\n"
+        f"write_table(t, {str(tmp_path / 'out.parquet')!r}, t.schema, compression='none')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode != 0 and "File too large" in res.stderr
+    assert list(tmp_path.iterdir()) == [], "a temporary or partial file was left behind"
+
+
+def test_unwritable_results_folder_fails_clearly(tmp_path):
+    wd = prepare(tmp_path)
+    (wd / "results").write_text("not a folder")
+    res = workflow(wd, timeout=300)
+    assert res.returncode != 0
+    assert "results" in res.stdout + res.stderr
+
+
+def test_second_run_on_the_same_folder_is_refused(tmp_path):
+    wd = prepare(tmp_path)
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"sleep_seconds": 1.0}))
+    first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"],
+                             cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list((wd / ".snakemake/locks").glob("*")) if (wd / ".snakemake/locks").exists() else True:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.2)
+    second = workflow(wd, timeout=300)
+    out, _ = first.communicate(timeout=900)
+    assert second.returncode != 0
+    assert "lock" in (second.stdout + second.stderr).lower()
+    assert first.returncode == 0, out[-3000:]
+    assert json.loads((wd / "results/atlas/accounting.json").read_text())["ok"]
+
+
+def test_hostile_archive_members_are_never_extracted(tmp_path):
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        for name in ("../outside.pdb", "/tmp/foldatlas-absolute.pdb", "a/../../up.pdb"):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"ATOM"))
+    names = [n for n, _ in iter_tar_members(evil)]
+    assert names == ["../outside.pdb", "/tmp/foldatlas-absolute.pdb", "a/../../up.pdb"]
+    assert not (tmp_path.parent / "outside.pdb").exists() and not Path("/tmp/foldatlas-absolute.pdb").exists()
+    # an index entry pointing at such a member: the name is checked, the output name is the checksum's
+    info = tarfile.TarInfo("../outside.pdb")
+    info.size = 4
+    data = gzip.compress(info.tobuf() + b"ATOM" + b"\0" * 508)
+    shard = tmp_path / "shard.tar.gz"
+    shard.write_bytes(data)
+    entry = IndexEntry("0" * 32, "shard.tar.gz", "0" * 32 + ".pdb", 0, len(data), 4)
+    with pytest.raises(ValueError, match="expected member"):
+        extract_structure(shard, entry, tmp_path / "out")
+    with pytest.raises(ValueError, match="expected a 32-digit"):
+        extract_structure(shard, IndexEntry("../../x", "s", "../../x.pdb", 0, len(data), 4), tmp_path / "out")
+    assert read_member(shard, 0, len(data)) == b"ATOM"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ.get('FOLDATLAS_TEST_MARKER', '/tmp/foldatlas-pwned')}",))
+
+
+def test_pickled_weights_are_refused_without_running_them(tmp_path):
+    from foldatlas.model import ModelWeightsError, load_folding_model, tiny_esmfold_config
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    tiny_esmfold_config().to_json_file(folder / "config.json")
+    marker = tmp_path / "pwned"
+    os.environ["FOLDATLAS_TEST_MARKER"] = str(marker)
+    try:
+        with open(folder / "pytorch_model.bin", "wb") as fh:
+            pickle.dump({"weight": _Boom()}, fh)
+        with pytest.raises(ModelWeightsError, match="could not be loaded safely|not found"):
+            load_folding_model("esmfold_v1", weights=str(folder), device="cpu")
+    finally:
+        del os.environ["FOLDATLAS_TEST_MARKER"]
+    assert not marker.exists(), "unpickling ran code from the weights file"
+
+
+def test_missing_weights_say_where_they_were_looked_for(tmp_path):
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+        "from foldatlas.model import load_folding_model\n"
+        "load_folding_model('esmfold_v1', device='cpu')\n"
+    )
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode != 0
+    assert "ESMFold weights not found. Looked in:" in res.stderr and str(tmp_path / "hf") in res.stderr
+    assert "make weights" in res.stderr
+
+
+def test_fault_env_is_a_testing_hook_only():
+    from foldatlas.engine import FaultInjector
+
+    assert FaultInjector.from_env({}).kill_at is None
+    with pytest.raises(TypeError):
+        FaultInjector.from_env({"FOLDATLAS_INJECT_FAULTS": '{"unknown": 1}'})
+    assert isinstance(FoldatlasError("x"), Exception)
