@@ -24,6 +24,7 @@ from test_workflow import prepare, run
 
 pytestmark = pytest.mark.workflow
 KILL_POINTS = ("model_load", "mid_batch", "archive", "between_outputs")
+SMALL_BATCHES = {"fold": {"max_batch_size": 3}}  # several batches per chunk, so a kill can fall between them
 
 
 def workflow(wd: Path, *extra: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -45,7 +46,7 @@ def snapshot(wd: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    wd = prepare(tmp_path_factory.mktemp("ref"))
+    wd = prepare(tmp_path_factory.mktemp("ref"), SMALL_BATCHES)
     res = workflow(wd)
     assert res.returncode == 0, res.stderr[-3000:]
     return snapshot(wd)
@@ -53,7 +54,7 @@ def reference(tmp_path_factory):
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_of_a_fold_job_then_rerun_equals_uninterrupted(point, reference, tmp_path):
-    wd = prepare(tmp_path)
+    wd = prepare(tmp_path, SMALL_BATCHES)
     env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": point}))
     res = workflow(wd, env=env)
     assert res.returncode != 0, "the killed job should fail the run"
