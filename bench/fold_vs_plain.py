@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--mgnify", action="store_true", help="MGnify-like log-normal lengths (GPU runs)")
     ap.add_argument("--num-recycles", type=int, default=4)
     ap.add_argument("--precision", default="auto", help="foldatlas language-model precision (auto: bf16 on GPUs; the CPU default here is bf16 when it has avx512_bf16/AMX)")
-    ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--max-tokens", type=int, default=0, help="foldatlas token budget; 0 = its default for the device")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = ap.parse_args()
@@ -192,7 +192,11 @@ def main() -> None:
         result["plain_seconds"] = plain
         if precision != "fp32":
             loaded.model.esm.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
-        settings = FoldSettings(num_recycles=args.num_recycles, max_tokens=args.max_tokens)
+        from foldatlas.fold import AUTO_TOKENS_CPU, AUTO_TOKENS_GPU
+
+        tokens = args.max_tokens or (AUTO_TOKENS_GPU if device.type == "cuda" else AUTO_TOKENS_CPU)
+        settings = FoldSettings(num_recycles=args.num_recycles, max_tokens=tokens)
+        result["foldatlas_max_tokens"] = tokens
         wall, fwd = foldatlas_run(loaded, seqs, tmp, settings)
         result["foldatlas_seconds"] = wall
         result["foldatlas_forward_seconds"] = fwd

@@ -47,8 +47,11 @@ log = logging.getLogger("foldatlas.engine")
 
 #: Trunk chunk sizes tried, in order, for one sequence that ran out of memory.
 CHUNK_SIZE_FALLBACKS = (128, 64, 32)
-#: With ``fold.chunk_size: auto``, axial attention is chunked (128) from this length on.
+#: With ``fold.chunk_size: auto``, axial attention is chunked (128) from this length on
+#: on GPUs; on the CPU it is always chunked (64), which is faster there (cache-sized
+#: tiles: 3.3 s against 3.9 s unchunked for 40 sequences of 50-150 aa, tiny model).
 AUTO_CHUNK_MIN_LENGTH = 600
+AUTO_CHUNK_CPU = 64
 #: pLDDT above which a residue counts as confident (``num_conf``; ESM Atlas, 0-1 scale).
 CONFIDENT_PLDDT = 0.7
 #: Artefact signature: pTM at least this high with mean pLDDT under the artefact pLDDT.
@@ -250,6 +253,8 @@ class FoldEngine:
         """Trunk chunk size for a batch whose longest sequence has ``lmax`` residues."""
         cs = self.settings.chunk_size
         if cs == "auto":
+            if self.device.type == "cpu":
+                return AUTO_CHUNK_CPU
             return 128 if lmax >= AUTO_CHUNK_MIN_LENGTH else None
         return cs  # type: ignore[return-value]
 

@@ -391,11 +391,18 @@ def read_structure_archive(path: str | Path) -> dict[str, str]:
     return out
 
 
+#: Token budget per forward pass with ``fold.max_tokens_per_batch: 0``. On the CPU small
+#: batches are much faster (40 sequences of 50-150 aa, tiny model: 3.9 s at 1024 tokens,
+#: 15.3 s at 4096); GPUs want large batches.
+AUTO_TOKENS_CPU, AUTO_TOKENS_GPU = 1024, 4096
+
+
 def settings_from_config(fold: dict, embeddings: dict, *, device_memory: int | None = None) -> FoldSettings:
     """:class:`~foldatlas.engine.FoldSettings` from the ``fold`` and ``embeddings`` config sections.
 
     ``fold.max_pair_tokens_per_batch: 0`` sizes the pair budget to the GPU's memory
-    (``device_memory`` bytes); on the CPU it is 2^20.
+    (``device_memory`` bytes; None means the CPU, where it is 2^20);
+    ``fold.max_tokens_per_batch: 0`` is 4096 on a GPU and 1024 on the CPU.
     """
     from .batching import auto_pair_budget
 
@@ -406,7 +413,7 @@ def settings_from_config(fold: dict, embeddings: dict, *, device_memory: int | N
     return FoldSettings(
         num_recycles=int(fold["num_recycles"]),
         chunk_size=None if chunk == 0 else chunk,
-        max_tokens=int(fold["max_tokens_per_batch"]),
+        max_tokens=int(fold["max_tokens_per_batch"]) or (AUTO_TOKENS_GPU if device_memory else AUTO_TOKENS_CPU),
         max_pair_tokens=pair,
         max_batch_size=int(fold["max_batch_size"]),
         embedding_layers=tuple(int(k) for k in embeddings["layers"]),
