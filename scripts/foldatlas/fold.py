@@ -380,21 +380,9 @@ def _sorted_structures(segs: list[Path], order: dict[str, int]) -> Iterable[list
 
 def read_structure_archive(path: str | Path) -> dict[str, str]:
     """All members of a structure archive as ``{member: PDB text}`` (for tests and small chunks)."""
-    out = {}
-    with tarfile.open(path, mode="r:*") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            fh = tar.extractfile(info)
-            assert fh is not None
-            out[info.name] = fh.read().decode("ascii")
-    return out
+    from .archive import iter_tar_members
 
-
-#: Token budget per forward pass with ``fold.max_tokens_per_batch: 0``. On the CPU small
-#: batches are much faster (40 sequences of 50-150 aa, tiny model: 3.9 s at 1024 tokens,
-#: 15.3 s at 4096); GPUs want large batches.
-AUTO_TOKENS_CPU, AUTO_TOKENS_GPU = 1024, 4096
+    return {name: data.decode("ascii") for name, data in iter_tar_members(path)}
 
 
 def settings_from_config(fold: dict, embeddings: dict, *, device_memory: int | None = None) -> FoldSettings:
