@@ -74,8 +74,8 @@ class LoadedModel:
     lm_dtype: torch.dtype
 
 
-def tiny_esmfold_config() -> Any:
-    """An ``EsmConfig`` of the real ESMFold architecture at toy size (about 345k parameters)."""
+def _esmfold_config(*, hidden_size: int, layers: int, heads: int, esmfold: dict, **extra: Any) -> Any:
+    """An ``EsmConfig`` of the ESMFold architecture (ESM-2 language model + folding trunk)."""
     from transformers import EsmConfig
     from transformers.models.esm.configuration_esm import get_default_vocab_list
 
@@ -83,22 +83,33 @@ def tiny_esmfold_config() -> Any:
         vocab_size=33,
         pad_token_id=1,
         mask_token_id=32,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=256,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden_size,
         position_embedding_type="rotary",
         token_dropout=True,
         emb_layer_norm_before=False,
         layer_norm_eps=1e-5,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
+        is_folding_model=True,
+        vocab_list=list(get_default_vocab_list()),
+        esmfold_config=esmfold,
+        **extra,
+    )
+
+
+def tiny_esmfold_config() -> Any:
+    """An ``EsmConfig`` of the real ESMFold architecture at toy size (about 345k parameters)."""
+    return _esmfold_config(
+        hidden_size=64,
+        layers=2,
+        heads=4,
         # wider than the default 0.02 so that random confidences spread over 0.2-0.7
         # instead of sitting at 0.5: filters then have both outcomes in tests and demos
         initializer_range=0.5,
-        is_folding_model=True,
-        vocab_list=list(get_default_vocab_list()),
-        esmfold_config={
+        esmfold={
             "fp16_esm": False,
             "lddt_head_hid_dim": 16,
             "trunk": {
@@ -129,27 +140,12 @@ def full_esmfold_config() -> Any:
 
     With random weights it has the real model's compute cost; its outputs mean nothing.
     """
-    from transformers import EsmConfig
-    from transformers.models.esm.configuration_esm import get_default_vocab_list
-
-    return EsmConfig(
-        vocab_size=33,
-        pad_token_id=1,
-        mask_token_id=32,
+    return _esmfold_config(
         hidden_size=2560,
-        num_hidden_layers=36,
-        num_attention_heads=40,
-        intermediate_size=10240,
-        position_embedding_type="rotary",
-        token_dropout=True,
-        emb_layer_norm_before=False,
-        layer_norm_eps=1e-5,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        layers=36,
+        heads=40,
         max_position_embeddings=1026,
-        is_folding_model=True,
-        vocab_list=list(get_default_vocab_list()),
-        esmfold_config={"fp16_esm": False, "trunk": {"num_blocks": 48, "max_recycles": 4}},
+        esmfold={"fp16_esm": False, "trunk": {"num_blocks": 48, "max_recycles": 4}},
     )
 
 
