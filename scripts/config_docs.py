@@ -6,12 +6,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from foldatlas.config import load_schema, schema_markdown  # noqa: E402
+from foldatlas.docs import replace_section  # noqa: E402
 
-BEGIN, END = "<!-- BEGIN GENERATED -->\n", "<!-- END GENERATED -->"
 table = schema_markdown(load_schema(Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml"))
 if len(sys.argv) == 3 and sys.argv[1] == "--write":
-    path = Path(sys.argv[2])
-    head, rest = path.read_text().split(BEGIN)
-    path.write_text(head + BEGIN + table + END + rest.split(END)[1])
+    replace_section(sys.argv[2], "<!-- BEGIN GENERATED -->\n", "<!-- END GENERATED -->", table)
 else:
     print(table, end="")
