@@ -135,3 +135,36 @@ def test_records_keep_input_order_at_scale(tmp_path):
     key = t["source_index"].to_numpy().astype(np.int64) * 10**6 + t["record_index"].to_numpy()
     assert len(key) == 180_000 and np.all(np.diff(key) > 0)
     assert t["status"].to_pylist().count("ok") == pq.read_metadata(tmp_path / "s.parquet").num_rows
+
+
+def test_sort_out_of_memory_falls_back_to_scratch_file(tmp_path, monkeypatch, caplog):
+    """DuckDB running out of memory part-way through the streamed sort (after some chunks
+    were staged) restarts the chunks through a scratch file: same outputs, nothing lost."""
+    from foldatlas import chunking
+
+    rng = np.random.default_rng(9)
+    alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    recs = [(f"s{i}", "".join(rng.choice(alphabet, rng.integers(20, 300)))) for i in range(3000)]
+    path = write_fasta(tmp_path / "in.fa", recs + recs[:500])
+    read_fasta_file(path, tmp_path / "p.parquet", source="in.fa", source_index=0, min_length=10, max_length=1000)
+
+    def plan(out):
+        return plan_chunks([tmp_path / "p.parquet"], records_out=out / "r.parquet", sequences_out=out / "s.parquet",
+                           chunks_dir=out / "chunks", budget_seconds=20.0, max_sequences=100, memory_limit_gb=0.5)  # fmt: skip
+
+    want = plan(tmp_path / "normal")
+    real = chunking._stream_sorted
+
+    def failing(con, query):
+        stream = real(con, query)
+        yield next(stream)
+        raise chunking.SortOutOfMemory("Out of Memory Error: failed to pin block (injected)")
+
+    monkeypatch.setattr(chunking, "_STREAM_ROWS", 1000)  # several batches, so chunks are staged before the failure
+    monkeypatch.setattr(chunking, "_stream_sorted", failing)
+    got = plan(tmp_path / "fallback")
+    assert "sorting to a scratch file instead" in caplog.text
+    assert got == want and len(got) > 3
+    for name in ("r.parquet", "s.parquet", *(f"chunks/chunk_{p.chunk:06d}.parquet" for p in want)):
+        assert pq.read_table(tmp_path / "fallback" / name).equals(pq.read_table(tmp_path / "normal" / name)), name
+    assert sorted(p.name for p in (tmp_path / "fallback" / "chunks").iterdir()) == sorted(p.name for p in (tmp_path / "normal" / "chunks").iterdir())
