@@ -3,8 +3,8 @@
 One part per input file, so files are read in parallel; deduplication across files
 happens afterwards (:mod:`foldatlas.chunking`). Inside one file, the reader splits the
 decompressed text into groups of records (one ~8 MiB block each) and validation of the
-groups can run in worker processes (``workers``), in order, so a single large file uses
-every core it is given.
+groups can run in worker threads (``workers``; the heavy parts release the GIL), in
+order, so a single large file uses every core it is given.
 """
 
 from __future__ import annotations
@@ -120,13 +120,15 @@ def validate_group(
 ) -> pa.RecordBatch:
     """Validate one group of records (see :func:`~foldatlas.fasta.iter_record_groups`).
 
-    This is the hot path of ingest, so it works on the whole group at once with NumPy:
-    record and header boundaries, whitespace removal, upper-casing, the trailing ``*``,
-    alphabet checks and counts are array operations, with no Python loop per record
-    (only invalid records, which need a reason naming their characters, are looked at
-    one by one, with :func:`~foldatlas.fasta.validate_sequence`). The result is the same
-    as calling that function on every record. MD5 checksums are computed later, in
-    DuckDB, for all groups of all files at once (:mod:`foldatlas.chunking`).
+    This is the hot path of ingest, so it works on the whole group at once: record and
+    header boundaries, whitespace removal, upper-casing, the trailing ``*``, alphabet
+    checks and counts are NumPy array operations and ``bytes.translate`` byte-class
+    passes (C loops), with no Python loop per record (only invalid records, which need
+    a reason naming their characters, are looked at one by one, with
+    :func:`~foldatlas.fasta.validate_sequence`). The result is the same as calling that
+    function on every record (tested against it on random input). MD5 checksums of the
+    sequences are computed by DuckDB, outside the GIL, so worker threads run in
+    parallel. Records are numbered from ``start_index``.
     """
     a = np.frombuffer(piece, dtype=np.uint8)
     n_bytes = len(a)
@@ -304,7 +306,7 @@ def read_fasta_file(
         ``skip`` records empty and invalid records with their reason; ``fail`` raises
         :class:`~foldatlas.errors.InvalidRecordError` naming file, line and id.
     workers
-        Processes validating record groups (1: in this process).
+        Threads validating record groups (1: in the calling thread).
 
     Returns
     -------
