@@ -132,7 +132,8 @@ def validate_group(
     """
     a = np.frombuffer(piece, dtype=np.uint8)
     n_bytes = len(a)
-    nl = np.flatnonzero(a == _NL)
+    is_nl = a == _NL
+    nl = np.flatnonzero(is_nl)
     after = nl + 1
     gt = after[(after < n_bytes) & (a[np.minimum(after, n_bytes - 1)] == _GT)]
     rec_start = np.concatenate([[0], gt]).astype(np.int64)  # position of each '>'
@@ -147,8 +148,8 @@ def validate_group(
     lines = start_line + k
 
     # normalised sequences: body bytes that are not whitespace, upper-cased
-    is_nl = a == _NL
-    if np.count_nonzero(a <= 32) == len(nl):  # the usual case: no whitespace but newlines
+    # the usual case: no whitespace but newlines inside sequences (all whitespace is <= 32)
+    if int(_count_in(np.flatnonzero(a <= 32), body_start, rec_end).sum()) == int(_count_in(nl, body_start, rec_end).sum()):
         drop, dropped = is_nl, nl
     else:
         drop = np.frombuffer(bytearray(piece.translate(_WS)), dtype=np.bool_)
