@@ -37,11 +37,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from foldatlas.engine import FoldEngine, FoldSettings  # noqa: E402
 from foldatlas.fasta import sequence_checksum  # noqa: E402
-from foldatlas.fold import ChunkOutputs, fold_chunk  # noqa: E402
-from foldatlas.model import load_folding_model  # noqa: E402
+from foldatlas.config import validate_config  # noqa: E402
+from foldatlas.fold import ChunkOutputs, fold_chunk, settings_from_config  # noqa: E402
+from foldatlas.model import load_folding_model, resolve_lm_dtype  # noqa: E402
 from foldatlas.tables import CHUNK_SCHEMA  # noqa: E402
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -59,6 +61,23 @@ def sample(n: int, lo: int, hi: int, seed: int = 0, mgnify: bool = False) -> lis
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def set_tf32(device: torch.device, on: bool) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
+def workflow_settings(device: torch.device, *, num_recycles: int, max_tokens: int) -> FoldSettings:
+    """The settings a ``fold_chunk`` job would use with ``config/config.yaml`` on ``device``
+    (token and pair budgets sized to the GPU's memory), with the benchmark's overrides."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config["fold"]["num_recycles"] = num_recycles
+    config["fold"]["max_tokens_per_batch"] = max_tokens
+    memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    return settings_from_config(config["fold"], config["embeddings"], device_memory=memory)
 
 
 def plain_loop(model, seqs: list[str], out: Path, num_recycles: int, device: torch.device) -> float:  # type: ignore[no-untyped-def]
@@ -179,6 +198,8 @@ def main() -> None:
     if precision == "auto" and device.type == "cpu":
         flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
         precision = "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    elif precision == "auto":  # the workflow's GPU default: bf16 where supported, else fp16
+        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[resolve_lm_dtype("auto", device)]
     result = {"model": args.model, "device": str(device), "n": len(seqs), "lengths": sorted(map(len, seqs)),
               "num_recycles": args.num_recycles, "foldatlas_precision": precision, "torch": torch.__version__,
               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}  # fmt: skip
@@ -189,6 +210,9 @@ def main() -> None:
         t = time.perf_counter()
         loaded = load_folding_model(args.model, device=str(device), precision="fp32")
         result["load_seconds"] = time.perf_counter() - t
+        # the plain loop runs as a user's script would: fp32 throughout, no TF32
+        # (load_folding_model switched TF32 on for foldatlas; off until its phase)
+        set_tf32(device, False)
         # warm-up (kernels, allocator) on a short sequence, outside the timings
         with torch.no_grad():
             loaded.model.infer([seqs[0][:30]])
@@ -196,11 +220,11 @@ def main() -> None:
         result["plain_seconds"] = plain
         if precision != "fp32":
             loaded.model.esm.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
-        from foldatlas.fold import AUTO_TOKENS_CPU, AUTO_TOKENS_GPU
-
-        tokens = args.max_tokens or (AUTO_TOKENS_GPU if device.type == "cuda" else AUTO_TOKENS_CPU)
-        settings = FoldSettings(num_recycles=args.num_recycles, max_tokens=tokens)
-        result["foldatlas_max_tokens"] = tokens
+        set_tf32(device, True)
+        settings = workflow_settings(device, num_recycles=args.num_recycles, max_tokens=args.max_tokens)
+        result["foldatlas_max_tokens"] = settings.max_tokens
+        result["foldatlas_max_pair_tokens"] = settings.max_pair_tokens
+        result["foldatlas_tf32"] = device.type == "cuda"
         wall, fwd = foldatlas_run(loaded, seqs, tmp, settings)
         result["foldatlas_seconds"] = wall
         result["foldatlas_forward_seconds"] = fwd
