@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
+from foldatlas.archive import read_member
 from foldatlas.fasta import sequence_checksum
 from foldatlas.fold import ChunkOutputs, decompress_pae, read_structure_archive
 from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA
@@ -83,6 +84,11 @@ def test_outputs_account_for_every_sequence(reference):
     archive = read_structure_archive(out / "structures.tar.gz")
     assert sorted(archive) == sorted(f"{c}.pdb" for c in checksums)
     assert preds["member"].to_pylist() == [f"{c}.pdb" for c in checksums]
+    # every structure is one gzip member at its recorded byte range; the ranges tile the archive
+    ranges = sorted(zip(preds["archive_offset"].to_pylist(), preds["archive_length"].to_pylist(), preds["member"].to_pylist()))
+    assert ranges[0][0] == 0 and all(a + n == b for (a, n, _), (b, _, _) in zip(ranges, ranges[1:]))
+    for offset, length, member in ranges:
+        assert read_member(out / "structures.tar.gz", offset, length, expect=member).decode() == archive[member]
     row = preds.slice(0, 1).to_pylist()[0]
     pae = decompress_pae(row["pae"], row["length"])
     assert pae.shape == (row["length"],) * 2 and float(pae.max()) == pytest.approx(row["max_pae"], abs=0.02)

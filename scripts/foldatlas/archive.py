@@ -6,6 +6,11 @@ read from start to end, and an index of (compressed offset, compressed length) p
 member lets one structure be read with one seek and one small read, without scanning.
 Members are named ``<checksum>.pdb``; reading never touches the file system beyond the
 archive, and :func:`extract_structure` writes only ``<dest>/<checksum>.pdb``.
+
+Fold jobs write their chunk archives in the same form (:func:`gzip_entry`, compressed
+in the writer thread while the model runs) and record each entry's byte range, so the
+atlas files structures into its shards by copying compressed bytes
+(:meth:`ShardWriter.add_entry`), without decompressing and compressing them again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import gzip
 import os
 import struct
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,10 @@ from .structures import safe_member_name
 
 __all__ = [
     "IndexEntry",
+    "gzip_entry",
+    "archive_end",
+    "entry_header",
+    "entry_data",
     "ShardWriter",
     "FoldcompWriter",
     "read_member",
@@ -46,6 +56,52 @@ class IndexEntry:
     offset: int
     length: int
     size: int
+
+
+def gzip_entry(member: str, data: bytes, *, compresslevel: int = 6) -> bytes:
+    """One tar entry (USTAR header, ``data``, padding) compressed as its own gzip member."""
+    info = tarfile.TarInfo(member)
+    info.size, info.mtime, info.mode = len(data), ARCHIVE_MTIME, 0o644
+    block = info.tobuf(format=tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % _BLOCK)
+    return gzip.compress(block, compresslevel=compresslevel, mtime=ARCHIVE_MTIME)
+
+
+def archive_end(*, compresslevel: int = 6) -> bytes:
+    """The end-of-archive marker (two zero blocks) as a gzip member."""
+    return gzip.compress(b"\0" * (2 * _BLOCK), compresslevel=compresslevel, mtime=ARCHIVE_MTIME)
+
+
+def _header(block: bytes, where: str) -> tarfile.TarInfo:
+    try:
+        return tarfile.TarInfo.frombuf(block[:_BLOCK], "utf-8", "surrogateescape")
+    except tarfile.HeaderError as exc:
+        raise ValueError(f"{where}: expected a tar header, found none ({exc})") from None
+
+
+def entry_header(comp: bytes, *, where: str = "entry") -> tuple[str, int]:
+    """Member name and data size of one :func:`gzip_entry`, decompressing only its header block.
+
+    Raises
+    ------
+    ValueError
+        ``comp`` does not start with a gzip member holding a tar header.
+    """
+    try:
+        head = zlib.decompressobj(wbits=31).decompress(comp, _BLOCK)
+    except zlib.error as exc:
+        raise ValueError(f"{where}: expected a gzip member, found other bytes ({exc})") from None
+    info = _header(head, where)
+    return info.name, info.size
+
+
+def entry_data(comp: bytes, *, where: str = "entry") -> tuple[str, bytes]:
+    """Member name and data of one :func:`gzip_entry` (CRC checked)."""
+    try:
+        block = gzip.decompress(comp)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{where}: expected a gzip member, found other bytes ({exc})") from None
+    info = _header(block, where)
+    return info.name, block[_BLOCK : _BLOCK + info.size]
 
 
 class ShardWriter:
@@ -75,7 +131,7 @@ class ShardWriter:
     def _close(self) -> None:
         if self._fh is None:
             return
-        self._fh.write(gzip.compress(b"\0" * (2 * _BLOCK), compresslevel=self.level, mtime=ARCHIVE_MTIME))
+        self._fh.write(archive_end(compresslevel=self.level))
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -83,19 +139,21 @@ class ShardWriter:
         self._fh = None
 
     def add(self, checksum: str, data: bytes) -> IndexEntry:
-        """Append ``<checksum>.pdb``; returns its index entry."""
+        """Append ``<checksum>.pdb`` holding ``data``; returns its index entry."""
+        member = f"{safe_member_name(checksum)}.pdb"
+        return self.add_entry(checksum, gzip_entry(member, data, compresslevel=self.level), len(data))
+
+    def add_entry(self, checksum: str, comp: bytes, size: int) -> IndexEntry:
+        """Append an entry already compressed by :func:`gzip_entry` (``size``: its data
+        bytes), copying its bytes; returns its index entry."""
         member = f"{safe_member_name(checksum)}.pdb"
         if self._fh is None or self._count >= self.shard_size:
             self._close()
             self._open()
-        info = tarfile.TarInfo(member)
-        info.size, info.mtime, info.mode = len(data), ARCHIVE_MTIME, 0o644
-        block = info.tobuf(format=tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % _BLOCK)
-        comp = gzip.compress(block, compresslevel=self.level, mtime=ARCHIVE_MTIME)
         offset = self._fh.tell()  # type: ignore[union-attr]
         self._fh.write(comp)  # type: ignore[union-attr]
         self._count += 1
-        return IndexEntry(checksum, f"{self.archive_dir}/{self.shards[-1].name}", member, offset, len(comp), len(data))
+        return IndexEntry(checksum, f"{self.archive_dir}/{self.shards[-1].name}", member, offset, len(comp), size)
 
     def close(self) -> list[Path]:
         """Finish the last shard; return every shard written."""
@@ -122,14 +180,10 @@ def read_member(archive: str | os.PathLike[str], offset: int, length: int, *, ex
     with open(archive, "rb") as fh:
         fh.seek(offset)
         comp = fh.read(length)
-    try:
-        block = gzip.decompress(comp)
-        info = tarfile.TarInfo.frombuf(block[:_BLOCK], "utf-8", "surrogateescape")
-    except (OSError, EOFError, tarfile.HeaderError) as exc:
-        raise ValueError(f"{archive}: no tar entry at offset {offset} (stale index?): {exc}") from None
-    if expect is not None and info.name != expect:
-        raise ValueError(f"{archive}: expected member {expect!r} at offset {offset}, found {info.name!r}")
-    return block[_BLOCK : _BLOCK + info.size]
+    name, data = entry_data(comp, where=f"{archive}: offset {offset} (stale index?)")
+    if expect is not None and name != expect:
+        raise ValueError(f"{archive}: expected member {expect!r} at offset {offset}, found {name!r}")
+    return data
 
 
 def extract_structure(archive: str | os.PathLike[str], entry: IndexEntry, dest: str | os.PathLike[str]) -> Path:

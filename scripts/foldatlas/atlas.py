@@ -16,6 +16,7 @@ and, by default, it is not flagged as an artefact.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -24,7 +25,8 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .archive import FoldcompWriter, ShardWriter, iter_tar_members
+from .archive import FoldcompWriter, IndexEntry, ShardWriter, entry_data, entry_header
 from .atomic import atomic_path
 from .fold import ChunkOutputs
 from .tables import INDEX_SCHEMA, METADATA_SCHEMA, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, write_batches
@@ -118,7 +120,7 @@ def assemble_atlas(
         hc_shards = ShardWriter(staging, "highconf", shard_size, archive_dir=rel)
         all_shards = ShardWriter(staging, "all", shard_size, archive_dir=rel) if all_structures else None
         fc = FoldcompWriter(staging / "foldcomp" / "highconf") if foldcomp else None
-        index_rows: list[dict] = []
+        index = _IndexWriter(index_path)
         fold_seconds = [0.0]
         pred_schema = pa.schema(
             [PREDICTIONS_SCHEMA.field(n) for n in _PRED_COLUMNS]
@@ -133,19 +135,15 @@ def assemble_atlas(
                 hc = [r["status"] == "ok" and thresholds.passes(r["plddt"], r["ptm"], r["artefact"]) for r in rows]
                 bins = [confidence_bin(r["ptm"], r["plddt"]) if r["status"] == "ok" else None for r in rows]
                 chunk_no = int(ch.predictions.parent.name.removeprefix("chunk_"))
-                keep = {r["checksum"]: h for r, h in zip(rows, hc) if r["status"] == "ok"}
-                for member, data in iter_tar_members(ch.structures):
-                    checksum = member.removesuffix(".pdb")
-                    if checksum not in keep:
-                        raise ValueError(f"{ch.structures}: member {member!r} has no ok prediction in {ch.predictions}")
-                    if keep[checksum]:
-                        e = hc_shards.add(checksum, data)
-                        index_rows.append({**e.__dict__, "high_confidence": True, "collection": "highconf"})
+                ok = [(r, h) for r, h in zip(rows, hc) if r["status"] == "ok"]
+                for r, keep, entry in _chunk_entries(ch, ok, decode=fc is not None):
+                    checksum = r["checksum"]
+                    if keep:
+                        index.add(hc_shards.add_entry(checksum, entry.comp, entry.size), True, "highconf")
                         if fc is not None:
-                            fc.add(checksum, data)
+                            fc.add(checksum, entry.data)  # type: ignore[arg-type]
                     if all_shards is not None:
-                        e = all_shards.add(checksum, data)
-                        index_rows.append({**e.__dict__, "high_confidence": keep[checksum], "collection": "all"})
+                        index.add(all_shards.add_entry(checksum, entry.comp, entry.size), keep, "all")
                 t = t.append_column("high_confidence", pa.array(hc, pa.bool_()))
                 t = t.append_column("bin", pa.array(bins, pa.string()))
                 t = t.append_column("chunk", pa.array([chunk_no] * t.num_rows, pa.int32()))
@@ -158,7 +156,7 @@ def assemble_atlas(
             all_shards.close()
         if fc is not None:
             fc.close()
-        write_batches([pa.RecordBatch.from_pylist(index_rows, schema=INDEX_SCHEMA)] if index_rows else [], index_path, INDEX_SCHEMA)
+        index.close()
 
         def plddt_batches() -> Iterable[pa.RecordBatch]:
             for ch in chunks:
@@ -187,6 +185,86 @@ def assemble_atlas(
         shutil.rmtree(staging, ignore_errors=True)
     log.info("atlas assembled in %.1f s", time.monotonic() - started)
     return summary
+
+
+@dataclass(frozen=True)
+class _Entry:
+    comp: bytes  # the structure's gzip member, as in the chunk archive
+    size: int  # bytes of PDB text
+    data: bytes | None  # the PDB text, when decoded
+
+
+def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], *, decode: bool) -> Iterator[tuple[dict, bool, _Entry]]:
+    """The archive entry of every ok prediction of a chunk, in archive order, checked.
+
+    Entries are read by the byte ranges the fold job recorded, and must tile the
+    archive: each one starts where the previous ended, holds the member its
+    prediction names, and nothing but the end-of-archive marker follows the last.
+    Only the tar header is decompressed unless ``decode`` (then the CRC is checked too).
+
+    Raises
+    ------
+    ValueError
+        The archive and the predictions disagree (a member without an ok prediction,
+        a missing or misplaced member, bytes that are not an entry, a truncated file).
+    """
+    where = str(ch.structures)
+    if any(r["archive_offset"] is None or r["archive_length"] is None for r, _ in ok):
+        raise ValueError(
+            f"{ch.predictions}: ok predictions without an archive byte range (written by foldatlas 0.1?); "
+            "fold this chunk again (snakemake --forcerun fold_chunk)"
+        )
+    ok = sorted(ok, key=lambda rk: rk[0]["archive_offset"])
+    with open(ch.structures, "rb") as fh:
+        pos = 0
+        for r, keep in ok:
+            offset, length = r["archive_offset"], r["archive_length"]
+            if offset != pos:
+                raise ValueError(f"{where}: expected the entry of {r['member']} at byte {offset}, found the previous entry ending at {pos} (archive and predictions disagree)")
+            comp = fh.read(length)
+            if len(comp) != length:
+                raise ValueError(f"{where}: truncated: expected {length} bytes at {offset} for {r['member']}, found {len(comp)}")
+            at = f"{where}: byte {offset}"
+            if decode:
+                name, data = entry_data(comp, where=at)
+                size = len(data)
+            else:
+                (name, size), data = entry_header(comp, where=at), None
+            if name != r["member"]:
+                raise ValueError(f"{at}: expected member {r['member']!r}, found {name!r}")
+            pos += length
+            yield r, keep, _Entry(comp, size, data)
+        rest = fh.read()
+    try:
+        tail = gzip.decompress(rest)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{where}: expected the end-of-archive marker after byte {pos}, found other bytes ({exc})") from None
+    if len(tail) < 1024 or tail.count(0) != len(tail):
+        raise ValueError(f"{where}: {len(tail)} bytes of tar entries after byte {pos} that no ok prediction names")
+
+
+class _IndexWriter:
+    """Streams ``index.parquet`` rows in batches (memory bounded at any atlas size)."""
+
+    BATCH = 65536
+
+    def __init__(self, path: Path) -> None:
+        self._writer = pq.ParquetWriter(path, INDEX_SCHEMA, compression="zstd")
+        self._rows: list[dict] = []
+
+    def add(self, entry: IndexEntry, high_confidence: bool, collection: str) -> None:
+        self._rows.append({**entry.__dict__, "high_confidence": high_confidence, "collection": collection})
+        if len(self._rows) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=INDEX_SCHEMA))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
 
 
 def _sql_path(p: str | Path) -> str:

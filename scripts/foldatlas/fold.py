@@ -9,18 +9,20 @@ twice into the outputs and nothing is lost. When every sequence of the chunk has
 record, the segments are merged into the chunk's final outputs (each written
 atomically) and the partial folder is removed.
 
-PDB text, Parquet and archive writing run in a writer thread fed by a bounded queue,
-so the model's next forward pass does not wait for them.
+PDB text, its compression into archive entries, and Parquet writing run in a writer
+thread fed by a bounded queue, so the model's next forward pass does not wait for them.
+The chunk archive holds one gzip member per structure (the atlas's shard format, see
+:mod:`foldatlas.archive`); the merge at the end of the job only concatenates the
+compressed entries and records each one's byte range (``archive_offset``,
+``archive_length``) in the predictions, from which the atlas copies them unchanged.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import queue
 import shutil
-import tarfile
 import threading
 import time
 from collections.abc import Iterable
@@ -31,20 +33,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .archive import archive_end, gzip_entry
 from .atomic import atomic_path
 from .batching import make_batches
 from .engine import FaultInjector, FoldEngine, FoldSettings, Prediction, SeqItem
 from .errors import FoldatlasError
-from .structures import add_member, member_name, pdb_text
+from .structures import member_name, pdb_text
 from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
 __all__ = ["ChunkOutputs", "fold_chunk", "fold_chunk_job", "settings_from_config", "read_structure_archive", "decompress_pae"]
 
 log = logging.getLogger("foldatlas.fold")
 
-#: Fixed modification time of archive members and gzip headers: reruns give identical bytes.
-ARCHIVE_MTIME = 1_700_000_000
-_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("pdb", pa.large_binary())])
+#: Structures of a segment: each one's archive entry, compressed (:func:`~foldatlas.archive.gzip_entry`).
+_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("entry", pa.large_binary())])
+#: Version of the partial-folder layout; segments of another version are discarded.
+SEGMENT_FORMAT = 2
 
 
 class ChunkOutputs:
@@ -174,7 +178,7 @@ class _Writer(threading.Thread):
                 f"pLDDT {p.plddt:.4f} pTM {p.ptm:.4f} (0-1); B-factors are pLDDT 0-100",
             ]
             pdb = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt, remarks=remarks)  # type: ignore[arg-type]
-            self.structures.append((p.checksum, member, pdb.encode("ascii")))
+            self.structures.append((p.checksum, member, gzip_entry(member, pdb.encode("ascii"))))
             for layer, vec in p.embeddings.items():
                 self.emb_rows["checksum"].append(p.checksum)
                 self.emb_rows["layer"].append(layer)
@@ -210,9 +214,9 @@ class _Writer(threading.Thread):
         name = self.store.next_name()
         folder = self.store.folder
         s_cols = list(zip(*self.structures)) if self.structures else [[], [], []]
-        structures = pa.table({"checksum": list(s_cols[0]), "member": list(s_cols[1]), "pdb": list(s_cols[2])}, schema=_STRUCTURES_SCHEMA)
+        structures = pa.table({"checksum": list(s_cols[0]), "member": list(s_cols[1]), "entry": list(s_cols[2])}, schema=_STRUCTURES_SCHEMA)
         with atomic_path(folder / f"{name}.structures.parquet") as tmp:
-            pq.write_table(structures, tmp, compression="zstd")
+            pq.write_table(structures, tmp, compression="none")  # entries are gzip already
         emb = pa.table({k: self._emb_array(k, v) for k, v in self.emb_rows.items()}, schema=self.emb_schema)
         with atomic_path(folder / f"{name}.embeddings.parquet") as tmp:
             pq.write_table(emb, tmp, compression="zstd")
@@ -295,6 +299,7 @@ def fold_chunk(
     dim = engine.embedder.dim if engine.embedder is not None else int(engine.model.config.hidden_size)
     layers = engine.embedder.layers if engine.embedder is not None else engine.layers
     fingerprint = {
+        "segment_format": SEGMENT_FORMAT,
         "model_id": context["model_id"],
         "model_version": context["model_version"],
         "settings": asdict(s),
@@ -345,16 +350,16 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
     idx = np.argsort([order.get(c, len(order)) for c in checksums], kind="stable")
     preds = preds.take(pa.array(idx)).filter(pa.array([c in order for c in np.array(checksums, dtype=object)[idx]]))
 
+    ranges: dict[str, tuple[int, int]] = {}
     with atomic_path(outputs.structures) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=ARCHIVE_MTIME) as gz:
-            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                written = 0
-                for pdbs in _sorted_structures(segs, order):
-                    for member, data in pdbs:
-                        add_member(tar, member, data, mtime=ARCHIVE_MTIME)
-                        written += 1
-                        if written == len(items) // 2:
-                            injector.kill_point("archive")
+        with open(tmp, "wb") as fh:
+            for entries in _sorted_structures(segs, order):
+                for checksum, entry in entries:
+                    ranges[checksum] = (fh.tell(), len(entry))
+                    fh.write(entry)
+                    if len(ranges) == len(items) // 2:
+                        injector.kill_point("archive")
+            fh.write(archive_end())
     injector.kill_point("between_outputs")
 
     def emb_batches() -> Iterable[pa.RecordBatch]:
@@ -365,17 +370,21 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
             yield from t.to_batches()
 
     write_batches(emb_batches(), outputs.embeddings, emb_schema, row_group_size=8192)
+    at = [ranges.get(c) for c in preds["checksum"].to_pylist()]
+    for column, k in (("archive_offset", 0), ("archive_length", 1)):
+        preds = preds.set_column(preds.schema.get_field_index(column), column, pa.array([None if r is None else r[k] for r in at], pa.int64()))
     write_batches(preds.to_batches(), outputs.predictions, PREDICTIONS_SCHEMA)
     statuses = preds["status"].to_pylist()
     return {k: statuses.count(k) for k in sorted(set(statuses))}
 
 
 def _sorted_structures(segs: list[Path], order: dict[str, int]) -> Iterable[list[tuple[str, bytes]]]:
+    """``(checksum, entry)`` of every structure, segment by segment, in chunk order within each."""
     for p in segs:
         t = pq.read_table(f"{p}.structures.parquet", schema=_STRUCTURES_SCHEMA)
-        rows = [(order[c], m, d) for c, m, d in zip(t["checksum"].to_pylist(), t["member"].to_pylist(), t["pdb"].to_pylist()) if c in order]
+        rows = [(order[c], c, e) for c, e in zip(t["checksum"].to_pylist(), t["entry"].to_pylist()) if c in order]
         rows.sort()
-        yield [(m, d) for _, m, d in rows]
+        yield [(c, e) for _, c, e in rows]
 
 
 def read_structure_archive(path: str | Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""PDB text from predicted atom positions, and structure archives.
+"""PDB text from predicted atom positions, and the names of structures in archives.
 
 PDB B-factors carry per-atom pLDDT on the **0-100** scale, as esm-fold, the AlphaFold
 Database and foldseek (``--mask-bfactor-threshold``) expect; transformers' own
@@ -9,14 +9,11 @@ length. Files and archive members are named by sequence checksum, never by heade
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
-import time
 
 import numpy as np
 
-__all__ = ["ATOM_TYPES", "RESTYPES", "pdb_text", "member_name", "add_member", "safe_member_name"]
+__all__ = ["ATOM_TYPES", "RESTYPES", "pdb_text", "member_name", "safe_member_name"]
 
 #: atom37 order of AlphaFold/openfold (``residue_constants.atom_types``).
 ATOM_TYPES = (
@@ -95,12 +92,3 @@ def safe_member_name(checksum: str) -> str:
     if not _CHECKSUM.match(checksum):
         raise ValueError(f"expected a 32-digit lower-case hex checksum, found {checksum!r}")
     return checksum
-
-
-def add_member(tar: tarfile.TarFile, name: str, data: bytes, *, mtime: float | None = None) -> None:
-    """Append one regular file to an open tar archive (mode 0644, owner 0)."""
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = int(time.time() if mtime is None else mtime)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))

@@ -131,6 +131,8 @@ PREDICTIONS_SCHEMA = _schema(
     ("model_id", pa.string(), False, "weights used; tiny-random-* marks meaningless test structures"),
     ("model_version", pa.string(), False, "revision of the weights when known"),
     ("member", pa.string(), True, "structure's member name in the chunk archive; null when not folded"),
+    ("archive_offset", pa.int64(), True, "byte offset of the structure's own gzip member in the chunk archive; null when not folded"),
+    ("archive_length", pa.int64(), True, "compressed bytes of that member (tar header + PDB + padding); null when not folded"),
 )
 
 
