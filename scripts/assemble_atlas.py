@@ -1,23 +1,20 @@
 """Rule assemble_atlas: filter predictions and write the atlas tables and archives."""
 
-from pathlib import Path
-
-from foldatlas.atlas import AtlasOutputs, Thresholds, assemble_atlas
-from foldatlas.fold import ChunkOutputs
+from foldatlas.atlas import assemble_atlas
+from foldatlas.layout import Layout
 from foldatlas.logs import rule_script
+from foldatlas.settings import AtlasSettings, FilterSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    out, atlas, flt = snakemake.output, snakemake.params.atlas, snakemake.params.filter  # noqa: F821
-    chunks = [ChunkOutputs(p, Path(p).with_name("embeddings.parquet"), Path(p).with_name("structures.tar.gz")) for p in snakemake.input.predictions]  # noqa: F821
+    sm = snakemake  # noqa: F821
+    layout = Layout.from_config(sm.params.output)
     assemble_atlas(
-        records=snakemake.input.records,  # noqa: F821
-        sequences=snakemake.input.sequences,  # noqa: F821
-        chunks=chunks,
-        outputs=AtlasOutputs(Path(out.metadata).parent, Path(out.metadata), Path(out.embeddings), Path(out.plddt), Path(out.structures), Path(out.summary)),
-        thresholds=Thresholds(flt["min_plddt"], flt["min_ptm"], flt["exclude_artefacts"]),
-        shard_size=atlas["shard_size"],
-        all_structures=atlas["all_structures"],
-        foldcomp=atlas["foldcomp"],
-        memory_limit_gb=atlas["memory_gb"],
-        threads=snakemake.threads,  # noqa: F821
+        records=sm.input.records,
+        sequences=sm.input.sequences,
+        chunks=[layout.chunk_outputs(c) for c in sm.params.chunks],
+        outputs=layout.atlas,
+        filter=FilterSettings.from_config(sm.params.filter),
+        atlas=AtlasSettings.from_config(sm.params.atlas),
+        threads=sm.threads,
+        scratch_dir=layout.scratch("assemble_atlas"),
     )

@@ -6,12 +6,8 @@ Then set ``fold.weights: weights/esmfold_v1`` (or copy the folder to the cluster
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from foldatlas.model import download_esmfold  # noqa: E402
+from foldatlas.model import download_esmfold
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--out", required=True, help="folder to write (config.json + safetensors)")

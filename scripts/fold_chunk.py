@@ -1,15 +1,20 @@
 """Rule fold_chunk: fold one chunk with ESMFold (model loaded once), resumably."""
 
-from foldatlas.fold import ChunkOutputs, fold_chunk_job
+from pathlib import Path
+
+from foldatlas.fold import fold_chunk_job
+from foldatlas.layout import ChunkOutputs
 from foldatlas.logs import rule_script
+from foldatlas.settings import EmbeddingSettings, FoldSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    out = snakemake.output  # noqa: F821
+    sm = snakemake  # noqa: F821
+    out = sm.output
     fold_chunk_job(
-        snakemake.input.chunk,  # noqa: F821
-        ChunkOutputs(out.predictions, out.embeddings, out.structures),
-        snakemake.params.partial,  # noqa: F821
-        fold=snakemake.params.fold,  # noqa: F821
-        embeddings=snakemake.params.embeddings,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
+        sm.input.chunk,
+        ChunkOutputs(int(sm.wildcards.chunk), Path(out.predictions), Path(out.embeddings), Path(out.structures)),
+        sm.params.partial,
+        fold=FoldSettings.from_config(sm.params.fold),
+        embeddings=EmbeddingSettings.from_config(sm.params.embeddings),
+        threads=sm.threads,
     )

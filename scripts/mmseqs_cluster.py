@@ -2,15 +2,14 @@
 
 from foldatlas.annotate import mmseqs_linclust
 from foldatlas.logs import rule_script
+from foldatlas.settings import MmseqsSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    m = snakemake.params.mmseqs  # noqa: F821
+    sm = snakemake  # noqa: F821
     mmseqs_linclust(
-        snakemake.params.binary,  # noqa: F821
-        snakemake.input.sequences,  # noqa: F821
-        snakemake.output.clusters,  # noqa: F821
-        min_seq_id=m["min_seq_id"],
-        coverage=m["coverage"],
-        cov_mode=m["cov_mode"],
-        threads=snakemake.threads,  # noqa: F821
+        sm.params.binary,
+        sm.input.sequences,
+        sm.output.clusters,
+        settings=MmseqsSettings.from_config(sm.params.mmseqs),
+        threads=sm.threads,
     )

@@ -2,13 +2,15 @@
 
 from foldatlas.ingest import read_fasta_file
 from foldatlas.logs import rule_script
+from foldatlas.settings import IngestSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    sm = snakemake  # noqa: F821
     read_fasta_file(
-        snakemake.input.fasta,  # noqa: F821
-        snakemake.output.part,  # noqa: F821
-        source=snakemake.params.source,  # noqa: F821
-        source_index=int(snakemake.wildcards.source),  # noqa: F821
-        workers=snakemake.threads,  # noqa: F821
-        **snakemake.params.ingest,  # noqa: F821
+        sm.input.fasta,
+        sm.output.part,
+        source=sm.params.source,
+        source_index=int(sm.wildcards.source),
+        settings=IngestSettings.from_config(sm.params.ingest),
+        workers=sm.threads,
     )

@@ -1,12 +1,9 @@
 """Print the Parquet schema tables, or (--write FILE) refresh them in the README."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from foldatlas.docs import replace_section  # noqa: E402
-from foldatlas.tables import schemas_markdown  # noqa: E402
+from foldatlas.docs import replace_section
+from foldatlas.tables import schemas_markdown
 
 text = schemas_markdown()
 if len(sys.argv) == 3 and sys.argv[1] == "--write":

@@ -27,6 +27,29 @@ def write_fasta(path: Path, records: list[tuple[str, str]], *, compress: str | N
     return path
 
 
+def engine_settings(*, layers: tuple[int, ...] = (-1,), **fold: object):
+    """Engine settings of a CPU job: the schema's defaults, with ``fold`` keys overridden."""
+    from foldatlas.engine import EngineSettings
+    from foldatlas.settings import EmbeddingSettings, FoldSettings
+
+    return EngineSettings.resolve(FoldSettings.from_config(fold), EmbeddingSettings.from_config({"layers": list(layers)}), device_memory=None)
+
+
+def read_part(path: Path, part: Path, *, source: str, source_index: int, workers: int = 1, **ingest: object):
+    """``read_fasta_file`` with the ``ingest`` section's defaults, ``ingest`` keys overridden."""
+    from foldatlas.ingest import read_fasta_file
+    from foldatlas.settings import IngestSettings
+
+    return read_fasta_file(path, part, source=source, source_index=source_index, settings=IngestSettings.from_config(ingest), workers=workers)
+
+
+def chunk_settings(gpu_seconds: float, max_sequences: int):
+    """The ``chunks`` section with the default cost model."""
+    from foldatlas.settings import ChunkSettings
+
+    return ChunkSettings.from_config({"gpu_seconds": gpu_seconds, "max_sequences": max_sequences})
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     from foldatlas.model import load_folding_model

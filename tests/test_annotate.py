@@ -17,18 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from foldatlas.annotate import (
-    CLUSTERS_SCHEMA,
-    HITS_SCHEMA,
-    SEQ_CLUSTERS_SCHEMA,
-    ClusterParams,
-    clusters_table,
-    entry_checksum,
-    mmseqs_linclust,
-    parse_cluster_tsv,
-    parse_m8,
-)
+from foldatlas.annotate import cluster_args, clusters_table, entry_checksum, mmseqs_linclust, parse_cluster_tsv, parse_m8
 from foldatlas.errors import ConfigError
+from foldatlas.settings import FoldseekSettings, MmseqsSettings
+from foldatlas.tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEQ_CLUSTERS_SCHEMA
 from foldatlas.fasta import sequence_checksum
 from foldatlas.tools import ToolError, find_binary, run_tool
 
@@ -67,7 +59,8 @@ def test_entry_name_that_is_not_a_checksum_is_an_error():
 
 
 def test_cluster_params_build_the_documented_options():
-    assert ClusterParams(coverage=0.9, cov_mode=1, evalue=0.01, alignment_type=1, tmscore_threshold=0.5, lddt_threshold=0.3).args() == [
+    cluster = {"coverage": 0.9, "cov_mode": 1, "evalue": 0.01, "alignment_type": 1, "tmscore_threshold": 0.5, "lddt_threshold": 0.3}
+    assert cluster_args(FoldseekSettings.from_config({"cluster": cluster}).cluster) == [
         "-c", "0.9", "--cov-mode", "1", "-e", "0.01", "--alignment-type", "1", "--tmscore-threshold", "0.5", "--lddt-threshold", "0.3",
     ]  # fmt: skip
 
@@ -118,7 +111,7 @@ def _families(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 @pytest.mark.skipif(MMSEQS is None, reason="mmseqs not on PATH (apt-get install mmseqs2); .ci/run installs it")
 def test_mmseqs_linclust_groups_families(tmp_path):
     path, family = _families(tmp_path)
-    t = mmseqs_linclust(MMSEQS, path, tmp_path / "clusters.parquet", min_seq_id=0.3, coverage=0.8, cov_mode=1, threads=2)
+    t = mmseqs_linclust(MMSEQS, path, tmp_path / "clusters.parquet", settings=MmseqsSettings.from_config({"min_seq_id": 0.3, "coverage": 0.8, "cov_mode": 1}), threads=2)
     assert pq.read_schema(tmp_path / "clusters.parquet").equals(SEQ_CLUSTERS_SCHEMA, check_metadata=False)
     rows = t.to_pylist()
     assert sorted(r["member"] for r in rows) == sorted(family)  # every sequence exactly once

@@ -13,9 +13,11 @@ import pytest
 
 import foldatlas.atlas as atlas_module
 from foldatlas.archive import archive_end, gzip_entry, read_member
-from foldatlas.atlas import AtlasOutputs, Thresholds, assemble_atlas
+from foldatlas.atlas import assemble_atlas
+from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
-from foldatlas.fold import ChunkOutputs
+from foldatlas.layout import AtlasOutputs, ChunkOutputs, Layout
+from foldatlas.settings import AtlasSettings, FilterSettings
 from foldatlas.tables import PREDICTIONS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_table
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -46,7 +48,7 @@ def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"") ->
     write_table(pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA), out / "predictions.parquet", PREDICTIONS_SCHEMA)
     emb = pa.schema([("checksum", pa.string()), ("layer", pa.int16()), ("embedding", pa.list_(pa.float16(), 2))])
     pq.write_table(pa.table({"checksum": [r["checksum"] for r in rows], "layer": [0] * len(rows), "embedding": [[0.5, 1.0]] * len(rows)}, schema=emb), out / "embeddings.parquet")  # fmt: skip
-    return ChunkOutputs(out / "predictions.parquet", out / "embeddings.parquet", out / "structures.tar.gz")
+    return ChunkOutputs(no, out / "predictions.parquet", out / "embeddings.parquet", out / "structures.tar.gz")
 
 
 @pytest.fixture
@@ -67,11 +69,10 @@ def workspace(tmp_path):
     return tmp_path, seqs, chunks
 
 
-def run(tmp: Path, chunks: list[ChunkOutputs], **kw) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
-    root = tmp / "atlas"
-    out = AtlasOutputs(root, root / "metadata.parquet", root / "embeddings.parquet", root / "plddt.parquet", root / "structures", root / "summary.json")
+def run(tmp: Path, chunks: list[ChunkOutputs], **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
+    out = Layout(tmp).atlas
     summary = assemble_atlas(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=out,
-                             thresholds=Thresholds(), shard_size=kw.pop("shard_size", 3), **kw)  # fmt: skip
+                             filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({"shard_size": 3, **atlas}))  # fmt: skip
     return out, summary
 
 
@@ -137,7 +138,7 @@ def _break(chunks: list[ChunkOutputs], how: str) -> None:
 def test_archive_that_disagrees_with_its_predictions_stops_the_assembly(workspace, how, message):
     tmp, _, chunks = workspace
     _break(chunks, how)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(StaleOutputError, match=message):
         run(tmp, chunks)
     root = tmp / "atlas"
     assert not (root / "metadata.parquet").exists() and not (root / "structures").exists()

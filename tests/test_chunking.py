@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_fasta
-from foldatlas.chunking import CostModel, assign_chunks, plan_chunks, read_plan
-from foldatlas.ingest import read_fasta_file
+from conftest import chunk_settings, read_part, write_fasta
+from foldatlas.chunking import assign_chunks, plan_chunks, read_plan
+from foldatlas.settings import CostModel
 
 
 def test_assign_chunks_respects_budget_and_count():
@@ -50,7 +50,7 @@ def test_assign_chunks_rejects_bad_limits(bad):
 
 
 def test_cost_model_grows_faster_than_linear():
-    m = CostModel()
+    m = CostModel.from_config({})
     s = m.seconds(np.array([100, 200, 400, 800]))
     assert np.all(np.diff(s) > 0)
     assert s[3] / s[2] > s[1] / s[0]
@@ -65,16 +65,16 @@ def test_plan_chunks_accounting(tmp_path):
     parts = []
     for k, recs in enumerate((f1, f2)):
         path = write_fasta(tmp_path / f"f{k}.fa", recs, compress="gz" if k else None)
-        read_fasta_file(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000)
+        read_part(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000)
         parts.append(tmp_path / f"p{k}.parquet")
     plans = plan_chunks(
         parts,
         records_out=tmp_path / "records.parquet",
         sequences_out=tmp_path / "sequences.parquet",
         chunks_dir=tmp_path / "chunks",
-        budget_seconds=5.0,
-        max_sequences=40,
-        memory_limit_gb=0.5,
+        settings=chunk_settings(5.0, 40),
+        memory_gb=0.5,
+        scratch_dir=tmp_path / "scratch",
     )
     rec = pq.read_table(tmp_path / "records.parquet").to_pylist()
     seq = pq.read_table(tmp_path / "sequences.parquet").to_pylist()
@@ -96,24 +96,24 @@ def test_plan_chunks_accounting(tmp_path):
     # sorted by length; every unique sequence in exactly one chunk file
     assert [s["length"] for s in seq] == sorted(s["length"] for s in seq)
     seen = []
-    for p in read_plan(tmp_path / "chunks"):
+    for p in read_plan(tmp_path / "chunks/plan.tsv"):
         t = pq.read_table(tmp_path / "chunks" / f"chunk_{p.chunk:06d}.parquet")
         assert t.num_rows == p.n_sequences <= 40
         assert p.est_seconds <= 5.0 or p.n_sequences == 1
         seen += t["checksum"].to_pylist()
         assert {by_checksum[c]["chunk"] for c in t["checksum"].to_pylist()} == {p.chunk}
     assert sorted(seen) == sorted(by_checksum)
-    assert len(plans) == len(read_plan(tmp_path / "chunks")) > 3
-    assert not list(tmp_path.glob(".plan-*")), "scratch database left behind"
+    assert len(plans) == len(read_plan(tmp_path / "chunks/plan.tsv")) > 3
+    assert not (tmp_path / "scratch").exists(), "scratch database left behind"
 
 
 def test_plan_chunks_with_no_valid_record(tmp_path):
     path = tmp_path / "bad.fa"
     path.write_text(">a\nMK-T\n>b\n\n")
-    read_fasta_file(path, tmp_path / "p.parquet", source="bad.fa", source_index=0, min_length=1, max_length=100)
+    read_part(path, tmp_path / "p.parquet", source="bad.fa", source_index=0, min_length=1, max_length=100)
     plans = plan_chunks([tmp_path / "p.parquet"], records_out=tmp_path / "r.parquet", sequences_out=tmp_path / "s.parquet",
-                        chunks_dir=tmp_path / "chunks", budget_seconds=1.0, max_sequences=10)  # fmt: skip
-    assert plans == [] and read_plan(tmp_path / "chunks") == []
+                        chunks_dir=tmp_path / "chunks", settings=chunk_settings(1.0, 10), memory_gb=1)  # fmt: skip
+    assert plans == [] and read_plan(tmp_path / "chunks/plan.tsv") == []
     assert pq.read_table(tmp_path / "r.parquet").num_rows == 2
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 0
 
@@ -127,10 +127,10 @@ def test_records_keep_input_order_at_scale(tmp_path):
     for k in range(3):
         recs = [(f"r{k}_{i}", pool[rng.integers(0, len(pool))]) for i in range(60_000)]
         path = write_fasta(tmp_path / f"f{k}.fa", recs)
-        read_fasta_file(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000, workers=2)
+        read_part(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000, workers=2)
         parts.append(tmp_path / f"p{k}.parquet")
     plan_chunks(parts, records_out=tmp_path / "r.parquet", sequences_out=tmp_path / "s.parquet", chunks_dir=tmp_path / "c",
-                budget_seconds=50.0, max_sequences=1000, memory_limit_gb=0.5, threads=2)  # fmt: skip
+                settings=chunk_settings(50.0, 1000), memory_gb=0.5, threads=2)  # fmt: skip
     t = pq.read_table(tmp_path / "r.parquet", columns=["source_index", "record_index", "status"])
     key = t["source_index"].to_numpy().astype(np.int64) * 10**6 + t["record_index"].to_numpy()
     assert len(key) == 180_000 and np.all(np.diff(key) > 0)
@@ -146,11 +146,11 @@ def test_sort_out_of_memory_falls_back_to_scratch_file(tmp_path, monkeypatch, ca
     alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
     recs = [(f"s{i}", "".join(rng.choice(alphabet, rng.integers(20, 300)))) for i in range(3000)]
     path = write_fasta(tmp_path / "in.fa", recs + recs[:500])
-    read_fasta_file(path, tmp_path / "p.parquet", source="in.fa", source_index=0, min_length=10, max_length=1000)
+    read_part(path, tmp_path / "p.parquet", source="in.fa", source_index=0, min_length=10, max_length=1000)
 
     def plan(out):
         return plan_chunks([tmp_path / "p.parquet"], records_out=out / "r.parquet", sequences_out=out / "s.parquet",
-                           chunks_dir=out / "chunks", budget_seconds=20.0, max_sequences=100, memory_limit_gb=0.5)  # fmt: skip
+                           chunks_dir=out / "chunks", settings=chunk_settings(20.0, 100), memory_gb=0.5)  # fmt: skip
 
     want = plan(tmp_path / "normal")
     real = chunking._stream_sorted

@@ -17,6 +17,7 @@ from foldatlas.config import validate_config
 from foldatlas.errors import FoldatlasError
 from foldatlas.fasta import expand_inputs
 from foldatlas.ingest import read_fasta_file
+from foldatlas.settings import ChunkSettings, IngestSettings
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -27,13 +28,13 @@ def ingest(case: Case, tmp) -> list[str]:
     inputs = write_case(case, tmp)
     files = expand_inputs(inputs, base=tmp)
     parts = []
+    ingest = IngestSettings.from_config(cfg["ingest"])
     for k, f in enumerate(files):
         part = tmp / f"part{k}.parquet"
-        ing = cfg["ingest"]
-        read_fasta_file(tmp / f, part, source=f, source_index=k, min_length=ing["min_length"], max_length=ing["max_length"], on_invalid=ing["on_invalid"])
+        read_fasta_file(tmp / f, part, source=f, source_index=k, settings=ingest, workers=1)
         parts.append(part)
     plan_chunks(parts, records_out=tmp / "records.parquet", sequences_out=tmp / "sequences.parquet", chunks_dir=tmp / "chunks",
-                budget_seconds=1800, max_sequences=1000, memory_limit_gb=0.5)  # fmt: skip
+                settings=ChunkSettings.from_config(cfg["chunks"]), memory_gb=0.5)  # fmt: skip
     return pq.read_table(tmp / "records.parquet", columns=["status"])["status"].to_pylist()
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from foldatlas.engine import FoldEngine, FoldSettings, SeqItem
+from conftest import engine_settings
+from foldatlas.engine import FoldEngine
+from foldatlas.prediction import SeqItem
 from foldatlas.errors import FoldatlasError
 from foldatlas.esm2 import Esm2Embedder, load_esm2_checkpoint
 
@@ -64,7 +66,7 @@ def test_embeddings_match_the_model(tmp_path):
 def test_engine_takes_embeddings_from_standalone_model(tmp_path, tiny_model):
     path, _ = write_tiny_esm2(tmp_path)
     emb = Esm2Embedder(path, layers=(-1,), device=torch.device("cpu"))
-    eng = FoldEngine(tiny_model, FoldSettings(num_recycles=0), standalone_embedder=emb)
+    eng = FoldEngine(tiny_model, engine_settings(num_recycles=0), standalone_embedder=emb)
     (p,) = eng.predict([SeqItem("0" * 32, "MKTAYIAKQRQISFVK")])
     eng.close()
     np.testing.assert_allclose(p.embeddings[2], emb.embed(["MKTAYIAKQRQISFVK"])[2][0].mean(0).numpy(), atol=1e-5)

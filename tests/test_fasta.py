@@ -8,11 +8,10 @@ import os
 
 import pytest
 
-from conftest import write_fasta
+from conftest import read_part, write_fasta
 from foldatlas import fasta
 from foldatlas.errors import InputFileError, InvalidRecordError
 from foldatlas.fasta import expand_inputs, iter_records, validate_sequence
-from foldatlas.ingest import read_fasta_file
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
@@ -221,7 +220,7 @@ def test_read_fasta_file_records_every_record(tmp_path):
 
     path = tmp_path / "in.fa"
     path.write_bytes(b">ok1\nMKTAYIAK\n>gap\nMK-TAYIAK\n>empty\n>short\nMK\n>long\n" + b"A" * 30 + b"\n>x\nXXXXXX\n")
-    counts = read_fasta_file(path, tmp_path / "part.parquet", source="in.fa", source_index=3, min_length=5, max_length=20)
+    counts = read_part(path, tmp_path / "part.parquet", source="in.fa", source_index=3, min_length=5, max_length=20)
     t = pq.read_table(tmp_path / "part.parquet")
     assert t.num_rows == 6 == sum(counts.values())
     assert t["status"].to_pylist() == ["ok", "invalid_characters", "empty", "too_short", "too_long", "ok"]
@@ -235,7 +234,7 @@ def test_on_invalid_fail_names_file_line_and_id(tmp_path):
     path = tmp_path / "in.fa"
     path.write_text(">ok1\nMKTAYIAK\n>bad_one desc\nMKT1AYIAK\n")
     with pytest.raises(InvalidRecordError, match=r"in\.fa, line 3: invalid record 'bad_one': invalid characters: '1'") as info:
-        read_fasta_file(path, tmp_path / "p.parquet", source="in.fa", source_index=0, min_length=1, max_length=100, on_invalid="fail")
+        read_part(path, tmp_path / "p.parquet", source="in.fa", source_index=0, min_length=1, max_length=100, on_invalid="fail")
     assert info.value.record_id == "bad_one" and info.value.line == 3
     assert not (tmp_path / "p.parquet").exists()  # no half-written part
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".p.parquet")]
@@ -287,7 +286,7 @@ def test_vectorised_reader_equals_record_by_record_reference(tmp_path, monkeypat
     path = tmp_path / "r.fa"
     path.write_bytes(b"".join(lines))
     monkeypatch.setattr(fasta, "_BLOCK", rng.choice([50, 333, 1 << 20]))  # groups break anywhere
-    read_fasta_file(path, tmp_path / "p.parquet", source="r.fa", source_index=0, min_length=5, max_length=60, workers=rng.choice([1, 2]))
+    read_part(path, tmp_path / "p.parquet", source="r.fa", source_index=0, min_length=5, max_length=60, workers=rng.choice([1, 2]))
     got = pq.read_table(tmp_path / "p.parquet").drop_columns(["source", "source_index"]).to_pylist()
     want = _reference(path, 5, 60)
     assert len(got) == len(want) == 300

@@ -23,7 +23,9 @@ from foldatlas.errors import FoldatlasError
 from test_workflow import prepare, run
 
 pytestmark = pytest.mark.workflow
-KILL_POINTS = ("model_load", "mid_batch", "archive", "between_outputs")
+#: (kill point, hit) of a fold job: while loading the model, after its second committed
+#: segment, after the second entry of its archive, between the archive and the tables
+KILL_POINTS = (("model_load", 1), ("segment_committed", 2), ("archive_entry", 2), ("between_outputs", 1))
 SMALL_BATCHES = {"fold": {"max_batch_size": 3}}  # several batches per chunk, so a kill can fall between them
 
 
@@ -52,10 +54,10 @@ def reference(tmp_path_factory):
     return snapshot(wd)
 
 
-@pytest.mark.parametrize("point", KILL_POINTS)
-def test_sigkill_of_a_fold_job_then_rerun_equals_uninterrupted(point, reference, tmp_path):
+@pytest.mark.parametrize("point, hit", KILL_POINTS)
+def test_sigkill_of_a_fold_job_then_rerun_equals_uninterrupted(point, hit, reference, tmp_path):
     wd = prepare(tmp_path, SMALL_BATCHES)
-    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": point}))
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": point, "kill_after": hit}))
     res = workflow(wd, env=env)
     assert res.returncode != 0, "the killed job should fail the run"
     assert "Error in rule fold_chunk" in res.stdout + res.stderr
@@ -70,7 +72,7 @@ def test_sigkill_of_a_fold_job_then_rerun_equals_uninterrupted(point, reference,
     assert got["members"] == reference["members"]
     assert got["counts"] == reference["counts"]
     np.testing.assert_allclose(got["plddt"], reference["plddt"], atol=1e-3)
-    if point == "mid_batch":
+    if point == "segment_committed":
         assert partial_before, "a mid-chunk kill should leave committed segments"
         logs = "".join(p.read_text() for p in (wd / "results/logs/fold_chunk").glob("*.log"))
         assert "already folded" in logs and not all(" 0 already folded" in ln for ln in logs.splitlines() if "already folded" in ln)
@@ -80,7 +82,6 @@ def test_write_failure_leaves_nothing_that_looks_finished(tmp_path):
     """A write that fails mid-file (file-size limit: EFBIG, as a full disk gives ENOSPC)."""
     code = (
         "import resource, signal, sys\n"
-        f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
         "import pyarrow as pa\n"
         "from foldatlas.tables import write_table\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
@@ -168,7 +169,6 @@ def test_pickled_weights_are_refused_without_running_them(tmp_path):
 
 def test_missing_weights_say_where_they_were_looked_for(tmp_path):
     code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
         "from foldatlas.model import load_folding_model\n"
         "load_folding_model('esmfold_v1', device='cpu')\n"
     )
@@ -180,9 +180,8 @@ def test_missing_weights_say_where_they_were_looked_for(tmp_path):
 
 
 def test_fault_env_is_a_testing_hook_only():
-    from foldatlas.engine import FaultInjector
+    from foldatlas.faults import FaultPlan
 
-    assert FaultInjector.from_env({}).kill_at is None
-    with pytest.raises(TypeError):
-        FaultInjector.from_env({"FOLDATLAS_INJECT_FAULTS": '{"unknown": 1}'})
-    assert isinstance(FoldatlasError("x"), Exception)
+    assert FaultPlan.from_env({}).kill_at is None
+    with pytest.raises(FoldatlasError, match="unknown keys"):
+        FaultPlan.from_env({"FOLDATLAS_INJECT_FAULTS": '{"unknown": 1}'})

@@ -16,18 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from foldatlas.archive import read_member
+from foldatlas.archive import read_member, read_structure_archive
 from foldatlas.fasta import sequence_checksum
-from foldatlas.fold import ChunkOutputs, decompress_pae, read_structure_archive
-from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA
+from foldatlas.layout import ChunkOutputs
+from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, decompress_pae
 
 FOLD = {
-    "model": "tiny", "weights": None, "device": "cpu", "precision": "auto", "num_recycles": 1,
-    "chunk_size": "auto", "max_tokens_per_batch": 4096, "max_pair_tokens_per_batch": 0, "max_batch_size": 3,
-    "save_pae": True, "artefact_max_plddt": 0.7, "commit_seconds": 0, "progress_seconds": 0,
-    "threads": 1, "mem_mb": 1000,
+    "model": "tiny", "device": "cpu", "num_recycles": 1, "max_tokens_per_batch": 4096, "max_batch_size": 3,
+    "save_pae": True, "commit_seconds": 0, "progress_seconds": 0, "threads": 1,
 }  # fmt: skip
-EMB = {"layers": [-1, 0], "dtype": "float16", "per_residue": False, "model": None}
+EMB = {"layers": [-1, 0]}
 
 
 def make_chunk(path: Path, seqs: list[str]) -> list[str]:
@@ -39,21 +37,25 @@ def make_chunk(path: Path, seqs: list[str]) -> list[str]:
 
 
 def outputs(folder: Path) -> ChunkOutputs:
-    return ChunkOutputs(folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
+    return ChunkOutputs(0, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
 
 
 def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None, fold: dict | None = None) -> subprocess.Popen:
     code = (
         "import json, sys\n"
+        "from foldatlas.fold import fold_chunk_job\n"
+        "from pathlib import Path\n"
+        "from foldatlas.layout import ChunkOutputs\n"
         "from foldatlas.logs import setup_logging\n"
-        "from foldatlas.fold import fold_chunk_job, ChunkOutputs\n"
+        "from foldatlas.settings import EmbeddingSettings, FoldSettings\n"
         "setup_logging(None)\n"
         "a = json.loads(sys.argv[1])\n"
-        "fold_chunk_job(a['chunk'], ChunkOutputs(*a['out']), a['partial'], fold=a['fold'], embeddings=a['emb'])\n"
+        "out = ChunkOutputs(0, *(Path(a['out']) / n for n in ('predictions.parquet', 'embeddings.parquet', 'structures.tar.gz')))\n"
+        "fold_chunk_job(a['chunk'], out, a['partial'],\n"
+        "               fold=FoldSettings.from_config(a['fold']), embeddings=EmbeddingSettings.from_config(a['emb']))\n"
     )
-    o = outputs(out)
-    args = {"chunk": str(chunk), "out": [str(o.predictions), str(o.embeddings), str(o.structures)], "partial": str(partial), "fold": fold or FOLD, "emb": EMB}
-    env = dict(os.environ, PYTHONPATH=str(REPO / "scripts"))
+    args = {"chunk": str(chunk), "out": str(out), "partial": str(partial), "fold": fold or FOLD, "emb": EMB}
+    env = dict(os.environ)
     if faults:
         env["FOLDATLAS_INJECT_FAULTS"] = json.dumps(faults)
     return subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], env=env, stderr=subprocess.PIPE, text=True)

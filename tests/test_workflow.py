@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from foldatlas.archive import read_member
-from foldatlas.fold import read_structure_archive
+from foldatlas.archive import read_member, read_structure_archive
 from foldatlas.tables import INDEX_SCHEMA, METADATA_SCHEMA, PLDDT_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA
 
 pytestmark = pytest.mark.workflow
@@ -57,12 +57,27 @@ def prepare(tmp: Path, extra: dict | None = None) -> Path:
     return tmp
 
 
+@dataclass(frozen=True)
+class Run:
+    wd: Path  # the working directory (config, inputs, .snakemake)
+    results: Path  # output.root, elsewhere
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    wd = prepare(tmp_path_factory.mktemp("wf"))
+    """The demo, with output.root on another file system path, as core facilities set it."""
+    results = tmp_path_factory.mktemp("scratch") / "atlas-results"
+    wd = prepare(tmp_path_factory.mktemp("wf"), {"output": {"root": str(results)}})
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
-    return wd
+    return Run(wd, results)
+
+
+def test_output_root_holds_everything(demo_run):
+    assert sorted(p.name for p in demo_run.wd.iterdir()) == [".snakemake", "config", "resources", "run.yaml"]
+    for folder in ("ingest", "chunks", "fold", "atlas", "report", "logs", "benchmarks"):
+        assert (demo_run.results / folder).is_dir(), folder
+    assert not [p for p in demo_run.results.rglob(".*") if p.name != ".snakemake_timestamp"], "hidden temporary files left"
 
 
 def input_records(wd: Path) -> list[str]:
@@ -75,9 +90,9 @@ def input_records(wd: Path) -> list[str]:
 
 
 def test_every_input_record_is_in_metadata(demo_run):
-    meta = pq.read_table(demo_run / "results/atlas/metadata.parquet")
+    meta = pq.read_table(demo_run.results / "atlas/metadata.parquet")
     assert meta.schema.equals(METADATA_SCHEMA, check_metadata=False)
-    assert sorted(meta["id"].to_pylist()) == sorted(input_records(demo_run))
+    assert sorted(meta["id"].to_pylist()) == sorted(input_records(demo_run.wd))
     rows = {(r["id"], r["header"]): r for r in meta.to_pylist()}
     assert rows[("internal_stop", "internal_stop")]["status"] == "invalid_characters"
     assert rows[("too_long", "too_long")]["status"] == "too_long"
@@ -86,11 +101,11 @@ def test_every_input_record_is_in_metadata(demo_run):
     assert rows[("../../etc/passwd", "../../etc/passwd path-like id")]["status"] == "folded"
     dups = [r for r in meta.to_pylist() if r["is_duplicate"]]
     assert len(dups) == 4 and all(r["plddt"] is not None for r in dups)
-    assert (demo_run / "results/atlas/accounting.json").read_text().count('"ok": true') == 1
+    assert (demo_run.results / "atlas/accounting.json").read_text().count('"ok": true') == 1
 
 
 def test_tables_have_documented_schemas(demo_run):
-    r = demo_run / "results"
+    r = demo_run.results
     for path, schema in (
         ("ingest/records.parquet", RECORDS_SCHEMA),
         ("ingest/sequences.parquet", SEQUENCES_SCHEMA),
@@ -104,7 +119,7 @@ def test_readers_duckdb_and_polars_agree(demo_run):
     import duckdb
     import polars as pl
 
-    path = demo_run / "results/atlas/metadata.parquet"
+    path = demo_run.results / "atlas/metadata.parquet"
     con = duckdb.connect()
     d = con.execute(f"SELECT count(*), count(*) FILTER (WHERE high_confidence), avg(plddt) FROM '{path}'").fetchone()
     p = pl.read_parquet(path)
@@ -114,8 +129,8 @@ def test_readers_duckdb_and_polars_agree(demo_run):
 
 
 def test_filter_has_both_outcomes_and_follows_the_rule(demo_run):
-    cfg = yaml.safe_load((demo_run / "run.yaml").read_text())["filter"]
-    meta = pq.read_table(demo_run / "results/atlas/metadata.parquet").to_pylist()
+    cfg = yaml.safe_load((demo_run.wd / "run.yaml").read_text())["filter"]
+    meta = pq.read_table(demo_run.results / "atlas/metadata.parquet").to_pylist()
     folded = [r for r in meta if r["status"] == "folded"]
     hc = [r["high_confidence"] for r in folded]
     assert any(hc) and not all(hc)
@@ -128,24 +143,24 @@ def test_filter_has_both_outcomes_and_follows_the_rule(demo_run):
 def test_embeddings_read_back_with_duckdb_match_fold_outputs(demo_run):
     import duckdb
 
-    path = demo_run / "results/atlas/embeddings.parquet"
+    path = demo_run.results / "atlas/embeddings.parquet"
     rows = duckdb.connect().execute(f"SELECT checksum, layer, embedding, len(embedding) FROM '{path}'").fetchall()
     assert {r[3] for r in rows} == {64}
     fold = {}
-    for p in (demo_run / "results/fold").glob("chunk_*/embeddings.parquet"):
+    for p in (demo_run.results / "fold").glob("chunk_*/embeddings.parquet"):
         t = pq.read_table(p)
         for c, layer, e in zip(t["checksum"].to_pylist(), t["layer"].to_pylist(), t["embedding"].to_pylist()):
             fold[(c, layer)] = e
-    assert len(rows) == len(fold) == pq.read_metadata(demo_run / "results/ingest/sequences.parquet").num_rows
+    assert len(rows) == len(fold) == pq.read_metadata(demo_run.results / "ingest/sequences.parquet").num_rows
     for c, layer, e, _ in rows:
         np.testing.assert_array_equal(np.array(e, dtype=np.float32), np.array(fold[(c, layer)], dtype=np.float32))
 
 
 def test_random_access_through_the_index(demo_run):
-    atlas = demo_run / "results/atlas"
+    atlas = demo_run.results / "atlas"
     index = pq.read_table(atlas / "structures/index.parquet").to_pylist()
     fold = {}
-    for p in (demo_run / "results/fold").glob("chunk_*/structures.tar.gz"):
+    for p in (demo_run.results / "fold").glob("chunk_*/structures.tar.gz"):
         fold.update(read_structure_archive(p))
     random.seed(0)
     for e in random.sample(index, 8):
@@ -161,9 +176,9 @@ def test_foldcomp_round_trip(demo_run):
     import foldcomp
     import gemmi
 
-    atlas = demo_run / "results/atlas"
+    atlas = demo_run.results / "atlas"
     index = {e["checksum"]: e for e in pq.read_table(atlas / "structures/index.parquet").to_pylist() if e["collection"] == "highconf"}
-    seqs = dict(zip(*pq.read_table(demo_run / "results/ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
+    seqs = dict(zip(*pq.read_table(demo_run.results / "ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
     seen = 0
     with foldcomp.open(str(atlas / "structures/foldcomp/highconf")) as db:
         for name, pdb in db:
@@ -182,17 +197,17 @@ def test_foldcomp_round_trip(demo_run):
 
 
 def test_no_path_is_built_from_fasta_text(demo_run):
-    for path in (demo_run / "results").rglob("*"):
-        rel = str(path.relative_to(demo_run))
+    for path in demo_run.results.rglob("*"):
+        rel = str(path.relative_to(demo_run.results))
         assert "passwd" not in rel and "pwned" not in rel and "dup_id" not in rel and "$" not in rel
-    assert not (demo_run / "pwned").exists() and not Path("pwned").exists()
+    assert not (demo_run.wd / "pwned").exists() and not Path("pwned").exists()
 
 
 def test_report_renders_in_headless_chromium(demo_run, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium not installed (apt-get install chromium); .ci/run installs it")
-    page = demo_run / "results/report/atlas_report.html"
+    page = demo_run.results / "report/atlas_report.html"
     args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
@@ -206,7 +221,7 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
 
 
 def test_rerun_has_nothing_to_do(demo_run):
-    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", "-n"], demo_run, timeout=300)
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", "-n"], demo_run.wd, timeout=300)
     assert res.returncode == 0
     assert "Nothing to be done" in res.stdout + res.stderr
 

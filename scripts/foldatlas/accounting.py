@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
+from . import duck
 from .archive import read_member
-from .atlas import AtlasOutputs
 from .atomic import atomic_path
 from .errors import FoldatlasError
+from .layout import HIGHCONF, AtlasOutputs
+from .status import FOLD_OUTCOMES, METADATA_STATUSES, REJECTED, Status, sql_in
 
 __all__ = ["AccountingError", "check_accounting"]
 
@@ -33,8 +36,94 @@ class AccountingError(FoldatlasError, RuntimeError):
         self.problems = problems
 
 
-def _p(path: str | Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+class _Checker:
+    """One DuckDB connection over the tables, collecting problems and checked counts."""
+
+    def __init__(self, records: str | Path, sequences: str | Path, outputs: AtlasOutputs) -> None:
+        self.con = duck.connect()
+        self.rec = f"read_parquet({duck.sql_path(records)})"
+        self.seq = f"read_parquet({duck.sql_path(sequences)})"
+        self.meta = f"read_parquet({duck.sql_path(outputs.metadata)})"
+        self.index = f"read_parquet({duck.sql_path(outputs.index)})"
+        self.outputs = outputs
+        self.problems: list[str] = []
+        self.checks: dict[str, int] = {}
+
+    def one(self, sql: str) -> Any:
+        return self.con.execute(sql).fetchall()[0]
+
+    def records(self) -> None:
+        """metadata.parquet holds exactly the records of records.parquet, each once, with a status."""
+        n_rec, n_meta = self.one(f"SELECT count(*) FROM {self.rec}")[0], self.one(f"SELECT count(*) FROM {self.meta}")[0]
+        self.checks["records"] = n_rec
+        if n_rec != n_meta:
+            self.problems.append(f"records.parquet has {n_rec} records, metadata.parquet {n_meta}")
+        dup_keys = self.one(f"SELECT count(*) FROM (SELECT source_index, record_index FROM {self.meta} GROUP BY ALL HAVING count(*) > 1)")[0]
+        if dup_keys:
+            self.problems.append(f"{dup_keys} records appear more than once in metadata.parquet")
+        missing = self.one(
+            f"""SELECT count(*) FROM {self.rec} r ANTI JOIN {self.meta} m
+                ON r.source_index = m.source_index AND r.record_index = m.record_index"""
+        )[0]
+        if missing:
+            self.problems.append(f"{missing} input records are missing from metadata.parquet")
+        no_status = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IS NULL OR status NOT IN {sql_in(METADATA_STATUSES)}")[0]
+        if no_status:
+            self.problems.append(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
+
+    def sequences(self) -> None:
+        """Every unique sequence has exactly one first occurrence with a fold outcome."""
+        n_seq = self.one(f"SELECT count(*) FROM {self.seq}")[0]
+        self.checks["unique_sequences"] = n_seq
+        firsts = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.meta} WHERE status IN {sql_in(FOLD_OUTCOMES)} AND NOT is_duplicate")
+        if firsts[0] != n_seq or firsts[1] != n_seq:
+            self.problems.append(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome ({firsts[1]} distinct)")
+
+    def structures(self, sample_reads: int) -> None:
+        """Every high-confidence sequence has one index entry in an existing shard; a sample is read back."""
+        hc = self.one(f"SELECT count(DISTINCT checksum) FROM {self.meta} WHERE high_confidence")[0]
+        self.checks["high_confidence"] = hc
+        idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index} WHERE collection = '{HIGHCONF}'")
+        self.checks["archived_high_confidence"] = idx[0]
+        if idx[0] != hc or idx[1] != hc:
+            self.problems.append(f"{hc} high-confidence sequences but {idx[0]} high-confidence index entries ({idx[1]} distinct)")
+        unindexed = self.one(
+            f"""SELECT count(*) FROM (SELECT DISTINCT checksum FROM {self.meta} WHERE high_confidence) m
+                ANTI JOIN (SELECT * FROM {self.index} WHERE collection = '{HIGHCONF}') i ON i.checksum = m.checksum"""
+        )[0]
+        if unindexed:
+            self.problems.append(f"{unindexed} high-confidence sequences have no structure in the archives")
+        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {self.index}").fetchall():
+            if not (self.outputs.root / archive).is_file():
+                self.problems.append(f"index names {archive}, which does not exist")
+        sample = f'SELECT archive, member, "offset", length, size FROM {self.index} USING SAMPLE {int(sample_reads)} ROWS'
+        for archive, member, offset, length, size in self.con.execute(sample).fetchall():
+            try:
+                data = read_member(self.outputs.root / archive, offset, length, expect=member)
+                if len(data) != size or not data.startswith(b"REMARK"):
+                    self.problems.append(f"{archive}:{member}: expected {size} bytes of PDB, found {len(data)}")
+            except (OSError, ValueError) as exc:
+                self.problems.append(f"{archive}:{member}: {exc}")
+
+    def summary(self) -> None:
+        """summary.json agrees with the tables, and its statuses add up."""
+        summary = json.loads(Path(self.outputs.summary).read_text())["counts"]
+        status = dict(self.con.execute(f"SELECT status, count(*) FROM {self.rec} GROUP BY status").fetchall())
+        expected = {
+            "records_in": self.checks["records"],
+            "unique_sequences": self.checks["unique_sequences"],
+            "high_confidence": self.checks["high_confidence"],
+            "archived_high_confidence": self.checks["archived_high_confidence"],
+            "duplicates": status.get(Status.DUPLICATE, 0),
+            "records_ok": status.get(Status.OK, 0),
+            "too_long": status.get(Status.TOO_LONG, 0),
+        }
+        for key, value in expected.items():
+            if summary.get(key) != value:
+                self.problems.append(f"summary.json counts {key}={summary.get(key)}, the tables say {value}")
+        parts = summary["records_ok"] + summary["duplicates"] + sum(summary[str(s)] for s in REJECTED)
+        if parts != summary["records_in"]:
+            self.problems.append(f"summary.json: statuses add up to {parts}, not records_in={summary['records_in']}")
 
 
 def check_accounting(*, records: str | Path, sequences: str | Path, outputs: AtlasOutputs, report: str | Path, sample_reads: int = 50) -> dict:
@@ -46,81 +135,15 @@ def check_accounting(*, records: str | Path, sequences: str | Path, outputs: Atl
     sequence has exactly one entry in the index and its shard exists (a sample of them
     is read back through the index); ``summary.json`` agrees with the tables.
     """
-    import duckdb
-
-    con = duckdb.connect()
-    one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
-    meta, rec, seq = _p(outputs.metadata), _p(records), _p(sequences)
-    index = outputs.structures / "index.parquet"
-    problems: list[str] = []
-    checks: dict[str, int] = {}
-
-    n_rec, n_meta = one(f"SELECT count(*) FROM read_parquet({rec})")[0], one(f"SELECT count(*) FROM read_parquet({meta})")[0]
-    checks["records"] = n_rec
-    if n_rec != n_meta:
-        problems.append(f"records.parquet has {n_rec} records, metadata.parquet {n_meta}")
-    dup_keys = one(f"SELECT count(*) FROM (SELECT source_index, record_index FROM read_parquet({meta}) GROUP BY ALL HAVING count(*) > 1)")[0]
-    if dup_keys:
-        problems.append(f"{dup_keys} records appear more than once in metadata.parquet")
-    missing = one(
-        f"""SELECT count(*) FROM read_parquet({rec}) r ANTI JOIN read_parquet({meta}) m
-            ON r.source_index = m.source_index AND r.record_index = m.record_index"""
-    )[0]
-    if missing:
-        problems.append(f"{missing} input records are missing from metadata.parquet")
-    no_status = one(f"SELECT count(*) FROM read_parquet({meta}) WHERE status IS NULL OR status NOT IN ('folded','oom','error','empty','invalid_characters','too_short','too_long')")[0]
-    if no_status:
-        problems.append(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
-    n_seq = one(f"SELECT count(*) FROM read_parquet({seq})")[0]
-    checks["unique_sequences"] = n_seq
-    firsts = one(f"SELECT count(*), count(DISTINCT checksum) FROM read_parquet({meta}) WHERE status IN ('folded','oom','error') AND NOT is_duplicate")
-    if firsts[0] != n_seq or firsts[1] != n_seq:
-        problems.append(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome ({firsts[1]} distinct)")
-    hc = one(f"SELECT count(DISTINCT checksum) FROM read_parquet({meta}) WHERE high_confidence")[0]
-    checks["high_confidence"] = hc
-    idx = one(f"SELECT count(*), count(DISTINCT checksum) FROM read_parquet({_p(index)}) WHERE collection = 'highconf'")
-    if idx[0] != hc or idx[1] != hc:
-        problems.append(f"{hc} high-confidence sequences but {idx[0]} high-confidence index entries ({idx[1]} distinct)")
-    unindexed = one(
-        f"""SELECT count(*) FROM (SELECT DISTINCT checksum FROM read_parquet({meta}) WHERE high_confidence) m
-            ANTI JOIN (SELECT * FROM read_parquet({_p(index)}) WHERE collection = 'highconf') i
-            ON i.checksum = m.checksum"""
-    )[0]
-    if unindexed:
-        problems.append(f"{unindexed} high-confidence sequences have no structure in the archives")
-    rows = con.execute(f"SELECT DISTINCT archive FROM read_parquet({_p(index)})").fetchall()
-    for (archive,) in rows:
-        if not (outputs.root / archive).is_file():
-            problems.append(f"index names {archive}, which does not exist")
-    for checksum, archive, member, offset, length, size in con.execute(
-        f"SELECT checksum, archive, member, \"offset\", length, size FROM read_parquet({_p(index)}) USING SAMPLE {int(sample_reads)} ROWS"
-    ).fetchall():
-        try:
-            data = read_member(outputs.root / archive, offset, length, expect=member)
-            if len(data) != size or not data.startswith(b"REMARK"):
-                problems.append(f"{archive}:{member}: expected {size} bytes of PDB, found {len(data)}")
-        except (OSError, ValueError) as exc:
-            problems.append(f"{archive}:{member}: {exc}")
-    summary = json.loads(Path(outputs.summary).read_text())["counts"]
-    status = dict(con.execute(f"SELECT status, count(*) FROM read_parquet({rec}) GROUP BY status").fetchall())
-    expected = {
-        "records_in": n_rec,
-        "unique_sequences": n_seq,
-        "high_confidence": hc,
-        "archived_high_confidence": idx[0],
-        "duplicates": status.get("duplicate", 0),
-        "records_ok": status.get("ok", 0),
-        "too_long": status.get("too_long", 0),
-    }
-    for key, value in expected.items():
-        if summary.get(key) != value:
-            problems.append(f"summary.json counts {key}={summary.get(key)}, the tables say {value}")
-    parts = sum(summary[k] for k in ("records_ok", "duplicates", "empty", "invalid_characters", "too_short", "too_long"))
-    if parts != summary["records_in"]:
-        problems.append(f"summary.json: statuses add up to {parts}, not records_in={summary['records_in']}")
-    con.close()
-    if problems:
-        raise AccountingError(problems)
+    c = _Checker(records, sequences, outputs)
+    c.records()
+    c.sequences()
+    c.structures(sample_reads)
+    c.summary()
+    c.con.close()
+    if c.problems:
+        raise AccountingError(c.problems)
+    checks = {k: v for k, v in c.checks.items() if k != "archived_high_confidence"}
     result = {"ok": True, "checks": checks}
     with atomic_path(report) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")

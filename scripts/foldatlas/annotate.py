@@ -13,21 +13,20 @@ import csv
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .tables import write_table
+from .layout import HIGHCONF, foldseek_db_prefix, shard_glob
+from .settings import FoldseekClusterSettings, FoldseekSearchSettings, FoldseekSettings, MmseqsSettings
+from .status import Status
+from .tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_table
 from .tools import run_tool
 
 __all__ = [
-    "SEARCH_COLUMNS",
-    "ClusterParams",
     "entry_checksum",
     "parse_cluster_tsv",
     "parse_m8",
@@ -35,68 +34,25 @@ __all__ = [
     "foldseek_cluster",
     "foldseek_search",
     "mmseqs_linclust",
-    "CLUSTERS_SCHEMA",
-    "HITS_SCHEMA",
-    "SEQ_CLUSTERS_SCHEMA",
+    "clusters_table",
+    "shard_list",
+    "atlas_db",
+    "empty_output",
+    "cluster_args",
 ]
 
 log = logging.getLogger("foldatlas.annotate")
 
-#: foldseek --format-output columns written to hits.parquet (--format-mode 4 adds a header).
-SEARCH_COLUMNS = ("query", "target", "fident", "alnlen", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qlen", "tlen", "qcov", "tcov")
-_FLOAT = {"fident", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qcov", "tcov"}
 _CHECKSUM = re.compile(r"^([0-9a-f]{32})(?:\.pdb)?(?:_[A-Za-z0-9]+)?$")
 
 
-def _f(name: str, t: pa.DataType, doc: str, nullable: bool = False) -> pa.Field:
-    return pa.field(name, t, nullable=nullable, metadata={"description": doc})
-
-
-#: ``results/foldseek/clusters.parquet``
-CLUSTERS_SCHEMA = pa.schema(
-    [
-        _f("cluster_id", pa.int64(), "0-based cluster number (clusters ordered by representative checksum)"),
-        _f("representative", pa.string(), "checksum of the cluster's representative"),
-        _f("member", pa.string(), "checksum of the member (the representative is a member of its own cluster)"),
-        _f("is_representative", pa.bool_(), "member == representative"),
-        _f("plddt", pa.float32(), "member's mean pLDDT, 0-1", True),
-        _f("ptm", pa.float32(), "member's pTM, 0-1", True),
-        _f("cluster_size", pa.int64(), "members in the cluster"),
-    ]
-)
-#: ``results/foldseek/hits.parquet``
-HITS_SCHEMA = pa.schema(
-    [_f("query", pa.string(), "query checksum"), _f("target_db", pa.string(), "the configured target it was found in"), _f("target", pa.string(), "target entry name as foldseek reports it")]
-    + [_f(c, pa.float64() if c in _FLOAT else pa.int64(), f"foldseek {c}") for c in SEARCH_COLUMNS[2:]]
-)
-#: ``results/mmseqs/clusters.parquet``
-SEQ_CLUSTERS_SCHEMA = pa.schema(
-    [
-        _f("cluster_id", pa.int64(), "0-based cluster number (ordered by representative checksum)"),
-        _f("representative", pa.string(), "checksum of the representative sequence"),
-        _f("member", pa.string(), "checksum of the member sequence"),
-        _f("cluster_size", pa.int64(), "members in the cluster"),
-    ]
-)
-
-
-@dataclass(frozen=True)
-class ClusterParams:
-    """foldseek clustering options (``foldseek.cluster`` config section)."""
-
-    coverage: float = 0.8
-    cov_mode: int = 0
-    evalue: float = 0.001
-    alignment_type: int = 2
-    tmscore_threshold: float = 0.0
-    lddt_threshold: float = 0.0
-
-    def args(self) -> list[str]:
-        return [
-            "-c", str(self.coverage), "--cov-mode", str(self.cov_mode), "-e", str(self.evalue),
-            "--alignment-type", str(self.alignment_type), "--tmscore-threshold", str(self.tmscore_threshold),
-            "--lddt-threshold", str(self.lddt_threshold),
-        ]  # fmt: skip
+def cluster_args(params: FoldseekClusterSettings) -> list[str]:
+    """``foldseek cluster`` options of the ``foldseek.cluster`` section."""
+    return [
+        "-c", str(params.coverage), "--cov-mode", str(params.cov_mode), "-e", str(params.evalue),
+        "--alignment-type", str(params.alignment_type), "--tmscore-threshold", str(params.tmscore_threshold),
+        "--lddt-threshold", str(params.lddt_threshold),
+    ]  # fmt: skip
 
 
 def entry_checksum(name: str) -> str:
@@ -129,7 +85,7 @@ def parse_m8(path: str | os.PathLike[str], *, target_db: str, checksum_targets: 
             row = {"query": entry_checksum(r["query"]), "target_db": target_db,
                    "target": entry_checksum(r["target"]) if checksum_targets else r["target"]}  # fmt: skip
             for c in SEARCH_COLUMNS[2:]:
-                row[c] = float(r[c]) if c in _FLOAT else int(float(r[c]))
+                row[c] = float(r[c]) if pa.types.is_floating(HITS_SCHEMA.field(c).type) else int(float(r[c]))
             rows.append(row)
     rows.sort(key=lambda r: (r["query"], r["evalue"], -r["bits"], r["target"]))
     return pa.Table.from_pylist(rows, schema=HITS_SCHEMA)
@@ -146,7 +102,7 @@ def _confidence(metadata: str | os.PathLike[str]) -> dict[str, tuple[float | Non
     t = pq.read_table(metadata, columns=["checksum", "plddt", "ptm", "is_duplicate", "status"])
     out = {}
     for c, pl, pt, dup, st in zip(*(t[k].to_pylist() for k in ("checksum", "plddt", "ptm", "is_duplicate", "status"))):
-        if st == "folded" and not dup:
+        if st == Status.FOLDED and not dup:
             out[c] = (pl, pt)
     return out
 
@@ -173,28 +129,46 @@ def clusters_table(pairs: list[tuple[str, str]], confidence: dict[str, tuple[flo
     return pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA)
 
 
-def foldseek_cluster(
-    binary: str, db: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str], params: ClusterParams, threads: int, best_confidence: bool
-) -> pa.Table:
-    """``foldseek cluster`` + ``createtsv``; writes ``out`` (clusters.parquet) and returns it."""
+def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> Path | None:
+    """The foldseek database of an atlas's high-confidence shards in ``db_dir`` (created);
+    None, and an empty folder, when there is no high-confidence structure."""
+    Path(db_dir).mkdir(parents=True, exist_ok=True)
+    shards = shard_list(structures)
+    return foldseek_createdb(binary, shards, foldseek_db_prefix(db_dir), threads=threads) if shards else None
+
+
+def _existing_db(db_dir: str | os.PathLike[str]) -> Path | None:
+    db = foldseek_db_prefix(db_dir)
+    return db if Path(f"{db}.dbtype").exists() else None
+
+
+def foldseek_cluster(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str], settings: FoldseekSettings, threads: int) -> pa.Table:
+    """``foldseek cluster`` + ``createtsv`` of the database in ``db_dir``; writes ``out``
+    (clusters.parquet; empty when there is no database) and returns it."""
+    db = _existing_db(db_dir)
+    if db is None:
+        return empty_output(out, CLUSTERS_SCHEMA)
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
         clu = Path(tmp) / "clu"
-        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *params.args(), "--threads", str(threads)], logger=log)
+        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *cluster_args(settings.cluster), "--threads", str(threads)], logger=log)
         tsv = Path(tmp) / "clu.tsv"
         run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
-        table = clusters_table(parse_cluster_tsv(tsv), _confidence(metadata), best_confidence=best_confidence)
+        table = clusters_table(parse_cluster_tsv(tsv), _confidence(metadata), best_confidence=settings.representative == "best_confidence")
     write_table(table, out, CLUSTERS_SCHEMA)
     return table
 
 
-def foldseek_search(
-    binary: str, db: str | os.PathLike[str], targets: Sequence[str], out: str | os.PathLike[str], *, evalue: float, max_seqs: int, threads: int
-) -> pa.Table:
-    """Search the atlas against each target (a foldseek DB, or a folder / archive of
-    structures, turned into a DB first); writes hits.parquet, sorted."""
+def foldseek_search(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, search: FoldseekSearchSettings, threads: int) -> pa.Table:
+    """Search the database in ``db_dir`` against each target (a foldseek DB, or a folder /
+    archive of structures, turned into a DB first); writes hits.parquet, sorted (empty
+    without a database or targets)."""
+    db = _existing_db(db_dir)
+    if db is None or not search.targets:
+        return empty_output(out, HITS_SCHEMA)
     tables = []
+    evalue, max_seqs = search.evalue, search.max_seqs
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
-        for k, target in enumerate(targets):
+        for k, target in enumerate(search.targets):
             tdb: str | Path = target
             if not Path(f"{target}.dbtype").exists():  # structures, not a DB
                 tdb = foldseek_createdb(binary, [target], Path(tmp) / f"target{k}" / "db", threads=threads)
@@ -208,11 +182,10 @@ def foldseek_search(
     return table
 
 
-def mmseqs_linclust(
-    binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, min_seq_id: float, coverage: float, cov_mode: int, threads: int
-) -> pa.Table:
+def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int) -> pa.Table:
     """Sequence clustering of the unique sequences with ``mmseqs easy-linclust`` (the ESM
     Atlas's clust30: 30% identity, 80% coverage, cov-mode 1); writes ``out``."""
+    ms = settings
     t = pq.read_table(sequences, columns=["checksum", "sequence"])
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
         fasta = Path(tmp) / "unique.fasta"
@@ -222,8 +195,8 @@ def mmseqs_linclust(
         pairs: list[tuple[str, str]] = []
         if t.num_rows:
             prefix = Path(tmp) / "clu"
-            run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", "--min-seq-id", str(min_seq_id), "-c", str(coverage),
-                      "--cov-mode", str(cov_mode), "--threads", str(threads)], logger=log)  # fmt: skip
+            run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", "--min-seq-id", str(ms.min_seq_id), "-c", str(ms.coverage),
+                      "--cov-mode", str(ms.cov_mode), "--threads", str(threads)], logger=log)  # fmt: skip
             pairs = parse_cluster_tsv(f"{prefix}_cluster.tsv")
     groups: dict[str, list[str]] = {}
     for rep, mem in pairs:
@@ -234,16 +207,13 @@ def mmseqs_linclust(
     return table
 
 
-def shard_list(structures: str | os.PathLike[str], *, collection: str = "highconf") -> list[Path]:
+def shard_list(structures: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:
     """The shards of one collection in an atlas structures folder, in order."""
-    return sorted(Path(structures).glob(f"{collection}_*.tar.gz"))
+    return sorted(Path(structures).glob(shard_glob(collection)))
 
 
-def empty_outputs(*pairs: tuple[str | os.PathLike[str], pa.Schema]) -> None:
-    """Write empty tables (nothing to annotate)."""
-    for path, schema in pairs:
-        write_table(schema.empty_table(), path, schema)
-
-
-def remove_tree(path: str | os.PathLike[str]) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def empty_output(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:
+    """Write an empty table (nothing to annotate) and return it."""
+    table = schema.empty_table()
+    write_table(table, path, schema)
+    return table

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_path
+from .atomic import atomic_path, staging_name
+from .layout import shard_name
 from .structures import safe_member_name
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "read_member",
     "extract_structure",
     "iter_tar_members",
+    "read_structure_archive",
 ]
 
 _BLOCK = 512
@@ -122,9 +124,9 @@ class ShardWriter:
         self._count = 0
 
     def _open(self) -> None:
-        final = self.folder / f"{self.prefix}_{len(self.shards):06d}.tar.gz"
+        final = self.folder / shard_name(self.prefix, len(self.shards))
         self.shards.append(final)
-        self._tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self._tmp = staging_name(final)
         self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close
         self._count = 0
 
@@ -206,6 +208,11 @@ def iter_tar_members(path: str | os.PathLike[str]) -> Iterator[tuple[str, bytes]
             yield info.name, fh.read()
 
 
+def read_structure_archive(path: str | os.PathLike[str]) -> dict[str, str]:
+    """All members of a structure archive as ``{member: PDB text}`` (for tests and small chunks)."""
+    return {name: data.decode("ascii") for name, data in iter_tar_members(path)}
+
+
 class FoldcompWriter:
     """A Foldcomp database (``foldcomp.open`` reads it): MMseqs2-style data, ``.index``,
     ``.lookup`` and ``.dbtype`` files; entries are ``foldcomp.compress`` blobs named by checksum."""
@@ -218,7 +225,7 @@ class FoldcompWriter:
         self._compress = foldcomp.compress
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = staging_name(self.path)
         self._data = open(self._tmp, "wb")  # noqa: SIM115
         self._index: list[tuple[int, int, int]] = []
         self._names: list[str] = []

@@ -8,9 +8,11 @@ number in [0, 1] ...``. Unknown keys are errors, with a suggestion for typos.
 from __future__ import annotations
 
 import copy
-import json
 import difflib
+import functools
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,12 +21,23 @@ from jsonschema.exceptions import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["load_schema", "fill_defaults", "validate_config", "schema_markdown"]
+__all__ = ["SCHEMA_PATH", "load_schema", "fill_defaults", "validate_config", "validate_section", "schema_markdown"]
+
+#: The configuration schema: the one place that holds every key's default.
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML or JSON schema file."""
+def load_schema(path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
+    """Read a YAML or JSON schema file (by default foldatlas's own)."""
+    if Path(path) == SCHEMA_PATH:
+        return copy.deepcopy(_shipped_schema())
     with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+@functools.cache
+def _shipped_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
 
 
@@ -39,8 +52,8 @@ def fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str,
     return instance
 
 
-def _path(error: ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+def _path(error: ValidationError, prefix: str = "") -> str:
+    return ".".join([*([prefix] if prefix else []), *(str(p) for p in error.absolute_path)]) or "<top level>"
 
 
 def _range(sub: dict[str, Any]) -> str:
@@ -56,8 +69,8 @@ def _range(sub: dict[str, Any]) -> str:
     return f"{kind} {'<' if right == ')' else '<='} {hi}"
 
 
-def _message(error: ValidationError) -> str:
-    key = _path(error)
+def _message(error: ValidationError, prefix: str = "") -> str:
+    key = _path(error, prefix)
     sub = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
     hint = f" ({sub['description']})" if sub.get("description") and error.validator != "additionalProperties" else ""
@@ -82,7 +95,7 @@ def _message(error: ValidationError) -> str:
     return f"config key '{key}' = {value!r}: {error.message}{hint}"
 
 
-def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str]) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
     """Fill defaults into ``config`` (in place) and validate it against the schema.
 
     Raises
@@ -92,11 +105,33 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str])
     """
     schema = load_schema(schema_path)
     fill_defaults(config, schema)
-    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        text = "\n".join(_message(e) for e in errors)
-        raise ConfigError(f"invalid configuration:\n{text}", key=_path(errors[0]), value=errors[0].instance)
+    _raise_errors(Draft202012Validator(schema).iter_errors(config))
     return config
+
+
+def validate_section(name: str, section: dict[str, Any] | None) -> dict[str, Any]:
+    """One top-level section (``fold``...) with its defaults filled, validated against the
+    shipped schema; errors name the full key (``fold.num_recycles``). ``section`` is not changed.
+
+    Raises
+    ------
+    ConfigError
+        With one line per problem; ``key`` and ``value`` are those of the first.
+    """
+    schema = load_schema()
+    if name not in schema["properties"]:
+        raise ConfigError(f"unknown config section {name!r}; known: {', '.join(schema['properties'])}", key=name)
+    sub = schema["properties"][name]
+    filled = fill_defaults(copy.deepcopy(dict(section or {})), sub)
+    _raise_errors(Draft202012Validator(sub).iter_errors(filled), prefix=name)
+    return filled
+
+
+def _raise_errors(errors: Any, prefix: str = "") -> None:
+    errors = sorted(errors, key=lambda e: list(e.absolute_path))
+    if errors:
+        text = "\n".join(_message(e, prefix) for e in errors)
+        raise ConfigError(f"invalid configuration:\n{text}", key=_path(errors[0], prefix), value=errors[0].instance)
 
 
 def schema_markdown(schema: dict[str, Any]) -> str:

@@ -16,29 +16,32 @@ faults, or :data:`MAX_CONSECUTIVE_FAILURES` failures in a row) stop the job.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import faults
+from .batching import auto_pair_budget
 from .errors import FoldatlasError
+from .esm2 import resolve_layers
 from .model import LoadedModel
+from .prediction import HostOutput, Prediction, SeqItem, predictions_from_output
+from .settings import EmbeddingSettings, FoldSettings
+from .status import Status
 
 __all__ = [
     "CHUNK_SIZE_FALLBACKS",
     "AUTO_CHUNK_MIN_LENGTH",
-    "ARTEFACT_MIN_PTM",
-    "CONFIDENT_PLDDT",
-    "FoldSettings",
-    "FaultInjector",
-    "SeqItem",
-    "Prediction",
+    "AUTO_CHUNK_CPU",
+    "AUTO_TOKENS_CPU",
+    "AUTO_TOKENS_GPU",
+    "MAX_CONSECUTIVE_FAILURES",
+    "EngineSettings",
     "SystemicFoldError",
     "FoldEngine",
 ]
@@ -52,10 +55,12 @@ CHUNK_SIZE_FALLBACKS = (128, 64, 32)
 #: tiles: 3.3 s against 3.9 s unchunked for 40 sequences of 50-150 aa, tiny model).
 AUTO_CHUNK_MIN_LENGTH = 600
 AUTO_CHUNK_CPU = 64
-#: pLDDT above which a residue counts as confident (``num_conf``; ESM Atlas, 0-1 scale).
-CONFIDENT_PLDDT = 0.7
-#: Artefact signature: pTM at least this high with mean pLDDT under the artefact pLDDT.
-ARTEFACT_MIN_PTM = 0.99
+#: Token budget per forward pass with ``fold.max_tokens_per_batch: 0``. On the CPU small
+#: batches are much faster (40 sequences of 50-150 aa, tiny model: 3.9 s at 1024 tokens,
+#: 15.3 s at 4096); GPUs want large batches.
+AUTO_TOKENS_CPU, AUTO_TOKENS_GPU = 1024, 4096
+#: Pair budget (B*L^2) with ``fold.max_pair_tokens_per_batch: 0`` on the CPU.
+AUTO_PAIR_TOKENS_CPU = 1 << 20
 #: Stop the job after this many sequences failed in a row: the fault is not theirs.
 MAX_CONSECUTIVE_FAILURES = 16
 #: PAE bins of ESMFold's pTM head (max_bin=31, 64 bins).
@@ -67,133 +72,49 @@ class SystemicFoldError(FoldatlasError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class FoldSettings:
-    """Per-job folding options (the ``fold`` and ``embeddings`` config sections).
+class EngineSettings:
+    """What one fold job's engine needs, resolved for its device (no "auto" left but
+    ``chunk_size``, which depends on each batch's longest sequence).
 
-    ``num_recycles`` is the number of extra trunk passes: N recycles = N+1 passes
-    (ESMFold v1 was trained with 4). ``chunk_size`` chunks the trunk's axial attention
-    (``None``: never; ``"auto"``: 128 from :data:`AUTO_CHUNK_MIN_LENGTH` residues on).
-    ``embedding_layers`` index ESM-2 hidden states (0 = embedding layer, -1 = last layer,
-    after its final layer norm).
+    ``num_recycles`` is the number of extra trunk passes (N recycles = N+1 passes).
+    ``chunk_size`` chunks the trunk's axial attention (None: never; ``"auto"``: see
+    :meth:`FoldEngine.chunk_size_for`). ``embedding_layers`` index ESM-2 hidden states
+    (0 = embedding layer, -1 = last layer, after its final layer norm).
     """
 
-    num_recycles: int = 4
-    chunk_size: int | str | None = "auto"
-    max_tokens: int = 4096
-    max_pair_tokens: int = 1 << 21
-    max_batch_size: int = 64
-    embedding_layers: tuple[int, ...] = (-1,)
-    embedding_dtype: str = "float16"
-    per_residue_embeddings: bool = False
-    save_pae: bool = False
-    artefact_max_plddt: float = 0.7
-
-
-@dataclass(frozen=True)
-class FaultInjector:
-    """Injected failures for tests, from the JSON in ``FOLDATLAS_INJECT_FAULTS``.
-
-    ``oom_tokens``: out-of-memory when a batch has more than this many padded tokens.
-    ``oom_min_length`` with ``oom_max_chunk_size``: a sequence at least that long runs out
-    of memory unless the trunk chunk size is at most ``oom_max_chunk_size`` (0: always).
-    ``error_checksums``: a ``ValueError`` for any batch holding one of them.
-    ``sleep_seconds``: sleep before each forward pass (to kill jobs mid-chunk).
-    ``kill_at``: the process kills itself with SIGKILL at that point of a fold job:
-    ``model_load`` (while loading the model), ``mid_batch`` (after the second batch was
-    handed to the writer), ``archive`` (half-way through writing the chunk archive) or
-    ``between_outputs`` (after the archive, before the tables).
-    """
-
-    oom_tokens: int | None = None
-    oom_min_length: int | None = None
-    oom_max_chunk_size: int = 0
-    error_checksums: frozenset[str] = frozenset()
-    sleep_seconds: float = 0.0
-    kill_at: str | None = None
-
-    def kill_point(self, point: str) -> None:
-        """SIGKILL this process if ``point`` is the configured kill point."""
-        if self.kill_at == point:
-            import signal
-
-            log.warning("injected fault: SIGKILL at %s", point)
-            for handler in logging.getLogger("foldatlas").handlers:
-                handler.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+    num_recycles: int
+    chunk_size: int | str | None
+    max_tokens: int
+    max_pair_tokens: int
+    max_batch_size: int
+    embedding_layers: tuple[int, ...]
+    embedding_dtype: str
+    per_residue_embeddings: bool
+    save_pae: bool
+    artefact_max_plddt: float
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> FaultInjector:
-        """Read ``FOLDATLAS_INJECT_FAULTS`` (JSON object); none when unset."""
-        raw = (environ if environ is not None else os.environ).get("FOLDATLAS_INJECT_FAULTS", "")
-        if not raw:
-            return cls()
-        spec = json.loads(raw)
-        spec["error_checksums"] = frozenset(spec.get("error_checksums", ()))
-        return cls(**spec)
+    def resolve(cls, fold: FoldSettings, embeddings: EmbeddingSettings, *, device_memory: int | None) -> EngineSettings:
+        """Settings of a job on a device with ``device_memory`` bytes (None: the CPU).
 
-    def before_forward(self, items: Sequence[SeqItem], chunk_size: int | None) -> None:
-        """Raise the configured failure for this batch, if any."""
-        if self.sleep_seconds:
-            time.sleep(self.sleep_seconds)
-        lmax = max(it.length for it in items)
-        if self.oom_tokens is not None and len(items) * lmax > self.oom_tokens:
-            raise torch.OutOfMemoryError(f"injected: {len(items)} x {lmax} tokens > {self.oom_tokens}")
-        if self.oom_min_length is not None and lmax >= self.oom_min_length:
-            if self.oom_max_chunk_size == 0 or chunk_size is None or chunk_size > self.oom_max_chunk_size:
-                raise torch.OutOfMemoryError(f"injected: length {lmax} with chunk size {chunk_size}")
-        for it in items:
-            if it.checksum in self.error_checksums:
-                raise ValueError(f"injected error for {it.checksum}")
-
-
-@dataclass(frozen=True)
-class SeqItem:
-    """One unique sequence to fold."""
-
-    checksum: str
-    sequence: str
-
-    @property
-    def length(self) -> int:
-        return len(self.sequence)
-
-
-@dataclass
-class Prediction:
-    """Everything recorded for one sequence; arrays are cropped to its length L.
-
-    Confidence is on the 0-1 scale: ``plddt`` is the mean over existing atoms (as the
-    ESM Atlas reports; the C-alpha mean if no atom exists), ``plddt_ca`` the C-alpha
-    mean, ``residue_plddt`` the C-alpha pLDDT per residue. PAE is in Angstrom.
-    """
-
-    checksum: str
-    length: int
-    status: str = "ok"
-    error: str = ""
-    plddt: float = float("nan")
-    plddt_ca: float = float("nan")
-    ptm: float = float("nan")
-    num_conf: int = 0
-    max_pae: float = float("nan")
-    mean_pae: float = float("nan")
-    artefact: bool = False
-    batch_size: int = 0
-    seconds: float = 0.0
-    chunk_size: int | None = None
-    aatype: np.ndarray | None = None
-    positions: np.ndarray | None = None  # (L, 37, 3) float32
-    atom_mask: np.ndarray | None = None  # (L, 37) bool
-    atom_plddt: np.ndarray | None = None  # (L, 37) float32, 0-1
-    residue_plddt: np.ndarray | None = None  # (L,) float32, 0-1
-    pae: np.ndarray | None = None  # (L, L) float16, Angstrom
-    embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (D,) float32
-    residue_embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (L, D)
-
-    @classmethod
-    def failed(cls, item: SeqItem, status: str, error: str, *, chunk_size: int | None = None) -> Prediction:
-        """A record for a sequence that could not be folded."""
-        return cls(item.checksum, item.length, status=status, error=error[:2000], chunk_size=chunk_size)
+        ``max_pair_tokens_per_batch: 0`` sizes the pair budget to the GPU's memory (2^20
+        on the CPU); ``max_tokens_per_batch: 0`` is 4096 on a GPU and 1024 on the CPU.
+        """
+        pair = fold.max_pair_tokens_per_batch
+        if pair == 0:
+            pair = auto_pair_budget(device_memory, 128) if device_memory else AUTO_PAIR_TOKENS_CPU
+        return cls(
+            num_recycles=fold.num_recycles,
+            chunk_size=fold.chunk_size,
+            max_tokens=fold.max_tokens_per_batch or (AUTO_TOKENS_GPU if device_memory else AUTO_TOKENS_CPU),
+            max_pair_tokens=pair,
+            max_batch_size=fold.max_batch_size,
+            embedding_layers=embeddings.layers,
+            embedding_dtype=embeddings.dtype,
+            per_residue_embeddings=embeddings.per_residue,
+            save_pae=fold.save_pae,
+            artefact_max_plddt=fold.artefact_max_plddt,
+        )
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -212,34 +133,20 @@ def _is_systemic(exc: BaseException) -> bool:
 class FoldEngine:
     """Folds batches with one loaded model; see the module docstring for recovery."""
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        settings: FoldSettings,
-        *,
-        injector: FaultInjector | None = None,
-        standalone_embedder: Any | None = None,
-    ) -> None:
+    def __init__(self, loaded: LoadedModel, settings: EngineSettings, *, standalone_embedder: Any | None = None) -> None:
         from transformers.models.esm.openfold_utils import residue_constants as rc
 
         self.loaded = loaded
         self.model = loaded.model
         self.settings = settings
-        self.injector = injector or FaultInjector()
         self.embedder = standalone_embedder
         self.device = loaded.device
         self.num_layers = int(self.model.config.num_hidden_layers)
-        self.layers = tuple(self._resolve_layer(k) for k in settings.embedding_layers)
+        self.layers = resolve_layers(settings.embedding_layers, self.num_layers)
         self._order = rc.restype_order_with_x
         self._captured: Any = None
         self._hook = self.model.esm.register_forward_hook(self._capture)
         self.consecutive_failures = 0
-
-    def _resolve_layer(self, k: int) -> int:
-        n = self.num_layers
-        if not -(n + 1) <= k <= n:
-            raise FoldatlasError(f"embeddings.layers: layer {k} out of range for a {n}-layer ESM-2 (expected -{n + 1}..{n})")
-        return k % (n + 1)
 
     def _capture(self, module: Any, inputs: Any, output: Any) -> None:
         self._captured = output.hidden_states
@@ -247,6 +154,16 @@ class FoldEngine:
     def close(self) -> None:
         """Remove the hook on the language model."""
         self._hook.remove()
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the stored embeddings."""
+        return self.embedder.dim if self.embedder is not None else int(self.model.config.hidden_size)
+
+    @property
+    def embedding_layers(self) -> tuple[int, ...]:
+        """ESM-2 layers stored (non-negative indices)."""
+        return self.embedder.layers if self.embedder is not None else self.layers
 
     # ------------------------------------------------------------------ batching
     def chunk_size_for(self, lmax: int) -> int | None:
@@ -263,7 +180,7 @@ class FoldEngine:
         items = list(items)
         preds = self._predict(items, self.chunk_size_for(max(it.length for it in items)))
         for p in preds:
-            if p.status == "ok":
+            if p.status == Status.OK:
                 self.consecutive_failures = 0
             else:
                 self.consecutive_failures += 1
@@ -294,24 +211,27 @@ class FoldEngine:
             item = items[0]
             if not oom:
                 log.warning("sequence %s failed: %s: %s", item.checksum, type(exc).__name__, exc)
-                return [Prediction.failed(item, "error", f"{type(exc).__name__}: {exc}", chunk_size=chunk_size)]
-            last = str(exc)
-            for smaller in CHUNK_SIZE_FALLBACKS:
-                if chunk_size is not None and smaller >= chunk_size:
-                    continue
-                log.warning("out of memory on %s (%d aa): retrying with chunk size %d", item.checksum, item.length, smaller)
-                try:
-                    return self._forward(items, smaller)
-                except Exception as exc2:  # noqa: BLE001
-                    if not _is_oom(exc2):
-                        if _is_systemic(exc2):
-                            raise SystemicFoldError(f"device failure: {exc2}") from exc2
-                        msg = f"{type(exc2).__name__}: {exc2}"
-                        return [Prediction.failed(item, "error", msg, chunk_size=smaller)]
-                    last = str(exc2)
-                    self._free()
-            log.error("sequence %s (%d aa) does not fit in memory even with chunk size 32", item.checksum, item.length)
-            return [Prediction.failed(item, "oom", f"out of memory at chunk size {CHUNK_SIZE_FALLBACKS[-1]}: {last}", chunk_size=CHUNK_SIZE_FALLBACKS[-1])]
+                return [Prediction.failed(item, Status.ERROR, f"{type(exc).__name__}: {exc}", chunk_size=chunk_size)]
+            return [self._retry_smaller_chunks(item, chunk_size, str(exc))]
+
+    def _retry_smaller_chunks(self, item: SeqItem, chunk_size: int | None, last: str) -> Prediction:
+        """One sequence that ran out of memory, retried with smaller trunk chunk sizes."""
+        for smaller in CHUNK_SIZE_FALLBACKS:
+            if chunk_size is not None and smaller >= chunk_size:
+                continue
+            log.warning("out of memory on %s (%d aa): retrying with chunk size %d", item.checksum, item.length, smaller)
+            try:
+                return self._forward([item], smaller)[0]
+            except Exception as exc2:  # noqa: BLE001
+                if not _is_oom(exc2):
+                    if _is_systemic(exc2):
+                        raise SystemicFoldError(f"device failure: {exc2}") from exc2
+                    return Prediction.failed(item, Status.ERROR, f"{type(exc2).__name__}: {exc2}", chunk_size=smaller)
+                last = str(exc2)
+                self._free()
+        log.error("sequence %s (%d aa) does not fit in memory even with chunk size 32", item.checksum, item.length)
+        smallest = CHUNK_SIZE_FALLBACKS[-1]
+        return Prediction.failed(item, Status.OOM, f"out of memory at chunk size {smallest}: {last}", chunk_size=smallest)
 
     def _free(self) -> None:
         self._captured = None
@@ -330,26 +250,34 @@ class FoldEngine:
             mask[i, : it.length] = 1
         return aatype.to(self.device), mask.to(self.device)
 
-    @torch.inference_mode()
     def _forward(self, items: list[SeqItem], chunk_size: int | None) -> list[Prediction]:
-        from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
-        from transformers.models.esm.openfold_utils.loss import compute_tm
-
-        self.injector.before_forward(items, chunk_size)
+        faults.before_forward([it.checksum for it in items], [it.length for it in items], chunk_size)
         started = time.perf_counter()
+        host = self._to_host(items, *self._run_model(items, chunk_size))
+        seconds = (time.perf_counter() - started) / len(items)
+        return predictions_from_output(
+            items, host, chunk_size=chunk_size, seconds=seconds,
+            save_pae=self.settings.save_pae, artefact_max_plddt=self.settings.artefact_max_plddt,
+        )  # fmt: skip
+
+    @torch.inference_mode()
+    def _run_model(self, items: list[SeqItem], chunk_size: int | None) -> tuple[dict, Any, torch.Tensor]:
+        """The forward pass: the model's outputs, the language model's hidden states, aatype."""
         self.model.trunk.set_chunk_size(chunk_size)
         aatype, mask = self._encode(items)
         B, L = aatype.shape
         position_ids = torch.arange(L, device=self.device).expand(B, -1)
         self._captured = None
         out = self.model(aatype, attention_mask=mask, position_ids=position_ids, num_recycles=self.settings.num_recycles)
-        hidden = self._captured
-        self._captured = None
+        hidden, self._captured = self._captured, None
+        return out, hidden, aatype
 
-        positions = atom14_to_atom37(out["positions"][-1], out)  # (B, L, 37, 3)
-        exists = out["atom37_atom_exists"].bool()  # (B, L, 37), padding already zero
-        plddt = out["plddt"].float()  # (B, L, 37), 0-1
-        pae = out["predicted_aligned_error"].float()  # (B, L, L)
+    @torch.inference_mode()
+    def _to_host(self, items: list[SeqItem], out: dict, hidden: Any, aatype: torch.Tensor) -> HostOutput:
+        """Per-sequence pTM and embeddings on the device, then everything to the host once."""
+        from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
+        from transformers.models.esm.openfold_utils.loss import compute_tm
+
         lengths = [it.length for it in items]
         ptm = torch.stack(
             [
@@ -357,60 +285,17 @@ class FoldEngine:
                 for i, n in enumerate(lengths)
             ]
         )
-        emb_src: dict[int, list[torch.Tensor]] = {}
         if self.embedder is not None:
             emb_src = self.embedder.embed([it.sequence for it in items])
         else:
-            for layer in self.layers:
-                h = hidden[layer]
-                emb_src[layer] = [h[i, 1 : n + 1].float() for i, n in enumerate(lengths)]
-
-        # move everything needed to the host once
-        positions_h = positions.float().cpu().numpy()
-        exists_h = exists.cpu().numpy()
-        plddt_h = plddt.cpu().numpy()
-        pae_h = pae.cpu().numpy()
-        ptm_h = ptm.float().cpu().numpy()
-        aatype_h = aatype.cpu().numpy()
-        pooled = {layer: [t.mean(0).cpu().numpy() for t in ts] for layer, ts in emb_src.items()}
-        per_res = (
-            {layer: [t.cpu().numpy() for t in ts] for layer, ts in emb_src.items()}
-            if self.settings.per_residue_embeddings
-            else {}
+            emb_src = {layer: [hidden[layer][i, 1 : n + 1].float() for i, n in enumerate(lengths)] for layer in self.layers}
+        return HostOutput(
+            positions=atom14_to_atom37(out["positions"][-1], out).float().cpu().numpy(),  # (B, L, 37, 3)
+            atom_exists=out["atom37_atom_exists"].bool().cpu().numpy(),  # (B, L, 37), padding already zero
+            atom_plddt=out["plddt"].float().cpu().numpy(),  # (B, L, 37), 0-1
+            pae=out["predicted_aligned_error"].float().cpu().numpy(),  # (B, L, L)
+            ptm=ptm.float().cpu().numpy(),
+            aatype=aatype.cpu().numpy(),
+            pooled={layer: [t.mean(0).cpu().numpy() for t in ts] for layer, ts in emb_src.items()},
+            per_residue={layer: [t.cpu().numpy() for t in ts] for layer, ts in emb_src.items()} if self.settings.per_residue_embeddings else {},
         )
-        seconds = (time.perf_counter() - started) / len(items)
-
-        preds = []
-        for i, (it, n) in enumerate(zip(items, lengths)):
-            ex = exists_h[i, :n]
-            pl = plddt_h[i, :n]
-            ca = pl[:, 1].astype(np.float32)
-            n_atoms = int(ex.sum())
-            plddt_mean = float(pl[ex].mean()) if n_atoms else float(ca.mean())
-            pae_i = pae_h[i, :n, :n]
-            ptm_i = float(ptm_h[i])
-            preds.append(
-                Prediction(
-                    checksum=it.checksum,
-                    length=n,
-                    plddt=plddt_mean,
-                    plddt_ca=float(ca.mean()),
-                    ptm=ptm_i,
-                    num_conf=int((ca > CONFIDENT_PLDDT).sum()),
-                    max_pae=float(pae_i.max()),
-                    mean_pae=float(pae_i.mean()),
-                    artefact=bool(ptm_i >= ARTEFACT_MIN_PTM and plddt_mean < self.settings.artefact_max_plddt),
-                    batch_size=len(items),
-                    seconds=seconds,
-                    chunk_size=chunk_size,
-                    aatype=aatype_h[i, :n].astype(np.int16),
-                    positions=positions_h[i, :n].astype(np.float32),
-                    atom_mask=ex,
-                    atom_plddt=pl.astype(np.float32),
-                    residue_plddt=ca,
-                    pae=pae_i.astype(np.float16) if self.settings.save_pae else None,
-                    embeddings={layer: v[i].astype(np.float32) for layer, v in pooled.items()},
-                    residue_embeddings={layer: v[i] for layer, v in per_res.items()},
-                )
-            )
-        return preds

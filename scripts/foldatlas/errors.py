@@ -1,12 +1,28 @@
-"""Exceptions raised by foldatlas, each carrying the offending value as an attribute."""
+"""Exceptions raised by foldatlas, each carrying the offending value as an attribute.
+
+Two families, printed differently by :func:`foldatlas.logs.rule_script`:
+
+- :class:`FoldatlasError` and its subclasses are problems a user can fix (a bad setting,
+  a bad input file, missing weights, outputs of another version). They are printed as
+  one clear line, without a traceback.
+- :class:`InternalError` is a broken invariant: a bug in foldatlas. It is never caught
+  on purpose and always printed with its traceback.
+"""
 
 from __future__ import annotations
 
-__all__ = ["FoldatlasError", "ConfigError", "InputFileError", "InvalidRecordError"]
+__all__ = [
+    "FoldatlasError",
+    "ConfigError",
+    "InputFileError",
+    "InvalidRecordError",
+    "StaleOutputError",
+    "InternalError",
+]
 
 
 class FoldatlasError(Exception):
-    """Base class of every error foldatlas raises on purpose."""
+    """Base class of every error a user can fix; printed as one line."""
 
 
 class ConfigError(FoldatlasError, ValueError):
@@ -20,7 +36,7 @@ class ConfigError(FoldatlasError, ValueError):
         The value found.
     """
 
-    def __init__(self, message: str, *, key: str = "", value: object = None) -> None:
+    def __init__(self, message: str, *, key: str, value: object = None) -> None:
         super().__init__(message)
         self.key = key
         self.value = value
@@ -75,3 +91,28 @@ class InvalidRecordError(InputFileError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (InvalidRecordError, (self.path, self.line, self.record_id, self.reason))
+
+
+class StaleOutputError(FoldatlasError, ValueError):
+    """An output on disk cannot be used as it is (written by another version, or it
+    disagrees with the table that describes it); the message says what to rerun.
+
+    Attributes
+    ----------
+    path : str
+        The file found wanting.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class InternalError(RuntimeError):
+    """A broken invariant: a bug in foldatlas, never the user's fault.
+
+    Deliberately not a :class:`FoldatlasError`: it is always shown with its traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"internal error (a bug in foldatlas, please report it): {message}")

@@ -16,11 +16,31 @@ from typing import Any
 
 import torch
 
-from .errors import FoldatlasError
+from .errors import ConfigError
 
-__all__ = ["Esm2Embedder", "load_esm2_checkpoint"]
+__all__ = ["Esm2Embedder", "load_esm2_checkpoint", "resolve_layers"]
 
 log = logging.getLogger("foldatlas.esm2")
+
+
+def resolve_layers(layers: tuple[int, ...], num_layers: int) -> tuple[int, ...]:
+    """``embeddings.layers`` as non-negative indices of an ESM-2 with ``num_layers`` layers
+    (0 = embedding layer, ``num_layers`` = last layer; -1 is the last one).
+
+    Raises
+    ------
+    ConfigError
+        A layer is out of range for this model.
+    """
+    n = num_layers
+    for k in layers:
+        if not -(n + 1) <= k <= n:
+            raise ConfigError(
+                f"embeddings.layers: layer {k} out of range for a {n}-layer ESM-2 (expected -{n + 1}..{n})",
+                key="embeddings.layers",
+                value=k,
+            )
+    return tuple(k % (n + 1) for k in layers)
 
 
 def load_esm2_checkpoint(path: str | Path) -> tuple[Any, Any]:
@@ -28,7 +48,7 @@ def load_esm2_checkpoint(path: str | Path) -> tuple[Any, Any]:
 
     Raises
     ------
-    FoldatlasError
+    ConfigError
         The file or its contact-regression sibling is missing, or the name does not
         start with ``esm2``.
     """
@@ -36,12 +56,16 @@ def load_esm2_checkpoint(path: str | Path) -> tuple[Any, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise FoldatlasError(f"embeddings.model: no ESM-2 checkpoint at {path}")
+        raise ConfigError(f"embeddings.model: no ESM-2 checkpoint at {path}", key="embeddings.model", value=str(path))
     if not path.stem.startswith("esm2"):
-        raise FoldatlasError(f"embeddings.model: expected a file name starting with 'esm2' (fair-esm's convention), found {path.name!r}")
+        raise ConfigError(
+            f"embeddings.model: expected a file name starting with 'esm2' (fair-esm's convention), found {path.name!r}",
+            key="embeddings.model",
+            value=str(path),
+        )
     regression = path.with_name(f"{path.stem}-contact-regression.pt")
     if not regression.is_file():
-        raise FoldatlasError(f"embeddings.model: fair-esm needs {regression.name} beside {path.name}")
+        raise ConfigError(f"embeddings.model: fair-esm needs {regression.name} beside {path.name}", key="embeddings.model", value=str(path))
     with torch.serialization.safe_globals([argparse.Namespace]):
         model, alphabet = esm.pretrained.load_model_and_alphabet_local(str(path))
     return model, alphabet
@@ -60,10 +84,7 @@ class Esm2Embedder:
         self.alphabet = alphabet
         self.converter = alphabet.get_batch_converter()
         n = int(model.num_layers)
-        for k in layers:
-            if not -(n + 1) <= k <= n:
-                raise FoldatlasError(f"embeddings.layers: layer {k} out of range for a {n}-layer ESM-2 (expected -{n + 1}..{n})")
-        self.layers = tuple(k % (n + 1) for k in layers)
+        self.layers = resolve_layers(layers, n)
         self.dim = int(model.embed_dim)
         self.device = device
         self.model_id = Path(path).stem

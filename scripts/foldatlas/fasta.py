@@ -2,16 +2,9 @@
 
 Files are read in blocks (plain, gzip or Zstandard, recognised by their magic bytes,
 not their names), so memory does not grow with the file. Each record is normalised
-(upper case, all whitespace removed, one trailing ``*`` stripped) and given a status:
-
-========================  =============================================================
-``ok``                    valid; folded (or a ``duplicate`` of an earlier ok record)
-``empty``                 no residues after normalisation
-``invalid_characters``    characters outside the amino-acid alphabet (named in reason)
-``too_short``             shorter than ``ingest.min_length``
-``too_long``              longer than ``ingest.max_length`` (1280 in the ESM Atlas)
-``duplicate``             identical to an earlier ok record (set by deduplication)
-========================  =============================================================
+(upper case, all whitespace removed, one trailing ``*`` stripped) and given a status
+(:mod:`foldatlas.status`): ``ok``, ``empty``, ``invalid_characters``, ``too_short`` or
+``too_long``; deduplication later marks repeats of an ok record ``duplicate``.
 """
 
 from __future__ import annotations
@@ -25,15 +18,16 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InputFileError, InvalidRecordError
+from .errors import InputFileError
+from .status import Status
 
 __all__ = [
     "STANDARD_RESIDUES",
     "NONSTANDARD_RESIDUES",
-    "STATUSES",
+    "ALPHABET",
+    "WHITESPACE",
     "RawRecord",
     "Verdict",
     "expand_inputs",
@@ -42,20 +36,19 @@ __all__ = [
     "iter_record_groups",
     "validate_sequence",
     "sequence_checksum",
+    "decode_header",
 ]
 
 #: The 20 standard amino acids.
 STANDARD_RESIDUES = b"ACDEFGHIKLMNPQRSTVWY"
 #: Accepted, counted, and folded as unknown (ESMFold maps them to X; X gets no atoms).
 NONSTANDARD_RESIDUES = b"XBZUO"
-_ALPHABET = STANDARD_RESIDUES + NONSTANDARD_RESIDUES
-_WHITESPACE = b" \t\r\n\v\f"
+#: Every accepted residue letter (upper case).
+ALPHABET = STANDARD_RESIDUES + NONSTANDARD_RESIDUES
+#: ASCII whitespace, removed from sequences.
+WHITESPACE = b" \t\r\n\v\f"
 _ID = re.compile(r"[ \t\r\n\v\f]*([^ \t\r\n\v\f]*)")
 _BLOCK = 1 << 23  # 8 MiB of decompressed text per read
-
-STATUSES = ("ok", "duplicate", "empty", "invalid_characters", "too_short", "too_long")
-#: Statuses that ``ingest.on_invalid: fail`` turns into an error.
-INVALID_STATUSES = frozenset({"empty", "invalid_characters"})
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -183,7 +176,7 @@ def iter_record_groups(path: str | os.PathLike[str], *, display_name: str | None
         for block in _read_blocks(fh, name):
             data = buf + block if buf else block
             if not started:
-                stripped = data.lstrip(_WHITESPACE)
+                stripped = data.lstrip(WHITESPACE)
                 if not stripped:
                     line += data.count(b"\n")
                     buf = b""
@@ -244,14 +237,13 @@ class Verdict:
     count of X, B, Z, U, O residues in it. ``reason`` is empty for ``ok``.
     """
 
-    status: str
+    status: Status
     reason: str
     sequence: bytes
     n_nonstandard: int
 
 
 _NONSTANDARD_DELETE = bytes(c for c in range(256) if c not in NONSTANDARD_RESIDUES)
-_NONSTANDARD = NONSTANDARD_RESIDUES
 
 
 def validate_sequence(body: bytes, *, min_length: int, max_length: int) -> Verdict:
@@ -259,24 +251,34 @@ def validate_sequence(body: bytes, *, min_length: int, max_length: int) -> Verdi
 
     The order of checks is: empty, invalid characters, too short, too long.
     """
-    seq = body.translate(None, _WHITESPACE).upper()
+    seq = body.translate(None, WHITESPACE).upper()
     if seq.endswith(b"*"):
         seq = seq[:-1]
     if not seq:
-        return Verdict("empty", "no residues", seq, 0)
-    bad = seq.translate(None, _ALPHABET)
+        return Verdict(Status.EMPTY, "no residues", seq, 0)
+    bad = seq.translate(None, ALPHABET)
     if bad:
         chars = sorted(set(bad.decode("utf-8", errors="replace")))
         shown = ", ".join(_char_name(c) for c in chars[:10])
         more = f" and {len(chars) - 10} more" if len(chars) > 10 else ""
-        return Verdict("invalid_characters", f"invalid characters: {shown}{more}", seq, 0)
+        return Verdict(Status.INVALID_CHARACTERS, f"invalid characters: {shown}{more}", seq, 0)
     n_nonstandard = len(seq.translate(None, _NONSTANDARD_DELETE))
     n = len(seq)
     if n < min_length:
-        return Verdict("too_short", f"length {n} < ingest.min_length {min_length}", seq, n_nonstandard)
+        return Verdict(Status.TOO_SHORT, too_short_reason(n, min_length), seq, n_nonstandard)
     if n > max_length:
-        return Verdict("too_long", f"length {n} > ingest.max_length {max_length}", seq, n_nonstandard)
-    return Verdict("ok", "", seq, n_nonstandard)
+        return Verdict(Status.TOO_LONG, too_long_reason(n, max_length), seq, n_nonstandard)
+    return Verdict(Status.OK, "", seq, n_nonstandard)
+
+
+def too_short_reason(length: int, min_length: int) -> str:
+    """The ``reason`` of a ``too_short`` record."""
+    return f"length {length} < ingest.min_length {min_length}"
+
+
+def too_long_reason(length: int, max_length: int) -> str:
+    """The ``reason`` of a ``too_long`` record."""
+    return f"length {length} > ingest.max_length {max_length}"
 
 
 def _char_name(c: str) -> str:
@@ -306,8 +308,3 @@ def decode_header(header: bytes) -> tuple[str, str]:
     token = _ID.match(text)
     return (token.group(1) if token else ""), text
 
-
-def read_path(path: str, base: str | os.PathLike[str] = ".") -> Path:
-    """Resolve a configured input path against the working directory ``base``."""
-    p = Path(path)
-    return p if p.is_absolute() else Path(base) / p

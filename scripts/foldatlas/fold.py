@@ -1,7 +1,7 @@
 """``fold_chunk``: fold every sequence of one chunk, resumably, with I/O off the GPU's path.
 
 Progress is committed in *segments* under a partial folder
-(``results/fold/partial/chunk_NNNNNN/``): ``seg_K.structures.parquet``,
+(``<root>/fold/partial/chunk_NNNNNN/``): ``seg_K.structures.parquet``,
 ``seg_K.embeddings.parquet`` and, last, ``seg_K.predictions.parquet``, each written
 atomically; a segment counts only once its predictions file exists. A job killed at any
 moment and started again skips the sequences of committed segments, so nothing is folded
@@ -26,54 +26,33 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import faults
 from .archive import archive_end, gzip_entry
 from .atomic import atomic_path
 from .batching import make_batches
-from .engine import FaultInjector, FoldEngine, FoldSettings, Prediction, SeqItem
-from .errors import FoldatlasError
+from .engine import EngineSettings, FoldEngine
+from .errors import FoldatlasError, InternalError
+from .layout import ChunkOutputs
+from .prediction import Prediction, SeqItem
+from .settings import EmbeddingSettings, FoldSettings
+from .status import Status
 from .structures import member_name, pdb_text
-from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
+from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
 
-__all__ = ["ChunkOutputs", "fold_chunk", "fold_chunk_job", "settings_from_config", "read_structure_archive", "decompress_pae"]
+__all__ = ["SEGMENT_FORMAT", "fold_chunk", "fold_chunk_job", "device_name"]
 
 log = logging.getLogger("foldatlas.fold")
 
-#: Structures of a segment: each one's archive entry, compressed (:func:`~foldatlas.archive.gzip_entry`).
-_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("entry", pa.large_binary())])
 #: Version of the partial-folder layout; segments of another version are discarded.
 SEGMENT_FORMAT = 2
-
-
-class ChunkOutputs:
-    """Paths of one chunk's final outputs."""
-
-    def __init__(self, predictions: str | Path, embeddings: str | Path, structures: str | Path) -> None:
-        self.predictions = Path(predictions)
-        self.embeddings = Path(embeddings)
-        self.structures = Path(structures)
-
-
-def _compress_pae(pae: np.ndarray | None) -> bytes | None:
-    if pae is None:
-        return None
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=3).compress(np.ascontiguousarray(pae, dtype=np.float16).tobytes())
-
-
-def decompress_pae(blob: bytes, length: int) -> np.ndarray:
-    """The (L, L) float16 PAE matrix (Angstrom) of a ``pae`` cell."""
-    import zstandard
-
-    raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=2 * length * length)
-    return np.frombuffer(raw, dtype=np.float16).reshape(length, length)
+_SETTINGS_FILE = "settings.json"
 
 
 class _SegmentStore:
@@ -82,7 +61,7 @@ class _SegmentStore:
     def __init__(self, folder: Path, fingerprint: dict[str, object]) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        settings = folder / "settings.json"
+        settings = folder / _SETTINGS_FILE
         text = json.dumps(fingerprint, sort_keys=True)
         if settings.exists() and settings.read_text() != text:
             log.warning("partial results in %s were made with other settings: discarding them", folder)
@@ -94,7 +73,7 @@ class _SegmentStore:
         # drop uncommitted files: temporaries and segments without their predictions file
         committed = {p.name.split(".")[0] for p in folder.glob("seg_*.predictions.parquet")}
         for p in folder.iterdir():
-            if p.name == "settings.json":
+            if p.name == _SETTINGS_FILE:
                 continue
             if p.name.startswith(".") or p.name.split(".")[0] not in committed:
                 p.unlink()
@@ -112,18 +91,55 @@ class _SegmentStore:
         self.segments.append(name)
         return name
 
+    def paths(self) -> list[Path]:
+        """Path prefixes of the committed segments, in order (``<folder>/seg_NNNNNN``)."""
+        return [self.folder / seg for seg in self.segments]
+
+
+def _remarks(context: dict[str, object], p: Prediction) -> list[str]:
+    return [
+        f"foldatlas model {context['model_id']} ({context['model_version']})",
+        f"checksum {p.checksum} length {p.length}",
+        f"pLDDT {p.plddt:.4f} pTM {p.ptm:.4f} (0-1); B-factors are pLDDT 0-100",
+    ]
+
+
+def _prediction_row(p: Prediction, member: str | None, context: dict[str, object]) -> dict[str, object]:
+    """One row of ``predictions.parquet`` (archive byte ranges are added at the merge)."""
+    ok = p.status == Status.OK
+    return {
+        "checksum": p.checksum,
+        "length": p.length,
+        "status": str(p.status),
+        "error": p.error,
+        "plddt": p.plddt if ok else None,
+        "plddt_ca": p.plddt_ca if ok else None,
+        "ptm": p.ptm if ok else None,
+        "num_conf": p.num_conf,
+        "max_pae": p.max_pae if ok else None,
+        "mean_pae": p.mean_pae if ok else None,
+        "artefact": p.artefact,
+        "residue_plddt": None if p.residue_plddt is None else p.residue_plddt.tolist(),
+        "pae": compress_pae(p.pae),
+        "batch_size": p.batch_size,
+        "seconds": p.seconds,
+        "chunk_size": p.chunk_size,
+        "member": member,
+        **context,
+    }
+
 
 class _Writer(threading.Thread):
     """Turns predictions into segment files off the main thread."""
 
-    def __init__(self, store: _SegmentStore, *, schema: pa.Schema, context: dict[str, object], commit_seconds: float, dtype: str, per_residue: bool) -> None:
+    def __init__(self, store: _SegmentStore, *, schema: pa.Schema, context: dict[str, object], commit_seconds: float, settings: EngineSettings) -> None:
         super().__init__(name="foldatlas-writer", daemon=True)
         self.store = store
         self.emb_schema = schema
         self.context = context
         self.commit_seconds = commit_seconds
-        self.np_dtype = np.float16 if dtype == "float16" else np.float32
-        self.per_residue = per_residue
+        self.np_dtype = np.float16 if settings.embedding_dtype == "float16" else np.float32
+        self.per_residue = settings.per_residue_embeddings
         self.queue: queue.Queue[list[Prediction] | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self._reset()
@@ -170,14 +186,9 @@ class _Writer(threading.Thread):
 
     def _add(self, p: Prediction) -> None:
         member = None
-        if p.status == "ok":
+        if p.status == Status.OK:
             member = member_name(p.checksum)
-            remarks = [
-                f"foldatlas model {self.context['model_id']} ({self.context['model_version']})",
-                f"checksum {p.checksum} length {p.length}",
-                f"pLDDT {p.plddt:.4f} pTM {p.ptm:.4f} (0-1); B-factors are pLDDT 0-100",
-            ]
-            pdb = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt, remarks=remarks)  # type: ignore[arg-type]
+            pdb = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt, remarks=_remarks(self.context, p))  # type: ignore[arg-type]
             self.structures.append((p.checksum, member, gzip_entry(member, pdb.encode("ascii"))))
             for layer, vec in p.embeddings.items():
                 self.emb_rows["checksum"].append(p.checksum)
@@ -185,28 +196,7 @@ class _Writer(threading.Thread):
                 self.emb_rows["embedding"].append(vec.astype(self.np_dtype))
                 if self.per_residue:
                     self.emb_rows["residue_embeddings"].append(list(p.residue_embeddings[layer].astype(self.np_dtype)))
-        self.rows.append(
-            {
-                "checksum": p.checksum,
-                "length": p.length,
-                "status": p.status,
-                "error": p.error,
-                "plddt": None if p.status != "ok" else p.plddt,
-                "plddt_ca": None if p.status != "ok" else p.plddt_ca,
-                "ptm": None if p.status != "ok" else p.ptm,
-                "num_conf": p.num_conf,
-                "max_pae": None if p.status != "ok" else p.max_pae,
-                "mean_pae": None if p.status != "ok" else p.mean_pae,
-                "artefact": p.artefact,
-                "residue_plddt": None if p.residue_plddt is None else p.residue_plddt.tolist(),
-                "pae": _compress_pae(p.pae),
-                "batch_size": p.batch_size,
-                "seconds": p.seconds,
-                "chunk_size": p.chunk_size,
-                "member": member,
-                **self.context,
-            }
-        )
+        self.rows.append(_prediction_row(p, member, self.context))
 
     def _commit(self) -> None:
         if not self.rows:
@@ -214,7 +204,7 @@ class _Writer(threading.Thread):
         name = self.store.next_name()
         folder = self.store.folder
         s_cols = list(zip(*self.structures)) if self.structures else [[], [], []]
-        structures = pa.table({"checksum": list(s_cols[0]), "member": list(s_cols[1]), "entry": list(s_cols[2])}, schema=_STRUCTURES_SCHEMA)
+        structures = pa.table({"checksum": list(s_cols[0]), "member": list(s_cols[1]), "entry": list(s_cols[2])}, schema=SEGMENT_STRUCTURES_SCHEMA)
         with atomic_path(folder / f"{name}.structures.parquet") as tmp:
             pq.write_table(structures, tmp, compression="none")  # entries are gzip already
         emb = pa.table({k: self._emb_array(k, v) for k, v in self.emb_rows.items()}, schema=self.emb_schema)
@@ -225,6 +215,7 @@ class _Writer(threading.Thread):
             pq.write_table(preds, tmp, compression="zstd")
         log.debug("committed %s: %d sequences", name, len(self.rows))
         self._reset()
+        faults.kill_point("segment_committed")
 
     def _emb_array(self, name: str, values: list) -> pa.Array:
         field = self.emb_schema.field(name)
@@ -235,10 +226,10 @@ class _Writer(threading.Thread):
 
 
 class _Progress:
-    def __init__(self, chunk: str, total_seqs: int, total_res: int, done_seqs: int, done_res: int, every: float) -> None:
-        self.chunk, self.total_seqs, self.total_res = chunk, total_seqs, total_res
-        self.start_seqs, self.start_res = done_seqs, done_res
-        self.seqs, self.res = done_seqs, done_res
+    def __init__(self, chunk: str, items: list[SeqItem], done: set[str], every: float) -> None:
+        self.chunk, self.total_seqs, self.total_res = chunk, len(items), sum(it.length for it in items)
+        self.seqs = self.start_seqs = len(done)
+        self.res = self.start_res = sum(it.length for it in items if it.checksum in done)
         self.started = self.last = time.monotonic()
         self.every = every
 
@@ -271,14 +262,42 @@ def device_name(engine: FoldEngine) -> str:
     return str(dev)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a fold job records with every prediction, and what its segments must share."""
+
+    context: dict[str, object]
+    fingerprint: dict[str, object]
+    emb_schema: pa.Schema
+
+    @classmethod
+    def of(cls, engine: FoldEngine) -> _Job:
+        s = engine.settings
+        context = {
+            "num_recycles": s.num_recycles,
+            "device": device_name(engine),
+            "model_id": engine.loaded.model_id,
+            "model_version": engine.loaded.model_version,
+        }
+        fingerprint = {
+            "segment_format": SEGMENT_FORMAT,
+            "model_id": context["model_id"],
+            "model_version": context["model_version"],
+            "settings": asdict(s),
+            "embedding_layers": list(engine.embedding_layers),
+            "embedder": engine.embedder.model_id if engine.embedder is not None else None,
+        }
+        return cls(context, fingerprint, embeddings_schema(engine.embedding_dim, s.embedding_dtype, per_residue=s.per_residue_embeddings))
+
+
 def fold_chunk(
     chunk_path: str | Path,
     outputs: ChunkOutputs,
     partial_dir: str | Path,
     engine: FoldEngine,
     *,
-    commit_seconds: float = 120.0,
-    progress_seconds: float = 30.0,
+    commit_seconds: float,
+    progress_seconds: float,
 ) -> dict[str, int]:
     """Fold one chunk into ``outputs``; resumes from ``partial_dir``; returns status counts.
 
@@ -289,85 +308,71 @@ def fold_chunk(
     chunk_path = Path(chunk_path)
     table = pq.read_table(chunk_path, schema=CHUNK_SCHEMA)
     items = [SeqItem(c, s) for c, s in zip(table["checksum"].to_pylist(), table["sequence"].to_pylist())]
-    s = engine.settings
-    context = {
-        "num_recycles": s.num_recycles,
-        "device": device_name(engine),
-        "model_id": engine.loaded.model_id,
-        "model_version": engine.loaded.model_version,
-    }
-    dim = engine.embedder.dim if engine.embedder is not None else int(engine.model.config.hidden_size)
-    layers = engine.embedder.layers if engine.embedder is not None else engine.layers
-    fingerprint = {
-        "segment_format": SEGMENT_FORMAT,
-        "model_id": context["model_id"],
-        "model_version": context["model_version"],
-        "settings": asdict(s),
-        "embedding_layers": list(layers),
-        "embedder": engine.embedder.model_id if engine.embedder is not None else None,
-    }
-    store = _SegmentStore(Path(partial_dir), fingerprint)
+    job = _Job.of(engine)
+    store = _SegmentStore(Path(partial_dir), job.fingerprint)
     done = store.done()
     todo = [it for it in items if it.checksum not in done]
     name = chunk_path.stem.removeprefix("chunk_")
     log.info("chunk %s: %d sequences, %d already folded, %d to fold", name, len(items), len(items) - len(todo), len(todo))
-    emb_schema = embeddings_schema(dim, s.embedding_dtype, per_residue=s.per_residue_embeddings)
-    progress = _Progress(
-        name, len(items), sum(it.length for it in items),
-        len(items) - len(todo), sum(it.length for it in items if it.checksum in done), progress_seconds,
-    )  # fmt: skip
-    writer = _Writer(store, schema=emb_schema, context=context, commit_seconds=commit_seconds, dtype=s.embedding_dtype, per_residue=s.per_residue_embeddings)
+    progress = _Progress(name, items, done, progress_seconds)
+    writer = _Writer(store, schema=job.emb_schema, context=job.context, commit_seconds=commit_seconds, settings=engine.settings)
     writer.start()
+    s = engine.settings
     try:
-        for k, batch in enumerate(make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size)):
+        for batch in make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size):
             batch_items = [todo[i] for i in batch]
-            preds = engine.predict(batch_items)
-            writer.put(preds)
+            writer.put(engine.predict(batch_items))
             progress.update(len(batch_items), sum(it.length for it in batch_items))
-            if k == 1 and engine.injector.kill_at == "mid_batch":
-                writer.queue.join()  # let the writer commit, so a kill here leaves segments
-                engine.injector.kill_point("mid_batch")
     finally:
         writer.finish()
     progress.update(0, 0, force=True)
-    counts = _merge(store, items, outputs, emb_schema, engine.injector)
+    counts = _merge(store, items, outputs, job.emb_schema)
     shutil.rmtree(store.folder, ignore_errors=True)
     log.info("chunk %s done: %s", name, counts)
     return counts
 
 
-def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema, injector: FaultInjector) -> dict[str, int]:
-    order = {it.checksum: k for k, it in enumerate(items)}
-    segs = [store.folder / seg for seg in store.segments]
+def _merged_predictions(segs: list[Path], order: dict[str, int], folder: Path) -> pa.Table:
+    """The committed predictions, one per sequence of the chunk, in chunk order."""
     preds = pa.concat_tables([pq.read_table(f"{p}.predictions.parquet", schema=PREDICTIONS_SCHEMA) for p in segs]) if segs else PREDICTIONS_SCHEMA.empty_table()
     checksums = preds["checksum"].to_pylist()
     if len(set(checksums)) != len(checksums):
         dup = next(c for c in checksums if checksums.count(c) > 1)
-        raise FoldatlasError(f"internal error: sequence {dup} was recorded twice in {store.folder}")
+        raise InternalError(f"sequence {dup} was recorded twice in {folder}")
     missing = set(order) - set(checksums)
     if missing:
-        raise FoldatlasError(f"internal error: {len(missing)} sequences of the chunk have no record, e.g. {sorted(missing)[0]}")
+        raise InternalError(f"{len(missing)} sequences of the chunk have no record, e.g. {sorted(missing)[0]}")
     idx = np.argsort([order.get(c, len(order)) for c in checksums], kind="stable")
-    preds = preds.take(pa.array(idx)).filter(pa.array([c in order for c in np.array(checksums, dtype=object)[idx]]))
+    return preds.take(pa.array(idx)).filter(pa.array([c in order for c in np.array(checksums, dtype=object)[idx]]))
 
+
+def _write_archive(path: Path, segs: list[Path], order: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Concatenate the segments' compressed entries into the chunk archive; return each
+    structure's byte range (offset, length)."""
     ranges: dict[str, tuple[int, int]] = {}
-    with atomic_path(outputs.structures) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             for entries in _sorted_structures(segs, order):
                 for checksum, entry in entries:
                     ranges[checksum] = (fh.tell(), len(entry))
                     fh.write(entry)
-                    if len(ranges) == len(items) // 2:
-                        injector.kill_point("archive")
+                    faults.kill_point("archive_entry")
             fh.write(archive_end())
-    injector.kill_point("between_outputs")
+    return ranges
+
+
+def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema) -> dict[str, int]:
+    order = {it.checksum: k for k, it in enumerate(items)}
+    segs = store.paths()
+    preds = _merged_predictions(segs, order, store.folder)
+    ranges = _write_archive(outputs.structures, segs, order)
+    faults.kill_point("between_outputs")
 
     def emb_batches() -> Iterable[pa.RecordBatch]:
         for p in segs:
             t = pq.read_table(f"{p}.embeddings.parquet", schema=emb_schema)
             keep = [order.get(c) is not None for c in t["checksum"].to_pylist()]
-            t = t.filter(pa.array(keep, pa.bool_()))
-            yield from t.to_batches()
+            yield from t.filter(pa.array(keep, pa.bool_())).to_batches()
 
     write_batches(emb_batches(), outputs.embeddings, emb_schema, row_group_size=8192)
     at = [ranges.get(c) for c in preds["checksum"].to_pylist()]
@@ -381,50 +386,10 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
 def _sorted_structures(segs: list[Path], order: dict[str, int]) -> Iterable[list[tuple[str, bytes]]]:
     """``(checksum, entry)`` of every structure, segment by segment, in chunk order within each."""
     for p in segs:
-        t = pq.read_table(f"{p}.structures.parquet", schema=_STRUCTURES_SCHEMA)
+        t = pq.read_table(f"{p}.structures.parquet", schema=SEGMENT_STRUCTURES_SCHEMA)
         rows = [(order[c], c, e) for c, e in zip(t["checksum"].to_pylist(), t["entry"].to_pylist()) if c in order]
         rows.sort()
         yield [(c, e) for _, c, e in rows]
-
-
-def read_structure_archive(path: str | Path) -> dict[str, str]:
-    """All members of a structure archive as ``{member: PDB text}`` (for tests and small chunks)."""
-    from .archive import iter_tar_members
-
-    return {name: data.decode("ascii") for name, data in iter_tar_members(path)}
-
-
-#: Token budget per forward pass with ``fold.max_tokens_per_batch: 0``. On the CPU small
-#: batches are much faster (40 sequences of 50-150 aa, tiny model: 3.9 s at 1024 tokens,
-#: 15.3 s at 4096); GPUs want large batches.
-AUTO_TOKENS_CPU, AUTO_TOKENS_GPU = 1024, 4096
-
-
-def settings_from_config(fold: dict, embeddings: dict, *, device_memory: int | None = None) -> FoldSettings:
-    """:class:`~foldatlas.engine.FoldSettings` from the ``fold`` and ``embeddings`` config sections.
-
-    ``fold.max_pair_tokens_per_batch: 0`` sizes the pair budget to the GPU's memory
-    (``device_memory`` bytes; None means the CPU, where it is 2^20);
-    ``fold.max_tokens_per_batch: 0`` is 4096 on a GPU and 1024 on the CPU.
-    """
-    from .batching import auto_pair_budget
-
-    pair = int(fold["max_pair_tokens_per_batch"])
-    if pair == 0:
-        pair = auto_pair_budget(device_memory, 128) if device_memory else 1 << 20
-    chunk = fold["chunk_size"]
-    return FoldSettings(
-        num_recycles=int(fold["num_recycles"]),
-        chunk_size=None if chunk == 0 else chunk,
-        max_tokens=int(fold["max_tokens_per_batch"]) or (AUTO_TOKENS_GPU if device_memory else AUTO_TOKENS_CPU),
-        max_pair_tokens=pair,
-        max_batch_size=int(fold["max_batch_size"]),
-        embedding_layers=tuple(int(k) for k in embeddings["layers"]),
-        embedding_dtype=str(embeddings["dtype"]),
-        per_residue_embeddings=bool(embeddings["per_residue"]),
-        save_pae=bool(fold["save_pae"]),
-        artefact_max_plddt=float(fold["artefact_max_plddt"]),
-    )
 
 
 def fold_chunk_job(
@@ -432,31 +397,27 @@ def fold_chunk_job(
     outputs: ChunkOutputs,
     partial_dir: str | Path,
     *,
-    fold: dict,
-    embeddings: dict,
-    threads: int = 1,
+    fold: FoldSettings,
+    embeddings: EmbeddingSettings,
+    threads: int | None = None,
 ) -> dict[str, int]:
-    """Everything one ``fold_chunk`` job does: load the model once, fold, merge."""
+    """Everything one ``fold_chunk`` job does: load the model once, fold, merge.
+
+    ``threads`` (default ``fold.threads``) are torch's intra-op threads.
+    """
     import torch
 
-    from .engine import FaultInjector
     from .esm2 import Esm2Embedder
     from .model import load_folding_model
 
-    torch.set_num_threads(max(1, threads))
-    injector = FaultInjector.from_env()
-    injector.kill_point("model_load")
-    loaded = load_folding_model(fold["model"], weights=fold.get("weights"), device=fold["device"], precision=fold["precision"])
+    torch.set_num_threads(max(1, threads or fold.threads))
+    faults.kill_point("model_load")
+    loaded = load_folding_model(fold.model, weights=fold.weights, device=fold.device, precision=fold.precision)
     memory = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
-    settings = settings_from_config(fold, embeddings, device_memory=memory)
-    embedder = None
-    if embeddings.get("model"):
-        embedder = Esm2Embedder(embeddings["model"], layers=settings.embedding_layers, device=loaded.device)
-    engine = FoldEngine(loaded, settings, injector=injector, standalone_embedder=embedder)
+    settings = EngineSettings.resolve(fold, embeddings, device_memory=memory)
+    embedder = Esm2Embedder(embeddings.model, layers=settings.embedding_layers, device=loaded.device) if embeddings.model else None
+    engine = FoldEngine(loaded, settings, standalone_embedder=embedder)
     try:
-        return fold_chunk(
-            chunk_path, outputs, partial_dir, engine,
-            commit_seconds=float(fold["commit_seconds"]), progress_seconds=float(fold["progress_seconds"]),
-        )  # fmt: skip
+        return fold_chunk(chunk_path, outputs, partial_dir, engine, commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds)
     finally:
         engine.close()

@@ -16,21 +16,34 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import duck
 from .errors import InvalidRecordError
-from .fasta import _ALPHABET, _NONSTANDARD, _WHITESPACE, decode_header, iter_record_groups, validate_sequence
+from .fasta import (
+    ALPHABET,
+    NONSTANDARD_RESIDUES,
+    WHITESPACE,
+    decode_header,
+    iter_record_groups,
+    too_long_reason,
+    too_short_reason,
+    validate_sequence,
+)
+from .settings import IngestSettings
+from .status import Status
 from .tables import PART_SCHEMA, write_batches
 
 __all__ = ["read_fasta_file", "validate_group"]
 
 log = logging.getLogger("foldatlas.ingest")
 
-_STATUS_NAMES = pa.array(["ok", "empty", "invalid_characters", "too_short", "too_long"], pa.string())
-_OK, _EMPTY, _INVALID, _SHORT, _LONG = range(5)
+_STATUS_NAMES = pa.array([Status.OK, Status.EMPTY, Status.INVALID_CHARACTERS, Status.TOO_SHORT, Status.TOO_LONG], pa.string())
+_OK, _EMPTY, _INVALID, _SHORT, _LONG = range(5)  # indices into _STATUS_NAMES
 
 
 def _translation(classes: dict[bytes, int], default: int) -> bytes:
@@ -44,14 +57,14 @@ def _translation(classes: dict[bytes, int], default: int) -> bytes:
 
 # Byte classes, computed with bytes.translate (a C loop, several times faster than a
 # NumPy table lookup): whitespace is dropped; residues are classified after dropping.
-_WS = _translation({_WHITESPACE: 1}, 0)
+_WS = _translation({WHITESPACE: 1}, 0)
 _STD, _NONSTD_BIT, _INVALID_CLASS, _LOWER_BIT = 0, 1, 2, 4
 _CLASS = _translation(
     {
-        _ALPHABET: _STD,
-        _NONSTANDARD: _NONSTD_BIT,
-        _ALPHABET.lower(): _LOWER_BIT,
-        _NONSTANDARD.lower(): _LOWER_BIT | _NONSTD_BIT,
+        ALPHABET: _STD,
+        NONSTANDARD_RESIDUES: _NONSTD_BIT,
+        ALPHABET.lower(): _LOWER_BIT,
+        NONSTANDARD_RESIDUES.lower(): _LOWER_BIT | _NONSTD_BIT,
     },
     _INVALID_CLASS,
 )
@@ -98,14 +111,127 @@ def _md5(sequences: pa.Array) -> pa.Array:
     """
     con = getattr(_local, "duckdb", None)
     if con is None:
-        import duckdb
-
-        con = _local.duckdb = duckdb.connect()
+        con = _local.duckdb = duck.connect()
     con.register("seqs", pa.table({"s": sequences}))
     out = con.sql("SELECT md5(s) AS c FROM seqs").arrow()
     col = out.column("c") if isinstance(out, pa.Table) else out.read_all().column("c")
     con.unregister("seqs")
     return col.combine_chunks().cast(pa.string())
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Byte positions of every record of a group (NumPy int64 arrays, one entry per record)."""
+
+    rec_start: np.ndarray  # the record's '>'
+    rec_end: np.ndarray  # the newline before the next '>' (or the end of the group)
+    hdr_end: np.ndarray  # end of the header line, trailing CR excluded
+    body_start: np.ndarray  # first byte after the header's newline
+    lines: np.ndarray  # 1-based line of each header
+
+    @property
+    def hdr_start(self) -> np.ndarray:
+        return self.rec_start + 1
+
+
+def _record_bounds(a: np.ndarray, start_line: int) -> tuple[_Bounds, np.ndarray, np.ndarray]:
+    """Record and header boundaries of a group; also the newline mask and positions."""
+    n_bytes = len(a)
+    is_nl = a == _NL
+    nl = np.flatnonzero(is_nl)
+    after = nl + 1
+    gt = after[(after < n_bytes) & (a[np.minimum(after, n_bytes - 1)] == _GT)]
+    rec_start = np.concatenate([[0], gt]).astype(np.int64)
+    rec_end = np.concatenate([gt - 1, [n_bytes]]).astype(np.int64)
+    k = np.searchsorted(nl, rec_start)
+    first_nl = nl[np.minimum(k, len(nl) - 1)] if len(nl) else rec_end
+    hdr_end = np.where(k < len(nl), np.minimum(first_nl, rec_end), rec_end)
+    hdr_start = rec_start + 1
+    hdr_end_trim = np.where((hdr_end > hdr_start) & (a[np.maximum(hdr_end - 1, 0)] == _CR), hdr_end - 1, hdr_end)
+    body_start = np.minimum(hdr_end + 1, rec_end)
+    return _Bounds(rec_start, rec_end, hdr_end_trim, body_start, start_line + k), is_nl, nl
+
+
+def _normalised(a: np.ndarray, piece: bytes, b: _Bounds, is_nl: np.ndarray, nl: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The normalised sequences of a group, concatenated, and each one's length.
+
+    Body bytes that are not whitespace, with one trailing ``*`` dropped (upper-casing
+    is done by the caller only when a lower-case letter is present)."""
+    # the usual case: no whitespace but newlines inside sequences (all whitespace is <= 32)
+    if int(_count_in(np.flatnonzero(a <= 32), b.body_start, b.rec_end).sum()) == int(_count_in(nl, b.body_start, b.rec_end).sum()):
+        drop, dropped = is_nl, nl
+    else:
+        drop = np.frombuffer(bytearray(piece.translate(_WS)), dtype=np.bool_)
+        dropped = np.flatnonzero(drop)
+    length = (b.rec_end - b.body_start) - _count_in(dropped, b.body_start, b.rec_end)
+    drop[_ranges(b.rec_start, b.body_start - b.rec_start)] = True  # '>', header and its newline
+    seq = a[~drop]
+    last = np.cumsum(length) - 1
+    star = (length > 0) & (seq[np.maximum(last, 0)] == _STAR) if len(seq) else np.zeros(len(length), bool)
+    if star.any():
+        keep = np.ones(len(seq), dtype=bool)
+        keep[last[star]] = False
+        seq = seq[keep]
+        length = length - star
+    return seq.tobytes(), length
+
+
+def _classify(seq_bytes: bytes, length: np.ndarray, min_length: int, max_length: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Upper-cased sequences, each record's status code and its count of non-standard residues."""
+    # one pass finds every residue that is not a standard upper-case one (rare)
+    cls = np.frombuffer(seq_bytes.translate(_CLASS), dtype=np.uint8)
+    special = np.flatnonzero(cls)
+    special_class = cls[special]
+    if np.any(special_class & _LOWER_BIT):
+        seq_bytes = seq_bytes.upper()
+    seq_off = _offsets(length)
+    starts, ends = seq_off[:-1].astype(np.int64), seq_off[1:].astype(np.int64)
+    n_invalid = _count_in(special[special_class == _INVALID_CLASS], starts, ends)
+    n_nonstd = _count_in(special[(special_class & _NONSTD_BIT) != 0], starts, ends)
+    code = np.full(len(length), _OK, dtype=np.int8)
+    code[length > max_length] = _LONG
+    code[length < min_length] = _SHORT
+    code[n_invalid > 0] = _INVALID
+    code[length == 0] = _EMPTY
+    n_nonstd[code == _INVALID] = 0
+    return seq_bytes, code, n_nonstd
+
+
+def _reasons(code: np.ndarray, length: np.ndarray, piece: bytes, b: _Bounds, min_length: int, max_length: int) -> np.ndarray:
+    """The ``reason`` of every record (empty for ok); invalid ones name their characters."""
+    reasons = np.full(len(code), "", dtype=object)
+    reasons[code == _EMPTY] = "no residues"
+    for i in np.flatnonzero(code == _SHORT):
+        reasons[i] = too_short_reason(int(length[i]), min_length)
+    for i in np.flatnonzero(code == _LONG):
+        reasons[i] = too_long_reason(int(length[i]), max_length)
+    for i in np.flatnonzero(code == _INVALID):
+        reasons[i] = validate_sequence(piece[b.body_start[i] : b.rec_end[i]], min_length=min_length, max_length=max_length).reason
+    return reasons
+
+
+def _headers(a: np.ndarray, piece: bytes, b: _Bounds) -> tuple[pa.Array, pa.Array]:
+    """The ``id`` and ``header`` columns of a group."""
+    hdr_len = b.hdr_end - b.hdr_start
+    headers_bin = _binary(a[_ranges(b.hdr_start, hdr_len)], _offsets(hdr_len))
+    try:
+        headers = headers_bin.cast(pa.string())
+        return pc.struct_field(pc.extract_regex(headers, _ID_PATTERN), [0]), headers
+    except pa.ArrowInvalid:  # some header is not UTF-8: decode this group record by record
+        pairs = [decode_header(piece[s:e]) for s, e in zip(b.hdr_start, b.hdr_end)]
+        return pa.array([p[0] for p in pairs], pa.string()), pa.array([p[1] for p in pairs], pa.string())
+
+
+def _sequence_column(seq_bytes: bytes, length: np.ndarray, code: np.ndarray) -> pa.Array:
+    """Sequences as strings; null where the record has none to fold (empty or invalid)."""
+    has_seq = (code == _OK) | (code == _SHORT) | (code == _LONG)
+    seq_off = _offsets(length)
+    if has_seq.all():
+        return _binary(seq_bytes, seq_off).cast(pa.string())
+    # keep only the bytes of valid-alphabet sequences, so the column is ASCII
+    seq = np.frombuffer(seq_bytes, dtype=np.uint8)
+    kept = np.where(has_seq, length, 0)
+    return _binary(seq[_ranges(seq_off[:-1].astype(np.int64)[has_seq], length[has_seq])], _offsets(kept), valid=has_seq).cast(pa.string())
 
 
 def validate_group(
@@ -131,92 +257,24 @@ def validate_group(
     parallel. Records are numbered from ``start_index``.
     """
     a = np.frombuffer(piece, dtype=np.uint8)
-    n_bytes = len(a)
-    is_nl = a == _NL
-    nl = np.flatnonzero(is_nl)
-    after = nl + 1
-    gt = after[(after < n_bytes) & (a[np.minimum(after, n_bytes - 1)] == _GT)]
-    rec_start = np.concatenate([[0], gt]).astype(np.int64)  # position of each '>'
-    rec_end = np.concatenate([gt - 1, [n_bytes]]).astype(np.int64)  # the newline before the next '>'
-    n_rec = len(rec_start)
-    k = np.searchsorted(nl, rec_start)
-    first_nl = nl[np.minimum(k, len(nl) - 1)] if len(nl) else rec_end
-    hdr_end = np.where(k < len(nl), np.minimum(first_nl, rec_end), rec_end)
-    hdr_start = rec_start + 1
-    hdr_end_trim = np.where((hdr_end > hdr_start) & (a[np.maximum(hdr_end - 1, 0)] == _CR), hdr_end - 1, hdr_end)
-    body_start = np.minimum(hdr_end + 1, rec_end)
-    lines = start_line + k
-
-    # normalised sequences: body bytes that are not whitespace, upper-cased
-    # the usual case: no whitespace but newlines inside sequences (all whitespace is <= 32)
-    if int(_count_in(np.flatnonzero(a <= 32), body_start, rec_end).sum()) == int(_count_in(nl, body_start, rec_end).sum()):
-        drop, dropped = is_nl, nl
-    else:
-        drop = np.frombuffer(bytearray(piece.translate(_WS)), dtype=np.bool_)
-        dropped = np.flatnonzero(drop)
-    length = (rec_end - body_start) - _count_in(dropped, body_start, rec_end)
-    drop[_ranges(rec_start, body_start - rec_start)] = True  # '>', header and its newline
-    seq = a[~drop]
-    last = np.cumsum(length) - 1
-    star = (length > 0) & (seq[np.maximum(last, 0)] == _STAR) if len(seq) else np.zeros(n_rec, bool)
-    if star.any():
-        keep = np.ones(len(seq), dtype=bool)
-        keep[last[star]] = False
-        seq = seq[keep]
-        length = length - star
-    seq_bytes = seq.tobytes()
-    # one pass finds every residue that is not a standard upper-case one (rare)
-    cls = np.frombuffer(seq_bytes.translate(_CLASS), dtype=np.uint8)
-    special = np.flatnonzero(cls)
-    special_class = cls[special]
-    if np.any(special_class & _LOWER_BIT):
-        seq_bytes = seq_bytes.upper()
-        seq = np.frombuffer(seq_bytes, dtype=np.uint8)
-    seq_off = _offsets(length)
-    starts, ends = seq_off[:-1].astype(np.int64), seq_off[1:].astype(np.int64)
-    n_invalid = _count_in(special[special_class == _INVALID_CLASS], starts, ends)
-    n_nonstd = _count_in(special[(special_class & _NONSTD_BIT) != 0], starts, ends)
-    code = np.full(n_rec, _OK, dtype=np.int8)
-    code[length > max_length] = _LONG
-    code[length < min_length] = _SHORT
-    code[n_invalid > 0] = _INVALID
-    code[length == 0] = _EMPTY
-    reasons = np.full(n_rec, "", dtype=object)
-    reasons[code == _EMPTY] = "no residues"
-    for i in np.flatnonzero(code == _SHORT):
-        reasons[i] = f"length {length[i]} < ingest.min_length {min_length}"
-    for i in np.flatnonzero(code == _LONG):
-        reasons[i] = f"length {length[i]} > ingest.max_length {max_length}"
-    for i in np.flatnonzero(code == _INVALID):
-        reasons[i] = validate_sequence(piece[body_start[i] : rec_end[i]], min_length=min_length, max_length=max_length).reason
-    n_nonstd[code == _INVALID] = 0
-
-    hdr_len = hdr_end_trim - hdr_start
-    headers_bin = _binary(a[_ranges(hdr_start, hdr_len)], _offsets(hdr_len))
-    try:
-        headers = headers_bin.cast(pa.string())
-        ids = pc.struct_field(pc.extract_regex(headers, _ID_PATTERN), [0])
-    except pa.ArrowInvalid:  # some header is not UTF-8: decode this group record by record
-        pairs = [decode_header(piece[s:e]) for s, e in zip(hdr_start, hdr_end_trim)]
-        ids = pa.array([p[0] for p in pairs], pa.string())
-        headers = pa.array([p[1] for p in pairs], pa.string())
+    b, is_nl, nl = _record_bounds(a, start_line)
+    seq_bytes, length = _normalised(a, piece, b, is_nl, nl)
+    seq_bytes, code, n_nonstd = _classify(seq_bytes, length, min_length, max_length)
+    reasons = _reasons(code, length, piece, b, min_length, max_length)
+    ids, headers = _headers(a, piece, b)
     if fail:
         bad = np.flatnonzero((code == _EMPTY) | (code == _INVALID))
         if len(bad):
             i = int(bad[0])
-            raise InvalidRecordError(source, int(lines[i]), ids[i].as_py(), reasons[i])
-    has_seq = (code == _OK) | (code == _SHORT) | (code == _LONG)
-    if has_seq.all():
-        sequences = _binary(seq_bytes, seq_off).cast(pa.string())
-    else:  # keep only the bytes of valid-alphabet sequences, so the column is ASCII
-        kept = np.where(has_seq, length, 0)
-        sequences = _binary(seq[_ranges(starts[has_seq], length[has_seq])], _offsets(kept), valid=has_seq).cast(pa.string())
+            raise InvalidRecordError(source, int(b.lines[i]), ids[i].as_py(), reasons[i])
+    sequences = _sequence_column(seq_bytes, length, code)
+    n_rec = len(code)
     arrays = {
         "checksum": _md5(sequences),
         "source": pa.array([source] * n_rec, pa.string()),
         "source_index": pa.array(np.full(n_rec, source_index, dtype=np.int32)),
         "record_index": pa.array(np.arange(start_index, start_index + n_rec, dtype=np.int64)),
-        "line": pa.array(lines.astype(np.int64)),
+        "line": pa.array(b.lines.astype(np.int64)),
         "id": ids,
         "header": headers,
         "length": pa.array(length.astype(np.int32)),
@@ -285,10 +343,8 @@ def read_fasta_file(
     *,
     source: str,
     source_index: int,
-    min_length: int,
-    max_length: int,
-    on_invalid: str = "skip",
-    workers: int = 1,
+    settings: IngestSettings,
+    workers: int | None = None,
 ) -> Counter[str]:
     """Validate every record of ``path`` and write them, in file order, to the part ``out``.
 
@@ -301,27 +357,24 @@ def read_fasta_file(
     source, source_index
         How the file is named in ``records.parquet`` (the configured name, and its
         position in the expanded input list).
-    min_length, max_length
-        Inclusive length bounds after normalisation.
-    on_invalid
-        ``skip`` records empty and invalid records with their reason; ``fail`` raises
+    settings
+        Length bounds (inclusive, after normalisation) and ``on_invalid``: ``skip``
+        records empty and invalid records with their reason; ``fail`` raises
         :class:`~foldatlas.errors.InvalidRecordError` naming file, line and id.
     workers
-        Threads validating record groups (1: in the calling thread).
+        Threads validating record groups (default ``settings.threads``; 1: in the
+        calling thread).
 
     Returns
     -------
     collections.Counter
         Records per status.
     """
-    if on_invalid not in ("skip", "fail"):
-        raise ValueError(f"on_invalid must be 'skip' or 'fail', got {on_invalid!r}")
-    if min_length < 1 or max_length < min_length:
-        raise ValueError(f"expected 1 <= min_length <= max_length, got {min_length} and {max_length}")
     counts: Counter[str] = Counter()
     batches = _batches(
         str(path), source, source_index,
-        min_length=min_length, max_length=max_length, fail=on_invalid == "fail", workers=workers,
+        min_length=settings.min_length, max_length=settings.max_length,
+        fail=settings.on_invalid == "fail", workers=settings.threads if workers is None else workers,
     )  # fmt: skip
     n = write_batches(_counted(_numbered(batches), counts, source), out, PART_SCHEMA, compression="none", row_group_size=1 << 16)  # a temporary part
     log.info("%s: %d records: %s", source, n, dict(sorted(counts.items())))

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .errors import FoldatlasError
+from .errors import ConfigError, FoldatlasError
 
 __all__ = [
     "ESMFOLD_HUB_ID",
@@ -155,7 +155,7 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FoldatlasError(f"fold.device is {spec!r} but no CUDA device is visible (CUDA_VISIBLE_DEVICES?)")
+        raise ConfigError(f"fold.device is {spec!r} but no CUDA device is visible (CUDA_VISIBLE_DEVICES?)", key="fold.device", value=spec)
     return device
 
 
@@ -246,7 +246,7 @@ def load_folding_model(
             model = EsmForProteinFolding(full_esmfold_config())
         model_id, version = f"full-random-esmfold-seed{TINY_SEED}", "random"
     else:
-        raise FoldatlasError(f"fold.model must be esmfold_v1, tiny or full_random, got {name!r}")
+        raise ConfigError(f"fold.model: expected esmfold_v1, tiny or full_random, found {name!r}", key="fold.model", value=name)
     model = model.eval().requires_grad_(False)
     model = model.to(dev)
     model.esm.to(lm_dtype)

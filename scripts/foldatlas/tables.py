@@ -1,7 +1,8 @@
-"""Arrow schemas of every Parquet file foldatlas writes, in one place.
+"""Arrow schemas of every Parquet file foldatlas writes, in one place, and the writer.
 
 Writers cast to these schemas and tests compare against them; the README documents
-each one. Confidence values are on the 0-1 scale throughout.
+each one (generated from the descriptions here). Confidence values are on the 0-1
+scale throughout.
 """
 
 from __future__ import annotations
@@ -9,23 +10,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .layout import ALL, HIGHCONF
+from .status import FOLD_OUTCOMES, INGEST_STATUSES, PREDICTION_STATUSES, REJECTED, listed
 
 __all__ = [
     "RECORDS_SCHEMA",
     "PART_SCHEMA",
     "SEQUENCES_SCHEMA",
     "CHUNK_SCHEMA",
-    "write_table",
-    "write_batches",
     "PREDICTIONS_SCHEMA",
+    "SEGMENT_STRUCTURES_SCHEMA",
     "embeddings_schema",
     "METADATA_SCHEMA",
     "PLDDT_SCHEMA",
     "INDEX_SCHEMA",
+    "CLUSTERS_SCHEMA",
+    "HITS_SCHEMA",
+    "SEQ_CLUSTERS_SCHEMA",
+    "SEARCH_COLUMNS",
+    "write_table",
+    "write_batches",
+    "compress_pae",
+    "decompress_pae",
+    "schemas_markdown",
 ]
 
 
@@ -45,7 +57,7 @@ _RECORD_FIELDS = (
     ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
     ("length", pa.int32(), False, "residues after normalisation"),
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
-    ("status", pa.string(), False, "ok, duplicate, empty, invalid_characters, too_short, too_long"),
+    ("status", pa.string(), False, listed(INGEST_STATUSES)),
     ("reason", pa.string(), False, "human-readable detail of the status; empty for ok"),
 )
 
@@ -112,7 +124,7 @@ def write_batches(
 PREDICTIONS_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("length", pa.int32(), False, "residues"),
-    ("status", pa.string(), False, "ok, oom (did not fit in memory at chunk size 32) or error"),
+    ("status", pa.string(), False, f"{listed(PREDICTION_STATUSES)} (oom: did not fit in memory at chunk size 32)"),
     ("error", pa.string(), False, "error message when status is not ok; empty otherwise"),
     ("plddt", pa.float32(), True, "mean pLDDT over existing atoms, 0-1 (ESM Atlas 'plddt')"),
     ("plddt_ca", pa.float32(), True, "mean C-alpha pLDDT, 0-1"),
@@ -164,7 +176,7 @@ METADATA_SCHEMA = _schema(
     ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
     ("length", pa.int32(), False, "residues after normalisation"),
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
-    ("status", pa.string(), False, "folded, oom, error (fold outcome) or empty, invalid_characters, too_short, too_long (ingest)"),
+    ("status", pa.string(), False, f"{listed(FOLD_OUTCOMES)} (fold outcome) or {listed(REJECTED)} (ingest)"),
     ("is_duplicate", pa.bool_(), False, "an earlier record has the same sequence (it shares that record's prediction)"),
     ("reason", pa.string(), False, "detail of the status (ingest reason, duplicate origin or fold error)"),
     ("plddt", pa.float32(), True, "mean pLDDT over existing atoms, 0-1"),
@@ -197,7 +209,40 @@ INDEX_SCHEMA = _schema(
     ("length", pa.int64(), False, "compressed bytes of that block (header + PDB + padding)"),
     ("size", pa.int64(), False, "bytes of the PDB text"),
     ("high_confidence", pa.bool_(), False, "passed the filter"),
-    ("collection", pa.string(), False, "highconf (high-confidence shards) or all (atlas.all_structures shards)"),
+    ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence shards) or {ALL} (atlas.all_structures shards)"),
+)
+
+#: A fold job's committed segment of structures: each one's archive entry, compressed
+#: (:func:`foldatlas.archive.gzip_entry`); internal to a fold job's partial folder.
+SEGMENT_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("entry", pa.large_binary())])
+
+#: foldseek --format-output columns written to hits.parquet (--format-mode 4 adds a header).
+SEARCH_COLUMNS = ("query", "target", "fident", "alnlen", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qlen", "tlen", "qcov", "tcov")
+_FLOAT_COLUMNS = {"fident", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qcov", "tcov"}
+
+#: ``results/foldseek/clusters.parquet``
+CLUSTERS_SCHEMA = _schema(
+    ("cluster_id", pa.int64(), False, "0-based cluster number (clusters ordered by representative checksum)"),
+    ("representative", pa.string(), False, "checksum of the cluster's representative"),
+    ("member", pa.string(), False, "checksum of the member (the representative is a member of its own cluster)"),
+    ("is_representative", pa.bool_(), False, "member == representative"),
+    ("plddt", pa.float32(), True, "member's mean pLDDT, 0-1"),
+    ("ptm", pa.float32(), True, "member's pTM, 0-1"),
+    ("cluster_size", pa.int64(), False, "members in the cluster"),
+)
+#: ``results/foldseek/hits.parquet``
+HITS_SCHEMA = _schema(
+    ("query", pa.string(), False, "query checksum"),
+    ("target_db", pa.string(), False, "the configured target it was found in"),
+    ("target", pa.string(), False, "target entry name as foldseek reports it"),
+    *((c, pa.float64() if c in _FLOAT_COLUMNS else pa.int64(), False, f"foldseek {c}") for c in SEARCH_COLUMNS[2:]),
+)
+#: ``results/mmseqs/clusters.parquet``
+SEQ_CLUSTERS_SCHEMA = _schema(
+    ("cluster_id", pa.int64(), False, "0-based cluster number (ordered by representative checksum)"),
+    ("representative", pa.string(), False, "checksum of the representative sequence"),
+    ("member", pa.string(), False, "checksum of the member sequence"),
+    ("cluster_size", pa.int64(), False, "members in the cluster"),
 )
 
 
@@ -211,23 +256,33 @@ DOCUMENTED = (
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
+    ("results/foldseek/clusters.parquet", "one row per (cluster, member) of the high-confidence structures", CLUSTERS_SCHEMA),
+    ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
+    ("results/mmseqs/clusters.parquet", "one row per (cluster, member) of the unique sequences", SEQ_CLUSTERS_SCHEMA),
 )
 
 
-def _annotation_schemas() -> tuple:
-    from .annotate import CLUSTERS_SCHEMA, HITS_SCHEMA, SEQ_CLUSTERS_SCHEMA
+def compress_pae(pae: np.ndarray | None) -> bytes | None:
+    """A ``pae`` cell: the (L, L) matrix as zstd-compressed float16, row-major (None stays None)."""
+    if pae is None:
+        return None
+    import zstandard
 
-    return (
-        ("results/foldseek/clusters.parquet", "one row per (cluster, member) of the high-confidence structures", CLUSTERS_SCHEMA),
-        ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
-        ("results/mmseqs/clusters.parquet", "one row per (cluster, member) of the unique sequences", SEQ_CLUSTERS_SCHEMA),
-    )
+    return zstandard.ZstdCompressor(level=3).compress(np.ascontiguousarray(pae, dtype=np.float16).tobytes())
+
+
+def decompress_pae(blob: bytes, length: int) -> np.ndarray:
+    """The (L, L) float16 PAE matrix (Angstrom) of a ``pae`` cell."""
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=2 * length * length)
+    return np.frombuffer(raw, dtype=np.float16).reshape(length, length)
 
 
 def schemas_markdown() -> str:
     """Markdown tables of every documented Parquet schema (column, Arrow type, nullable, meaning)."""
     out = []
-    for path, what, schema in DOCUMENTED + _annotation_schemas():
+    for path, what, schema in DOCUMENTED:
         out.append(f"#### `{path}`\n\n{what[0].upper() + what[1:]}.\n\n| column | Arrow type | null | meaning |\n| --- | --- | --- | --- |")
         for f in schema:
             desc = (f.metadata or {}).get(b"description", b"").decode()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .errors import ConfigError, FoldatlasError
 
-__all__ = ["ToolError", "run_tool", "find_binary", "tool_version"]
+__all__ = ["ToolError", "run_tool", "find_binary"]
 
 log = logging.getLogger("foldatlas.tools")
 
@@ -70,11 +70,3 @@ def find_binary(binary: str, *, key: str, install: str) -> str:
             value=binary,
         )
     return found
-
-
-def tool_version(binary: str) -> str:
-    """``<binary> version`` (foldseek and mmseqs2 print their version or commit)."""
-    try:
-        return run_tool([binary, "version"]).strip() or "unknown"
-    except ToolError:
-        return "unknown"

@@ -6,11 +6,11 @@ rule foldseek_createdb:
     input:
         structures=rules.assemble_atlas.output.structures,
     output:
-        db=directory("results/foldseek/db"),
+        db=directory(LAYOUT.foldseek_db),
     log:
-        "results/logs/foldseek_createdb.log",
+        LAYOUT.log("foldseek_createdb"),
     benchmark:
-        "results/benchmarks/foldseek_createdb.tsv"
+        LAYOUT.benchmark("foldseek_createdb")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]
@@ -29,11 +29,11 @@ rule foldseek_cluster:
         db=rules.foldseek_createdb.output.db,
         metadata=rules.assemble_atlas.output.metadata,
     output:
-        clusters="results/foldseek/clusters.parquet",
+        clusters=LAYOUT.foldseek_clusters,
     log:
-        "results/logs/foldseek_cluster.log",
+        LAYOUT.log("foldseek_cluster"),
     benchmark:
-        "results/benchmarks/foldseek_cluster.tsv"
+        LAYOUT.benchmark("foldseek_cluster")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]
@@ -52,11 +52,11 @@ rule foldseek_search:
     input:
         db=rules.foldseek_createdb.output.db,
     output:
-        hits="results/foldseek/hits.parquet",
+        hits=LAYOUT.foldseek_hits,
     log:
-        "results/logs/foldseek_search.log",
+        LAYOUT.log("foldseek_search"),
     benchmark:
-        "results/benchmarks/foldseek_search.tsv"
+        LAYOUT.benchmark("foldseek_search")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]
@@ -66,7 +66,7 @@ rule foldseek_search:
         runtime=lambda wc, attempt: 480 * attempt,
     params:
         binary=lambda wc: foldseek_binary(),
-        search=config["foldseek"]["search"],
+        foldseek=config["foldseek"],
     script:
         "../../scripts/foldseek_search.py"
 
@@ -75,11 +75,11 @@ rule mmseqs_cluster:
     input:
         sequences=rules.plan_chunks.output.sequences,
     output:
-        clusters="results/mmseqs/clusters.parquet",
+        clusters=LAYOUT.mmseqs_clusters,
     log:
-        "results/logs/mmseqs_cluster.log",
+        LAYOUT.log("mmseqs_cluster"),
     benchmark:
-        "results/benchmarks/mmseqs_cluster.tsv"
+        LAYOUT.benchmark("mmseqs_cluster")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["mmseqs"]["threads"]

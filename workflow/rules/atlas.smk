@@ -4,19 +4,19 @@
 
 rule assemble_atlas:
     input:
+        unpack(fold_outputs),
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
-        predictions=fold_outputs,
     output:
-        metadata="results/atlas/metadata.parquet",
-        embeddings="results/atlas/embeddings.parquet",
-        plddt="results/atlas/plddt.parquet",
-        structures=directory("results/atlas/structures"),
-        summary="results/atlas/summary.json",
+        metadata=LAYOUT.atlas.metadata,
+        embeddings=LAYOUT.atlas.embeddings,
+        plddt=LAYOUT.atlas.plddt,
+        structures=directory(LAYOUT.atlas.structures),
+        summary=LAYOUT.atlas.summary,
     log:
-        "results/logs/assemble_atlas.log",
+        LAYOUT.log("assemble_atlas"),
     benchmark:
-        "results/benchmarks/assemble_atlas.tsv"
+        LAYOUT.benchmark("assemble_atlas")
     conda:
         ENV
     threads: 2
@@ -25,6 +25,8 @@ rule assemble_atlas:
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
         runtime=lambda wc, attempt: 240 * attempt,
     params:
+        chunks=lambda wc: planned_chunks(),
+        output=config["output"],
         atlas=config["atlas"],
         filter=config["filter"],
     script:
@@ -41,11 +43,11 @@ rule check_accounting:
         structures=rules.assemble_atlas.output.structures,
         summary=rules.assemble_atlas.output.summary,
     output:
-        report="results/atlas/accounting.json",
+        report=LAYOUT.accounting,
     log:
-        "results/logs/check_accounting.log",
+        LAYOUT.log("check_accounting"),
     benchmark:
-        "results/benchmarks/check_accounting.tsv"
+        LAYOUT.benchmark("check_accounting")
     conda:
         ENV
     threads: 1
@@ -53,6 +55,8 @@ rule check_accounting:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
+    params:
+        output=config["output"],
     script:
         "../../scripts/check_accounting.py"
 
@@ -64,14 +68,14 @@ rule atlas_report:
         accounting=rules.check_accounting.output.report,
     output:
         html=report(
-            "results/report/atlas_report.html",
+            LAYOUT.report,
             caption="../report/atlas_report.rst",
             category="Atlas",
         ),
     log:
-        "results/logs/atlas_report.log",
+        LAYOUT.log("atlas_report"),
     benchmark:
-        "results/benchmarks/atlas_report.tsv"
+        LAYOUT.benchmark("atlas_report")
     conda:
         ENV
     threads: 1

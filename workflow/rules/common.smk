@@ -1,10 +1,13 @@
-# Config access, input lists and target functions. Every other .smk file reads the
-# configuration and the chunk list only through what is defined here.
+# Config access, the layout of the results tree, input lists and target functions. Every
+# other .smk file reads the configuration, paths and the chunk list only through what is
+# defined here.
 import os
 
-from foldatlas.chunking import chunk_file_name, read_plan
-from foldatlas.cluster import site_resources
+from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
+from foldatlas.layout import Layout
+from foldatlas.settings import SlurmSettings
+from foldatlas.slurm import site_resources
 from foldatlas.tools import find_binary
 
 
@@ -14,6 +17,9 @@ wildcard_constraints:
 
 
 ENV = "../../envs/foldatlas.yaml"
+
+# Every path of the results tree (output.root, default results/).
+LAYOUT = Layout.from_config(config["output"])
 
 # Expanded once at start-up: a glob matching nothing or a missing file fails here.
 INPUT_FASTA = expand_inputs(config["input"]["fasta"])
@@ -58,29 +64,7 @@ def input_fasta(wildcards):
 
 def ingest_parts(wildcards):
     """One validated Parquet part per input file."""
-    return expand(
-        "results/ingest/parts/{source}.parquet", source=range(len(INPUT_FASTA))
-    )
-
-
-def ingest_params():
-    """Arguments of read_fasta_file taken from the ingest section."""
-    c = config["ingest"]
-    return {
-        "min_length": c["min_length"],
-        "max_length": c["max_length"],
-        "on_invalid": c["on_invalid"],
-    }
-
-
-def plan_params():
-    """Arguments of plan_chunks taken from the ingest and chunks sections."""
-    return {
-        "budget_seconds": config["chunks"]["gpu_seconds"],
-        "max_sequences": config["chunks"]["max_sequences"],
-        "cost": dict(config["chunks"]["cost"]),
-        "memory_limit_gb": config["ingest"]["memory_gb"],
-    }
+    return expand(rules.read_fasta.output.part, source=range(len(INPUT_FASTA)))
 
 
 _PLANS = {}
@@ -91,12 +75,12 @@ def chunk_plans():
 
     Input and resource functions of every fold job call this: without the cache, a
     plan of N chunks would be read N times (a DAG of 10^4 chunks took minutes)."""
-    chunks_dir = checkpoints.plan_chunks.get().output.chunks
-    path = os.path.join(chunks_dir, "plan.tsv")
+    checkpoints.plan_chunks.get()
+    path = LAYOUT.plan
     key = (path, os.stat(path).st_mtime_ns)
     if key not in _PLANS:
         _PLANS.clear()
-        _PLANS[key] = {f"{p.chunk:06d}": p for p in read_plan(chunks_dir)}
+        _PLANS[key] = {p.id: p for p in read_plan(path)}
     return _PLANS[key]
 
 
@@ -107,15 +91,15 @@ def planned_chunks():
 
 def chunk_file(wildcards):
     """The chunk file behind {chunk}, available once plan_chunks has run."""
-    chunks_dir = checkpoints.plan_chunks.get().output.chunks
-    return f"{chunks_dir}/{chunk_file_name(int(wildcards.chunk))}"
+    checkpoints.plan_chunks.get()
+    return LAYOUT.chunk_file(wildcards.chunk)
 
 
 def chunk_plan(chunk):
     """The plan.tsv row of one chunk."""
     plans = chunk_plans()
     if chunk not in plans:
-        raise ValueError(f"chunk {chunk} is not in the plan (results/chunks/plan.tsv)")
+        raise ValueError(f"chunk {chunk} is not in the plan ({LAYOUT.plan})")
     return plans[chunk]
 
 
@@ -126,12 +110,14 @@ def fold_gpus():
 
 def cpu_site():
     """Slurm site settings (partition, account, constraint) of CPU jobs."""
-    return site_resources(config["slurm"], gpu=False)
+    return site_resources(SlurmSettings.from_config(config["slurm"]), gpu=False)
 
 
 def gpu_site():
     """Slurm site settings of fold jobs (GPU partition and model when they ask for a GPU)."""
-    return site_resources(config["slurm"], gpu=fold_gpus() > 0)
+    return site_resources(
+        SlurmSettings.from_config(config["slurm"]), gpu=fold_gpus() > 0
+    )
 
 
 def fold_runtime_minutes(wildcards):
@@ -142,25 +128,25 @@ def fold_runtime_minutes(wildcards):
 
 
 def fold_outputs(wildcards):
-    """Predictions of every planned chunk."""
-    return expand(
-        "results/fold/chunk_{chunk}/predictions.parquet", chunk=planned_chunks()
-    )
+    """Predictions, embeddings and structure archive of every planned chunk."""
+    out = rules.fold_chunk.output
+    chunks = planned_chunks()
+    return {
+        "predictions": expand(out.predictions, chunk=chunks),
+        "embeddings": expand(out.embeddings, chunk=chunks),
+        "structures": expand(out.structures, chunk=chunks),
+    }
 
 
 def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config."""
-    targets = [
-        "results/ingest/records.parquet",
-        "results/ingest/sequences.parquet",
-        "results/atlas/accounting.json",
-    ]
+    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.accounting]
     if config["atlas"]["report"]:
-        targets.append("results/report/atlas_report.html")
+        targets.append(LAYOUT.report)
     if config["foldseek"]["enabled"]:
-        targets.append("results/foldseek/clusters.parquet")
+        targets.append(LAYOUT.foldseek_clusters)
         if config["foldseek"]["search"]["targets"]:
-            targets.append("results/foldseek/hits.parquet")
+            targets.append(LAYOUT.foldseek_hits)
     if config["mmseqs"]["enabled"]:
-        targets.append("results/mmseqs/clusters.parquet")
+        targets.append(LAYOUT.mmseqs_clusters)
     return targets

@@ -1,19 +1,19 @@
 # Fold: one job per chunk runs ESMFold (loaded once) over the chunk's sequences and
 # writes predictions, embeddings and a structure archive. Resumes after a kill from
-# results/fold/partial/chunk_{chunk}/.
+# the chunk's partial folder.
 
 
 rule fold_chunk:
     input:
         chunk=chunk_file,
     output:
-        predictions="results/fold/chunk_{chunk}/predictions.parquet",
-        embeddings="results/fold/chunk_{chunk}/embeddings.parquet",
-        structures="results/fold/chunk_{chunk}/structures.tar.gz",
+        predictions=LAYOUT.chunk_outputs("{chunk}").predictions,
+        embeddings=LAYOUT.chunk_outputs("{chunk}").embeddings,
+        structures=LAYOUT.chunk_outputs("{chunk}").structures,
     log:
-        "results/logs/fold_chunk/{chunk}.log",
+        LAYOUT.log("fold_chunk", "{chunk}"),
     benchmark:
-        "results/benchmarks/fold_chunk/{chunk}.tsv"
+        LAYOUT.benchmark("fold_chunk", "{chunk}")
     conda:
         ENV
     threads: config["fold"]["threads"]
@@ -23,7 +23,7 @@ rule fold_chunk:
         mem_mb=lambda wc, attempt: config["fold"]["mem_mb"] * attempt,
         runtime=lambda wc, attempt: fold_runtime_minutes(wc) * attempt,
     params:
-        partial="results/fold/partial/chunk_{chunk}",
+        partial=lambda wc: LAYOUT.partial(wc.chunk),
         fold=config["fold"],
         embeddings=config["embeddings"],
     script:

@@ -6,11 +6,11 @@ rule read_fasta:
     input:
         fasta=input_fasta,
     output:
-        part=temp("results/ingest/parts/{source}.parquet"),
+        part=temp(LAYOUT.ingest_part("{source}")),
     log:
-        "results/logs/read_fasta/{source}.log",
+        LAYOUT.log("read_fasta", "{source}"),
     benchmark:
-        "results/benchmarks/read_fasta/{source}.tsv"
+        LAYOUT.benchmark("read_fasta", "{source}")
     conda:
         ENV
     threads: config["ingest"]["threads"]
@@ -20,7 +20,7 @@ rule read_fasta:
         runtime=lambda wc, attempt: 120 * attempt,
     params:
         source=input_fasta,
-        ingest=ingest_params(),
+        ingest=config["ingest"],
     script:
         "../../scripts/read_fasta.py"
 
@@ -29,13 +29,13 @@ checkpoint plan_chunks:
     input:
         parts=ingest_parts,
     output:
-        records="results/ingest/records.parquet",
-        sequences="results/ingest/sequences.parquet",
-        chunks=directory("results/chunks"),
+        records=LAYOUT.records,
+        sequences=LAYOUT.sequences,
+        chunks=directory(LAYOUT.chunks),
     log:
-        "results/logs/plan_chunks.log",
+        LAYOUT.log("plan_chunks"),
     benchmark:
-        "results/benchmarks/plan_chunks.tsv"
+        LAYOUT.benchmark("plan_chunks")
     conda:
         ENV
     threads: config["ingest"]["threads"]
@@ -48,6 +48,8 @@ checkpoint plan_chunks:
         ),
         runtime=lambda wc, attempt: 240 * attempt,
     params:
-        plan=plan_params(),
+        ingest=config["ingest"],
+        chunks=config["chunks"],
+        scratch=LAYOUT.scratch("plan_chunks"),
     script:
         "../../scripts/plan_chunks.py"

@@ -1,4 +1,4 @@
-"""Site settings for Slurm jobs, from the ``slurm`` config section or the environment.
+"""Slurm site resources of jobs, from the ``slurm`` config section or the environment.
 
 A setting left null in the config falls back to an environment variable
 (``FOLDATLAS_PARTITION``, ...); a setting set nowhere is left out of the job's
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
+from .settings import SlurmSettings
 
 __all__ = ["ENV_VARS", "site_resources"]
 
@@ -23,7 +25,7 @@ ENV_VARS = {
 }
 
 
-def site_resources(slurm: Mapping[str, object], *, gpu: bool, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def site_resources(slurm: SlurmSettings, *, gpu: bool, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Snakemake resources (``slurm_partition``, ``slurm_account``, ``gpu_model``,
     ``constraint``) for a CPU job or, with ``gpu``, a GPU job.
 
@@ -32,19 +34,15 @@ def site_resources(slurm: Mapping[str, object], *, gpu: bool, environ: Mapping[s
     env = os.environ if environ is None else environ
 
     def get(key: str) -> str | None:
-        value = slurm.get(key)
+        value = getattr(slurm, key)
         if value in (None, ""):
             value = env.get(ENV_VARS[key]) or None
         return None if value is None else str(value)
 
-    out: dict[str, str] = {}
-    partition = (get("gpu_partition") or get("partition")) if gpu else get("partition")
-    if partition:
-        out["slurm_partition"] = partition
-    if get("account"):
-        out["slurm_account"] = get("account")  # type: ignore[assignment]
-    if get("constraint"):
-        out["constraint"] = get("constraint")  # type: ignore[assignment]
-    if gpu and get("gpu_model"):
-        out["gpu_model"] = get("gpu_model")  # type: ignore[assignment]
-    return out
+    wanted = {
+        "slurm_partition": (get("gpu_partition") or get("partition")) if gpu else get("partition"),
+        "slurm_account": get("account"),
+        "constraint": get("constraint"),
+        "gpu_model": get("gpu_model") if gpu else None,
+    }
+    return {key: value for key, value in wanted.items() if value}

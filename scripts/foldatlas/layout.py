@@ -1,0 +1,216 @@
+"""Every path and file name of the results tree, built from one root (``output.root``).
+
+The rules declare their outputs from a :class:`Layout`, the rule scripts pass those
+paths on, and the library names the files it makes inside a folder with the constants
+here; nothing else spells out a path of the results tree::
+
+    <root>/
+      ingest/parts/<source>.parquet      one validated part per input file (temporary)
+      ingest/records.parquet             one row per input record
+      ingest/sequences.parquet           one row per unique sequence
+      chunks/chunk_NNNNNN.parquet        the sequences of one fold job; plan.tsv
+      fold/chunk_NNNNNN/                 predictions.parquet, embeddings.parquet, structures.tar.gz
+      fold/partial/chunk_NNNNNN/         committed segments of an unfinished fold job
+      atlas/                             metadata, embeddings, plddt, structures/, summary, accounting
+      report/atlas_report.html
+      foldseek/, mmseqs/                 annotation
+      logs/, benchmarks/                 one log and one benchmark file per job
+      scratch/<step>/                    working space of one step, emptied when it starts
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "HIGHCONF",
+    "ALL",
+    "COLLECTIONS",
+    "CHUNK_ID_DIGITS",
+    "chunk_id",
+    "ChunkOutputs",
+    "AtlasOutputs",
+    "Layout",
+    "foldseek_db_prefix",
+    "shard_name",
+    "shard_glob",
+    "foldcomp_db",
+    "chunk_file_name",
+    "PLAN_FILE",
+    "fresh_dir",
+]
+
+#: Collection of the high-confidence structures (shard prefix, Foldcomp and foldseek DB name).
+HIGHCONF = "highconf"
+#: Collection of every folded structure (``atlas.all_structures``).
+ALL = "all"
+COLLECTIONS = (HIGHCONF, ALL)
+#: Digits of a chunk id in file names (``chunk_000042``).
+CHUNK_ID_DIGITS = 6
+
+
+#: The table of chunks (chunk, sequences, residues, lengths, estimate) in the chunks folder.
+PLAN_FILE = "plan.tsv"
+
+
+def chunk_id(chunk: int) -> str:
+    """The id of chunk number ``chunk`` as it appears in file names: ``000042``."""
+    if chunk < 0:
+        raise ValueError(f"expected a chunk number >= 0, got {chunk}")
+    return f"{chunk:0{CHUNK_ID_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class ChunkOutputs:
+    """The final outputs of one fold job."""
+
+    chunk: int
+    predictions: Path
+    embeddings: Path
+    structures: Path
+
+
+@dataclass(frozen=True)
+class AtlasOutputs:
+    """The atlas tables and archives; ``root`` is the folder archive paths are relative to."""
+
+    root: Path
+    metadata: Path
+    embeddings: Path
+    plddt: Path
+    structures: Path
+    summary: Path
+
+    @property
+    def index(self) -> Path:
+        """``structures/index.parquet``: where each archived structure lives."""
+        return self.structures / "index.parquet"
+
+
+class Layout:
+    """Paths of one results tree. Ids are strings, so Snakemake wildcards (``"{chunk}"``)
+    give path patterns and real ids (:func:`chunk_id`) give paths."""
+
+    def __init__(self, root: str | os.PathLike[str] = "results") -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_config(cls, output: Mapping[str, object]) -> Layout:
+        """The layout of the ``output`` config section."""
+        return cls(str(output["root"]))
+
+    def __repr__(self) -> str:
+        return f"Layout({str(self.root)!r})"
+
+    # ingest
+    def ingest_part(self, source: str) -> Path:
+        return self.root / "ingest" / "parts" / f"{source}.parquet"
+
+    @property
+    def records(self) -> Path:
+        return self.root / "ingest" / "records.parquet"
+
+    @property
+    def sequences(self) -> Path:
+        return self.root / "ingest" / "sequences.parquet"
+
+    @property
+    def chunks(self) -> Path:
+        return self.root / "chunks"
+
+    def chunk_file(self, chunk: str) -> Path:
+        return self.chunks / chunk_file_name(chunk)
+
+    @property
+    def plan(self) -> Path:
+        return self.chunks / PLAN_FILE
+
+    # fold
+    def chunk_outputs(self, chunk: str) -> ChunkOutputs:
+        folder = self.root / "fold" / f"chunk_{chunk}"
+        number = int(chunk) if chunk.isdigit() else -1
+        return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
+
+    def partial(self, chunk: str) -> Path:
+        return self.root / "fold" / "partial" / f"chunk_{chunk}"
+
+    # atlas
+    @property
+    def atlas(self) -> AtlasOutputs:
+        a = self.root / "atlas"
+        return AtlasOutputs(a, a / "metadata.parquet", a / "embeddings.parquet", a / "plddt.parquet", a / "structures", a / "summary.json")
+
+    @property
+    def accounting(self) -> Path:
+        return self.root / "atlas" / "accounting.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report" / "atlas_report.html"
+
+    # annotation
+    @property
+    def foldseek_db(self) -> Path:
+        """Folder of the foldseek database of the high-confidence structures."""
+        return self.root / "foldseek" / "db"
+
+    @property
+    def foldseek_clusters(self) -> Path:
+        return self.root / "foldseek" / "clusters.parquet"
+
+    @property
+    def foldseek_hits(self) -> Path:
+        return self.root / "foldseek" / "hits.parquet"
+
+    @property
+    def mmseqs_clusters(self) -> Path:
+        return self.root / "mmseqs" / "clusters.parquet"
+
+    # bookkeeping
+    def log(self, rule: str, wildcard: str | None = None) -> Path:
+        return self.root / "logs" / (f"{rule}.log" if wildcard is None else f"{rule}/{wildcard}.log")
+
+    def benchmark(self, rule: str, wildcard: str | None = None) -> Path:
+        return self.root / "benchmarks" / (f"{rule}.tsv" if wildcard is None else f"{rule}/{wildcard}.tsv")
+
+    def scratch(self, step: str) -> Path:
+        """Working space of one step (DuckDB databases, spill files); the step empties it
+        when it starts, so a killed run leaves nothing behind for long."""
+        return self.root / "scratch" / step
+
+
+def foldseek_db_prefix(db_folder: str | os.PathLike[str]) -> Path:
+    """The database prefix foldseek reads, inside a foldseek database folder."""
+    return Path(db_folder) / HIGHCONF
+
+
+def shard_name(collection: str, number: int) -> str:
+    """File name of shard ``number`` of a collection: ``highconf_000000.tar.gz``."""
+    return f"{collection}_{number:06d}.tar.gz"
+
+
+def shard_glob(collection: str) -> str:
+    """Glob of the shards of a collection in a structures folder."""
+    return f"{collection}_*.tar.gz"
+
+
+def foldcomp_db(structures: str | os.PathLike[str], collection: str = HIGHCONF) -> Path:
+    """The Foldcomp database of a collection inside a structures folder."""
+    return Path(structures) / "foldcomp" / collection
+
+
+def chunk_file_name(chunk: str) -> str:
+    """File name of a chunk in the chunks folder: ``chunk_000042.parquet``."""
+    return f"chunk_{chunk}.parquet"
+
+
+def fresh_dir(path: str | os.PathLike[str]) -> Path:
+    """Empty ``path`` (whatever a killed run left there) and create it; return it."""
+    p = Path(path)
+    shutil.rmtree(p, ignore_errors=True)
+    p.mkdir(parents=True)
+    return p

@@ -1,0 +1,118 @@
+"""Typed settings: one dataclass per config section, the schema the only home of defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from conftest import REPO
+from foldatlas import settings as S
+from foldatlas.config import load_schema
+from foldatlas.errors import ConfigError
+from foldatlas.layout import Layout
+
+#: config section -> its settings class
+SECTIONS = {
+    "output": S.OutputSettings,
+    "ingest": S.IngestSettings,
+    "chunks": S.ChunkSettings,
+    "fold": S.FoldSettings,
+    "embeddings": S.EmbeddingSettings,
+    "filter": S.FilterSettings,
+    "atlas": S.AtlasSettings,
+    "foldseek": S.FoldseekSettings,
+    "mmseqs": S.MmseqsSettings,
+    "slurm": S.SlurmSettings,
+}
+#: settings of nested sections: (section path, class)
+NESTED = {("chunks", "cost"): S.CostModel, ("foldseek", "cluster"): S.FoldseekClusterSettings, ("foldseek", "search"): S.FoldseekSearchSettings}
+
+
+def schema_defaults(*path: str) -> dict:
+    node = load_schema()
+    for key in path:
+        node = node["properties"][key]
+    return {k: v.get("default") for k, v in node["properties"].items()}
+
+
+def test_every_config_section_has_a_settings_class():
+    assert sorted(load_schema()["properties"]) == sorted([*SECTIONS, "input"])
+
+
+@pytest.mark.parametrize("path, cls", [((k,), v) for k, v in SECTIONS.items()] + list(NESTED.items()), ids=lambda x: str(x))
+def test_fields_match_the_schema_and_no_default_disagrees(path, cls):
+    defaults = schema_defaults(*path)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    assert sorted(fields) == sorted(defaults), f"{cls.__name__} fields differ from the {'.'.join(path)} section"
+    for name, f in fields.items():
+        if f.default is not dataclasses.MISSING:
+            assert f.default == defaults[name], f"{cls.__name__}.{name} default {f.default!r} != schema {defaults[name]!r}"
+
+
+@pytest.mark.parametrize("section, cls", SECTIONS.items())
+def test_from_an_empty_section_gives_the_schema_defaults(section, cls):
+    got = cls.from_config({})
+    defaults = schema_defaults(section)
+    for name in defaults:
+        value = getattr(got, name)
+        if dataclasses.is_dataclass(value):
+            value = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(value).items()}
+        elif isinstance(value, tuple):
+            value = list(value)
+        want = defaults[name]
+        if section == "fold" and name == "chunk_size" and want == 0:
+            want = None
+        if isinstance(want, dict):
+            want = {**schema_defaults(section, name), **want}
+        assert value == want, f"{section}.{name}"
+
+
+def test_shipped_config_holds_the_schema_defaults():
+    """config/config.yaml documents every key with its default value; it cannot drift."""
+    shipped = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+    def walk(node: dict, schema: dict, path: str) -> None:
+        for key, sub in schema["properties"].items():
+            here = f"{path}{key}"
+            assert key in node, f"config/config.yaml lacks {here}"
+            if sub.get("type") == "object" and "properties" in sub:
+                walk(node[key], sub, here + ".")
+            else:
+                assert node[key] == sub["default"], f"config/config.yaml: {here} = {node[key]!r}, schema default {sub['default']!r}"
+
+    walk(shipped, load_schema(), "")
+
+
+def test_errors_name_the_full_key():
+    with pytest.raises(ConfigError, match=r"config key 'fold\.num_recycles' = -1 is out of range") as info:
+        S.FoldSettings.from_config({"num_recycles": -1})
+    assert info.value.key == "fold.num_recycles"
+    with pytest.raises(ConfigError, match=r"unknown config key 'filter\.min_pldt' \(did you mean 'min_plddt'\?\)"):
+        S.FilterSettings.from_config({"min_pldt": 0.5})
+    with pytest.raises(ConfigError, match=r"'chunks\.cost\.cubic'"):
+        S.ChunkSettings.from_config({"cost": {"cubic": -1}})
+
+
+def test_min_length_above_max_length_names_both_keys():
+    with pytest.raises(ConfigError, match=r"'ingest\.min_length' = 500 and 'ingest\.max_length' = 100") as info:
+        S.IngestSettings.from_config({"min_length": 500, "max_length": 100})
+    assert info.value.key == "ingest.min_length"
+
+
+def test_settings_are_frozen():
+    s = S.FilterSettings.from_config({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.min_plddt = 0.1  # type: ignore[misc]
+
+
+def test_layout_puts_every_path_under_its_root(tmp_path):
+    layout = Layout(tmp_path / "elsewhere")
+    paths = [layout.records, layout.sequences, layout.chunks, layout.plan, layout.chunk_file("000001"), layout.partial("000001"),
+             *dataclasses.astuple(layout.chunk_outputs("000001"))[1:], *dataclasses.astuple(layout.atlas), layout.accounting,
+             layout.report, layout.foldseek_db, layout.foldseek_clusters, layout.foldseek_hits, layout.mmseqs_clusters,
+             layout.log("fold_chunk", "000001"), layout.benchmark("assemble_atlas"), layout.scratch("plan_chunks")]  # fmt: skip
+    assert all(p.is_relative_to(tmp_path / "elsewhere") for p in paths)
+    assert len(set(paths)) == len(paths)
+    assert layout.chunk_outputs("000042").chunk == 42
