@@ -24,7 +24,6 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,20 +31,22 @@ from types import SimpleNamespace
 
 import numpy as np
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+import foldatlas.fold as fold_module
+from foldatlas.atlas import assemble_atlas
+from foldatlas.engine import EngineSettings
+from foldatlas.fasta import sequence_checksum
+from foldatlas.fold import fold_chunk
+from foldatlas.layout import Layout
+from foldatlas.prediction import Prediction, SeqItem
+from foldatlas.settings import AtlasSettings, EmbeddingSettings, FilterSettings, FoldSettings
+from foldatlas.structures import RESTYPES
+from foldatlas.tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_table
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
-
-from foldatlas.atlas import AtlasOutputs, Thresholds, assemble_atlas  # noqa: E402
-from foldatlas.engine import FaultInjector, FoldSettings, Prediction, SeqItem  # noqa: E402
-from foldatlas.fasta import sequence_checksum  # noqa: E402
-import foldatlas.fold as fold_module  # noqa: E402
-from foldatlas.fold import ChunkOutputs, fold_chunk  # noqa: E402
-from foldatlas.structures import RESTYPES  # noqa: E402
-from foldatlas.tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_table  # noqa: E402
 
 DIM = 64  # embedding width of the stand-in (small: this measures structures)
 
@@ -82,12 +83,12 @@ class StandInEngine:
 
     def __init__(self, predictions: dict[str, Prediction]) -> None:
         self.predictions = predictions
-        self.settings = FoldSettings(embedding_layers=(DIM,), max_tokens=1 << 30, max_pair_tokens=1 << 40)
+        fold = FoldSettings.from_config({"max_tokens_per_batch": 10_000_000, "max_pair_tokens_per_batch": 1_000_000_000})
+        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [DIM]}), device_memory=None)
         self.loaded = SimpleNamespace(model_id="bench-stand-in", model_version="none")
         self.embedder = None
-        self.model = SimpleNamespace(config=SimpleNamespace(hidden_size=DIM))
-        self.layers = (DIM,)
-        self.injector = FaultInjector()
+        self.embedding_dim = DIM
+        self.embedding_layers = (DIM,)
         self.device = torch.device("cpu")
 
     def predict(self, items: list[SeqItem]) -> list[Prediction]:
@@ -129,6 +130,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-assemble-"))
     result: dict[str, object] = {"chunks": args.chunks, "per_chunk": args.per_chunk}
     try:
+        layout = Layout(tmp / "results")
         chunk_outputs, all_seqs, fold_s = [], [], 0.0
         merges = timed_merge()
         for k in range(args.chunks):
@@ -136,8 +138,7 @@ def main() -> None:
             all_seqs += seqs
             items = [SeqItem(sequence_checksum(s.encode()), s) for s in seqs]
             engine = StandInEngine({it.checksum: synthetic_prediction(it, rng, mask37) for it in items})
-            out = tmp / "results/fold" / f"chunk_{k:06d}"
-            outputs = ChunkOutputs(out / "predictions.parquet", out / "embeddings.parquet", out / "structures.tar.gz")
+            outputs = layout.chunk_outputs(f"{k:06d}")
             t = time.perf_counter()
             fold_chunk(path, outputs, tmp / f"partial_{k}", engine, commit_seconds=60, progress_seconds=3600)  # type: ignore[arg-type]
             fold_s += time.perf_counter() - t
@@ -149,15 +150,15 @@ def main() -> None:
             "id": [f"s{i}" for i in range(n)], "header": [f"s{i}" for i in range(n)], "checksum": sums,
             "length": [len(s) for s in all_seqs], "n_nonstandard": [0] * n, "status": ["ok"] * n, "reason": [""] * n,
         })  # fmt: skip
-        write_table(records, tmp / "results/ingest/records.parquet", RECORDS_SCHEMA)
+        write_table(records, layout.records, RECORDS_SCHEMA)
         chunk_of = [k for k in range(args.chunks) for _ in range(args.per_chunk)]
         write_table(pa.table({"checksum": sums, "sequence": all_seqs, "length": [len(s) for s in all_seqs], "n_nonstandard": [0] * n,
-                              "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of}), tmp / "results/ingest/sequences.parquet", SEQUENCES_SCHEMA)  # fmt: skip
-        root = tmp / "results/atlas"
-        atlas = AtlasOutputs(root, root / "metadata.parquet", root / "embeddings.parquet", root / "plddt.parquet", root / "structures", root / "summary.json")
+                              "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of}), layout.sequences, SEQUENCES_SCHEMA)  # fmt: skip
+        atlas = layout.atlas
+        root = atlas.root
         t = time.perf_counter()
-        summary = assemble_atlas(records=tmp / "results/ingest/records.parquet", sequences=tmp / "results/ingest/sequences.parquet",
-                                 chunks=chunk_outputs, outputs=atlas, thresholds=Thresholds(), shard_size=500_000, threads=2)  # fmt: skip
+        summary = assemble_atlas(records=layout.records, sequences=layout.sequences, chunks=chunk_outputs, outputs=atlas,
+                                 filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), threads=2)  # fmt: skip
         assemble_s = time.perf_counter() - t
         kept = int(summary["counts"]["archived_high_confidence"])
         # peer: the same high-confidence PDB files, extracted (not timed), packed by tar -czf

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from foldatlas.tables import RECORDS_SCHEMA, SEQUENCES_SCHEMA
 
-from foldatlas.tables import RECORDS_SCHEMA, SEQUENCES_SCHEMA  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_workdir(root: Path, n: int) -> Path:
@@ -31,7 +30,7 @@ def make_workdir(root: Path, n: int) -> Path:
     (wd / "config").mkdir(parents=True)
     (wd / "config/config.yaml").write_text((REPO / "config/config.yaml").read_text())
     (wd / "in.fa").write_text(">a\nMKTAYIAKQRQISFVKSHFSRQ\n")
-    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}}))
+    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}, "foldseek": {"enabled": False}}))
     old = time.time() - 3600
     os.utime(wd / "in.fa", (old, old))
     chunks = wd / "results/chunks"

@@ -31,20 +31,20 @@ from pathlib import Path
 
 import numpy as np
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import yaml
+
+from foldatlas.engine import EngineSettings, FoldEngine
+from foldatlas.fasta import sequence_checksum
+from foldatlas.fold import fold_chunk
+from foldatlas.layout import Layout
+from foldatlas.model import load_folding_model, resolve_lm_dtype
+from foldatlas.settings import EmbeddingSettings, FoldSettings
+from foldatlas.tables import CHUNK_SCHEMA
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from foldatlas.engine import FoldEngine, FoldSettings  # noqa: E402
-from foldatlas.fasta import sequence_checksum  # noqa: E402
-from foldatlas.config import validate_config  # noqa: E402
-from foldatlas.fold import ChunkOutputs, fold_chunk, settings_from_config  # noqa: E402
-from foldatlas.model import load_folding_model, resolve_lm_dtype  # noqa: E402
-from foldatlas.tables import CHUNK_SCHEMA  # noqa: E402
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -69,15 +69,13 @@ def set_tf32(device: torch.device, on: bool) -> None:
         torch.backends.cudnn.allow_tf32 = on
 
 
-def workflow_settings(device: torch.device, *, num_recycles: int, max_tokens: int) -> FoldSettings:
+def workflow_settings(device: torch.device, *, num_recycles: int, max_tokens: int) -> EngineSettings:
     """The settings a ``fold_chunk`` job would use with ``config/config.yaml`` on ``device``
     (token and pair budgets sized to the GPU's memory), with the benchmark's overrides."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    config["fold"]["num_recycles"] = num_recycles
-    config["fold"]["max_tokens_per_batch"] = max_tokens
+    fold = FoldSettings.from_config({**config["fold"], "num_recycles": num_recycles, "max_tokens_per_batch": max_tokens})
     memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
-    return settings_from_config(config["fold"], config["embeddings"], device_memory=memory)
+    return EngineSettings.resolve(fold, EmbeddingSettings.from_config(config["embeddings"]), device_memory=memory)
 
 
 def plain_loop(model, seqs: list[str], out: Path, num_recycles: int, device: torch.device) -> float:  # type: ignore[no-untyped-def]
@@ -112,7 +110,7 @@ def plain_loop(model, seqs: list[str], out: Path, num_recycles: int, device: tor
     return time.perf_counter() - t
 
 
-def foldatlas_run(loaded, seqs: list[str], tmp: Path, settings: FoldSettings) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def foldatlas_run(loaded, seqs: list[str], tmp: Path, settings: EngineSettings) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """fold_chunk over the sample; returns (wall seconds, seconds inside model forward)."""
     chunk = tmp / "chunk_000000.parquet"
     seqs = sorted(seqs, key=len)
@@ -134,15 +132,14 @@ def foldatlas_run(loaded, seqs: list[str], tmp: Path, settings: FoldSettings) ->
     out = tmp / "fa"
     sync(loaded.device)
     t = time.perf_counter()
-    fold_chunk(chunk, ChunkOutputs(out / "p.parquet", out / "e.parquet", out / "s.tar.gz"), tmp / "partial", engine,
-               commit_seconds=60, progress_seconds=3600)  # fmt: skip
+    fold_chunk(chunk, Layout(out).chunk_outputs("000000"), tmp / "partial", engine, commit_seconds=60, progress_seconds=3600)
     wall = time.perf_counter() - t
     engine.model.forward = inner
     engine.close()
     return wall, forward[0]
 
 
-def ceiling(loaded, seqs: list[str], tmp: Path, settings: FoldSettings) -> float:  # type: ignore[no-untyped-def]
+def ceiling(loaded, seqs: list[str], tmp: Path, settings: EngineSettings) -> float:  # type: ignore[no-untyped-def]
     """Sequences per second of the harness alone: every forward returns a cached output."""
     engine = FoldEngine(loaded, settings)
     cache: dict = {}
@@ -164,14 +161,14 @@ def ceiling(loaded, seqs: list[str], tmp: Path, settings: FoldSettings) -> float
                              "length": [len(s) for s in seqs], "est_seconds": [1.0] * len(seqs)}, schema=CHUNK_SCHEMA), chunk)  # fmt: skip
     # warm-up run: fills the cache with one output per batch shape (the timed run below
     # must not clear it, or it folds for real again)
-    fold_chunk(chunk, ChunkOutputs(tmp / "w.parquet", tmp / "we.parquet", tmp / "ws.tar.gz"), tmp / "wp", engine, commit_seconds=60, progress_seconds=3600)
+    fold_chunk(chunk, Layout(tmp / "w").chunk_outputs("000001"), tmp / "wp", engine, commit_seconds=60, progress_seconds=3600)
     misses = len(cache)
     out = tmp / "c"
     t = time.perf_counter()
-    fold_chunk(chunk, ChunkOutputs(out / "p.parquet", out / "e.parquet", out / "s.tar.gz"), tmp / "cp", engine, commit_seconds=60, progress_seconds=3600)
+    fold_chunk(chunk, Layout(out).chunk_outputs("000001"), tmp / "cp", engine, commit_seconds=60, progress_seconds=3600)
     wall = time.perf_counter() - t
     if len(cache) != misses:
-        raise RuntimeError("internal error: the timed ceiling run called the model")
+        raise RuntimeError("the timed ceiling run called the model (the cache was not used)")
     engine.model.forward = inner
     return len(seqs) / wall
 

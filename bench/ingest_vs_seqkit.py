@@ -56,14 +56,15 @@ def timed(cmd: list[str] | str, *, shell: bool = False, env: dict | None = None)
 
 
 FOLDATLAS = """
-import sys
-sys.path.insert(0, {scripts!r})
 from foldatlas.ingest import read_fasta_file
 from foldatlas.chunking import plan_chunks
+from foldatlas.settings import ChunkSettings, IngestSettings
 out = {out!r}
-read_fasta_file({fasta!r}, out + '/part.parquet', source='in.fa', source_index=0, min_length=1, max_length=100000, workers=2)
+ingest = IngestSettings.from_config({{"min_length": 1, "max_length": 100000, "threads": 2}})
+read_fasta_file({fasta!r}, out + '/part.parquet', source='in.fa', source_index=0, settings=ingest)
 plan_chunks([out + '/part.parquet'], records_out=out + '/records.parquet', sequences_out=out + '/sequences.parquet',
-            chunks_dir=out + '/chunks', budget_seconds=1800, max_sequences=50000, memory_limit_gb={memory_gb}, threads=2)
+            chunks_dir=out + '/chunks', settings=ChunkSettings.from_config({{"gpu_seconds": 1800, "max_sequences": 50000}}),
+            memory_gb={memory_gb}, threads=2)
 """
 
 
@@ -72,7 +73,7 @@ def run_one(tmp: Path, fasta: Path, memory_gb: float) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     # each measured in its own child process so ru_maxrss is its own
-    code = FOLDATLAS.format(scripts=str(REPO / "scripts"), out=str(out), fasta=str(fasta), memory_gb=memory_gb)
+    code = FOLDATLAS.format(out=str(out), fasta=str(fasta), memory_gb=memory_gb)
     fa = timed_isolated([sys.executable, "-c", code])
     sk_out = tmp / "sk"
     shutil.rmtree(sk_out, ignore_errors=True)
