@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, save_tiny_weights
+from conftest import save_tiny_weights
 from foldatlas.archive import read_member, read_structure_archive
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import ChunkOutputs

@@ -18,6 +18,7 @@ from foldatlas.fold import ALLOC_CONF, configure_cuda_allocator
 from foldatlas.model import (
     CHECKSUM_SIDECAR,
     GpuUnavailableError,
+    ModelWeightsError,
     bf16_native,
     cast_for_inference,
     full_esmfold_config,
@@ -122,6 +123,22 @@ def test_esmfold_weights_folder_loads_with_its_identity(tmp_path):
     assert loaded.weights_checksum == weights_checksum(folder)
     assert loaded.lm_precision == "fp32" and loaded.tf32 is False
     assert load_folding_model("tiny", device="cpu").weights_checksum != loaded.weights_checksum
+
+
+def test_esmfold_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    """The cache's snapshot folder is found offline; its commit is the revision."""
+    import huggingface_hub.constants
+
+    repo = tmp_path / "hub" / "models--facebook--esmfold_v1"
+    snapshot = save_tiny_weights(repo / "snapshots" / "0123abcd", seed=3)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = load_folding_model("esmfold_v1", device="cpu")
+    assert loaded.model_version == "0123abcd" and loaded.weights_checksum == weights_checksum(snapshot)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ModelWeightsError, match="ESMFold weights not found"):
+        load_folding_model("esmfold_v1", device="cpu")
 
 
 def test_cuda_allocator_setting_respects_the_user():
