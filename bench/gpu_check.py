@@ -23,16 +23,17 @@ without a GPU; CI runs it, and tests import the pure-Python parts.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
+
+from foldatlas.batching import ESMFOLD_V1_MEMORY, MemoryModel  # pure Python
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from foldatlas.batching import ESMFOLD_V1_MEMORY, MemoryModel  # noqa: E402 - pure Python
 
 STEPS = ("env", "consistency", "oom_release", "memory", "benchmark")
 #: The CPU tests' tolerances (tests/test_engine.py, float32 at trained-scale weights).
@@ -89,6 +90,16 @@ class Summary:
         oks = [r.get("ok") for r in self.data["steps"].values() if "ok" in r]
         self.data["ok"] = all(oks) if oks else None
         self.path.write_text(json.dumps(self.data, indent=1, default=str) + "\n")
+
+
+def bench_module(name: str) -> ModuleType:
+    """A sibling benchmark script (``fold_memory``, ``fold_vs_plain``) as a module."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
 
 
 # ---------------------------------------------------------------------------- GPU steps
@@ -206,8 +217,7 @@ def step_oom_release() -> dict:
 def step_memory(args: argparse.Namespace, summary: Summary) -> tuple[dict, object]:
     import torch
 
-    import fold_memory
-
+    fold_memory = bench_module("fold_memory")
     eng = fold_memory.build_engine("full_random", "cuda")
     free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
     rows = []
@@ -236,8 +246,7 @@ def _measure(fold_memory, eng, p: dict) -> dict:  # type: ignore[no-untyped-def]
 
 
 def step_benchmark(args: argparse.Namespace, loaded) -> dict:  # type: ignore[no-untyped-def]
-    import fold_vs_plain
-
+    fold_vs_plain = bench_module("fold_vs_plain")
     seqs = fold_vs_plain.sample(args.bench_n, 30, args.bench_max_len)
     result = fold_vs_plain.benchmark(loaded, seqs, rounds=1)
     result["n"] = len(seqs)

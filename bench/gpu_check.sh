@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# the library from this checkout when it is not installed (e.g. the conda env of fold jobs)
+export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUTFILE=gpu_check.json
 for ((i = 1; i <= $#; i++)); do

@@ -55,3 +55,15 @@ def test_dry_run_of_the_shell_script():
     plan = json.loads(out.stdout)
     assert plan["dry_run"] and plan["steps"] == ["env", "consistency", "oom_release", "memory", "benchmark"]
     assert plan["memory_plan"] and plan["assume_free_gib"] == 30
+
+
+def test_benchmark_scripts_load_beside_it(gpu_check):
+    fold_memory = gpu_check.bench_module("fold_memory")
+    assert fold_memory.parse_chunk("none") is None and fold_memory.parse_chunk("128") == 128
+    fold_vs_plain = gpu_check.bench_module("fold_vs_plain")
+    seqs = fold_vs_plain.sample(200, 30, 1024)
+    batches = fold_vs_plain.plain_batches(seqs)  # esm-fold's: sorted, at most 1024 residues summed
+    assert sorted(s for b in batches for s in b) == sorted(seqs)
+    assert all(sum(map(len, b)) <= 1024 or len(b) == 1 for b in batches)
+    lengths = sorted(map(len, seqs))
+    assert 150 < lengths[100] < 350  # MGnify-like: log-normal around 250
