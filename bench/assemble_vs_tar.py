@@ -37,6 +37,7 @@ import torch
 
 import foldatlas.fold as fold_module
 from foldatlas.atlas import assemble_atlas
+from foldatlas.batching import make_batches
 from foldatlas.engine import EngineSettings
 from foldatlas.fasta import sequence_checksum
 from foldatlas.fold import fold_chunk
@@ -84,12 +85,17 @@ class StandInEngine:
     def __init__(self, predictions: dict[str, Prediction]) -> None:
         self.predictions = predictions
         fold = FoldSettings.from_config({"max_tokens_per_batch": 10_000_000, "max_pair_tokens_per_batch": 1_000_000_000})
-        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [DIM]}), device_memory=None)
-        self.loaded = SimpleNamespace(model_id="bench-stand-in", model_version="none")
+        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [DIM]}), free_memory=None)
+        self.loaded = SimpleNamespace(model_id="bench-stand-in", model_version="none", lm_precision="fp32", tf32=False, weights_checksum="none")
         self.embedder = None
         self.embedding_dim = DIM
         self.embedding_layers = (DIM,)
         self.device = torch.device("cpu")
+
+    def batches(self, items: list[SeqItem]) -> list[list[SeqItem]]:
+        s = self.settings
+        cuts = make_batches([it.length for it in items], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size)
+        return [[items[i] for i in batch] for batch in cuts]
 
     def predict(self, items: list[SeqItem]) -> list[Prediction]:
         return [self.predictions[it.checksum] for it in items]

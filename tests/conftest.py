@@ -32,7 +32,7 @@ def engine_settings(*, layers: tuple[int, ...] = (-1,), **fold: object):
     from foldatlas.engine import EngineSettings
     from foldatlas.settings import EmbeddingSettings, FoldSettings
 
-    return EngineSettings.resolve(FoldSettings.from_config(fold), EmbeddingSettings.from_config({"layers": list(layers)}), device_memory=None)
+    return EngineSettings.resolve(FoldSettings.from_config(fold), EmbeddingSettings.from_config({"layers": list(layers)}), free_memory=None)
 
 
 def read_part(path: Path, part: Path, *, source: str, source_index: int, workers: int = 1, **ingest: object):
@@ -48,6 +48,20 @@ def chunk_settings(gpu_seconds: float, max_sequences: int):
     from foldatlas.settings import ChunkSettings
 
     return ChunkSettings.from_config({"gpu_seconds": gpu_seconds, "max_sequences": max_sequences})
+
+
+def save_tiny_weights(folder: Path, seed: int) -> Path:
+    """A tiny ESMFold with random weights from ``seed``, saved as a real weights folder
+    (``save_pretrained``: config.json + safetensors), loadable as fold.model: esmfold_v1."""
+    import torch
+    from transformers import EsmForProteinFolding
+
+    from foldatlas.model import tiny_esmfold_config
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        EsmForProteinFolding(tiny_esmfold_config()).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

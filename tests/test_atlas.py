@@ -40,8 +40,8 @@ def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"") ->
         rows.append({
             "checksum": c, "length": len(seq), "status": "ok", "error": "", "plddt": conf, "plddt_ca": conf, "ptm": conf,
             "num_conf": 1, "max_pae": 5.0, "mean_pae": 2.0, "artefact": False, "residue_plddt": [conf] * len(seq), "pae": None,
-            "batch_size": 1, "seconds": 0.5, "chunk_size": None, "num_recycles": 4, "device": "cpu", "model_id": "test",
-            "model_version": "none", "member": f"{c}.pdb", "archive_offset": len(archive), "archive_length": len(entry),
+            "batch_size": 1, "seconds": 0.5, "chunk_size": None, "num_recycles": 3, "device": "cpu", "lm_precision": "fp32", "tf32": False, "model_id": "test",
+            "model_version": "none", "weights_checksum": "0" * 64, "member": f"{c}.pdb", "archive_offset": len(archive), "archive_length": len(entry),
         })  # fmt: skip
         archive += entry
     (out / "structures.tar.gz").write_bytes(archive + extra + archive_end())

@@ -26,7 +26,7 @@ def test_every_key_has_description_and_default():
 def test_defaults_fill_an_empty_config():
     cfg = validate_config({}, SCHEMA)
     assert cfg["ingest"]["max_length"] == 1280
-    assert cfg["fold"]["num_recycles"] == 4
+    assert cfg["fold"]["num_recycles"] == 3  # 4 trunk passes, ESMFold v1's own default
     assert cfg["chunks"]["cost"]["cubic"] > 0
 
 

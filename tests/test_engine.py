@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
+import weakref
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import torch
 
 from conftest import engine_settings
 from foldatlas import faults
-from foldatlas.engine import CHUNK_SIZE_FALLBACKS, MAX_CONSECUTIVE_FAILURES, FoldEngine, SystemicFoldError
+from foldatlas.engine import CHUNK_SIZE_FALLBACKS, MAX_CONSECUTIVE_FAILURES, OOM_BUDGET_FACTOR, FoldEngine, SystemicFoldError, is_oom
 from foldatlas.errors import ConfigError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.prediction import SeqItem
@@ -190,3 +193,124 @@ def test_fault_plan_from_env():
     assert faults.FaultPlan.from_env({}) == faults.FaultPlan()
     with pytest.raises(ConfigError, match="unknown keys"):
         faults.FaultPlan.from_env({"FOLDATLAS_INJECT_FAULTS": '{"unknown": 1}'})
+
+
+def test_oom_inside_the_trunk_frees_the_failed_attempt_before_the_retry(tiny_model, demo_sequences):
+    """An OOM raised deep in the trunk after a large allocation: by the time the retry's
+    forward starts, nothing of the failed attempt may be alive (no gc.collect here)."""
+    eng = FoldEngine(tiny_model, engine_settings(num_recycles=0))
+    model = tiny_model.model
+    refs: list[weakref.ref] = []
+    alive_at_retry: list[int] = []
+
+    def explode(module, inputs, output):
+        if not refs:
+            big = torch.ones(32, 1024, 1024)  # 128 MiB, referenced only by this frame
+            refs.append(weakref.ref(big))
+            refs.extend(weakref.ref(t) for t in output)  # the block's sequence and pair states
+            raise torch.OutOfMemoryError("injected inside the trunk after a large allocation")
+
+    def before_forward(module, args, kwargs):
+        if refs:
+            alive_at_retry.append(sum(r() is not None for r in refs))
+
+    hooks = [model.trunk.blocks[0].register_forward_hook(explode), model.register_forward_pre_hook(before_forward, with_kwargs=True)]
+    try:
+        preds = eng.predict(items([s[:24] for s in demo_sequences[:2]]))
+    finally:
+        for h in hooks:
+            h.remove()
+        eng.close()
+    assert len(refs) == 3 and alive_at_retry == [0, 0]  # the batch was split; both halves retried clean
+    assert [p.status for p in preds] == ["ok", "ok"] and [p.batch_size for p in preds] == [1, 1]
+
+
+def test_default_recycles_equal_the_reference_trunk_passes(tiny_model):
+    """fold.num_recycles' default runs as many trunk passes as ESMFold's own default
+    (num_recycles=None: config.max_recycles, 4 for ESMFold v1)."""
+    from transformers.models.esm.configuration_esm import TrunkConfig
+
+    from foldatlas.settings import FoldSettings
+
+    model, seq = tiny_model.model, "MKTAYIAKQRQISFVKSHFSRQ"
+    passes: list[int] = []
+    hook = model.trunk.blocks[0].register_forward_hook(lambda *a: passes.append(1))  # once per trunk pass
+    eng = FoldEngine(tiny_model, engine_settings())  # the schema's defaults
+    try:
+        eng.predict(items([seq]))
+        ours = len(passes)
+        passes.clear()
+        with torch.no_grad():
+            model.infer([seq])  # transformers' reference call: num_recycles=None
+        reference = len(passes)
+    finally:
+        hook.remove()
+        eng.close()
+    assert ours == reference == TrunkConfig().max_recycles == 4
+    assert FoldSettings.from_config({}).num_recycles + 1 == reference  # N recycles = N+1 passes
+
+
+def test_oom_records_do_not_stop_the_job(tiny_model, demo_sequences):
+    """Long sequences that never fit are recorded as oom however many come in a row."""
+    seqs = [s[:20] for s in demo_sequences[: MAX_CONSECUTIVE_FAILURES + 4]]
+    eng = FoldEngine(tiny_model, engine_settings(num_recycles=0, max_batch_size=4))
+    with faults.injected(oom_min_length=1, oom_max_chunk_size=0):
+        preds = [p for k in range(0, len(seqs), 4) for p in eng.predict(items(seqs[k : k + 4]))]
+    eng.close()
+    assert [p.status for p in preds] == ["oom"] * len(seqs)
+
+
+def test_allocation_failures_are_oom_and_device_faults_stop(tiny_model):
+    cublas = RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+    cudnn = RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")
+    assert is_oom(cublas) and is_oom(cudnn) and is_oom(torch.OutOfMemoryError("x"))
+    assert not is_oom(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    eng = FoldEngine(tiny_model, engine_settings(num_recycles=0))
+    raised: list[BaseException] = [cublas]
+
+    def fail_once(module, inputs, output):
+        if raised:
+            raise raised.pop(0)
+
+    hook = tiny_model.model.trunk.register_forward_hook(fail_once)
+    try:
+        (p,) = eng.predict(items(["MKTAYIAKQRQISFVK"]))  # cuBLAS allocation failure: retried as an OOM
+        assert p.status == "ok" and p.chunk_size == 32  # CPU auto chunk 64 -> retried at 32
+        raised.append(RuntimeError("CUDA error: an illegal memory access was encountered"))
+        with pytest.raises(SystemicFoldError, match="illegal memory access"):
+            eng.predict(items(["MKTAYIAKQRQISFVK"]))
+    finally:
+        hook.remove()
+        eng.close()
+
+
+def test_memory_budget_sizes_batches_and_drops_after_an_oom(tiny_model, demo_sequences, caplog):
+    seqs = [s[:30] for s in demo_sequences[:10]]
+    probe = FoldEngine(tiny_model, engine_settings())
+    budget = probe.memory.estimate(4, 30, probe.chunk_size_for(4, 30))
+    probe.close()
+    eng = FoldEngine(tiny_model, dataclasses.replace(engine_settings(num_recycles=0), memory_budget=budget))
+    assert [len(b) for b in eng.batches(items(seqs))] == [4, 4, 2]  # sized by the memory model
+    preds = []
+    with faults.injected(oom_tokens=3 * 30), caplog.at_level(logging.WARNING, logger="foldatlas.engine"):
+        for batch in eng.batches(items(seqs)):
+            preds += eng.predict(batch)
+    eng.close()
+    # the first batch of 4 ran out of memory: split in 2 + 2; the budget dropped, later batches hold 3
+    assert [p.batch_size for p in preds] == [2] * 4 + [3] * 6
+    assert all(p.status == "ok" for p in preds)
+    assert eng.budget == int(budget * OOM_BUDGET_FACTOR)
+    assert sum("memory budget lowered" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_embedding_hook_keeps_only_the_requested_layers(tiny_model):
+    eng = FoldEngine(tiny_model, engine_settings(num_recycles=0, layers=(-1, 1)))
+    seen: list[object] = []
+    hook = tiny_model.model.trunk.register_forward_pre_hook(lambda *a: seen.append(sorted(eng._captured)))
+    try:
+        (p,) = eng.predict(items(["MKTAYIAKQRQISFVK"]))
+    finally:
+        hook.remove()
+        eng.close()
+    assert seen == [[1, 2]]  # while the trunk runs, only layers 1 and 2 (= -1) of 0..2 are held
+    assert sorted(p.embeddings) == [1, 2]

@@ -67,8 +67,12 @@ def test_engine_takes_embeddings_from_standalone_model(tmp_path, tiny_model):
     path, _ = write_tiny_esm2(tmp_path)
     emb = Esm2Embedder(path, layers=(-1,), device=torch.device("cpu"))
     eng = FoldEngine(tiny_model, engine_settings(num_recycles=0), standalone_embedder=emb)
+    held = []
+    hook = tiny_model.model.trunk.register_forward_pre_hook(lambda *a: held.append(eng._captured))
     (p,) = eng.predict([SeqItem("0" * 32, "MKTAYIAKQRQISFVK")])
+    hook.remove()
     eng.close()
+    assert held == [None]  # ESMFold's own hidden states are not kept through the trunk
     np.testing.assert_allclose(p.embeddings[2], emb.embed(["MKTAYIAKQRQISFVK"])[2][0].mean(0).numpy(), atol=1e-5)
 
 

@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO
+from conftest import save_tiny_weights
 from foldatlas.archive import read_member, read_structure_archive
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import ChunkOutputs
+from foldatlas.model import load_folding_model, weights_checksum
 from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, decompress_pae
 
 FOLD = {
@@ -40,7 +41,7 @@ def outputs(folder: Path) -> ChunkOutputs:
     return ChunkOutputs(0, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
 
 
-def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None, fold: dict | None = None) -> subprocess.Popen:
+def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None, fold: dict | None = None, env: dict | None = None) -> subprocess.Popen:
     code = (
         "import json, sys\n"
         "from foldatlas.fold import fold_chunk_job\n"
@@ -55,19 +56,20 @@ def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None
         "               fold=FoldSettings.from_config(a['fold']), embeddings=EmbeddingSettings.from_config(a['emb']))\n"
     )
     args = {"chunk": str(chunk), "out": str(out), "partial": str(partial), "fold": fold or FOLD, "emb": EMB}
-    env = dict(os.environ)
+    environ = {**os.environ, **(env or {})}
     if faults:
-        env["FOLDATLAS_INJECT_FAULTS"] = json.dumps(faults)
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], env=env, stderr=subprocess.PIPE, text=True)
+        environ["FOLDATLAS_INJECT_FAULTS"] = json.dumps(faults)
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], env=environ, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, demo_sequences):
-    """An uninterrupted run over 12 sequences."""
+    """An uninterrupted run over 12 sequences, in a job that was allocated a GPU (as
+    Slurm's test jobs are) but told fold.device: cpu."""
     tmp = tmp_path_factory.mktemp("ref")
     chunk = tmp / "chunk_000000.parquet"
     checksums = make_chunk(chunk, demo_sequences[:12])
-    proc = run_job(chunk, tmp / "out", tmp / "partial")
+    proc = run_job(chunk, tmp / "out", tmp / "partial", env={"CUDA_VISIBLE_DEVICES": "0"})
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     return chunk, checksums, tmp / "out", err
@@ -80,6 +82,11 @@ def test_outputs_account_for_every_sequence(reference):
     assert preds["checksum"].to_pylist() == checksums  # chunk order, each once
     assert set(preds["status"].to_pylist()) == {"ok"}
     assert set(preds["model_id"].to_pylist()) == {"tiny-random-esmfold-seed0"}
+    # provenance: precision, TF32, device and the weights' content identity
+    tiny = load_folding_model("tiny", device="cpu")
+    assert set(zip(*(preds[c].to_pylist() for c in ("lm_precision", "tf32", "device", "weights_checksum")))) == {
+        ("fp32", False, "cpu", tiny.weights_checksum)
+    }
     emb = pq.read_table(out / "embeddings.parquet")
     assert sorted(zip(emb["checksum"].to_pylist(), emb["layer"].to_pylist())) == sorted((c, k) for c in checksums for k in (2, 0))
     assert emb.schema.field("embedding").type.list_size == 64
@@ -159,14 +166,11 @@ def test_changed_settings_discard_partial_results(reference, tmp_path):
     chunk, checksums, _, _ = reference
     partial = tmp_path / "partial"
     proc = run_job(chunk, tmp_path / "out", partial, faults={"sleep_seconds": 0.5})
-    while len(list(partial.glob("seg_*.predictions.parquet"))) < 1:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert _kill_after_first_commit(proc, partial)
     proc = run_job(chunk, tmp_path / "out", partial, fold=dict(FOLD, num_recycles=0))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert "other settings: discarding" in err and "0 already folded" in err
+    assert "made with other settings (settings:" in err and "discarding them" in err and "0 already folded" in err
     assert set(pq.read_table(tmp_path / "out/predictions.parquet")["num_recycles"].to_pylist()) == {0}
 
 
@@ -186,3 +190,47 @@ def test_oom_and_errors_recorded_in_outputs(reference, tmp_path):
     assert all(p["member"] is None and p["plddt"] is None and p["error"] for p in failed)
     archive = read_structure_archive(tmp_path / "out/structures.tar.gz")
     assert len(archive) == len(checksums) - 2
+
+
+def _kill_after_first_commit(proc: subprocess.Popen, partial: Path) -> set[str]:
+    """Wait for a committed segment, SIGKILL the job, return the committed checksums."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(partial.glob("seg_*.predictions.parquet")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return {c for p in partial.glob("seg_*.predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
+
+
+def test_resume_with_other_weights_starts_the_chunk_afresh(reference, tmp_path):
+    """Weights A killed mid-chunk, resumed with weights B (same model id, revision
+    "local"): nothing folded with A survives, and every prediction names B."""
+    chunk, checksums, _, _ = reference
+    a, b = save_tiny_weights(tmp_path / "a", seed=1), save_tiny_weights(tmp_path / "b", seed=2)
+    partial, out = tmp_path / "partial", tmp_path / "out"
+    proc = run_job(chunk, out, partial, faults={"sleep_seconds": 0.5}, fold=dict(FOLD, model="esmfold_v1", weights=str(a)))
+    done_a = _kill_after_first_commit(proc, partial)
+    assert 0 < len(done_a) < len(checksums), "the job ended before it was killed"
+    seg_a = {r["checksum"]: r for p in partial.glob("seg_*.predictions.parquet") for r in pq.read_table(p).to_pylist()}
+    proc = run_job(chunk, out, partial, fold=dict(FOLD, model="esmfold_v1", weights=str(b)))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "folding the chunk afresh" in err and "weights_checksum" in err and "0 already folded" in err
+    preds = pq.read_table(out / "predictions.parquet").to_pylist()
+    assert [p["checksum"] for p in preds] == checksums
+    assert {p["weights_checksum"] for p in preds} == {weights_checksum(b)} != {weights_checksum(a)}
+    assert {p["model_id"] for p in preds} == {"facebook/esmfold_v1"} and {p["model_version"] for p in preds} == {"local"}
+    for p in preds:  # B's own numbers, not A's carried over
+        if p["checksum"] in seg_a:
+            assert p["weights_checksum"] != seg_a[p["checksum"]]["weights_checksum"]
+            assert p["plddt"] != pytest.approx(seg_a[p["checksum"]]["plddt"], abs=1e-6)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
+def test_gpu_job_without_cuda_stops_at_once(reference, tmp_path):
+    chunk, _, _, _ = reference
+    proc = run_job(chunk, tmp_path / "out", tmp_path / "partial", fold=dict(FOLD, device="auto"), env={"SLURM_JOB_GPUS": "0"})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "SLURM_JOB_GPUS=0" in err and "CPU-only build" in err and "fold.device: cpu" in err
+    assert not (tmp_path / "partial").exists()  # nothing folded

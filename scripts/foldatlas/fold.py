@@ -26,7 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 from . import faults
 from .archive import archive_end, gzip_entry
 from .atomic import atomic_path
-from .batching import make_batches
 from .engine import EngineSettings, FoldEngine
 from .errors import FoldatlasError, InternalError
 from .layout import ChunkOutputs
@@ -46,12 +45,12 @@ from .status import Status
 from .structures import member_name, pdb_text
 from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
 
-__all__ = ["SEGMENT_FORMAT", "fold_chunk", "fold_chunk_job", "device_name"]
+__all__ = ["SEGMENT_FORMAT", "ALLOC_CONF", "fold_chunk", "fold_chunk_job", "device_name", "configure_cuda_allocator"]
 
 log = logging.getLogger("foldatlas.fold")
 
 #: Version of the partial-folder layout; segments of another version are discarded.
-SEGMENT_FORMAT = 2
+SEGMENT_FORMAT = 3
 _SETTINGS_FILE = "settings.json"
 
 
@@ -64,7 +63,10 @@ class _SegmentStore:
         settings = folder / _SETTINGS_FILE
         text = json.dumps(fingerprint, sort_keys=True)
         if settings.exists() and settings.read_text() != text:
-            log.warning("partial results in %s were made with other settings: discarding them", folder)
+            log.warning(
+                "partial results in %s were made with other settings (%s): discarding them and folding the chunk afresh",
+                folder, _differences(settings.read_text(), fingerprint),
+            )  # fmt: skip
             shutil.rmtree(folder)
             folder.mkdir(parents=True)
         if not settings.exists():
@@ -94,6 +96,19 @@ class _SegmentStore:
     def paths(self) -> list[Path]:
         """Path prefixes of the committed segments, in order (``<folder>/seg_NNNNNN``)."""
         return [self.folder / seg for seg in self.segments]
+
+
+def _differences(old_text: str, new: dict[str, object]) -> str:
+    """``key: old -> new`` for each fingerprint key that changed (for the log)."""
+    try:
+        old = json.loads(old_text)
+    except ValueError:
+        return "unreadable settings file"
+    if not isinstance(old, dict):
+        return "unreadable settings file"
+    new = json.loads(json.dumps(new))  # the same JSON types as the stored one
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
 def _remarks(context: dict[str, object], p: Prediction) -> list[str]:
@@ -253,18 +268,19 @@ class _Progress:
 
 def device_name(engine: FoldEngine) -> str:
     """``cpu`` or ``cuda:N (GPU name)``."""
-    import torch
+    from .model import device_label
 
-    dev = engine.device
-    if dev.type == "cuda":
-        index = dev.index if dev.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-    return str(dev)
+    return device_label(engine.device)[0]
 
 
 @dataclass(frozen=True)
 class _Job:
-    """What a fold job records with every prediction, and what its segments must share."""
+    """What a fold job records with every prediction, and what its segments must share.
+
+    The resume fingerprint holds everything that changes the predictions: the weights
+    (by content), the language model's precision, TF32, the GPU model (a chunk resumed
+    on another GPU class must not mix two numerics), and the result settings.
+    """
 
     context: dict[str, object]
     fingerprint: dict[str, object]
@@ -272,18 +288,28 @@ class _Job:
 
     @classmethod
     def of(cls, engine: FoldEngine) -> _Job:
-        s = engine.settings
+        from .model import device_label
+
+        s, loaded = engine.settings, engine.loaded
+        label, kind = device_label(engine.device)
         context = {
             "num_recycles": s.num_recycles,
-            "device": device_name(engine),
-            "model_id": engine.loaded.model_id,
-            "model_version": engine.loaded.model_version,
+            "device": label,
+            "lm_precision": loaded.lm_precision,
+            "tf32": loaded.tf32,
+            "model_id": loaded.model_id,
+            "model_version": loaded.model_version,
+            "weights_checksum": loaded.weights_checksum,
         }
         fingerprint = {
             "segment_format": SEGMENT_FORMAT,
-            "model_id": context["model_id"],
-            "model_version": context["model_version"],
-            "settings": asdict(s),
+            "model_id": loaded.model_id,
+            "model_version": loaded.model_version,
+            "weights_checksum": loaded.weights_checksum,
+            "lm_precision": loaded.lm_precision,
+            "tf32": loaded.tf32,
+            "device_kind": kind,
+            "settings": s.result_settings(),
             "embedding_layers": list(engine.embedding_layers),
             "embedder": engine.embedder.model_id if engine.embedder is not None else None,
         }
@@ -317,10 +343,8 @@ def fold_chunk(
     progress = _Progress(name, items, done, progress_seconds)
     writer = _Writer(store, schema=job.emb_schema, context=job.context, commit_seconds=commit_seconds, settings=engine.settings)
     writer.start()
-    s = engine.settings
     try:
-        for batch in make_batches([it.length for it in todo], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size):
-            batch_items = [todo[i] for i in batch]
+        for batch_items in engine.batches(todo):
             writer.put(engine.predict(batch_items))
             progress.update(len(batch_items), sum(it.length for it in batch_items))
     finally:
@@ -392,6 +416,36 @@ def _sorted_structures(segs: list[Path], order: dict[str, int]) -> Iterable[list
         yield [(c, e) for _, c, e in rows]
 
 
+#: The CUDA caching allocator's setting for fold jobs unless the user set one: batches of
+#: changing shapes fragment fixed segments until a pass that fits runs out of memory.
+ALLOC_CONF = "expandable_segments:True"
+_ALLOC_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def configure_cuda_allocator(environ: dict[str, str] | None = None) -> str | None:
+    """Set ``PYTORCH_CUDA_ALLOC_CONF`` to :data:`ALLOC_CONF` unless the user set it (or
+    ``PYTORCH_ALLOC_CONF``); return what was set, or None. Must run before CUDA starts."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if any(env.get(name) for name in _ALLOC_VARS):
+        log.info("CUDA allocator settings from the environment: %s", {n: env[n] for n in _ALLOC_VARS if env.get(n)})
+        return None
+    env["PYTORCH_CUDA_ALLOC_CONF"] = ALLOC_CONF
+    return ALLOC_CONF
+
+
+def _free_gpu_memory(device: object) -> int | None:
+    """Bytes a forward pass can still get on ``device`` (None on the CPU): free device
+    memory plus what torch's allocator holds unused."""
+    import torch
+
+    if getattr(device, "type", "cpu") != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+
+
 def fold_chunk_job(
     chunk_path: str | Path,
     outputs: ChunkOutputs,
@@ -403,8 +457,10 @@ def fold_chunk_job(
 ) -> dict[str, int]:
     """Everything one ``fold_chunk`` job does: load the model once, fold, merge.
 
-    ``threads`` (default ``fold.threads``) are torch's intra-op threads.
+    ``threads`` (default ``fold.threads``) are torch's intra-op threads. The memory
+    budget is measured after the model (and a stand-alone embedder) are loaded.
     """
+    configure_cuda_allocator()
     import torch
 
     from .esm2 import Esm2Embedder
@@ -413,9 +469,11 @@ def fold_chunk_job(
     torch.set_num_threads(max(1, threads or fold.threads))
     faults.kill_point("model_load")
     loaded = load_folding_model(fold.model, weights=fold.weights, device=fold.device, precision=fold.precision)
-    memory = torch.cuda.get_device_properties(loaded.device).total_memory if loaded.device.type == "cuda" else None
-    settings = EngineSettings.resolve(fold, embeddings, device_memory=memory)
-    embedder = Esm2Embedder(embeddings.model, layers=settings.embedding_layers, device=loaded.device) if embeddings.model else None
+    embedder = Esm2Embedder(embeddings.model, layers=embeddings.layers, device=loaded.device) if embeddings.model else None
+    free = _free_gpu_memory(loaded.device)
+    settings = EngineSettings.resolve(fold, embeddings, free_memory=free)
+    if free is not None:
+        log.info("%.1f GiB of GPU memory free after loading; memory budget %.1f GiB per forward pass", free / 2**30, settings.memory_budget / 2**30)
     engine = FoldEngine(loaded, settings, standalone_embedder=embedder)
     try:
         return fold_chunk(chunk_path, outputs, partial_dir, engine, commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds)

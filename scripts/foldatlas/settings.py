@@ -172,6 +172,7 @@ class FoldSettings(Section):
     chunk_size: int | str | None
     max_tokens_per_batch: int
     max_pair_tokens_per_batch: int
+    gpu_memory_fraction: float
     max_batch_size: int
     save_pae: bool
     artefact_max_plddt: float

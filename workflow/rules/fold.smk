@@ -15,7 +15,8 @@ rule fold_chunk:
     benchmark:
         LAYOUT.benchmark("fold_chunk", "{chunk}")
     conda:
-        ENV
+        # a CUDA build of torch (pinned); the CPU stages use ENV
+        "../../envs/foldatlas-gpu.yaml"
     threads: config["fold"]["threads"]
     resources:
         **gpu_site(),
