@@ -304,3 +304,12 @@ def test_modelcif_members_travel_with_their_pdb(tmp_path):
         pdb = gemmi.read_pdb_string(read_member(out.root / r["archive"], r["data_offset"], r["data_length"]).decode())
         assert r["cif_member"] == f"{r['checksum']}.cif.gz" and st[0].count_atom_sites() == pdb[0].count_atom_sites()
         assert [res.name for res in st[0][0]][3] == "UNK"
+
+
+@pytest.mark.parametrize("formats", [["cif"], ["pdb", "pdb"], ["cif", "pdb"], ["pdb", "mmtf"], []])
+def test_structure_formats_start_with_pdb(formats):
+    from foldatlas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="structures.formats"):
+        StructureSettings.from_config({"formats": formats})
+    assert StructureSettings.from_config({}).formats == ("pdb",)

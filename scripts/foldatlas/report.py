@@ -29,6 +29,7 @@ from . import duck
 from .archive import read_member
 from .atlas import ATLAS_BANDS, ATLAS_BINS
 from .atomic import atomic_path
+from .layout import HIGHCONF
 from .status import Status
 
 __all__ = ["PLDDT_BANDS", "VIEWER_JS", "write_report"]
@@ -182,7 +183,7 @@ class _Data:
         loc = ""
         if self.index.exists():
             loc = f"""LEFT JOIN (SELECT checksum, archive AS shard, member AS pdb_member, data_offset, data_length FROM read_parquet({duck.sql_path(self.index)})
-                       QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = 'highconf' DESC) = 1) i USING (checksum)"""
+                       QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)"""
         cols = "id, checksum, length, plddt, ptm, bin, high_confidence" + (", shard, pdb_member, data_offset, data_length" if loc else "")
         cur = self.con.execute(f"SELECT {cols} FROM {self.uniq} m {loc} ORDER BY ptm * plddt {'DESC' if best else 'ASC'}, checksum LIMIT {int(n)}")
         names = [d[0] for d in cur.description]
