@@ -176,7 +176,7 @@ METADATA_SCHEMA = _schema(
     ("record_index", pa.int64(), False, "0-based position of the record in its file"),
     ("header", pa.string(), False, "whole header line"),
     ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
-    ("crc64", pa.string(), True, "UniProt CRC64 of the normalised sequence, 16 upper-case hex digits (the ESM Atlas's sequenceChecksum); null when empty or invalid"),
+    ("crc64", pa.string(), True, "UniProt CRC64 of the normalised sequence, 16 upper-case hex digits (the ESM Atlas's sequenceChecksum); null for records rejected at ingest"),
     ("length", pa.int32(), False, "residues after normalisation"),
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
     ("status", pa.string(), False, f"{listed(FOLD_OUTCOMES)} (fold outcome) or {listed(REJECTED)} (ingest)"),

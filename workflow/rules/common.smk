@@ -24,6 +24,7 @@ LAYOUT = Layout.from_config(config["output"])
 # Expanded once at start-up: a glob matching nothing or a missing file fails here.
 INPUT_FASTA = expand_inputs(config["input"]["fasta"])
 
+
 def check_binaries_on_host():
     """Look for the external programs (foldseek, mmseqs) on this host, at the start of a
     real run (onstart: never in a dry run or --lint), and only when their rules will run
