@@ -41,6 +41,7 @@ __all__ = [
     "gzip_entry",
     "structure_entries",
     "archive_end",
+    "foldcomp_compress",
     "foldcomp_round_trip",
     "check_block",
     "ShardWriter",
@@ -308,6 +309,16 @@ def _atom_table(pdb: str) -> tuple[list[tuple[int, str, str]], np.ndarray]:
             keys.append((int(line[22:26]), line[17:20], line[12:16].strip()))
             xyz.append((float(line[30:38]), float(line[38:46]), float(line[46:54])))
     return keys, np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+
+
+def foldcomp_compress(checksum: str, pdb: bytes) -> bytes | None:
+    """A Foldcomp blob of a structure, without the round trip; None when Foldcomp cannot take it."""
+    import foldcomp
+
+    try:
+        return foldcomp.compress(safe_member_name(checksum), pdb.decode("ascii"))
+    except Exception:  # noqa: BLE001 - foldcomp raises plain errors on input it cannot take
+        return None
 
 
 def foldcomp_round_trip(checksum: str, pdb: bytes) -> tuple[bytes | None, float | None, str]:

@@ -28,7 +28,9 @@ import math
 import platform
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__, duck
-from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_round_trip
+from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
 from .atomic import atomic_dir, atomic_path
 from .errors import StaleOutputError
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
@@ -158,8 +160,11 @@ def assemble_atlas(
         preds_path = scratch / "predictions.parquet"
         meta = provenance(*_models(chunks))
         with atomic_dir(outputs.structures) as staging:
-            filer = _StructureFiler(staging, outputs, filter, atlas, formats, meta)
-            write_batches(filer.chunk_batches(chunks), preds_path, _JOINED_SCHEMA, compression="lz4")
+            filer = _StructureFiler(staging, outputs, filter, atlas, formats, meta, threads)
+            try:
+                write_batches(filer.chunk_batches(chunks), preds_path, _JOINED_SCHEMA, compression="lz4")
+            finally:
+                filer.pool.shutdown(cancel_futures=True)
             foldcomp = filer.close()
             write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
             _write_embeddings(chunks, outputs.embeddings, meta)
@@ -209,7 +214,9 @@ class _StructureFiler:
     """Files the structure of every ok prediction into the shards (and the Foldcomp
     database) while the predictions of each chunk stream past, and writes the index."""
 
-    def __init__(self, staging: Path, outputs: AtlasOutputs, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes]) -> None:
+    def __init__(
+        self, staging: Path, outputs: AtlasOutputs, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes], threads: int
+    ) -> None:
         rel = str(outputs.structures.relative_to(outputs.root))
         self.filter, self.atlas, self.formats = filter, atlas, tuple(formats)
         self.highconf = ShardWriter(staging, HIGHCONF, atlas.shard_size, archive_dir=rel)
@@ -217,6 +224,7 @@ class _StructureFiler:
         self.foldcomp = FoldcompWriter(foldcomp_db(staging)) if atlas.foldcomp else None
         self.foldcomp_stats = {"written": 0, "checked": 0, "left_out": 0, "max_rmsd": None, "tolerance": atlas.foldcomp_max_rmsd}
         self.index = _IndexWriter(staging / outputs.index.name, _with_provenance(INDEX_SCHEMA, meta))
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="foldatlas-check")
 
     def chunk_batches(self, chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
         """Every chunk's predictions with ``high_confidence``, ``bin`` and ``chunk`` added."""
@@ -234,7 +242,7 @@ class _StructureFiler:
             yield from t.to_batches()
 
     def _file(self, ok: list[tuple[dict, bool]], ch: ChunkOutputs) -> None:
-        for r, keep, block, members in _chunk_entries(ch, ok, self.formats):
+        for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool):
             checksum = r["checksum"]
             if keep:
                 fc = self._foldcomp(checksum, members[0].text)
@@ -248,14 +256,11 @@ class _StructureFiler:
         if self.foldcomp is None:
             return None, None, None
         st = self.foldcomp_stats
-        if int(checksum[:8], 16) >= self.atlas.foldcomp_check_fraction * 2**32:
-            import foldcomp
-
-            self.foldcomp.add(checksum, foldcomp.compress(checksum, pdb.decode("ascii")))
-            st["written"] += 1
-            return True, None, None
-        blob, rmsd, reason = foldcomp_round_trip(checksum, pdb)
-        st["checked"] += 1
+        if int(checksum[:8], 16) >= self.atlas.foldcomp_check_fraction * 2**32:  # not in the checked sample
+            blob, rmsd, reason = foldcomp_compress(checksum, pdb), None, "Foldcomp failed to compress it"
+        else:
+            blob, rmsd, reason = foldcomp_round_trip(checksum, pdb)
+            st["checked"] += 1
         if blob is not None and rmsd is not None:
             st["max_rmsd"] = max(st["max_rmsd"] or 0.0, round(rmsd, 4))
             if rmsd > self.atlas.foldcomp_max_rmsd:
@@ -293,22 +298,57 @@ def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[b
     write_batches((b for ch in chunks for b in pq.read_table(ch.embeddings).to_batches()), out, schema, row_group_size=65536)
 
 
-def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Sequence[str]) -> Iterator[tuple[dict, bool, bytes, list[Member]]]:
+#: Structures whose check is in flight at once (memory: a few MB of compressed entries).
+_CHECK_WINDOW = 256
+
+
+def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Sequence[str], pool: Executor) -> Iterator[tuple[dict, bool, bytes, list[Member]]]:
     """The tar entries of every ok prediction of a chunk, in archive order, each checked.
 
-    Entries are read by the byte ranges the fold job recorded, and must tile the
-    archive: each structure's block starts where the previous ended and holds its
-    members (one per format, named after the prediction's checksum) with valid tar
-    headers and gzip data whose CRC-32 and length hold (every member is decompressed:
-    a flipped bit anywhere is caught, never sampled); only the end-of-archive marker
-    follows the last.
+    Every structure's block (one member per format, named after the prediction's
+    checksum) must have valid tar headers and gzip data whose CRC-32 and length hold:
+    every member is decompressed once, so a flipped bit anywhere is caught, never
+    sampled. The checks run on ``pool``'s threads (zlib releases the GIL) while this
+    thread reads and copies; results come back in archive order.
 
     Raises
     ------
     StaleOutputError
-        The archive and the predictions disagree (a member without an ok prediction,
-        a missing or misplaced member, a corrupt entry, a truncated file), or the
-        predictions have no byte ranges (foldatlas 0.1).
+        The archive and the predictions disagree (see :func:`_read_blocks`), or an
+        entry is corrupt.
+    """
+    where = str(ch.structures)
+    pending: deque = deque()
+
+    def checked(item: tuple) -> tuple[dict, bool, bytes, list[Member]]:
+        r, keep, block, future = item
+        try:
+            return r, keep, block, future.result()
+        except ValueError as exc:
+            raise StaleOutputError(where, f"{exc} (fold this chunk again if structures.formats changed)") from None
+
+    try:
+        for r, keep, offset, block in _read_blocks(ch, ok):
+            pending.append((r, keep, block, pool.submit(check_block, block, r["checksum"], formats, where=f"byte {offset}")))
+            if len(pending) >= _CHECK_WINDOW:
+                yield checked(pending.popleft())
+        while pending:
+            yield checked(pending.popleft())
+    finally:
+        for item in pending:
+            item[3].cancel()
+
+
+def _read_blocks(ch: ChunkOutputs, ok: list[tuple[dict, bool]]) -> Iterator[tuple[dict, bool, int, bytes]]:
+    """``(prediction, keep, offset, block)`` of every ok prediction, read by the byte ranges
+    the fold job recorded, which must tile the archive: each block starts where the
+    previous ended, and only the end-of-archive marker follows the last.
+
+    Raises
+    ------
+    StaleOutputError
+        A member without an ok prediction, a missing or misplaced member, a truncated
+        file, or predictions without byte ranges (foldatlas 0.1).
     """
     where = str(ch.structures)
     if any(r["archive_offset"] is None or r["archive_length"] is None for r, _ in ok):
@@ -327,12 +367,8 @@ def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Seque
             block = fh.read(length)
             if len(block) != length:
                 raise StaleOutputError(where, f"truncated: expected {length} bytes at {offset} for {r['member']}, found {len(block)}")
-            try:
-                members = check_block(block, r["checksum"], formats, where=f"byte {offset}")
-            except ValueError as exc:
-                raise StaleOutputError(where, f"{exc} (fold this chunk again if structures.formats changed)") from None
             pos += length
-            yield r, keep, block, members
+            yield r, keep, offset, block
         rest = fh.read()
     if len(rest) < 2 * BLOCK or len(rest) % BLOCK or rest.count(0) != len(rest):
         raise StaleOutputError(where, f"expected only the end-of-archive marker (zero blocks) after byte {pos}, found {len(rest)} bytes with {len(rest) - rest.count(0)} non-zero")

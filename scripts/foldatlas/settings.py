@@ -212,6 +212,7 @@ class AtlasSettings(Section):
     foldcomp: bool
     foldcomp_check_fraction: float
     foldcomp_max_rmsd: float
+    threads: int
     memory_gb: float
     report: bool
 

@@ -21,7 +21,7 @@ rule assemble_atlas:
         LAYOUT.benchmark("assemble_atlas")
     conda:
         ENV
-    threads: 2
+    threads: config["atlas"]["threads"]
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
