@@ -13,7 +13,10 @@ to pack the same PDB files: ``tar -czf`` (GNU tar + gzip -6), in the same run.
   the forward passes in a real job) plus the merge at the end of the job
   (``merge_seconds``: chunk archive and tables, while the GPU waits).
 - ``assemble_atlas`` runs on all chunks with the default filter (both > 0.7), about
-  half of the structures pass.
+  half of the structures pass. It decompresses every copied member once to check its
+  gzip CRC-32 and length (and every tar header's checksum); it is run a second time,
+  on the same chunks, with that check replaced by a header-only one (the copy as it was
+  before the check), to measure what the check costs.
 
 Usage: python bench/assemble_vs_tar.py [--chunks 4] [--per-chunk 2000]
 """
@@ -35,7 +38,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+import foldatlas.atlas as atlas_module
 import foldatlas.fold as fold_module
+from foldatlas.archive import BLOCK, Member, _header
 from foldatlas.atlas import assemble_atlas
 from foldatlas.batching import make_batches
 from foldatlas.engine import EngineSettings
@@ -116,6 +121,27 @@ def timed_merge() -> list[float]:
     return seconds
 
 
+def headers_only(block: bytes, checksum: str, formats=("pdb",), *, where: str = "entry") -> list[Member]:  # type: ignore[no-untyped-def]
+    """The copy without the CRC check: tar headers parsed, gzip data not decompressed
+    (the decompressed size from the gzip trailer)."""
+    members, pos = [], 0
+    for _ in formats:
+        info = _header(block[pos : pos + BLOCK], where)
+        start = pos + BLOCK
+        size = int.from_bytes(block[start + info.size - 4 : start + info.size], "little")
+        members.append(Member(info.name, start, info.size, bytes(size)))  # a placeholder of the right size
+        pos += members[-1].entry_length
+    return members
+
+
+def timed_assemble(layout: Layout, chunk_outputs: list, root_name: str) -> tuple[float, dict]:  # type: ignore[type-arg]
+    atlas = Layout(layout.root.parent / root_name).atlas
+    t = time.perf_counter()
+    summary = assemble_atlas(records=layout.records, sequences=layout.sequences, chunks=chunk_outputs, outputs=atlas,
+                             filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), threads=2)  # fmt: skip
+    return time.perf_counter() - t, summary
+
+
 def make_chunk(folder: Path, k: int, n: int, rng: np.random.Generator) -> tuple[Path, list[str]]:
     lengths = np.sort(np.clip(rng.lognormal(np.log(250), 0.55, n).astype(int), 30, 1280))
     seqs = ["".join(rng.choice(list(RESTYPES), int(L))) for L in lengths]
@@ -160,12 +186,12 @@ def main() -> None:
         chunk_of = [k for k in range(args.chunks) for _ in range(args.per_chunk)]
         write_table(pa.table({"checksum": sums, "sequence": all_seqs, "length": [len(s) for s in all_seqs], "n_nonstandard": [0] * n,
                               "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of}), layout.sequences, SEQUENCES_SCHEMA)  # fmt: skip
-        atlas = layout.atlas
-        root = atlas.root
-        t = time.perf_counter()
-        summary = assemble_atlas(records=layout.records, sequences=layout.sequences, chunks=chunk_outputs, outputs=atlas,
-                                 filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), threads=2)  # fmt: skip
-        assemble_s = time.perf_counter() - t
+        real_check = atlas_module.check_block
+        atlas_module.check_block = headers_only  # type: ignore[assignment]
+        unchecked_s, _ = timed_assemble(layout, chunk_outputs, "unchecked")
+        atlas_module.check_block = real_check  # type: ignore[assignment]
+        assemble_s, summary = timed_assemble(layout, chunk_outputs, "results")
+        root = layout.atlas.root
         kept = int(summary["counts"]["archived_high_confidence"])
         # peer: the same high-confidence PDB files, extracted (not timed), packed by tar -czf
         pdb_dir = tmp / "pdb"
@@ -175,17 +201,19 @@ def main() -> None:
 
         pdb_bytes = 0
         for row in index:
-            entry = IndexEntry(row["checksum"], row["archive"], row["member"], row["offset"], row["length"], row["size"])
+            entry = IndexEntry(row["checksum"], row["archive"], row["member"], row["data_offset"], row["data_length"], row["pdb_size"])
             pdb_bytes += extract_structure(root / row["archive"], entry, pdb_dir).stat().st_size
         t = time.perf_counter()
         subprocess.run(["tar", "-czf", str(tmp / "peer.tar.gz"), "-C", str(pdb_dir), "."], check=True)
         tar_s = time.perf_counter() - t
-        shards_mb = sum(p.stat().st_size for p in (root / "structures").glob("*.tar.gz")) / 1e6
+        shards_mb = sum(p.stat().st_size for p in (root / "structures").glob("*.tar")) / 1e6
         result.update({
             "structures": n, "high_confidence": kept, "pdb_mb_high_confidence": round(pdb_bytes / 1e6, 1),
             "fold_host_seconds": round(fold_s, 2), "merge_seconds": round(merge_s, 2),
             "fold_host_structures_per_s": round(n / fold_s, 1), "merge_structures_per_s": round(n / merge_s, 1),
             "assemble_seconds": round(assemble_s, 2), "assemble_structures_per_s": round(n / assemble_s, 1),
+            "assemble_without_crc_check_seconds": round(unchecked_s, 2), "assemble_without_crc_check_structures_per_s": round(n / unchecked_s, 1),
+            "crc_check_cost": round(assemble_s / unchecked_s - 1, 3),
             "tar_czf_seconds": round(tar_s, 2), "tar_czf_structures_per_s": round(kept / tar_s, 1),
             "tar_seconds_over_assemble_seconds": round(tar_s / assemble_s, 2),
             "atlas_shards_mb": round(shards_mb, 1), "tar_czf_mb": round((tmp / "peer.tar.gz").stat().st_size / 1e6, 1),

@@ -3,7 +3,7 @@
 from foldatlas.atlas import assemble_atlas
 from foldatlas.layout import Layout
 from foldatlas.logs import rule_script
-from foldatlas.settings import AtlasSettings, FilterSettings
+from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
@@ -15,6 +15,8 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         outputs=layout.atlas,
         filter=FilterSettings.from_config(sm.params.filter),
         atlas=AtlasSettings.from_config(sm.params.atlas),
+        structures=StructureSettings.from_config(sm.params.config["structures"]),
+        config=sm.params.config,
         threads=sm.threads,
         scratch_dir=layout.scratch("assemble_atlas"),
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 from foldatlas.fold import fold_chunk_job
 from foldatlas.layout import ChunkOutputs
 from foldatlas.logs import rule_script
-from foldatlas.settings import EmbeddingSettings, FoldSettings
+from foldatlas.settings import EmbeddingSettings, FoldSettings, StructureSettings
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
@@ -16,5 +16,6 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sm.params.partial,
         fold=FoldSettings.from_config(sm.params.fold),
         embeddings=EmbeddingSettings.from_config(sm.params.embeddings),
+        structures=StructureSettings.from_config(sm.params.structures),
         threads=sm.threads,
     )

@@ -1,8 +1,8 @@
 """Rule foldseek_createdb: a foldseek database straight from the high-confidence shards."""
 
-from foldatlas.annotate import atlas_db
+from foldatlas.annotate import atlas_db, tool_binary
 from foldatlas.logs import rule_script
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
-    atlas_db(sm.params.binary, sm.input.structures, sm.output.db, threads=sm.threads)
+    atlas_db(tool_binary("foldseek", sm.params.binary), sm.input.structures, sm.output.db, threads=sm.threads)

@@ -48,7 +48,8 @@ def test_missing_binary_fails_with_instructions():
         find_binary("no-such-foldseek", key="foldseek.binary", install="Install it from bioconda.")
 
 
-@pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef.pdb", "0123456789abcdef0123456789abcdef_A", "0123456789abcdef0123456789abcdef.pdb_A"])
+@pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef.pdb", "0123456789abcdef0123456789abcdef_A",
+                                  "0123456789abcdef0123456789abcdef.pdb_A", "0123456789abcdef0123456789abcdef.pdb.gz_A", "0123456789abcdef0123456789abcdef.cif.gz"])
 def test_entry_names_map_back_to_checksums(name):
     assert entry_checksum(name) == "0123456789abcdef0123456789abcdef"
 
@@ -128,6 +129,24 @@ def test_mmseqs_failure_is_reported_with_command(tmp_path):
 
 
 @pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source to run these)")
+def test_foldseek_createdb_reads_the_shards_directly(tmp_path):
+    from foldatlas.annotate import atlas_db
+    from foldatlas.archive import ShardWriter
+    from ideal import ideal_pdb
+
+    writer = ShardWriter(tmp_path / "structures", "highconf", 3, archive_dir="structures")
+    sums = [f"{k:032x}" for k in range(7)]
+    for k, c in enumerate(sums):
+        writer.add(c, {"pdb": ideal_pdb(40 + 5 * k, unknown=(3,)).encode(), "cif": b"data_not_read\n"})
+    assert len(writer.close()) == 3
+    db = atlas_db(FOLDSEEK, tmp_path / "structures", tmp_path / "db", threads=1)
+    names = [line.split("\t")[1] for line in Path(f"{db}.lookup").read_text().splitlines()]
+    assert sorted(names) == sums  # every PDB member of every shard, once; the ModelCIF members are not read
+    lengths = sorted(int(line.split("\t")[2]) - 2 for line in Path(f"{db}.index").read_text().splitlines())  # sequence + newline + NUL
+    assert lengths == [40 + 5 * k for k in range(7)]  # every residue, the unknown one included
+
+
+@pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source to run these)")
 @pytest.mark.workflow
 def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     from test_workflow import prepare, run
@@ -141,20 +160,23 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     (wd / "resources/demo/targets").mkdir()
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", "--until", "assemble_atlas"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    shard = sorted((wd / "results/atlas/structures").glob("highconf_*.tar.gz"))[0]
-    subprocess.run(["tar", "xzf", str(shard), "-C", str(wd / "resources/demo/targets")], check=True)
+    shard = sorted((wd / "results/atlas/structures").glob("highconf_*.tar"))[0]
+    subprocess.run(["tar", "xf", str(shard), "-C", str(wd / "resources/demo/targets"), "--wildcards", "*.pdb.gz"], check=True)
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     clusters = pq.read_table(wd / "results/foldseek/clusters.parquet")
     assert clusters.schema.equals(CLUSTERS_SCHEMA, check_metadata=False)
     meta = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
     hc = {r["checksum"] for r in meta if r["high_confidence"]}
-    assert sorted(clusters["member"].to_pylist()) == sorted(hc)  # every high-confidence structure clustered once
+    assert sorted(clusters["member"].to_pylist()) == sorted(hc)  # every high-confidence structure clustered once, from the .tar shards
+    lookup = (wd / "results/foldseek/db/highconf.lookup").read_text().split("\n")
+    assert sorted(line.split("\t")[1] for line in lookup if line) == sorted(hc)  # PDB members only (the shards hold ModelCIF too)
     conf = {r["checksum"]: (r["plddt"], r["ptm"]) for r in meta if r["status"] == "folded"}
     for r in clusters.to_pylist():
         assert (r["plddt"], r["ptm"]) == pytest.approx(conf[r["member"]])
     hits = pq.read_table(wd / "results/foldseek/hits.parquet").to_pylist()
-    extracted = {p.name.removesuffix(".pdb") for p in (wd / "resources/demo/targets").iterdir()}
+    extracted = {p.name.removesuffix(".pdb.gz") for p in (wd / "resources/demo/targets").iterdir()}
+    assert len(extracted) == len(list((wd / "resources/demo/targets").iterdir())) > 0
     assert {h["query"] for h in hits} >= extracted  # every structure finds itself
     if MMSEQS:
         assert pq.read_table(wd / "results/mmseqs/clusters.parquet").num_rows == pq.read_metadata(wd / "results/ingest/sequences.parquet").num_rows

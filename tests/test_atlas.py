@@ -1,78 +1,105 @@
-"""assemble_atlas on hand-made fold outputs: structures are copied into the shards as
-compressed bytes, and any disagreement between a chunk's archive and its predictions
-stops the assembly with a message that names the file and the byte."""
+"""assemble_atlas on hand-made fold outputs (ideal chains, written as the fold job writes
+them): shards that every tar reader reads whole, structures copied byte for byte with
+every member's gzip CRC checked, exact ESM Atlas bins, UniProt CRC64, Foldcomp round
+trips, ModelCIF members, provenance; any disagreement between a chunk's archive and its
+predictions stops the assembly with a message that names the file and the byte."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import subprocess
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import foldatlas.atlas as atlas_module
-from foldatlas.archive import archive_end, gzip_entry, read_member
-from foldatlas.atlas import assemble_atlas
+from conftest import REPO
+from foldatlas.archive import archive_end, gzip_entry, read_member, structure_entries
+from foldatlas.atlas import ATLAS_BINS, assemble_atlas, confidence_bin, crc64_hex
 from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import AtlasOutputs, ChunkOutputs, Layout
-from foldatlas.settings import AtlasSettings, FilterSettings
-from foldatlas.tables import PREDICTIONS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_table
+from foldatlas.prediction import Prediction
+from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings
+from foldatlas.structures import UNKNOWN, UNKNOWN_ATOMS
+from foldatlas.tables import INDEX_SCHEMA, METADATA_SCHEMA, PREDICTIONS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_table
+from ideal import GLY, ideal_backbone
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def pdb(checksum: str, k: int) -> bytes:
-    atoms = "".join(f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {i * 3.8:8.3f}{k:8.3f}   0.000  1.00 {50 + k:5.2f}           C\n" for i in range(k + 1))
-    return f"REMARK checksum {checksum}\n{atoms}TER\nEND\n".encode()
+def prediction(checksum: str, L: int, conf: float, *, gap: bool = False) -> Prediction:
+    """A folded prediction with an ideal glycine helix (residue 3 unknown, with its backbone;
+    ``gap``: residues 5-7 without atoms, as foldatlas 0.2 wrote X)."""
+    aatype = np.full(L, GLY)
+    aatype[3] = UNKNOWN
+    pos, mask = np.zeros((L, 37, 3), np.float32), np.zeros((L, 37), bool)
+    pos[:, list(UNKNOWN_ATOMS)] = ideal_backbone(L)
+    mask[:, list(UNKNOWN_ATOMS)] = True
+    if gap:
+        mask[5:8] = False
+    return Prediction(checksum, L, plddt=conf, plddt_ca=conf, ptm=conf, aatype=aatype, positions=pos, atom_mask=mask, atom_plddt=np.full((L, 37), conf, np.float32))
 
 
-def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"") -> ChunkOutputs:
-    """Predictions and archive of one chunk; every other sequence is high-confidence."""
+def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"", formats: tuple[str, ...] = ("pdb",), gap: int | None = None) -> ChunkOutputs:
+    """Predictions and archive of one chunk, as fold_chunk writes them; every other sequence
+    is high-confidence."""
     out = folder / f"chunk_{no:06d}"
     out.mkdir(parents=True)
     rows, archive = [], b""
     for k, seq in enumerate(seqs):
         c = sequence_checksum(seq.encode())
-        entry = gzip_entry(f"{c}.pdb", pdb(c, k))
         conf = 0.9 if k % 2 == 0 else 0.5
+        block = structure_entries(prediction(c, len(seq), conf, gap=k == gap), formats=formats, remarks=[f"checksum {c}"], context={"model_id": "test", "model_version": "none"})
         rows.append({
             "checksum": c, "length": len(seq), "status": "ok", "error": "", "plddt": conf, "plddt_ca": conf, "ptm": conf,
-            "num_conf": 1, "max_pae": 5.0, "mean_pae": 2.0, "artefact": False, "residue_plddt": [conf] * len(seq), "pae": None,
-            "batch_size": 1, "seconds": 0.5, "chunk_size": None, "num_recycles": 3, "device": "cpu", "lm_precision": "fp32", "tf32": False, "model_id": "test",
-            "model_version": "none", "weights_checksum": "0" * 64, "member": f"{c}.pdb", "archive_offset": len(archive), "archive_length": len(entry),
+            "num_conf": 1, "max_pae": 5.0, "mean_pae": 2.0 + k, "artefact": False, "residue_plddt": [conf] * len(seq), "pae": None,
+            "batch_size": 1, "seconds": 0.5, "chunk_size": None, "num_recycles": 4, "device": "cpu", "lm_precision": "fp32", "tf32": False, "model_id": "test",
+            "model_version": "none", "weights_checksum": "0" * 64, "member": f"{c}.pdb.gz", "archive_offset": len(archive), "archive_length": len(block),
         })  # fmt: skip
-        archive += entry
-    (out / "structures.tar.gz").write_bytes(archive + extra + archive_end())
+        archive += block
+    (out / "structures.tar").write_bytes(archive + extra + archive_end())
     write_table(pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA), out / "predictions.parquet", PREDICTIONS_SCHEMA)
     emb = pa.schema([("checksum", pa.string()), ("layer", pa.int16()), ("embedding", pa.list_(pa.float16(), 2))])
-    pq.write_table(pa.table({"checksum": [r["checksum"] for r in rows], "layer": [0] * len(rows), "embedding": [[0.5, 1.0]] * len(rows)}, schema=emb), out / "embeddings.parquet")  # fmt: skip
-    return ChunkOutputs(no, out / "predictions.parquet", out / "embeddings.parquet", out / "structures.tar.gz")
+    vecs = [[1.0, 0.5 * k] for k in range(len(rows))]
+    pq.write_table(pa.table({"checksum": [r["checksum"] for r in rows], "layer": [0] * len(rows), "embedding": vecs}, schema=emb), out / "embeddings.parquet")
+    return ChunkOutputs(no, out / "predictions.parquet", out / "embeddings.parquet", out / "structures.tar")
 
 
-@pytest.fixture
-def workspace(tmp_path):
-    """Two chunks of five sequences, with their ingest tables."""
-    seqs = ["".join(AA[(i * 7 + j) % 20] for j in range(20 + i)) for i in range(10)]
-    chunks = [make_chunk(tmp_path / "fold", 0, seqs[:5]), make_chunk(tmp_path / "fold", 1, seqs[5:])]
+def write_ingest(tmp: Path, seqs: list[str], chunk_of: list[int]) -> None:
     n, sums = len(seqs), [sequence_checksum(s.encode()) for s in seqs]
     write_table(pa.table({
         "source": ["in.fa"] * n, "source_index": [0] * n, "record_index": list(range(n)), "line": list(range(1, 2 * n, 2)),
         "id": [f"p{i}" for i in range(n)], "header": [f"p{i} test" for i in range(n)], "checksum": sums,
         "length": [len(s) for s in seqs], "n_nonstandard": [0] * n, "status": ["ok"] * n, "reason": [""] * n,
-    }), tmp_path / "records.parquet", RECORDS_SCHEMA)  # fmt: skip
+    }), tmp / "records.parquet", RECORDS_SCHEMA)  # fmt: skip
     write_table(pa.table({
         "checksum": sums, "sequence": seqs, "length": [len(s) for s in seqs], "n_nonstandard": [0] * n,
-        "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": [0] * 5 + [1] * 5,
-    }), tmp_path / "sequences.parquet", SEQUENCES_SCHEMA)  # fmt: skip
-    return tmp_path, seqs, chunks
+        "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of,
+    }), tmp / "sequences.parquet", SEQUENCES_SCHEMA)  # fmt: skip
 
 
-def run(tmp: Path, chunks: list[ChunkOutputs], **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
+SEQS = ["".join(AA[(i * 7 + j) % 20] for j in range(20 + i)) for i in range(10)]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Two chunks of five sequences, with their ingest tables."""
+    chunks = [make_chunk(tmp_path / "fold", 0, SEQS[:5]), make_chunk(tmp_path / "fold", 1, SEQS[5:])]
+    write_ingest(tmp_path, SEQS, [0] * 5 + [1] * 5)
+    return tmp_path, SEQS, chunks
+
+
+def run(tmp: Path, chunks: list[ChunkOutputs], formats: tuple[str, ...] = ("pdb",), config: dict | None = None, **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
     out = Layout(tmp).atlas
     summary = assemble_atlas(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=out,
-                             filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({"shard_size": 3, **atlas}))  # fmt: skip
+                             filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({"shard_size": 3, **atlas}),
+                             structures=StructureSettings.from_config({"formats": list(formats)}), config=config)  # fmt: skip
     return out, summary
 
 
@@ -90,48 +117,71 @@ def test_shards_hold_the_chunk_entries_byte_for_byte(workspace, monkeypatch):
             source[r["checksum"]] = data[r["archive_offset"] : r["archive_offset"] + r["archive_length"]]
     for r in index:
         shard = (out.root / r["archive"]).read_bytes()
-        assert shard[r["offset"] : r["offset"] + r["length"]] == source[r["checksum"]]
-        text = read_member(out.root / r["archive"], r["offset"], r["length"], expect=r["member"])
-        assert text.startswith(f"REMARK checksum {r['checksum']}".encode()) and len(text) == r["size"]
-    # each shard is an ordinary .tar.gz of at most shard_size members
-    for shard in sorted(out.structures.glob("*.tar.gz")):
-        with tarfile.open(shard) as tar:
-            names = tar.getnames()
-        assert 1 <= len(names) <= 3 and all(n.endswith(".pdb") for n in names)
+        assert shard[r["data_offset"] - 512 : r["data_offset"] - 512 + len(source[r["checksum"]])] == source[r["checksum"]]
+        text = read_member(out.root / r["archive"], r["data_offset"], r["data_length"], expect=r["member"])
+        assert text.startswith(f"REMARK 250 checksum {r['checksum']}".encode()) and len(text) == r["pdb_size"]
     meta = pq.read_table(out.metadata).to_pylist()
     assert [m["high_confidence"] for m in meta] == [k % 2 == 0 for k in range(5)] * 2
+
+
+def test_every_tar_reader_sees_every_member(workspace):
+    tmp, _, chunks = workspace
+    out, _ = run(tmp, chunks, all_structures=True)
+    index = pq.read_table(out.structures / "index.parquet").to_pylist()
+    shards = sorted(out.structures.glob("*.tar"))
+    assert len(shards) == 6  # 2 high-confidence (3 + 3), 4 of all (3 + 3 + 3 + 1)
+    for shard in [*shards, *(ch.structures for ch in chunks)]:
+        expected = sorted(r["member"] for r in index if out.root / r["archive"] == shard) if shard.parent == out.structures else sorted(
+            r["member"] for ch in chunks if ch.structures == shard for r in pq.read_table(ch.predictions).to_pylist())
+        gnu = subprocess.run(["tar", "tf", str(shard)], capture_output=True, text=True, check=True).stdout.split()
+        with tarfile.open(shard, "r:") as tar:
+            seek = [m.name for m in tar]
+        with open(shard, "rb") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:  # a stream: no seeking back
+            stream = {m.name: gzip.decompress(tar.extractfile(m).read()) for m in tar}  # type: ignore[union-attr]
+        assert sorted(gnu) == sorted(seek) == sorted(stream) == expected, shard
+        assert all(t.startswith(b"REMARK 250 checksum") for t in stream.values())
+    for r in index:  # and by the index's byte ranges: one seek, one read
+        assert read_member(out.root / r["archive"], r["data_offset"], r["data_length"], expect=r["member"]).endswith(b"END\n")
 
 
 def _break(chunks: list[ChunkOutputs], how: str) -> None:
     ch = chunks[1]
     preds = pq.read_table(ch.predictions).to_pylist()
-    data = ch.structures.read_bytes()
+    data = bytearray(ch.structures.read_bytes())
+    a, n = preds[2]["archive_offset"], preds[2]["archive_length"]
     if how == "extra member":
         c = "f" * 32
-        ch.structures.write_bytes(data[: -len(archive_end())] + gzip_entry(f"{c}.pdb", b"ATOM\n") + archive_end())
+        data = data[: -len(archive_end())] + gzip_entry(f"{c}.pdb.gz", b"ATOM\n") + archive_end()
     elif how == "shifted range":
         preds[2]["archive_offset"] += 1
     elif how == "truncated":
-        ch.structures.write_bytes(data[: preds[-1]["archive_offset"] + 10])
+        data = data[: preds[-1]["archive_offset"] + 10]
     elif how == "swapped names":
         preds[1]["member"], preds[3]["member"] = preds[3]["member"], preds[1]["member"]
+        preds[1]["checksum"], preds[3]["checksum"] = preds[3]["checksum"], preds[1]["checksum"]
     elif how == "garbage entry":
-        a, n = preds[2]["archive_offset"], preds[2]["archive_length"]
-        ch.structures.write_bytes(data[:a] + b"\x01" * n + data[a + n :])
+        data[a : a + n] = b"\x01" * n
+    elif how == "bit flip in a member":
+        data[a + 512 + n // 4] ^= 0x10  # inside the gzip data, past its header
+    elif how == "bit flip in a header":
+        data[a + 20] ^= 0x01  # the member's name: the header checksum no longer holds
     elif how == "no byte ranges":
         for r in preds:
             r["archive_offset"] = r["archive_length"] = None
+    ch.structures.write_bytes(bytes(data))
     write_table(pa.Table.from_pylist(preds, schema=PREDICTIONS_SCHEMA), ch.predictions, PREDICTIONS_SCHEMA)
 
 
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("extra member", r"chunk_000001/structures.tar.gz: \d+ bytes of tar entries after byte \d+ that no ok prediction names"),
-        ("shifted range", r"chunk_000001/structures.tar.gz: expected the entry of \w+\.pdb at byte \d+, found the previous entry ending at \d+"),
-        ("truncated", r"chunk_000001/structures.tar.gz: truncated: expected \d+ bytes at \d+"),
-        ("swapped names", r"chunk_000001/structures.tar.gz: byte \d+: expected member '\w+\.pdb', found '\w+\.pdb'"),
-        ("garbage entry", r"chunk_000001/structures.tar.gz: byte \d+: expected a gzip member, found other bytes"),
+        ("extra member", r"chunk_000001/structures.tar: expected only the end-of-archive marker \(zero blocks\) after byte \d+, found \d+ bytes"),
+        ("shifted range", r"chunk_000001/structures.tar: expected the entries of \w+\.pdb\.gz at byte \d+, found the previous entry ending at \d+"),
+        ("truncated", r"chunk_000001/structures.tar: truncated: expected \d+ bytes at \d+"),
+        ("swapped names", r"chunk_000001/structures.tar: byte \d+ byte 0: expected member '\w+\.pdb\.gz', found '\w+\.pdb\.gz'"),
+        ("garbage entry", r"chunk_000001/structures.tar: byte \d+ byte 0: expected a tar header, found other bytes"),
+        ("bit flip in a member", r"chunk_000001/structures.tar: byte \d+ byte 512 \(\w+\.pdb\.gz\): expected a gzip file whose CRC checks"),
+        ("bit flip in a header", r"chunk_000001/structures.tar: byte \d+ byte 0: expected a tar header, found other bytes \(bad checksum\)"),
         ("no byte ranges", r"chunk_000001/predictions.parquet: ok predictions without an archive byte range .* fold this chunk again"),
     ],
 )
@@ -143,3 +193,123 @@ def test_archive_that_disagrees_with_its_predictions_stops_the_assembly(workspac
     root = tmp / "atlas"
     assert not (root / "metadata.parquet").exists() and not (root / "structures").exists()
     assert [p.name for p in root.iterdir()] == []  # no staging or scratch left behind
+
+
+def test_every_member_is_checked_not_a_sample(workspace):
+    """A flipped bit in any one structure of the chunk stops the assembly, wherever it is."""
+    tmp, _, chunks = workspace
+    original = chunks[0].structures.read_bytes()
+    for r in pq.read_table(chunks[0].predictions).to_pylist():
+        data = bytearray(original)
+        data[r["archive_offset"] + 512 + r["archive_length"] // 3] ^= 0x04
+        chunks[0].structures.write_bytes(bytes(data))
+        with pytest.raises(StaleOutputError, match="CRC"):
+            run(tmp, chunks)
+    chunks[0].structures.write_bytes(original)
+    run(tmp, chunks)
+
+
+ATLAS_V0_BINS = (REPO / "tests/data/esm_atlas_v0_bins.txt").read_text().split()
+
+
+def test_bin_names_and_edges_are_the_esm_atlas_ones():
+    assert len(ATLAS_BINS) == len(set(ATLAS_BINS)) == 49
+    assert set(ATLAS_V0_BINS) <= set(ATLAS_BINS) and len(ATLAS_V0_BINS) == 43  # the bins of Atlas v0 that hold structures
+    assert confidence_bin(0.0, 0.0) == "tm_0_.40_plddt_0_.40"
+    assert confidence_bin(1.0, 1.0) == confidence_bin(0.9, 0.95) == "tm_.90_1_plddt_.90_1"
+    assert confidence_bin(0.3999, 0.4) == "tm_0_.40_plddt_.40_.50"
+    assert confidence_bin(0.8999, 0.65) == "tm_.80_.90_plddt_.60_.70"
+    assert confidence_bin(None, 0.5) is None and confidence_bin(float("nan"), 0.5) is None
+    values = np.linspace(0, 1, 101)
+    assert {confidence_bin(t, p) for t in values for p in values} == set(ATLAS_BINS)
+
+
+def test_crc64_is_uniprots():
+    from Bio.SeqUtils.CheckSum import crc64
+
+    # UniProtKB SQ lines: P60904 (DNJC5_MOUSE), P0A186 (NDOA_PSEU8)
+    p60904 = ("MADQRQRSLSTSGESLYHVLGLDKNATSDDIKKSYRKLALKYHPDKNPDNPEAADKFKEINNAHAILTDATKRNIYDKYGSLGLYVAEQFGEENVNTYFVLSSWWAKALFVVCGLLTCCY"
+              "CCCCLCCCFNCCCGKCKPKAPEGEETEFYVSPEDLEAQLQSDEREATDTPIVIQPASATETTQLTADSHPSYHTDGFN")  # fmt: skip
+    p0a186 = "MTVKWIEAVALSDILEGDVLGVTVEGKELALYEVEGEIYATDNLCTHGSARMSDGYLEGREIECPLHQGRFDVCTGKALCAPVTQNIKTYPVKIENLRVMIDLS"
+    assert crc64_hex([p60904, p0a186]) == ["52F98261FBAD978F", "475625DCC3EDCD41"]
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list(AA + "XBZUO"), int(n))) for n in rng.integers(1, 600, 300)]
+    assert crc64_hex(seqs) == [crc64(s).removeprefix("CRC-") for s in seqs]
+
+
+def test_metadata_has_crc64_mean_pae_and_provenance(workspace):
+    tmp, seqs, chunks = workspace
+    out, _ = run(tmp, chunks, config={"filter": {"min_plddt": 0.7}, "atlas": {"shard_size": 3}})
+    meta = pq.read_table(out.metadata)
+    assert meta.schema.equals(METADATA_SCHEMA, check_metadata=False)
+    rows = meta.to_pylist()
+    assert [r["crc64"] for r in rows] == crc64_hex(seqs)
+    assert [r["mean_pae"] for r in rows] == [2.0 + k for k in range(5)] * 2
+    for path in (out.metadata, out.plddt, out.embeddings, out.index):
+        kv = json.loads(pq.read_schema(path).metadata[b"foldatlas"])
+        assert kv["model_ids"] == ["test"] and kv["versions"]["pyarrow"] == pa.__version__ and kv["foldatlas"], path
+    assert pq.read_schema(out.index).equals(INDEX_SCHEMA, check_metadata=False)
+    import yaml
+
+    assert yaml.safe_load(out.config.read_text()) == {"filter": {"min_plddt": 0.7}, "atlas": {"shard_size": 3}}
+
+
+def test_embeddings_are_vectors_for_duckdb(workspace):
+    import duckdb
+
+    tmp, _, chunks = workspace
+    out, _ = run(tmp, chunks)
+    path = str(out.embeddings)
+    sims = duckdb.sql(f"SELECT list_cosine_similarity(a.embedding, b.embedding) FROM '{path}' a, '{path}' b WHERE a.checksum < b.checksum").fetchall()
+    assert len(sims) == 45 and all(0 < s <= 1.0001 for (s,) in sims)
+    cast = duckdb.sql(f"SELECT array_cosine_similarity(embedding::FLOAT[2], embedding::FLOAT[2]) FROM '{path}' LIMIT 1").fetchall()
+    assert cast[0][0] == pytest.approx(1.0)
+
+
+def test_foldcomp_keeps_only_structures_that_survive_the_round_trip(tmp_path):
+    import foldcomp
+
+    chunks = [make_chunk(tmp_path / "fold", 0, SEQS[:6], gap=2)]  # the gapped structure is high-confidence
+    write_ingest(tmp_path, SEQS[:6], [0] * 6)
+    out, summary = run(tmp_path, chunks, foldcomp=True, foldcomp_check_fraction=1.0)
+    index = [r for r in pq.read_table(out.index).to_pylist() if r["collection"] == "highconf"]
+    gapped = sequence_checksum(SEQS[2].encode())
+    assert summary["structures"]["foldcomp"] | {"max_rmsd": None} == {
+        "enabled": True, "check_fraction": 1.0, "written": 2, "checked": 3, "left_out": 1, "max_rmsd": None, "tolerance": 0.5}  # fmt: skip
+    for r in index:
+        if r["checksum"] == gapped:
+            assert not r["in_foldcomp"] and "chain gap" in r["foldcomp_reason"]
+        else:
+            assert r["in_foldcomp"] and r["foldcomp_rmsd"] < 0.05 and r["foldcomp_reason"] is None
+    with foldcomp.open(str(out.structures / "foldcomp/highconf")) as db:
+        names = {name: pdb for name, pdb in db}
+    assert sorted(names) == sorted(r["checksum"] for r in index if r["in_foldcomp"])
+    for name, pdb in names.items():
+        assert sum(line.startswith("ATOM") and line[12:16].strip() == "CA" for line in pdb.splitlines()) == len(SEQS[[sequence_checksum(s.encode()) for s in SEQS].index(name)])
+
+
+def test_modelcif_members_travel_with_their_pdb(tmp_path):
+    import gemmi
+
+    chunks = [make_chunk(tmp_path / "fold", 0, SEQS[:4], formats=("pdb", "cif"))]
+    write_ingest(tmp_path, SEQS[:4], [0] * 4)
+    with pytest.raises(StaleOutputError, match=r"bytes after the entries of \w+ .*fold this chunk again if structures.formats changed"):
+        run(tmp_path, chunks)  # configured for PDB only
+    out, _ = run(tmp_path, chunks, formats=("pdb", "cif"))
+    index = pq.read_table(out.index).to_pylist()
+    assert len(index) == 2
+    for r in index:
+        cif = read_member(out.root / r["archive"], r["cif_offset"], r["cif_length"], expect=r["cif_member"])
+        st = gemmi.make_structure_from_block(gemmi.cif.read_string(cif.decode())[0])
+        pdb = gemmi.read_pdb_string(read_member(out.root / r["archive"], r["data_offset"], r["data_length"]).decode())
+        assert r["cif_member"] == f"{r['checksum']}.cif.gz" and st[0].count_atom_sites() == pdb[0].count_atom_sites()
+        assert [res.name for res in st[0][0]][3] == "UNK"
+
+
+@pytest.mark.parametrize("formats", [["cif"], ["pdb", "pdb"], ["cif", "pdb"], ["pdb", "mmtf"], []])
+def test_structure_formats_start_with_pdb(formats):
+    from foldatlas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="structures.formats"):
+        StructureSettings.from_config({"formats": formats})
+    assert StructureSettings.from_config({}).formats == ("pdb",)

@@ -130,17 +130,17 @@ def test_hostile_archive_members_are_never_extracted(tmp_path):
     assert names == ["../outside.pdb", "/tmp/foldatlas-absolute.pdb", "a/../../up.pdb"]
     assert not (tmp_path.parent / "outside.pdb").exists() and not Path("/tmp/foldatlas-absolute.pdb").exists()
     # an index entry pointing at such a member: the name is checked, the output name is the checksum's
-    info = tarfile.TarInfo("../outside.pdb")
-    info.size = 4
-    data = gzip.compress(info.tobuf() + b"ATOM" + b"\0" * 508)
-    shard = tmp_path / "shard.tar.gz"
-    shard.write_bytes(data)
-    entry = IndexEntry("0" * 32, "shard.tar.gz", "0" * 32 + ".pdb", 0, len(data), 4)
+    comp = gzip.compress(b"ATOM")
+    info = tarfile.TarInfo("../outside.pdb.gz")
+    info.size = len(comp)
+    shard = tmp_path / "shard.tar"
+    shard.write_bytes(info.tobuf() + comp + b"\0" * (-len(comp) % 512))
+    entry = IndexEntry("0" * 32, "shard.tar", "0" * 32 + ".pdb.gz", 512, len(comp), 4)
     with pytest.raises(ValueError, match="expected member"):
         extract_structure(shard, entry, tmp_path / "out")
     with pytest.raises(ValueError, match="expected a 32-digit"):
-        extract_structure(shard, IndexEntry("../../x", "s", "../../x.pdb", 0, len(data), 4), tmp_path / "out")
-    assert read_member(shard, 0, len(data)) == b"ATOM"
+        extract_structure(shard, IndexEntry("../../x", "s", "../../x.pdb.gz", 512, len(comp), 4), tmp_path / "out")
+    assert read_member(shard, 512, len(comp)) == b"ATOM"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

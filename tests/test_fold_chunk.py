@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import save_tiny_weights
-from foldatlas.archive import read_member, read_structure_archive
+from conftest import REPO, save_tiny_weights
+from foldatlas.archive import check_block, read_member, read_structure_archive
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import ChunkOutputs
 from foldatlas.model import load_folding_model, weights_checksum
@@ -38,7 +38,7 @@ def make_chunk(path: Path, seqs: list[str]) -> list[str]:
 
 
 def outputs(folder: Path) -> ChunkOutputs:
-    return ChunkOutputs(0, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
+    return ChunkOutputs(0, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar")
 
 
 def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None, fold: dict | None = None, env: dict | None = None) -> subprocess.Popen:
@@ -51,7 +51,7 @@ def run_job(chunk: Path, out: Path, partial: Path, *, faults: dict | None = None
         "from foldatlas.settings import EmbeddingSettings, FoldSettings\n"
         "setup_logging(None)\n"
         "a = json.loads(sys.argv[1])\n"
-        "out = ChunkOutputs(0, *(Path(a['out']) / n for n in ('predictions.parquet', 'embeddings.parquet', 'structures.tar.gz')))\n"
+        "out = ChunkOutputs(0, *(Path(a['out']) / n for n in ('predictions.parquet', 'embeddings.parquet', 'structures.tar')))\n"
         "fold_chunk_job(a['chunk'], out, a['partial'],\n"
         "               fold=FoldSettings.from_config(a['fold']), embeddings=EmbeddingSettings.from_config(a['emb']))\n"
     )
@@ -90,14 +90,16 @@ def test_outputs_account_for_every_sequence(reference):
     emb = pq.read_table(out / "embeddings.parquet")
     assert sorted(zip(emb["checksum"].to_pylist(), emb["layer"].to_pylist())) == sorted((c, k) for c in checksums for k in (2, 0))
     assert emb.schema.field("embedding").type.list_size == 64
-    archive = read_structure_archive(out / "structures.tar.gz")
+    archive = read_structure_archive(out / "structures.tar")
     assert sorted(archive) == sorted(f"{c}.pdb" for c in checksums)
-    assert preds["member"].to_pylist() == [f"{c}.pdb" for c in checksums]
-    # every structure is one gzip member at its recorded byte range; the ranges tile the archive
+    assert preds["member"].to_pylist() == [f"{c}.pdb.gz" for c in checksums]
+    # every structure's tar entry is at its recorded byte range; the ranges tile the archive
     ranges = sorted(zip(preds["archive_offset"].to_pylist(), preds["archive_length"].to_pylist(), preds["member"].to_pylist()))
     assert ranges[0][0] == 0 and all(a + n == b for (a, n, _), (b, _, _) in zip(ranges, ranges[1:]))
+    data = (out / "structures.tar").read_bytes()
     for offset, length, member in ranges:
-        assert read_member(out / "structures.tar.gz", offset, length, expect=member).decode() == archive[member]
+        (entry,) = check_block(data[offset : offset + length], member[:32])
+        assert read_member(out / "structures.tar", offset + entry.data_start, entry.data_length, expect=member).decode() == archive[member.removesuffix(".gz")]
     row = preds.slice(0, 1).to_pylist()[0]
     pae = decompress_pae(row["pae"], row["length"])
     assert pae.shape == (row["length"],) * 2 and float(pae.max()) == pytest.approx(row["max_pae"], abs=0.02)
@@ -110,7 +112,7 @@ def test_archive_bytes_are_reproducible(reference, tmp_path):
     chunk, _, out, _ = reference
     proc = run_job(chunk, tmp_path / "out", tmp_path / "partial")
     assert proc.wait(timeout=300) == 0
-    assert (tmp_path / "out/structures.tar.gz").read_bytes() == (out / "structures.tar.gz").read_bytes()
+    assert (tmp_path / "out/structures.tar").read_bytes() == (out / "structures.tar").read_bytes()
 
 
 def test_killed_job_resumes_without_refolding_or_losing(reference, tmp_path):
@@ -140,7 +142,7 @@ def test_killed_job_resumes_without_refolding_or_losing(reference, tmp_path):
     assert set(got["status"].to_pylist()) == {"ok"}
     np.testing.assert_allclose(got["plddt"].to_numpy(), ref["plddt"].to_numpy(), atol=1e-3)
     np.testing.assert_allclose(got["ptm"].to_numpy(), ref["ptm"].to_numpy(), atol=1e-3)
-    a, b = read_structure_archive(tmp_path / "out/structures.tar.gz"), read_structure_archive(ref_out / "structures.tar.gz")
+    a, b = read_structure_archive(tmp_path / "out/structures.tar"), read_structure_archive(ref_out / "structures.tar")
     assert list(a) == list(b)
     for name in a:
         xa = np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in a[name].splitlines() if ln.startswith("ATOM")])
@@ -188,7 +190,7 @@ def test_oom_and_errors_recorded_in_outputs(reference, tmp_path):
     assert sum(s == "ok" for s in status.values()) == len(checksums) - 2
     failed = [p for p in preds if p["status"] != "ok"]
     assert all(p["member"] is None and p["plddt"] is None and p["error"] for p in failed)
-    archive = read_structure_archive(tmp_path / "out/structures.tar.gz")
+    archive = read_structure_archive(tmp_path / "out/structures.tar")
     assert len(archive) == len(checksums) - 2
 
 

@@ -22,6 +22,7 @@ SECTIONS = {
     "embeddings": S.EmbeddingSettings,
     "filter": S.FilterSettings,
     "atlas": S.AtlasSettings,
+    "structures": S.StructureSettings,
     "foldseek": S.FoldseekSettings,
     "mmseqs": S.MmseqsSettings,
     "slurm": S.SlurmSettings,

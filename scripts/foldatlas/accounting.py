@@ -96,7 +96,7 @@ class _Checker:
         for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {self.index}").fetchall():
             if not (self.outputs.root / archive).is_file():
                 self.problems.append(f"index names {archive}, which does not exist")
-        sample = f'SELECT archive, member, "offset", length, size FROM {self.index} USING SAMPLE {int(sample_reads)} ROWS'
+        sample = f'SELECT archive, member, data_offset, data_length, pdb_size FROM {self.index} USING SAMPLE {int(sample_reads)} ROWS'
         for archive, member, offset, length, size in self.con.execute(sample).fetchall():
             try:
                 data = read_member(self.outputs.root / archive, offset, length, expect=member)

@@ -1,10 +1,13 @@
 """Structural and sequence annotation: foldseek clustering and search, mmseqs2 clustering.
 
 Every program runs through :func:`foldatlas.tools.run_tool` (argument lists, recorded
-command, exit code and stderr). foldseek's row order varies between identical runs, so
-every table is sorted before it is written. Entry names are mapped back to sequence
-checksums (foldseek names an entry after its file, ``<checksum>.pdb``, plus a chain
-suffix).
+command, exit code and stderr), and is looked for with :func:`tool_binary` where it
+runs: at the start of a local run on the host (``onstart``), and in every rule's own
+environment (so ``--sdm conda`` works and a missing program fails the rule clearly).
+foldseek's row order varies between identical runs, so every table is sorted before it
+is written. ``foldseek createdb`` reads the atlas's ``.tar`` shards directly, their PDB
+members only (``--file-include``); entry names are mapped back to sequence checksums
+(foldseek names an entry after its member, ``<checksum>.pdb.gz``, plus a chain suffix).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from .layout import HIGHCONF, foldseek_db_prefix, shard_glob
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, FoldseekSettings, MmseqsSettings
 from .status import Status
 from .tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_table
-from .tools import run_tool
+from .tools import find_binary, run_tool
 
 __all__ = [
+    "TOOLS",
+    "tool_binary",
     "entry_checksum",
     "parse_cluster_tsv",
     "parse_m8",
@@ -43,7 +48,21 @@ __all__ = [
 
 log = logging.getLogger("foldatlas.annotate")
 
-_CHECKSUM = re.compile(r"^([0-9a-f]{32})(?:\.pdb)?(?:_[A-Za-z0-9]+)?$")
+_CHECKSUM = re.compile(r"^([0-9a-f]{32})(?:\.pdb|\.cif)?(?:\.gz)?(?:_[A-Za-z0-9]+)?$")
+#: foldseek createdb reads only the PDB members of a shard (a shard may hold ModelCIF too).
+PDB_MEMBERS = r"\.pdb\.gz$"
+
+#: External programs by config section, with how to install each.
+TOOLS = {
+    "foldseek": "Install it from bioconda (conda install -c bioconda foldseek, or run with --sdm conda: envs/foldseek.yaml), or set foldseek.enabled: false.",
+    "mmseqs": "Install it (apt-get install mmseqs2, or conda install -c bioconda mmseqs2, or run with --sdm conda), or set mmseqs.enabled: false.",
+}
+
+
+def tool_binary(tool: str, binary: str) -> str:
+    """Path of ``binary`` (the ``<tool>.binary`` setting) where this runs, or a
+    :class:`~foldatlas.errors.ConfigError` saying how to install it."""
+    return find_binary(binary, key=f"{tool}.binary", install=TOOLS[tool])
 
 
 def cluster_args(params: FoldseekClusterSettings) -> list[str]:
@@ -91,10 +110,12 @@ def parse_m8(path: str | os.PathLike[str], *, target_db: str, checksum_targets: 
     return pa.Table.from_pylist(rows, schema=HITS_SCHEMA)
 
 
-def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db: str | os.PathLike[str], *, threads: int) -> Path:
-    """``foldseek createdb`` straight from structure archives (``.tar.gz`` read directly)."""
+def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db: str | os.PathLike[str], *, threads: int, include: str | None = None) -> Path:
+    """``foldseek createdb`` straight from structure files or archives (``.tar`` read
+    directly); ``include`` is a regular expression on member names (``--file-include``)."""
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    run_tool([binary, "createdb", *inputs, db, "--threads", str(threads)], logger=log)
+    extra = ["--file-include", include] if include else []
+    run_tool([binary, "createdb", *inputs, db, *extra, "--threads", str(threads)], logger=log)
     return Path(db)
 
 
@@ -134,7 +155,7 @@ def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.P
     None, and an empty folder, when there is no high-confidence structure."""
     Path(db_dir).mkdir(parents=True, exist_ok=True)
     shards = shard_list(structures)
-    return foldseek_createdb(binary, shards, foldseek_db_prefix(db_dir), threads=threads) if shards else None
+    return foldseek_createdb(binary, shards, foldseek_db_prefix(db_dir), threads=threads, include=PDB_MEMBERS) if shards else None
 
 
 def _existing_db(db_dir: str | os.PathLike[str]) -> Path | None:

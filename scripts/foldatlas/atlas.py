@@ -5,9 +5,15 @@ Outputs (schemas in :mod:`foldatlas.tables`, documented in the README):
 - ``metadata.parquet``: one row per *input record*, folded or not, with its outcome;
 - ``embeddings.parquet``: one row per (folded sequence, layer);
 - ``plddt.parquet``: per-residue pLDDT of every prediction;
-- ``structures/``: high-confidence structures in sharded ``.tar.gz`` files with
-  ``index.parquet`` for random access (optionally all structures, and a Foldcomp DB);
-- ``summary.json``: counts at every step, thresholds, model, versions, timings.
+- ``structures/``: high-confidence structures in ``.tar`` shards of gzip-compressed
+  members with ``index.parquet`` for random access (optionally all structures, and a
+  Foldcomp database whose entries each survived a round trip);
+- ``summary.json``: counts at every step, thresholds, model, versions, timings;
+- ``config.yaml``: the resolved configuration of the run.
+
+Every Parquet file carries the software versions and model ids in its key-value
+metadata (key ``foldatlas``). Every structure copied from a fold job's archive is checked
+on the way (tar header checksums, gzip CRC-32 and length of every member), never a sample.
 
 The filter keeps a prediction when ``plddt > filter.min_plddt`` **and**
 ``ptm > filter.min_ptm`` (strictly greater, as the ESM Atlas's "pLDDT > 0.7 and pTM > 0.7"),
@@ -16,32 +22,33 @@ and, by default, it is not flagged as an artefact.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
 import platform
 import shutil
 import time
-import zlib
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__, duck
-from .archive import FoldcompWriter, IndexEntry, ShardWriter, entry_data, entry_header
+from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
 from .atomic import atomic_dir, atomic_path
 from .errors import StaleOutputError
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
-from .settings import AtlasSettings, FilterSettings
+from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
 from .tables import INDEX_SCHEMA, METADATA_SCHEMA, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
-__all__ = ["confidence_bin", "assemble_atlas", "summarize"]
+__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "summarize"]
 
 log = logging.getLogger("foldatlas.atlas")
 
@@ -52,19 +59,76 @@ _JOINED_SCHEMA = pa.schema(
     + [pa.field("high_confidence", pa.bool_()), pa.field("bin", pa.string()), pa.field("chunk", pa.int32())]
 )
 
+#: The ESM Metagenomic Atlas's bands of pTM and of pLDDT (0-1): lower edge, name. A value
+#: falls in the band whose lower edge it reaches; 1.0 is in the top band.
+ATLAS_BANDS = ((0.0, "0_.40"), (0.4, ".40_.50"), (0.5, ".50_.60"), (0.6, ".60_.70"), (0.7, ".70_.80"), (0.8, ".80_.90"), (0.9, ".90_1"))
+#: Every Atlas bin name, ``tm_<band>_plddt_<band>`` (7 x 7), pTM band major.
+ATLAS_BINS = tuple(f"tm_{t}_plddt_{p}" for _, t in ATLAS_BANDS for _, p in ATLAS_BANDS)
+_EDGES = np.array([lo for lo, _ in ATLAS_BANDS[1:]])
+
+
+def _band(x: float) -> str:
+    return ATLAS_BANDS[int(np.searchsorted(_EDGES, x, side="right"))][1]
+
 
 def confidence_bin(ptm: float | None, plddt: float | None) -> str | None:
-    """ESM Atlas bin name of a prediction: ``tm_.60_.70_plddt_.80_.90`` (0.1 steps, 1.0 in the last bin)."""
+    """ESM Atlas bin of a prediction, e.g. ``tm_.60_.70_plddt_.80_.90`` or ``tm_.90_1_plddt_0_.40``
+    (the names of the Atlas's ``bins.txt`` and per-bin foldseek databases)."""
     if ptm is None or plddt is None or math.isnan(ptm) or math.isnan(plddt):
         return None
+    return f"tm_{_band(ptm)}_plddt_{_band(plddt)}"
 
-    def edges(x: float) -> str:
-        lo = min(int(math.floor(x * 10)), 9)
-        hi = lo + 1
-        fmt = lambda v: "1.0" if v == 10 else f".{v}0"  # noqa: E731
-        return f"{fmt(lo)}_{fmt(hi)}"
 
-    return f"tm_{edges(ptm)}_plddt_{edges(plddt)}"
+def _crc64_table() -> np.ndarray:
+    """The table of UniProt's CRC64 (ISO 3309 polynomial, reflected; SWISS-PROT's crc64)."""
+    table = np.zeros(256, dtype=np.uint64)
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xD800000000000000 if crc & 1 else 0)
+        table[i] = crc
+    return table
+
+
+_CRC64 = _crc64_table()
+
+
+def crc64_hex(sequences: Sequence[str]) -> list[str]:
+    """UniProt's CRC64 of each sequence as 16 upper-case hex digits (UniProt's ``SQ``
+    lines and the ESM Atlas's ``sequenceChecksum``), computed for all sequences at once,
+    one residue position at a time (NumPy)."""
+    n = len(sequences)
+    if n == 0:
+        return []
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
+    lens = lengths[order]
+    width = int(lens[-1])
+    buf = np.zeros((n, max(width, 1)), dtype=np.uint8)
+    for row, k in enumerate(order):
+        s = sequences[k].encode("ascii")
+        buf[row, : len(s)] = np.frombuffer(s, dtype=np.uint8)
+    crc = np.zeros(n, dtype=np.uint64)
+    eight, mask = np.uint64(8), np.uint64(0xFF)
+    for j in range(width):
+        start = int(np.searchsorted(lens, j, side="right"))  # rows with more than j residues
+        c = crc[start:]
+        crc[start:] = (c >> eight) ^ _CRC64[((c ^ buf[start:, j].astype(np.uint64)) & mask).astype(np.intp)]
+    out = [""] * n
+    for row, k in enumerate(order):
+        out[k] = f"{int(crc[row]):016X}"
+    return out
+
+
+def provenance(model_ids: Sequence[str] = (), model_versions: Sequence[str] = ()) -> dict[bytes, bytes]:
+    """Key-value metadata of every atlas Parquet file: ``foldatlas`` -> JSON with the
+    software versions and the models that folded the structures."""
+    value = {"foldatlas": __version__, "versions": _versions(), "model_ids": sorted(model_ids), "model_versions": sorted(model_versions)}
+    return {b"foldatlas": json.dumps(value, sort_keys=True).encode()}
+
+
+def _with_provenance(schema: pa.Schema, meta: Mapping[bytes, bytes]) -> pa.Schema:
+    return schema.with_metadata({**(schema.metadata or {}), **meta})
 
 
 def assemble_atlas(
@@ -75,48 +139,92 @@ def assemble_atlas(
     outputs: AtlasOutputs,
     filter: FilterSettings,
     atlas: AtlasSettings,
+    structures: StructureSettings | None = None,
+    config: Mapping[str, object] | None = None,
     threads: int = 1,
     scratch_dir: str | Path | None = None,
 ) -> dict:
     """Build the atlas from ingest and fold outputs; returns the summary written to ``summary.json``.
 
-    The structures folder is staged and swapped in whole; DuckDB works in
-    ``scratch_dir`` (emptied first and removed at the end; by default a hidden folder in
-    the atlas folder).
+    ``structures`` says which files each structure has in the chunk archives (default:
+    PDB only); ``config`` (the run's resolved configuration) is written to
+    ``config.yaml``. The structures folder is staged and swapped in whole; DuckDB works
+    in ``scratch_dir`` (emptied first and removed at the end; by default a hidden folder
+    in the atlas folder).
     """
     started = time.monotonic()
     outputs.root.mkdir(parents=True, exist_ok=True)
     scratch = fresh_dir(scratch_dir or outputs.root / ".assemble_atlas.scratch")
+    formats = tuple(structures.formats) if structures is not None else ("pdb",)
     try:
         preds_path = scratch / "predictions.parquet"
+        meta = provenance(*_models(chunks))
         with atomic_dir(outputs.structures) as staging:
-            filer = _StructureFiler(staging, outputs, filter, atlas)
-            write_batches(filer.chunk_batches(chunks), preds_path, _JOINED_SCHEMA, compression="lz4")
-            filer.close()
-            write_batches(_plddt_batches(chunks), outputs.plddt, PLDDT_SCHEMA, row_group_size=65536)
-            _write_embeddings(chunks, outputs.embeddings)
-            _write_metadata(records, preds_path, staging / outputs.index.name, outputs.metadata, scratch, atlas.memory_gb, threads)
+            filer = _StructureFiler(staging, outputs, filter, atlas, formats, meta, threads)
+            try:
+                write_batches(filer.chunk_batches(chunks), preds_path, _JOINED_SCHEMA, compression="lz4")
+            finally:
+                filer.pool.shutdown(cancel_futures=True)
+            foldcomp = filer.close()
+            write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
+            _write_embeddings(chunks, outputs.embeddings, meta)
+            crc = scratch / "crc64.parquet"
+            write_batches(_crc64_batches(sequences), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
+            _write_metadata(records, preds_path, staging / outputs.index.name, crc, outputs.metadata, scratch, atlas.memory_gb, threads, meta)
         fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(preds_path)})").fetchall()[0][0]
         summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=len(chunks), seconds=time.monotonic() - started, fold_seconds=float(fold_seconds))
+        summary["structures"] = {"formats": list(formats), "foldcomp": foldcomp}
         with atomic_path(outputs.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+            tmp.write_text(json.dumps(summary, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        _write_config(outputs.config, config)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("atlas assembled in %.1f s", time.monotonic() - started)
     return summary
 
 
+def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
+    """The resolved configuration as YAML (keys in the schema's order)."""
+    import yaml
+
+    header = f"# Resolved configuration of the run that made this atlas (foldatlas {__version__}).\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(dict(config or {}), sort_keys=False, allow_unicode=True))
+
+
+def _models(chunks: Sequence[ChunkOutputs]) -> tuple[list[str], list[str]]:
+    """Distinct model ids and versions of every chunk's predictions (two small columns)."""
+    if not chunks:
+        return [], []
+    con = duck.connect()
+    ids, versions = con.execute(
+        f"SELECT list(DISTINCT model_id), list(DISTINCT model_version) FROM read_parquet({duck.sql_paths(c.predictions for c in chunks)})"
+    ).fetchall()[0]
+    con.close()
+    return sorted(ids or []), sorted(versions or [])
+
+
+def _crc64_batches(sequences: str | Path) -> Iterator[pa.RecordBatch]:
+    for batch in pq.ParquetFile(sequences).iter_batches(batch_size=65536, columns=["checksum", "sequence"]):
+        seqs = batch.column(1).to_pylist()
+        yield pa.record_batch([batch.column(0), pa.array(crc64_hex(seqs), pa.string())], names=["checksum", "crc64"])
+
+
 class _StructureFiler:
     """Files the structure of every ok prediction into the shards (and the Foldcomp
     database) while the predictions of each chunk stream past, and writes the index."""
 
-    def __init__(self, staging: Path, outputs: AtlasOutputs, filter: FilterSettings, atlas: AtlasSettings) -> None:
+    def __init__(
+        self, staging: Path, outputs: AtlasOutputs, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes], threads: int
+    ) -> None:
         rel = str(outputs.structures.relative_to(outputs.root))
-        self.filter = filter
+        self.filter, self.atlas, self.formats = filter, atlas, tuple(formats)
         self.highconf = ShardWriter(staging, HIGHCONF, atlas.shard_size, archive_dir=rel)
         self.all = ShardWriter(staging, ALL, atlas.shard_size, archive_dir=rel) if atlas.all_structures else None
         self.foldcomp = FoldcompWriter(foldcomp_db(staging)) if atlas.foldcomp else None
-        self.index = _IndexWriter(staging / outputs.index.name)
+        self.foldcomp_stats = {"written": 0, "checked": 0, "left_out": 0, "max_rmsd": None, "tolerance": atlas.foldcomp_max_rmsd}
+        self.index = _IndexWriter(staging / outputs.index.name, _with_provenance(INDEX_SCHEMA, meta))
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="foldatlas-check")
 
     def chunk_batches(self, chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
         """Every chunk's predictions with ``high_confidence``, ``bin`` and ``chunk`` added."""
@@ -134,22 +242,46 @@ class _StructureFiler:
             yield from t.to_batches()
 
     def _file(self, ok: list[tuple[dict, bool]], ch: ChunkOutputs) -> None:
-        for r, keep, entry in _chunk_entries(ch, ok, decode=self.foldcomp is not None):
+        for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool):
             checksum = r["checksum"]
             if keep:
-                self.index.add(self.highconf.add_entry(checksum, entry.comp, entry.size), True, HIGHCONF)
-                if self.foldcomp is not None:
-                    self.foldcomp.add(checksum, entry.data)  # type: ignore[arg-type]
+                fc = self._foldcomp(checksum, members[0].text)
+                self.index.add(self.highconf.add_block(checksum, block, members), True, HIGHCONF, fc)
             if self.all is not None:
-                self.index.add(self.all.add_entry(checksum, entry.comp, entry.size), keep, ALL)
+                self.index.add(self.all.add_block(checksum, block, members), keep, ALL, (None, None, None))
 
-    def close(self) -> None:
+    def _foldcomp(self, checksum: str, pdb: bytes) -> tuple[bool | None, float | None, str | None]:
+        """Add a high-confidence structure to the Foldcomp database, after a round trip
+        when it is in the checked sample: ``(in_foldcomp, rmsd, reason left out)``."""
+        if self.foldcomp is None:
+            return None, None, None
+        st = self.foldcomp_stats
+        if int(checksum[:8], 16) >= self.atlas.foldcomp_check_fraction * 2**32:  # not in the checked sample
+            blob, rmsd, reason = foldcomp_compress(checksum, pdb), None, "Foldcomp failed to compress it"
+        else:
+            blob, rmsd, reason = foldcomp_round_trip(checksum, pdb)
+            st["checked"] += 1
+        if blob is not None and rmsd is not None:
+            st["max_rmsd"] = max(st["max_rmsd"] or 0.0, round(rmsd, 4))
+            if rmsd > self.atlas.foldcomp_max_rmsd:
+                blob, reason = None, f"round-trip RMSD {rmsd:.3f} A exceeds atlas.foldcomp_max_rmsd = {self.atlas.foldcomp_max_rmsd}"
+        if blob is None:
+            st["left_out"] += 1
+            log.warning("structure %s left out of the Foldcomp database: %s", checksum, reason)
+            return False, rmsd, reason
+        self.foldcomp.add(checksum, blob)
+        st["written"] += 1
+        return True, rmsd, None
+
+    def close(self) -> dict:
+        """Finish every shard, the Foldcomp database and the index; return the Foldcomp counts."""
         self.highconf.close()
         if self.all is not None:
             self.all.close()
         if self.foldcomp is not None:
             self.foldcomp.close()
         self.index.close()
+        return {"enabled": self.foldcomp is not None, "check_fraction": self.atlas.foldcomp_check_fraction, **self.foldcomp_stats}
 
 
 def _plddt_batches(chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
@@ -158,35 +290,65 @@ def _plddt_batches(chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
         yield from t.filter(pc.equal(t["status"], Status.OK.value)).select(["checksum", "residue_plddt"]).to_batches()
 
 
-def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path) -> None:
+def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[bytes, bytes]) -> None:
     if not chunks:
-        write_batches([], out, embeddings_schema(1, "float16", per_residue=False))
+        write_batches([], out, _with_provenance(embeddings_schema(1, "float16", per_residue=False), meta))
         return
-    schema = pq.read_schema(chunks[0].embeddings)
+    schema = _with_provenance(pq.read_schema(chunks[0].embeddings), meta)
     write_batches((b for ch in chunks for b in pq.read_table(ch.embeddings).to_batches()), out, schema, row_group_size=65536)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    comp: bytes  # the structure's gzip member, as in the chunk archive
-    size: int  # bytes of PDB text
-    data: bytes | None  # the PDB text, when decoded
+#: Structures whose check is in flight at once (memory: a few MB of compressed entries).
+_CHECK_WINDOW = 256
 
 
-def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], *, decode: bool) -> Iterator[tuple[dict, bool, _Entry]]:
-    """The archive entry of every ok prediction of a chunk, in archive order, checked.
+def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Sequence[str], pool: Executor) -> Iterator[tuple[dict, bool, bytes, list[Member]]]:
+    """The tar entries of every ok prediction of a chunk, in archive order, each checked.
 
-    Entries are read by the byte ranges the fold job recorded, and must tile the
-    archive: each one starts where the previous ended, holds the member its
-    prediction names, and nothing but the end-of-archive marker follows the last.
-    Only the tar header is decompressed unless ``decode`` (then the CRC is checked too).
+    Every structure's block (one member per format, named after the prediction's
+    checksum) must have valid tar headers and gzip data whose CRC-32 and length hold:
+    every member is decompressed once, so a flipped bit anywhere is caught, never
+    sampled. The checks run on ``pool``'s threads (zlib releases the GIL) while this
+    thread reads and copies; results come back in archive order.
 
     Raises
     ------
     StaleOutputError
-        The archive and the predictions disagree (a member without an ok prediction,
-        a missing or misplaced member, bytes that are not an entry, a truncated file),
-        or the predictions have no byte ranges (foldatlas 0.1).
+        The archive and the predictions disagree (see :func:`_read_blocks`), or an
+        entry is corrupt.
+    """
+    where = str(ch.structures)
+    pending: deque = deque()
+
+    def checked(item: tuple) -> tuple[dict, bool, bytes, list[Member]]:
+        r, keep, block, future = item
+        try:
+            return r, keep, block, future.result()
+        except ValueError as exc:
+            raise StaleOutputError(where, f"{exc} (fold this chunk again if structures.formats changed)") from None
+
+    try:
+        for r, keep, offset, block in _read_blocks(ch, ok):
+            pending.append((r, keep, block, pool.submit(check_block, block, r["checksum"], formats, where=f"byte {offset}")))
+            if len(pending) >= _CHECK_WINDOW:
+                yield checked(pending.popleft())
+        while pending:
+            yield checked(pending.popleft())
+    finally:
+        for item in pending:
+            item[3].cancel()
+
+
+def _read_blocks(ch: ChunkOutputs, ok: list[tuple[dict, bool]]) -> Iterator[tuple[dict, bool, int, bytes]]:
+    """``(prediction, keep, offset, block)`` of every ok prediction, read by the byte ranges
+    the fold job recorded, which must tile the archive: each block starts where the
+    previous ended, and only the end-of-archive marker follows the last.
+
+    Raises
+    ------
+    StaleOutputError
+        A member without an ok prediction, a missing or misplaced member, a truncated
+        file, or predictions without byte ranges (foldatlas 0.1).
     """
     where = str(ch.structures)
     if any(r["archive_offset"] is None or r["archive_length"] is None for r, _ in ok):
@@ -201,39 +363,15 @@ def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], *, decode: boo
         for r, keep in ok:
             offset, length = r["archive_offset"], r["archive_length"]
             if offset != pos:
-                raise StaleOutputError(where, f"expected the entry of {r['member']} at byte {offset}, found the previous entry ending at {pos} (archive and predictions disagree)")
-            comp = fh.read(length)
-            if len(comp) != length:
-                raise StaleOutputError(where, f"truncated: expected {length} bytes at {offset} for {r['member']}, found {len(comp)}")
-            name, size, data = _open_entry(where, offset, comp, decode=decode)
-            if name != r["member"]:
-                raise StaleOutputError(where, f"byte {offset}: expected member {r['member']!r}, found {name!r}")
+                raise StaleOutputError(where, f"expected the entries of {r['member']} at byte {offset}, found the previous entry ending at {pos} (archive and predictions disagree)")
+            block = fh.read(length)
+            if len(block) != length:
+                raise StaleOutputError(where, f"truncated: expected {length} bytes at {offset} for {r['member']}, found {len(block)}")
             pos += length
-            yield r, keep, _Entry(comp, size, data)
+            yield r, keep, offset, block
         rest = fh.read()
-    _check_archive_end(where, rest, pos)
-
-
-def _open_entry(where: str, offset: int, comp: bytes, *, decode: bool) -> tuple[str, int, bytes | None]:
-    """Member name, data size and (with ``decode``, CRC checked) data of one entry."""
-    try:
-        if decode:
-            name, data = entry_data(comp, where=f"byte {offset}")
-            return name, len(data), data
-        name, size = entry_header(comp, where=f"byte {offset}")
-        return name, size, None
-    except ValueError as exc:
-        raise StaleOutputError(where, str(exc)) from None
-
-
-def _check_archive_end(where: str, rest: bytes, pos: int) -> None:
-    """``rest`` must be the end-of-archive marker and nothing else."""
-    try:
-        tail = gzip.decompress(rest)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise StaleOutputError(where, f"expected the end-of-archive marker after byte {pos}, found other bytes ({exc})") from None
-    if len(tail) < 1024 or tail.count(0) != len(tail):
-        raise StaleOutputError(where, f"{len(tail)} bytes of tar entries after byte {pos} that no ok prediction names")
+    if len(rest) < 2 * BLOCK or len(rest) % BLOCK or rest.count(0) != len(rest):
+        raise StaleOutputError(where, f"expected only the end-of-archive marker (zero blocks) after byte {pos}, found {len(rest)} bytes with {len(rest) - rest.count(0)} non-zero")
 
 
 class _IndexWriter:
@@ -241,18 +379,22 @@ class _IndexWriter:
 
     BATCH = 65536
 
-    def __init__(self, path: Path) -> None:
-        self._writer = pq.ParquetWriter(path, INDEX_SCHEMA, compression="zstd")
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.schema = schema
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
         self._rows: list[dict] = []
 
-    def add(self, entry: IndexEntry, high_confidence: bool, collection: str) -> None:
-        self._rows.append({**entry.__dict__, "high_confidence": high_confidence, "collection": collection})
+    def add(self, entry: IndexEntry, high_confidence: bool, collection: str, foldcomp: tuple[bool | None, float | None, str | None]) -> None:
+        self._rows.append({
+            **entry.__dict__, "pdb_size": entry.size, "high_confidence": high_confidence, "collection": collection,
+            "in_foldcomp": foldcomp[0], "foldcomp_rmsd": foldcomp[1], "foldcomp_reason": foldcomp[2],
+        })  # fmt: skip
         if len(self._rows) >= self.BATCH:
             self._flush()
 
     def _flush(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=INDEX_SCHEMA))
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
             self._rows = []
 
     def close(self) -> None:
@@ -260,13 +402,15 @@ class _IndexWriter:
         self._writer.close()
 
 
-def _write_metadata(records: str | Path, preds_path: Path, index_path: Path, out: Path, scratch: Path, memory_gb: float, threads: int) -> None:
+def _write_metadata(
+    records: str | Path, preds_path: Path, index_path: Path, crc_path: Path, out: Path, scratch: Path, memory_gb: float, threads: int, meta: Mapping[bytes, bytes]
+) -> None:
     """``metadata.parquet``: every input record joined with its sequence's prediction and
     structure, in input order (DuckDB, spilling under ``memory_gb``)."""
     con = duck.connect(scratch / "atlas.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
     valid = sql_in(VALID)
     query = f"""
-        SELECT r.id, r.source, r.source_index, r.record_index, r.header, r.checksum, r.length, r.n_nonstandard,
+        SELECT r.id, r.source, r.source_index, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
                CASE WHEN r.status IN {valid}
                     THEN CASE p.status WHEN '{Status.OK}' THEN '{Status.FOLDED}' ELSE p.status END
                     ELSE r.status END AS status,
@@ -275,18 +419,19 @@ def _write_metadata(records: str | Path, preds_path: Path, index_path: Path, out
                     THEN trim(r.reason || ' ' || p.error) ELSE r.reason END AS reason,
                p.plddt, p.plddt_ca, p.ptm,
                CASE WHEN p.status = '{Status.OK}' THEN p.num_conf END AS num_conf,
-               p.max_pae,
+               p.max_pae, p.mean_pae,
                CASE WHEN p.status = '{Status.OK}' THEN p.artefact END AS artefact,
                coalesce(p.high_confidence, false) AS high_confidence,
                p.bin, p.chunk, p.model_id, p.model_version, i.archive, i.member
         FROM read_parquet({duck.sql_path(records)}) r
         LEFT JOIN read_parquet({duck.sql_path(preds_path)}) p
                ON r.status IN {valid} AND p.checksum = r.checksum
+        LEFT JOIN read_parquet({duck.sql_path(crc_path)}) c ON c.checksum = r.checksum
         LEFT JOIN (SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
                    QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1) i
                ON i.checksum = p.checksum
         ORDER BY r.source_index, r.record_index"""
-    write_batches(con.sql(query).to_arrow_reader(1 << 17), out, METADATA_SCHEMA, row_group_size=1 << 18)
+    write_batches(con.sql(query).to_arrow_reader(1 << 17), out, _with_provenance(METADATA_SCHEMA, meta), row_group_size=1 << 18)
     con.close()
 
 
@@ -294,7 +439,7 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"foldatlas": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "transformers", "fair-esm", "pyarrow", "duckdb", "snakemake"):
+    for pkg in ("torch", "transformers", "fair-esm", "pyarrow", "duckdb", "snakemake", "foldcomp", "modelcif"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -410,4 +410,6 @@ class FoldEngine:
             aatype=aatype.cpu().numpy(),
             pooled={layer: [t.mean(0).cpu().numpy() for t in ts] for layer, ts in emb_src.items()},
             per_residue={layer: [t.cpu().numpy() for t in ts] for layer, ts in emb_src.items()} if self.settings.per_residue_embeddings else {},
+            frames=out["frames"][-1].float().cpu().numpy(),  # (B, L, 7): backbone of unknown residues (X)
+            psi=out["angles"][-1][..., 2, :].float().cpu().numpy(),  # (B, L, 2)
         )

@@ -11,8 +11,8 @@ atomically) and the partial folder is removed.
 
 PDB text, its compression into archive entries, and Parquet writing run in a writer
 thread fed by a bounded queue, so the model's next forward pass does not wait for them.
-The chunk archive holds one gzip member per structure (the atlas's shard format, see
-:mod:`foldatlas.archive`); the merge at the end of the job only concatenates the
+The chunk archive holds one tar entry per structure file, its data gzip-compressed (the
+atlas's shard format, see :mod:`foldatlas.archive`); the merge at the end of the job only concatenates the
 compressed entries and records each one's byte range (``archive_offset``,
 ``archive_length``) in the predictions, from which the atlas copies them unchanged.
 """
@@ -34,15 +34,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import faults
-from .archive import archive_end, gzip_entry
+from .archive import archive_end, structure_entries
 from .atomic import atomic_path
 from .engine import EngineSettings, FoldEngine
 from .errors import FoldatlasError, InternalError
 from .layout import ChunkOutputs
 from .prediction import Prediction, SeqItem
-from .settings import EmbeddingSettings, FoldSettings
+from .settings import EmbeddingSettings, FoldSettings, StructureSettings
 from .status import Status
-from .structures import member_name, pdb_text
+from .structures import member_name
 from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
 
 __all__ = ["SEGMENT_FORMAT", "ALLOC_CONF", "fold_chunk", "fold_chunk_job", "device_name", "configure_cuda_allocator"]
@@ -147,7 +147,7 @@ def _prediction_row(p: Prediction, member: str | None, context: dict[str, object
 class _Writer(threading.Thread):
     """Turns predictions into segment files off the main thread."""
 
-    def __init__(self, store: _SegmentStore, *, schema: pa.Schema, context: dict[str, object], commit_seconds: float, settings: EngineSettings) -> None:
+    def __init__(self, store: _SegmentStore, *, schema: pa.Schema, context: dict[str, object], commit_seconds: float, settings: EngineSettings, formats: tuple[str, ...] = ("pdb",)) -> None:
         super().__init__(name="foldatlas-writer", daemon=True)
         self.store = store
         self.emb_schema = schema
@@ -155,6 +155,7 @@ class _Writer(threading.Thread):
         self.commit_seconds = commit_seconds
         self.np_dtype = np.float16 if settings.embedding_dtype == "float16" else np.float32
         self.per_residue = settings.per_residue_embeddings
+        self.formats = formats
         self.queue: queue.Queue[list[Prediction] | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self._reset()
@@ -203,8 +204,8 @@ class _Writer(threading.Thread):
         member = None
         if p.status == Status.OK:
             member = member_name(p.checksum)
-            pdb = pdb_text(p.aatype, p.positions, p.atom_mask, p.atom_plddt, remarks=_remarks(self.context, p))  # type: ignore[arg-type]
-            self.structures.append((p.checksum, member, gzip_entry(member, pdb.encode("ascii"))))
+            entries = structure_entries(p, formats=self.formats, remarks=_remarks(self.context, p), context=self.context)
+            self.structures.append((p.checksum, member, entries))
             for layer, vec in p.embeddings.items():
                 self.emb_rows["checksum"].append(p.checksum)
                 self.emb_rows["layer"].append(layer)
@@ -324,6 +325,7 @@ def fold_chunk(
     *,
     commit_seconds: float,
     progress_seconds: float,
+    formats: tuple[str, ...] = ("pdb",),
 ) -> dict[str, int]:
     """Fold one chunk into ``outputs``; resumes from ``partial_dir``; returns status counts.
 
@@ -335,13 +337,13 @@ def fold_chunk(
     table = pq.read_table(chunk_path, schema=CHUNK_SCHEMA)
     items = [SeqItem(c, s) for c, s in zip(table["checksum"].to_pylist(), table["sequence"].to_pylist())]
     job = _Job.of(engine)
-    store = _SegmentStore(Path(partial_dir), job.fingerprint)
+    store = _SegmentStore(Path(partial_dir), {**job.fingerprint, "formats": list(formats)})
     done = store.done()
     todo = [it for it in items if it.checksum not in done]
     name = chunk_path.stem.removeprefix("chunk_")
     log.info("chunk %s: %d sequences, %d already folded, %d to fold", name, len(items), len(items) - len(todo), len(todo))
     progress = _Progress(name, items, done, progress_seconds)
-    writer = _Writer(store, schema=job.emb_schema, context=job.context, commit_seconds=commit_seconds, settings=engine.settings)
+    writer = _Writer(store, schema=job.emb_schema, context=job.context, commit_seconds=commit_seconds, settings=engine.settings, formats=formats)
     writer.start()
     try:
         for batch_items in engine.batches(todo):
@@ -453,6 +455,7 @@ def fold_chunk_job(
     *,
     fold: FoldSettings,
     embeddings: EmbeddingSettings,
+    structures: StructureSettings | None = None,
     threads: int | None = None,
 ) -> dict[str, int]:
     """Everything one ``fold_chunk`` job does: load the model once, fold, merge.
@@ -476,6 +479,7 @@ def fold_chunk_job(
         log.info("%.1f GiB of GPU memory free after loading; memory budget %.1f GiB per forward pass", free / 2**30, settings.memory_budget / 2**30)
     engine = FoldEngine(loaded, settings, standalone_embedder=embedder)
     try:
-        return fold_chunk(chunk_path, outputs, partial_dir, engine, commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds)
+        formats = structures.formats if structures is not None else ("pdb",)
+        return fold_chunk(chunk_path, outputs, partial_dir, engine, commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds, formats=formats)
     finally:
         engine.close()

@@ -9,9 +9,9 @@ here; nothing else spells out a path of the results tree::
       ingest/records.parquet             one row per input record
       ingest/sequences.parquet           one row per unique sequence
       chunks/chunk_NNNNNN.parquet        the sequences of one fold job; plan.tsv
-      fold/chunk_NNNNNN/                 predictions.parquet, embeddings.parquet, structures.tar.gz
+      fold/chunk_NNNNNN/                 predictions.parquet, embeddings.parquet, structures.tar
       fold/partial/chunk_NNNNNN/         committed segments of an unfinished fold job
-      atlas/                             metadata, embeddings, plddt, structures/, summary, accounting
+      atlas/                             metadata, embeddings, plddt, structures/, summary, config, accounting
       report/atlas_report.html
       foldseek/, mmseqs/                 annotation
       logs/, benchmarks/                 one log and one benchmark file per job
@@ -90,6 +90,11 @@ class AtlasOutputs:
         """``structures/index.parquet``: where each archived structure lives."""
         return self.structures / "index.parquet"
 
+    @property
+    def config(self) -> Path:
+        """``config.yaml``: the resolved configuration of the run that made the atlas."""
+        return self.root / "config.yaml"
+
 
 class Layout:
     """Paths of one results tree. Ids are strings, so Snakemake wildcards (``"{chunk}"``)
@@ -133,7 +138,7 @@ class Layout:
     def chunk_outputs(self, chunk: str) -> ChunkOutputs:
         folder = self.root / "fold" / f"chunk_{chunk}"
         number = int(chunk) if chunk.isdigit() else -1
-        return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar.gz")
+        return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar")
 
     def partial(self, chunk: str) -> Path:
         return self.root / "fold" / "partial" / f"chunk_{chunk}"
@@ -189,13 +194,14 @@ def foldseek_db_prefix(db_folder: str | os.PathLike[str]) -> Path:
 
 
 def shard_name(collection: str, number: int) -> str:
-    """File name of shard ``number`` of a collection: ``highconf_000000.tar.gz``."""
-    return f"{collection}_{number:06d}.tar.gz"
+    """File name of shard ``number`` of a collection: ``highconf_000000.tar`` (an
+    uncompressed tar of gzip-compressed members)."""
+    return f"{collection}_{number:06d}.tar"
 
 
 def shard_glob(collection: str) -> str:
     """Glob of the shards of a collection in a structures folder."""
-    return f"{collection}_*.tar.gz"
+    return f"{collection}_*.tar"
 
 
 def foldcomp_db(structures: str | os.PathLike[str], collection: str = HIGHCONF) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .status import Status
+from .structures import UNKNOWN, UNKNOWN_ATOMS, unknown_backbone
 
 __all__ = ["CONFIDENT_PLDDT", "ARTEFACT_MIN_PTM", "SeqItem", "Prediction", "HostOutput", "predictions_from_output"]
 
@@ -81,6 +82,9 @@ class HostOutput:
     ``atom_plddt`` (B, Lmax, 37) 0-1; ``pae`` (B, Lmax, Lmax) Angstrom; ``ptm`` (B,)
     computed per sequence; ``aatype`` (B, Lmax); ``pooled`` and ``per_residue``: layer ->
     one (D,) mean or (L_i, D) array per sequence (``per_residue`` may be empty).
+    ``frames`` (B, Lmax, 7) and ``psi`` (B, Lmax, 2), the structure module's backbone
+    frames and psi angles, give unknown residues (X) their backbone atoms (N, CA, C, O;
+    see :func:`foldatlas.structures.unknown_backbone`); without them X has no atoms.
     """
 
     positions: np.ndarray
@@ -91,6 +95,22 @@ class HostOutput:
     aatype: np.ndarray
     pooled: dict[int, list[np.ndarray]]
     per_residue: dict[int, list[np.ndarray]]
+    frames: np.ndarray | None = None
+    psi: np.ndarray | None = None
+
+
+def _with_unknown_backbone(host: HostOutput, i: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and atom mask of sequence ``i``, cropped to ``n``, with the backbone of its
+    unknown residues filled in from the frames (when the host output has them)."""
+    pos = host.positions[i, :n].astype(np.float32)
+    ex = host.atom_exists[i, :n].astype(bool)
+    unk = np.nonzero(host.aatype[i, :n] == UNKNOWN)[0]
+    if host.frames is None or host.psi is None or not len(unk):
+        return pos, ex
+    ex = ex.copy()
+    pos[unk[:, None], list(UNKNOWN_ATOMS)] = unknown_backbone(host.frames[i, unk], host.psi[i, unk])
+    ex[unk[:, None], list(UNKNOWN_ATOMS)] = True
+    return pos, ex
 
 
 def predictions_from_output(
@@ -107,7 +127,7 @@ def predictions_from_output(
     preds = []
     for i, it in enumerate(items):
         n = it.length
-        ex = host.atom_exists[i, :n]
+        positions, ex = _with_unknown_backbone(host, i, n)
         pl = host.atom_plddt[i, :n]
         ca = pl[:, 1].astype(np.float32)
         plddt_mean = float(pl[ex].mean()) if ex.any() else float(ca.mean())
@@ -128,7 +148,7 @@ def predictions_from_output(
                 seconds=seconds,
                 chunk_size=chunk_size,
                 aatype=host.aatype[i, :n].astype(np.int16),
-                positions=host.positions[i, :n].astype(np.float32),
+                positions=positions,
                 atom_mask=ex,
                 atom_plddt=pl.astype(np.float32),
                 residue_plddt=ca,

@@ -1,9 +1,17 @@
-"""A self-contained HTML report of an atlas: counts funnel, confidence plots, failures.
+"""A self-contained HTML report of an atlas, to look at rather than read.
 
 Plots are PNG images (matplotlib, Agg backend) embedded as data URIs, so the page opens
-offline from any folder. Aggregates come from DuckDB over ``metadata.parquet`` (the
-scatter plots use a sample of at most 50,000 sequences), so the report's cost does not
-grow with the atlas beyond one scan. All text from FASTA headers is HTML-escaped.
+offline from any folder: the counts funnel, the pTM x pLDDT grid of the ESM Atlas's bins,
+the AlphaFold DB pLDDT bands, confidence distributions, the per-residue pLDDT of the best
+and worst structures, and failures. A table of the best structures links each one's PDB
+(embedded as a download) and names its shard and member; an interactive 3D view of the
+best few uses 3Dmol.js (BSD-3-Clause, version 2.5.5 from the npm registry, vendored in
+``foldatlas/vendor`` and inlined into the page: no network). Software versions, the
+resolved configuration and a link to ``summary.json`` close the page.
+
+Aggregates come from DuckDB over ``metadata.parquet`` (scatter plots use a sample of at
+most 50,000 sequences), so the report's cost does not grow with the atlas beyond a few
+scans. All text from FASTA headers is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -13,19 +21,28 @@ import html
 import io
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from . import duck
+from .archive import read_member
+from .atlas import ATLAS_BANDS, ATLAS_BINS
 from .atomic import atomic_path
+from .layout import HIGHCONF
 from .status import Status
 
-__all__ = ["write_report"]
+__all__ = ["PLDDT_BANDS", "VIEWER_JS", "write_report"]
 
 log = logging.getLogger("foldatlas.report")
 
 _SCATTER_SAMPLE = 50_000
 _TEST_MODELS = ("tiny-random", "full-random")
+#: AlphaFold DB's pLDDT bands (0-100 scale): name, lower edge, colour of its viewer.
+PLDDT_BANDS = (("very low (< 50)", 0, "#FF7D45"), ("low (50-70)", 50, "#FFDB13"), ("confident (70-90)", 70, "#65CBF3"), ("very high (> 90)", 90, "#0053D6"))
+#: 3Dmol.js 2.5.5 (npm package ``3dmol``), minified; sha256 in tests/test_report.py.
+VIEWER_JS = Path(__file__).with_name("vendor") / "3Dmol-min.js"
+_BEST, _VIEWS, _TRACES = 10, 3, 5
 
 
 def _png(fig: Any) -> str:
@@ -51,6 +68,40 @@ def _funnel(plt: Any, c: dict[str, int]) -> str:
         ax.text(v, i, f" {v:,}", va="center")
     ax.set_xlabel("count")
     ax.set_title("From input records to high-confidence structures")
+    return _png(fig)
+
+
+def _bin_grid(plt: Any, counts: dict[str, int]) -> str:
+    """Counts per ESM Atlas bin as a 7 x 7 heatmap (pTM rows, pLDDT columns)."""
+    import numpy as np
+
+    names = [n for _, n in ATLAS_BANDS]
+    grid = np.array([[counts.get(f"tm_{t}_plddt_{p}", 0) for p in names] for t in names])
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    im = ax.imshow(grid, origin="lower", cmap="viridis")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:,}", ha="center", va="center", color="white" if v < grid.max() / 2 else "black", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=45)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="pLDDT band", ylabel="pTM band", title="Structures per ESM Atlas bin (tm_<pTM>_plddt_<pLDDT>)")
+    fig.colorbar(im, ax=ax, label="unique structures")
+    return _png(fig)
+
+
+def _bands(plt: Any, per_structure: list[int], per_residue: list[int]) -> str:
+    """Structures (by mean pLDDT) and residues in AlphaFold DB's pLDDT bands."""
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    for row, (label, values) in enumerate((("residues", per_residue), ("structures", per_structure))):
+        total, left = max(sum(values), 1), 0.0
+        for (name, _, colour), v in zip(PLDDT_BANDS, values):
+            share = v / total
+            ax.barh(row, share, left=left, color=colour, label=name if row == 0 else None)
+            if share > 0.06:
+                ax.text(left + share / 2, row, f"{v:,}", ha="center", va="center", fontsize=8)
+            left += share
+    ax.set_yticks([0, 1], ["residues", "structures"])
+    ax.set(xlim=(0, 1), xlabel="share", title="AlphaFold DB pLDDT bands")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize=8)
     return _png(fig)
 
 
@@ -80,6 +131,21 @@ def _scatter(plt: Any, plddt: list, ptm: list, length: list, th: dict) -> str:
     return _png(fig)
 
 
+def _traces(plt: Any, top: list, bottom: list) -> str:
+    """Per-residue pLDDT of the best and worst structures, over the AlphaFold DB bands."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    for ax, rows, title in ((axes[0], top, "best (pTM x pLDDT)"), (axes[1], bottom, "worst (pTM x pLDDT)")):
+        for (name, lo, colour), hi in zip(PLDDT_BANDS, [50, 70, 90, 100]):
+            ax.axhspan(lo, hi, color=colour, alpha=0.15, lw=0)
+        for label, values in rows:
+            ax.plot(range(1, len(values) + 1), [100 * v for v in values], lw=1, label=label)
+        ax.set(title=f"Per-residue pLDDT, {title}", xlabel="residue", ylim=(0, 100))
+        if rows:
+            ax.legend(fontsize=7)
+    axes[0].set_ylabel("pLDDT (0-100)")
+    return _png(fig)
+
+
 def _failures(plt: Any, fails: list) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 2.6))
     if fails:
@@ -91,7 +157,51 @@ def _failures(plt: Any, fails: list) -> str:
     return _png(fig)
 
 
-def _figures(con: Any, meta: str, s: dict) -> list[tuple[str, str, str]]:
+class _Data:
+    """What the page shows, read once with DuckDB."""
+
+    def __init__(self, metadata: str | Path, plddt: str | Path, structures: str | Path) -> None:
+        self.con = duck.connect()
+        self.meta = f"read_parquet({duck.sql_path(metadata)})"
+        self.uniq = f"(SELECT * FROM {self.meta} WHERE status = '{Status.FOLDED}' AND NOT is_duplicate)"
+        self.plddt = f"read_parquet({duck.sql_path(plddt)})"
+        self.index = Path(structures) / "index.parquet"
+        self.atlas_root = Path(structures).parent
+
+    def rows(self, sql: str) -> list:
+        return self.con.execute(sql).fetchall()
+
+    def bands(self) -> tuple[list[int], list[int]]:
+        edges = [lo / 100 for _, lo, _ in PLDDT_BANDS[1:]]
+        case = lambda col: "CASE " + " ".join(f"WHEN {col} < {e} THEN {k}" for k, e in enumerate(edges)) + f" ELSE {len(edges)} END"  # noqa: E731
+        per_structure = dict(self.rows(f"SELECT {case('plddt')} b, count(*) FROM {self.uniq} GROUP BY b"))
+        per_residue = dict(self.rows(f"SELECT {case('v')} b, count(*) FROM (SELECT unnest(residue_plddt) v FROM {self.plddt}) GROUP BY b"))
+        return [per_structure.get(k, 0) for k in range(len(PLDDT_BANDS))], [per_residue.get(k, 0) for k in range(len(PLDDT_BANDS))]
+
+    def ranked(self, n: int, *, best: bool) -> list[dict]:
+        """The ``n`` best (or worst) unique structures by pTM x pLDDT, with where they are archived."""
+        loc = ""
+        if self.index.exists():
+            loc = f"""LEFT JOIN (SELECT checksum, archive AS shard, member AS pdb_member, data_offset, data_length FROM read_parquet({duck.sql_path(self.index)})
+                       QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)"""
+        cols = "id, checksum, length, plddt, ptm, bin, high_confidence" + (", shard, pdb_member, data_offset, data_length" if loc else "")
+        cur = self.con.execute(f"SELECT {cols} FROM {self.uniq} m {loc} ORDER BY ptm * plddt {'DESC' if best else 'ASC'}, checksum LIMIT {int(n)}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def residue_plddt(self, checksums: list[str]) -> dict[str, list[float]]:
+        if not checksums:
+            return {}
+        wanted = ", ".join(f"'{c}'" for c in checksums)
+        return dict(self.rows(f"SELECT checksum, residue_plddt FROM {self.plddt} WHERE checksum IN ({wanted})"))
+
+    def pdb(self, row: dict) -> str | None:
+        if not row.get("shard"):
+            return None
+        return read_member(self.atlas_root / row["shard"], row["data_offset"], row["data_length"], expect=row["pdb_member"]).decode("ascii")
+
+
+def _figures(d: _Data, s: dict, best: list[dict], worst: list[dict]) -> list[tuple[str, str, str]]:
     """(id, caption, data URI) of every plot."""
     import matplotlib
 
@@ -99,12 +209,19 @@ def _figures(con: Any, meta: str, s: dict) -> list[tuple[str, str, str]]:
     import matplotlib.pyplot as plt
 
     th = s["thresholds"]
-    uniq = f"(SELECT * FROM {meta} WHERE status = '{Status.FOLDED}' AND NOT is_duplicate)"
-    vals = con.execute(f"SELECT plddt, ptm, length FROM {uniq} USING SAMPLE {_SCATTER_SAMPLE} ROWS").fetchall()
+    vals = d.rows(f"SELECT plddt, ptm, length FROM {d.uniq} USING SAMPLE {_SCATTER_SAMPLE} ROWS")
     plddt, ptm, length = ([v[k] for v in vals] for k in range(3))
-    fails = con.execute(f"SELECT status, count(*) FROM {meta} WHERE status <> '{Status.FOLDED}' GROUP BY status ORDER BY 2 DESC").fetchall()
+    fails = d.rows(f"SELECT status, count(*) FROM {d.meta} WHERE status <> '{Status.FOLDED}' GROUP BY status ORDER BY 2 DESC")
+    bins = dict(d.rows(f"SELECT bin, count(*) FROM {d.uniq} GROUP BY bin"))
+    traces = d.residue_plddt([r["checksum"] for r in best[:_TRACES] + worst[:_TRACES]])
+    label = lambda r: f"{r['checksum'][:8]} (pTM {r['ptm']:.2f})"  # noqa: E731
+    top = [(label(r), traces[r["checksum"]]) for r in best[:_TRACES] if r["checksum"] in traces]
+    bottom = [(label(r), traces[r["checksum"]]) for r in worst[:_TRACES] if r["checksum"] in traces]
     return [
         ("funnel", "Counts funnel", _funnel(plt, s["counts"])),
+        ("bins", "pTM x pLDDT: unique structures per ESM Atlas bin", _bin_grid(plt, bins)),
+        ("bands", "AlphaFold DB pLDDT bands: structures by mean pLDDT, and all residues", _bands(plt, *d.bands())),
+        ("traces", "Per-residue pLDDT of the best and worst structures", _traces(plt, top, bottom)),
         ("histograms", "pLDDT and pTM distributions (unique folded sequences)", _histograms(plt, plddt, ptm, th)),
         ("scatter", "Confidence against confidence and length", _scatter(plt, plddt, ptm, length, th)),
         ("failures", "Failures by reason", _failures(plt, fails)),
@@ -117,12 +234,69 @@ def _cell(v: object) -> str:
     return html.escape("" if v is None else str(v))[:200]
 
 
-_STYLE = """body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+_STYLE = """body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
-figure { margin: 1.5em 0; } img { max-width: 100%; } .warn { background: #fee; padding: 0.5em; border: 1px solid #c44e52; }"""
+figure { margin: 1.5em 0; } img { max-width: 100%; } .warn { background: #fee; padding: 0.5em; border: 1px solid #c44e52; }
+.views { display: flex; gap: 1em; flex-wrap: wrap; } .view { width: 330px; height: 300px; position: relative; border: 1px solid #ccc; }
+pre { background: #f6f6f6; padding: 0.5em; overflow: auto; max-height: 30em; font-size: 0.85em; }"""
+
+#: 3Dmol.js colouring by AlphaFold DB band (B-factors are pLDDT 0-100).
+_VIEW_SCRIPT = """
+(function () {
+  var bands = [[90, "#0053D6"], [70, "#65CBF3"], [50, "#FFDB13"], [0, "#FF7D45"]];
+  function colour(atom) { for (var i = 0; i < bands.length; i++) { if (atom.b > bands[i][0]) return bands[i][1]; } return bands[3][1]; }
+  var models = JSON.parse(document.getElementById("structures").textContent);
+  models.forEach(function (m, i) {
+    var el = document.getElementById("view" + i);
+    var viewer = $3Dmol.createViewer(el, {backgroundColor: "white"});
+    viewer.addModel(m.pdb, "pdb");
+    viewer.setStyle({}, {cartoon: {colorfunc: colour}});
+    viewer.zoomTo();
+    viewer.render();
+    el.setAttribute("data-rendered", "yes");
+  });
+})();
+"""
 
 
-def _page(s: dict, figures: list[tuple[str, str, str]], lowest: list) -> str:
+def _best_table(best: list[dict], pdbs: dict[str, str]) -> str:
+    head = "<tr><th>id</th><th>length</th><th>pLDDT</th><th>pTM</th><th>bin</th><th>file</th><th>shard / member</th></tr>"
+    rows = []
+    for r in best:
+        pdb = pdbs.get(r["checksum"])
+        link = ""
+        if pdb is not None:
+            uri = "data:chemical/x-pdb;base64," + base64.b64encode(pdb.encode("ascii")).decode()
+            link = f'<a download="{html.escape(r["checksum"])}.pdb" href="{uri}">PDB</a>'
+        where = f"{_cell(Path(r['shard']).name)}<br>{_cell(r.get('pdb_member'))}" if r.get("shard") else "not archived"
+        cells = (r["id"], r["length"], r["plddt"], r["ptm"], r["bin"])
+        rows.append("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in cells) + f"<td>{link}</td><td>{where}</td></tr>")
+    return f'<table id="best">{head}\n' + "\n".join(rows) + "</table>"
+
+
+def _viewer(best: list[dict], pdbs: dict[str, str]) -> str:
+    """The 3D views of the best archived structures: 3Dmol.js inlined, structures as JSON."""
+    shown = [r for r in best if r["checksum"] in pdbs][:_VIEWS]
+    if not shown or not VIEWER_JS.exists():
+        return "<p>No archived structure to show in 3D.</p>" if not shown else "<p>3D view unavailable: the 3Dmol.js file is missing from this installation.</p>"
+    data = json.dumps([{"checksum": r["checksum"], "pdb": pdbs[r["checksum"]]} for r in shown]).replace("</", "<\\/")
+    divs = "".join(f'<figure><div class="view" id="view{i}"></div><figcaption>{_cell(r["id"])} ({r["checksum"][:8]}, pTM {r["ptm"]:.2f}, pLDDT {r["plddt"]:.2f})</figcaption></figure>' for i, r in enumerate(shown))
+    js = VIEWER_JS.read_text(encoding="utf-8")
+    return (f'<p>Coloured by pLDDT as in AlphaFold DB: dark blue &gt; 90, light blue 70-90, yellow 50-70, orange &lt; 50. Drag to rotate, scroll to zoom.</p>'
+            f'<div class="views">{divs}</div>\n<script type="application/json" id="structures">{data}</script>\n<script>{js}</script>\n<script>{_VIEW_SCRIPT}</script>')  # fmt: skip
+
+
+def _provenance(s: dict, summary_link: str, config_text: str) -> str:
+    versions = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in s["versions"].items())
+    return f"""<h2 id="provenance">Software and configuration</h2>
+<p>Run summary: <a id="summary-link" href="{html.escape(summary_link)}">summary.json</a> (counts at every step, thresholds,
+models, timings); the resolved configuration is <code>config.yaml</code> beside it.</p>
+<table id="versions"><tr><th>software</th><th>version</th></tr>{versions}</table>
+<details><summary>Configuration (config.yaml)</summary><pre id="config">{html.escape(config_text)}</pre></details>
+<details><summary>summary.json</summary><pre id="summary">{html.escape(json.dumps(s, indent=2))}</pre></details>"""
+
+
+def _page(s: dict, figures: list[tuple[str, str, str]], lowest: list, best_html: str, viewer_html: str, provenance_html: str) -> str:
     th = s["thresholds"]
     rows = "\n".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in lowest)
     counts = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in s["counts"].items())
@@ -142,25 +316,46 @@ def _page(s: dict, figures: list[tuple[str, str, str]], lowest: list) -> str:
 (strict){', artefacts excluded' if th['exclude_artefacts'] else ''}. foldatlas {html.escape(s['versions']['foldatlas'])}.</p>
 <h2>Counts</h2><table id="counts">{counts}</table>
 {imgs}
+<h2>Best structures (pTM x pLDDT)</h2>
+{best_html}
+<h2>In 3D</h2>
+{viewer_html}
 <h2>Lowest-confidence and failed records</h2>
 <table id="worst"><tr><th>id</th><th>source</th><th>record</th><th>status</th><th>reason</th><th>length</th><th>pLDDT</th><th>pTM</th></tr>
 {rows}</table>
+{provenance_html}
 </body></html>
 """
 
 
-def write_report(*, metadata: str | Path, summary: str | Path, out: str | Path, worst: int = 25) -> Path:
-    """Write the report to ``out`` (one HTML file)."""
+def write_report(
+    *,
+    metadata: str | Path,
+    summary: str | Path,
+    out: str | Path,
+    plddt: str | Path | None = None,
+    structures: str | Path | None = None,
+    config: str | Path | None = None,
+    worst: int = 25,
+) -> Path:
+    """Write the report to ``out`` (one HTML file). ``plddt``, ``structures`` and
+    ``config`` default to their places beside ``metadata`` in the atlas folder."""
+    atlas = Path(metadata).parent
+    plddt, structures, config = Path(plddt or atlas / "plddt.parquet"), Path(structures or atlas / "structures"), Path(config or atlas / "config.yaml")
     s = json.loads(Path(summary).read_text())
-    con = duck.connect()
-    meta = f"read_parquet({duck.sql_path(metadata)})"
-    figures = _figures(con, meta, s)
-    lowest = con.execute(
-        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm FROM {meta}
+    d = _Data(metadata, plddt, structures)
+    best, bottom = d.ranked(_BEST, best=True), d.ranked(_TRACES, best=False)
+    pdbs = {r["checksum"]: p for r in best if (p := d.pdb(r)) is not None}
+    figures = _figures(d, s, best, bottom)
+    lowest = d.rows(
+        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm FROM {d.meta}
             ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST LIMIT {int(worst)}"""
-    ).fetchall()
-    con.close()
+    )
+    d.con.close()
+    link = os.path.relpath(Path(summary).resolve(), Path(out).resolve().parent)
+    config_text = config.read_text(encoding="utf-8") if config.exists() else "(no config.yaml beside the atlas)"
+    page = _page(s, figures, lowest, _best_table(best, pdbs), _viewer(best, pdbs), _provenance(s, link, config_text))
     with atomic_path(out) as tmp:
-        tmp.write_text(_page(s, figures, lowest), encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
     log.info("report written to %s", out)
     return Path(out)

@@ -32,6 +32,7 @@ __all__ = [
     "EmbeddingSettings",
     "FilterSettings",
     "AtlasSettings",
+    "StructureSettings",
     "FoldseekClusterSettings",
     "FoldseekSearchSettings",
     "FoldseekSettings",
@@ -210,8 +211,19 @@ class AtlasSettings(Section):
     shard_size: int
     all_structures: bool
     foldcomp: bool
+    foldcomp_check_fraction: float
+    foldcomp_max_rmsd: float
+    threads: int
     memory_gb: float
     report: bool
+
+
+@dataclass(frozen=True)
+class StructureSettings(Section):
+    """``structures``: which files each folded structure gets (PDB always first)."""
+
+    SECTION = ("structures",)
+    formats: tuple[str, ...]
 
 
 @dataclass(frozen=True)

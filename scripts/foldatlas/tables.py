@@ -146,8 +146,8 @@ PREDICTIONS_SCHEMA = _schema(
     ("model_version", pa.string(), False, "revision of the weights when known"),
     ("weights_checksum", pa.string(), False, "SHA-256 of the weights' content (config.json and weight files; see foldatlas.model.weights_checksum)"),
     ("member", pa.string(), True, "structure's member name in the chunk archive; null when not folded"),
-    ("archive_offset", pa.int64(), True, "byte offset of the structure's own gzip member in the chunk archive; null when not folded"),
-    ("archive_length", pa.int64(), True, "compressed bytes of that member (tar header + PDB + padding); null when not folded"),
+    ("archive_offset", pa.int64(), True, "byte offset of the structure's tar entries in the chunk archive (structures.tar); null when not folded"),
+    ("archive_length", pa.int64(), True, "bytes of those entries (per format: tar header, gzip file, padding); null when not folded"),
 )
 
 
@@ -156,13 +156,15 @@ def embeddings_schema(dim: int, dtype: str, *, per_residue: bool) -> pa.Schema:
 
     ``embedding`` is the mean over residues of the ESM-2 hidden state (BOS/EOS excluded)
     as a fixed-size list of ``dim`` floats; ``residue_embeddings`` (optional) the
-    per-residue states.
+    per-residue states. DuckDB reads a Parquet fixed-size list as a list (``FLOAT[]``):
+    ``list_cosine_similarity(a.embedding, b.embedding)`` works on it as it is, and
+    ``array_cosine_similarity`` after a cast to ``FLOAT[D]`` (see the README).
     """
     value = pa.float16() if dtype == "float16" else pa.float32()
     fields = [
         ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
         ("layer", pa.int16(), False, "ESM-2 layer (0 = embedding layer; last = after final layer norm)"),
-        ("embedding", pa.list_(value, dim), False, f"mean-pooled hidden state, {dim} values"),
+        ("embedding", pa.list_(value, dim), False, f"mean-pooled hidden state, {dim} values (DuckDB: FLOAT[], use list_cosine_similarity)"),
     ]
     if per_residue:
         fields.append(("residue_embeddings", pa.list_(pa.list_(value, dim)), False, "hidden state of every residue"))
@@ -177,6 +179,7 @@ METADATA_SCHEMA = _schema(
     ("record_index", pa.int64(), False, "0-based position of the record in its file"),
     ("header", pa.string(), False, "whole header line"),
     ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
+    ("crc64", pa.string(), True, "UniProt CRC64 of the normalised sequence, 16 upper-case hex digits (the ESM Atlas's sequenceChecksum); null for records rejected at ingest"),
     ("length", pa.int32(), False, "residues after normalisation"),
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
     ("status", pa.string(), False, f"{listed(FOLD_OUTCOMES)} (fold outcome) or {listed(REJECTED)} (ingest)"),
@@ -187,14 +190,15 @@ METADATA_SCHEMA = _schema(
     ("ptm", pa.float32(), True, "predicted TM-score, 0-1"),
     ("num_conf", pa.int32(), True, "residues with pLDDT > 0.7"),
     ("max_pae", pa.float32(), True, "largest predicted aligned error, Angstrom"),
+    ("mean_pae", pa.float32(), True, "mean predicted aligned error, Angstrom"),
     ("artefact", pa.bool_(), True, "pTM >= 0.99 with low pLDDT: a likely artefact"),
     ("high_confidence", pa.bool_(), False, "passed the filter (filter.min_plddt, filter.min_ptm, artefacts)"),
-    ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT in 0.1 steps, e.g. tm_.60_.70_plddt_.80_.90"),
+    ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT (bands 0_.40, .40_.50 ... .80_.90, .90_1), e.g. tm_.60_.70_plddt_.80_.90"),
     ("chunk", pa.int32(), True, "chunk the sequence was folded in"),
     ("model_id", pa.string(), True, "weights that folded it"),
     ("model_version", pa.string(), True, "revision of the weights"),
     ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures)"),
-    ("member", pa.string(), True, "member name in the shard (<checksum>.pdb)"),
+    ("member", pa.string(), True, "PDB member of the structure in the shard (<checksum>.pdb.gz); locate it with index.parquet"),
 )
 
 #: ``results/atlas/plddt.parquet``: per-residue pLDDT of every prediction.
@@ -206,17 +210,23 @@ PLDDT_SCHEMA = _schema(
 #: ``results/atlas/structures/index.parquet``: where each archived structure lives.
 INDEX_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
-    ("archive", pa.string(), False, "shard path relative to results/atlas/"),
-    ("member", pa.string(), False, "member name, <checksum>.pdb"),
-    ("offset", pa.int64(), False, "byte offset of the member's own gzip block in the shard"),
-    ("length", pa.int64(), False, "compressed bytes of that block (header + PDB + padding)"),
-    ("size", pa.int64(), False, "bytes of the PDB text"),
+    ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence shards) or {ALL} (atlas.all_structures shards); a structure can be in both"),
+    ("archive", pa.string(), False, "shard path relative to results/atlas/ (an uncompressed .tar)"),
+    ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
+    ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the shard; its 512-byte tar header is just before"),
+    ("data_length", pa.int64(), False, "bytes of that gzip file"),
+    ("pdb_size", pa.int64(), False, "bytes of the PDB text once decompressed"),
+    ("cif_member", pa.string(), True, "ModelCIF member name, <checksum>.cif.gz; null unless structures.formats has cif"),
+    ("cif_offset", pa.int64(), True, "byte offset of the ModelCIF member's data (gzip) in the shard"),
+    ("cif_length", pa.int64(), True, "bytes of that gzip file"),
     ("high_confidence", pa.bool_(), False, "passed the filter"),
-    ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence shards) or {ALL} (atlas.all_structures shards)"),
+    ("in_foldcomp", pa.bool_(), True, "in the Foldcomp database (null: no Foldcomp database for this collection)"),
+    ("foldcomp_rmsd", pa.float32(), True, "all-atom RMSD of its Foldcomp round trip, Angstrom (null: not in the checked sample)"),
+    ("foldcomp_reason", pa.string(), True, "why it was left out of the Foldcomp database (failed round trip); null otherwise"),
 )
 
-#: A fold job's committed segment of structures: each one's archive entry, compressed
-#: (:func:`foldatlas.archive.gzip_entry`); internal to a fold job's partial folder.
+#: A fold job's committed segment of structures: each one's tar entries, data gzip-compressed
+#: (:func:`foldatlas.archive.structure_entries`); internal to a fold job's partial folder.
 SEGMENT_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.string()), ("entry", pa.large_binary())])
 
 #: foldseek --format-output columns written to hits.parquet (--format-mode 4 adds a header).

@@ -19,7 +19,7 @@ rule foldseek_createdb:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
     params:
-        binary=lambda wc: foldseek_binary(),
+        binary=config["foldseek"]["binary"],
     script:
         "../../scripts/foldseek_createdb.py"
 
@@ -42,7 +42,7 @@ rule foldseek_cluster:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 240 * attempt,
     params:
-        binary=lambda wc: foldseek_binary(),
+        binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
     script:
         "../../scripts/foldseek_cluster.py"
@@ -65,7 +65,7 @@ rule foldseek_search:
         mem_mb=lambda wc, attempt: 16000 * attempt,
         runtime=lambda wc, attempt: 480 * attempt,
     params:
-        binary=lambda wc: foldseek_binary(),
+        binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
     script:
         "../../scripts/foldseek_search.py"
@@ -88,7 +88,7 @@ rule mmseqs_cluster:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 240 * attempt,
     params:
-        binary=lambda wc: mmseqs_binary(),
+        binary=config["mmseqs"]["binary"],
         mmseqs=config["mmseqs"],
     script:
         "../../scripts/mmseqs_cluster.py"

@@ -1,5 +1,6 @@
 # Atlas: filter by confidence and write metadata, embeddings, per-residue pLDDT,
-# sharded structure archives with an index, a summary, the accounting check and a report.
+# sharded structure archives with an index, a summary, the resolved configuration, the
+# accounting check and a report.
 
 
 rule assemble_atlas:
@@ -13,13 +14,14 @@ rule assemble_atlas:
         plddt=LAYOUT.atlas.plddt,
         structures=directory(LAYOUT.atlas.structures),
         summary=LAYOUT.atlas.summary,
+        config=LAYOUT.atlas.config,
     log:
         LAYOUT.log("assemble_atlas"),
     benchmark:
         LAYOUT.benchmark("assemble_atlas")
     conda:
         ENV
-    threads: 2
+    threads: config["atlas"]["threads"]
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
@@ -29,6 +31,7 @@ rule assemble_atlas:
         output=config["output"],
         atlas=config["atlas"],
         filter=config["filter"],
+        config=config,
     script:
         "../../scripts/assemble_atlas.py"
 
@@ -64,7 +67,10 @@ rule check_accounting:
 rule atlas_report:
     input:
         metadata=rules.assemble_atlas.output.metadata,
+        plddt=rules.assemble_atlas.output.plddt,
+        structures=rules.assemble_atlas.output.structures,
         summary=rules.assemble_atlas.output.summary,
+        config=rules.assemble_atlas.output.config,
         accounting=rules.check_accounting.output.report,
     output:
         html=report(

@@ -8,7 +8,7 @@ from foldatlas.fasta import expand_inputs
 from foldatlas.layout import Layout
 from foldatlas.settings import SlurmSettings
 from foldatlas.slurm import site_resources
-from foldatlas.tools import find_binary
+from foldatlas.annotate import TOOLS, tool_binary
 
 
 wildcard_constraints:
@@ -24,37 +24,26 @@ LAYOUT = Layout.from_config(config["output"])
 # Expanded once at start-up: a glob matching nothing or a missing file fails here.
 INPUT_FASTA = expand_inputs(config["input"]["fasta"])
 
-# External programs are looked for at start-up, not hours later.
-FOLDSEEK = (
-    find_binary(
-        config["foldseek"]["binary"],
-        key="foldseek.binary",
-        install="Install it from bioconda (conda install -c bioconda foldseek, or run with "
-        "--sdm conda: envs/foldseek.yaml), or set foldseek.enabled: false.",
-    )
-    if config["foldseek"]["enabled"]
-    else None
-)
-MMSEQS = (
-    find_binary(
-        config["mmseqs"]["binary"],
-        key="mmseqs.binary",
-        install="Install it (apt-get install mmseqs2, or conda install -c bioconda mmseqs2), "
-        "or set mmseqs.enabled: false.",
-    )
-    if config["mmseqs"]["enabled"]
-    else None
-)
+
+def check_binaries_on_host():
+    """Look for the external programs (foldseek, mmseqs) on this host, at the start of a
+    real run (onstart: never in a dry run or --lint), and only when their rules will run
+    on this host with this host's PATH: local execution without --sdm conda. Otherwise
+    (--sdm conda, a cluster executor) each rule looks for its program in its own
+    environment when it starts, and fails with the same message."""
+    from snakemake.settings.types import DeploymentMethod
+
+    if not workflow.local_exec or (
+        DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    ):
+        return
+    for tool in TOOLS:
+        if config[tool]["enabled"]:
+            tool_binary(tool, config[tool]["binary"])
 
 
-def foldseek_binary():
-    """Resolved path of foldseek (checked at start-up)."""
-    return FOLDSEEK
-
-
-def mmseqs_binary():
-    """Resolved path of mmseqs (checked at start-up)."""
-    return MMSEQS
+onstart:
+    check_binaries_on_host()
 
 
 def input_fasta(wildcards):

@@ -27,5 +27,6 @@ rule fold_chunk:
         partial=lambda wc: LAYOUT.partial(wc.chunk),
         fold=config["fold"],
         embeddings=config["embeddings"],
+        structures=config["structures"],
     script:
         "../../scripts/fold_chunk.py"
