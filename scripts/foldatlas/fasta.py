@@ -252,7 +252,7 @@ def text_blocks(path: str | os.PathLike[str], *, display_name: str | None = None
         unsupported program, or its compressed stream is truncated, corrupt or followed by
         other data; the message names the file and the byte offset.
     """
-    name = display_name or str(path)
+    name = display_name or printable_path(str(path))
     stream = stream if stream is not None else TextStream()
     with _open_regular(path, name) as fh:
         head = fh.peek(8)[:8]
@@ -381,6 +381,8 @@ def _zstd_pieces(src: _Compressed) -> Iterator[bytes]:
     has one); skippable frames are skipped; anything else between frames is an error."""
     import zstandard
 
+    # windows up to 2 GiB: files written with zstd --long (libzstd refuses > 128 MiB by default)
+    dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
     while head := src.peek(8):
         start = src.pos
         magic = int.from_bytes(head[:4], "little") if len(head) >= 4 else -1
@@ -390,23 +392,23 @@ def _zstd_pieces(src: _Compressed) -> Iterator[bytes]:
             src.take(8)
             src.skip(int.from_bytes(head[4:8], "little"), start)
         elif head[:4] == _ZSTD_MAGIC:
-            yield from _zstd_frame(src, zstandard)
+            yield from _zstd_frame(src, dctx, zstandard.ZstdError)
         elif len(head) < 4 and _ZSTD_MAGIC.startswith(head):
             raise src.truncated("frame", start)
         else:
             raise InputFileError(src.name, f"expected another Zstandard frame or the end of the file at byte {start}, found {_describe_bytes(head[:4])}")
 
 
-def _zstd_frame(src: _Compressed, zstandard) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def _zstd_frame(src: _Compressed, dctx, error: type[Exception]) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
     start = src.pos
-    d = zstandard.ZstdDecompressor().decompressobj()
+    d = dctx.decompressobj()
     while not d.eof:
         data = src.take(_ZSTD_FEED)
         if not data:
             raise src.truncated("frame", start)
         try:
             out = d.decompress(data)
-        except zstandard.ZstdError as exc:
+        except error as exc:
             raise src.corrupt("frame", start, exc) from None
         src.text += len(out)
         yield out
@@ -554,7 +556,7 @@ def iter_record_groups(
         has text before its first ``>`` header (binary garbage included); the message
         names the file and the line or byte.
     """
-    name = display_name or str(path)
+    name = display_name or printable_path(str(path))
     stream = stream if stream is not None else TextStream()
     blocks = text_blocks(path, display_name=name, stream=stream)
     if tap is not None:
