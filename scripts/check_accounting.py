@@ -6,9 +6,13 @@ from foldatlas.logs import rule_script
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
+    layout = Layout.from_config(sm.params.output)
     check_accounting(
         records=sm.input.records,
         sequences=sm.input.sequences,
-        outputs=Layout.from_config(sm.params.output).atlas,
+        outputs=layout.atlas,
         report=sm.output.report,
+        # written by plan_chunks with records.parquet (an input of this rule); read
+        # through the layout so that atlas.smk needs no change
+        inputs=sm.input.get("inputs", layout.inputs),
     )

@@ -15,4 +15,6 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         memory_gb=IngestSettings.from_config(sm.params.ingest).memory_gb,
         threads=sm.threads,
         scratch_dir=sm.params.scratch,
+        counts=sm.input.counts,
+        inputs_out=sm.output.inputs,
     )

@@ -13,4 +13,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         source_index=int(sm.wildcards.source),
         settings=IngestSettings.from_config(sm.params.ingest),
         workers=sm.threads,
+        count_out=sm.output.counted,
     )

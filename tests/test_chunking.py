@@ -168,3 +168,49 @@ def test_sort_out_of_memory_falls_back_to_scratch_file(tmp_path, monkeypatch, ca
     for name in ("r.parquet", "s.parquet", *(f"chunks/chunk_{p.chunk:06d}.parquet" for p in want)):
         assert pq.read_table(tmp_path / "fallback" / name).equals(pq.read_table(tmp_path / "normal" / name)), name
     assert sorted(p.name for p in (tmp_path / "fallback" / "chunks").iterdir()) == sorted(p.name for p in (tmp_path / "normal" / "chunks").iterdir())
+
+
+def _ingested(tmp_path, n_files=2, n=40):
+    """Parts and independent counts of ``n_files`` files of ``n`` records each, as read_fasta makes them."""
+    from foldatlas.ingest import read_fasta_file
+    from foldatlas.settings import IngestSettings
+
+    rng = np.random.default_rng(5)
+    parts, counts = [], []
+    for k in range(n_files):
+        recs = [(f"f{k}r{i}", "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30 + i))) for i in range(n)]
+        path = write_fasta(tmp_path / f"in{k}.fa", recs)
+        parts.append(tmp_path / f"{k}.parquet")
+        counts.append(tmp_path / f"{k}.count.json")
+        read_fasta_file(path, parts[-1], source=f"in{k}.fa", source_index=k, settings=IngestSettings.from_config({}), workers=1, count_out=counts[-1])
+    return parts, counts
+
+
+def test_plan_chunks_gathers_the_counts_and_refuses_a_part_that_lost_records(tmp_path):
+    import json
+
+    from foldatlas.errors import AccountingError
+
+    parts, counts = _ingested(tmp_path)
+    out = dict(records_out=tmp_path / "records.parquet", sequences_out=tmp_path / "sequences.parquet", chunks_dir=tmp_path / "chunks",
+               settings=chunk_settings(100.0, 1000), memory_gb=0.5, counts=counts, inputs_out=tmp_path / "inputs.json")  # fmt: skip
+    plan_chunks(parts, **out)
+    files = json.loads((tmp_path / "inputs.json").read_text())["files"]
+    assert [(f["source_index"], f["source"], f["records"]) for f in files] == [(0, "in0.fa", 40), (1, "in1.fa", 40)]
+    # a part that lost records after it was counted (a stale or partial part)
+    pq.write_table(pq.read_table(parts[1]).slice(0, 37), parts[1])
+    (tmp_path / "inputs.json").unlink()
+    with pytest.raises(AccountingError, match=r"in1\.fa: the input holds 40 records \(independent count of its header lines\), its validated part has 37"):
+        plan_chunks(parts, **out)
+    assert not (tmp_path / "inputs.json").exists()
+
+
+def test_duckdb_out_of_memory_names_the_setting(tmp_path):
+    from foldatlas.errors import ConfigError
+
+    parts, _ = _ingested(tmp_path, n_files=1, n=3000)
+    with pytest.raises(ConfigError, match=r"config key 'ingest\.memory_gb' = 0\.001: DuckDB ran out of memory .* raise ingest\.memory_gb") as info:
+        plan_chunks(parts, records_out=tmp_path / "r.parquet", sequences_out=tmp_path / "s.parquet", chunks_dir=tmp_path / "c",
+                    settings=chunk_settings(100.0, 1000), memory_gb=0.001, scratch_dir=tmp_path / "scratch")  # fmt: skip
+    assert info.value.key == "ingest.memory_gb"
+    assert not (tmp_path / "scratch").exists() and not list(tmp_path.glob(".*tmp-*"))

@@ -76,3 +76,93 @@ def test_readme_documents_every_parquet_schema():
     text = (REPO / "README.md").read_text()
     generated = text.split("<!-- BEGIN SCHEMAS -->\n")[1].split("<!-- END SCHEMAS -->")[0]
     assert generated == schemas_markdown(), "README.md schemas are stale: run make config-docs"
+
+
+def _number_keys(node, path=()):
+    for key, sub in node.get("properties", {}).items():
+        here = (*path, key)
+        types = [sub.get("type")] + [s.get("type") for s in sub.get("anyOf", [])]
+        if any(t in ("number", "integer") for t in types):
+            yield here
+        yield from _number_keys(sub, here)
+
+
+def _nested(path, value):
+    cfg = value
+    for key in reversed(path):
+        cfg = {key: cfg}
+    return cfg
+
+
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_every_number_refuses_nan_and_infinity(text):
+    """JSON-schema range checks are false for NaN: before, `filter.min_plddt: .nan` passed."""
+    value = yaml.safe_load(text)
+    keys = list(_number_keys(load_schema(SCHEMA)))
+    assert len(keys) > 30
+    for path in keys:
+        dotted = ".".join(path)
+        with pytest.raises(ConfigError) as info:
+            validate_config(_nested(path, value), SCHEMA)
+        assert f"config key '{dotted}' = {value!r} is not a finite number" in str(info.value), dotted
+        assert info.value.key == dotted
+
+
+def test_settings_refuse_nan_too():
+    from foldatlas.settings import FilterSettings, FoldSettings
+
+    with pytest.raises(ConfigError, match=r"config key 'filter\.min_plddt' = nan is not a finite number"):
+        FilterSettings.from_config({"min_plddt": float("nan")})
+    with pytest.raises(ConfigError, match=r"config key 'fold\.commit_seconds' = inf is not a finite number"):
+        FoldSettings.from_config({"commit_seconds": float("inf")})
+
+
+def test_min_length_above_max_length_names_both_keys_at_start_up():
+    with pytest.raises(ConfigError, match=r"config keys 'ingest\.min_length' = 300 and 'ingest\.max_length' = 200: expected min_length <= max_length"):
+        validate_config({"ingest": {"min_length": 300, "max_length": 200}}, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "billion laughs": 9**8 = 43 million strings once expanded, a few hundred bytes of YAML
+        "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+        + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+        + "input: {fasta: *h}\n",
+        "input:\n  fasta: &x [a.fa, *x]\n",  # holds itself
+    ],
+)
+def test_alias_bombs_are_refused_quickly_with_a_short_message(text, tmp_path):
+    import resource
+    import time
+
+    from snakemake.common.configfile import load_configfile
+
+    (tmp_path / "bomb.yaml").write_text(text)
+    config = load_configfile(str(tmp_path / "bomb.yaml"))  # as Snakemake loads a configfile: aliases stay shared
+    started, rss = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for top in (config, {"input": config["input"]}):
+        with pytest.raises(ConfigError, match="alias bomb or a self-referencing alias") as info:
+            validate_config(top, SCHEMA)
+        assert len(str(info.value)) < 500
+    assert time.monotonic() - started < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200_000  # KiB: no expansion in memory
+
+
+def test_echoed_values_are_bounded():
+    with pytest.raises(ConfigError) as info:
+        validate_config({"fold": {"device": "x" * 1_000_000}, "input": {"fasta": [1] * 100_000}}, SCHEMA)
+    text = str(info.value)
+    assert len(text) < 5000 and "more problems" in text
+
+
+def test_json_writer_refuses_nan_and_names_the_key(tmp_path):
+    from foldatlas.atomic import json_text, write_json
+    from foldatlas.errors import InternalError
+
+    assert json_text({"a": [1, 2.5]}) == '{\n  "a": [\n    1,\n    2.5\n  ]\n}\n'
+    with pytest.raises(InternalError, match=r"refusing to write nan at thresholds\.min_plddt into JSON"):
+        write_json(tmp_path / "s.json", {"counts": {"n": 1}, "thresholds": {"min_plddt": float("nan")}})
+    with pytest.raises(InternalError, match=r"inf at timings\[1\]"):
+        json_text({"timings": [0.0, float("inf")]})
+    assert not list(tmp_path.iterdir())

@@ -47,6 +47,40 @@ def test_line_numbers_across_block_boundaries(tmp_path, monkeypatch):
     assert [r.line for r in got] == expected
 
 
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 23])
+def test_cr_only_line_breaks_are_read_as_line_breaks(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(fasta, "_BLOCK", block)
+    path = tmp_path / "mac.fa"
+    path.write_bytes(b">id1 desc\rMKTA\rYIAK\r\r>id2\rQRQ\r")
+    got = records(path)
+    assert [(r.line, r.header, verdict(r.body, lo=1).sequence) for r in got] == [(1, b"id1 desc", b"MKTAYIAK"), (5, b"id2", b"QRQ")]
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 1 << 23])
+def test_indented_headers_are_headers(tmp_path, monkeypatch, block):
+    """Before, '  >b' was read as part of a's sequence: two records merged into one."""
+    monkeypatch.setattr(fasta, "_BLOCK", block)
+    path = tmp_path / "i.fa"
+    path.write_bytes(b">a\nMKT\n  >b x\nQRQ\r\n\t \f>c\r\nAAA\n>d->e > f\nMK>T\n")
+    got = records(path)
+    assert [(r.line, r.header) for r in got] == [(1, b"a"), (3, b"b x"), (5, b"c\r"), (7, b"d->e > f")]
+    assert verdict(got[3].body, lo=1).status == "invalid_characters"  # '>' inside a sequence line stays invalid
+
+
+def test_lone_cr_before_a_header_in_an_lf_file_is_an_error(tmp_path):
+    path = tmp_path / "m.fa"
+    path.write_bytes(b">a\nMKT\n" * 3 + b">b\nMKT\r>c\nQRQ\n")
+    with pytest.raises(InputFileError, match=r"m\.fa: mixed line breaks: .* lone carriage return \(CR\) before '>' at byte 27 of the text"):
+        records(path)
+
+
+def test_stray_cr_in_an_lf_file_changes_nothing(tmp_path):
+    path = tmp_path / "s.fa"
+    path.write_bytes(b">a x\ry\nMK\rT\n>b\nQRQ\n")
+    got = records(path)
+    assert [(r.header, verdict(r.body, lo=1).sequence) for r in got] == [(b"a x\ry", b"MKT"), (b"b", b"QRQ")]
+
+
 def test_crlf_line_endings(tmp_path):
     path = tmp_path / "crlf.fa"
     path.write_bytes(b">id1 desc\r\nMKTA\r\nYIAK\r\n>id2\r\nQRQ\r\n")
@@ -140,12 +174,105 @@ def test_empty_file_fails(tmp_path):
         records(path)
 
 
-def test_truncated_gzip_fails_with_position(tmp_path):
-    data = gzip.compress(b"".join(b">r%d\n%s\n" % (i, SEQ.encode()) for i in range(2000)))
-    path = tmp_path / "t.fa.gz"
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputFileError, match=r"t\.fa\.gz: compressed stream is truncated after \d+ bytes"):
+MANY = b"".join(b">r%d\n%s\n" % (i, SEQ.encode()) for i in range(2000))
+
+
+def _compressed(kind: str, data: bytes = MANY) -> bytes:
+    import zstandard
+
+    return gzip.compress(data) if kind == "gz" else zstandard.ZstdCompressor(write_checksum=True).compress(data)
+
+
+@pytest.mark.parametrize("kind, unit", [("gz", "gzip member"), ("zst", "zstd frame")])
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9, 0.999, -1, -4])
+def test_truncated_stream_fails_with_file_and_compressed_offset(tmp_path, kind, unit, fraction):
+    """Cut at 30%...99.9% of its bytes, or short of its last 1 or 4 bytes (the checksum or
+    length): before, zstd read the cut file as whole and its cut record as ok."""
+    data = _compressed(kind)
+    cut = len(data) + fraction if fraction < 0 else int(len(data) * fraction)
+    path = tmp_path / f"t.fa.{kind}"
+    path.write_bytes(data[:cut])
+    with pytest.raises(InputFileError) as info:
         records(path)
+    expected = f"t.fa.{kind}: compressed stream is truncated: expected the end of the {unit} that starts at byte 0, found the end of the file at byte {cut}"
+    assert expected in str(info.value)
+
+
+def test_truncated_stream_never_yields_a_partial_part(tmp_path):
+    data = _compressed("zst")
+    path = tmp_path / "t.fa.zst"
+    path.write_bytes(data[: len(data) * 3 // 10])
+    with pytest.raises(InputFileError, match="truncated"):
+        read_part(path, tmp_path / "p.parquet", source="t.fa.zst", source_index=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.fa.zst"]
+
+
+def test_truncated_second_frame_names_its_offset(tmp_path):
+    first = _compressed("zst", MANY[:5000])
+    second = _compressed("zst", MANY[5000:])
+    path = tmp_path / "m.fa.zst"
+    path.write_bytes(first + second[:-10])
+    with pytest.raises(InputFileError, match=f"the zstd frame that starts at byte {len(first)}, found the end of the file at byte {len(first) + len(second) - 10}"):
+        records(path)
+    path.write_bytes(first + second)
+    assert len(records(path)) == 2000
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_corrupt_checksum_fails(tmp_path, kind):
+    data = bytearray(_compressed(kind))
+    data[-8 if kind == "gz" else -1] ^= 1  # gzip: the CRC-32; zstd: the content checksum
+    path = tmp_path / f"c.fa.{kind}"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match=r"compressed data is corrupt: .* that starts at byte 0 .*(incorrect data check|checksum)"):
+        records(path)
+
+
+def test_pzstd_skippable_frames_and_bgzip_are_read_whole(tmp_path):
+    from corpus.cases import BGZF_EOF, bgzf, pzstd_like
+
+    (tmp_path / "p.fa.zst").write_bytes(pzstd_like(MANY, 10_000))
+    (tmp_path / "b.fa.gz").write_bytes(bgzf(MANY, 10_000))
+    for name in ("p.fa.zst", "b.fa.gz"):
+        stream = fasta.TextStream()
+        assert b"".join(fasta.text_blocks(tmp_path / name, stream=stream)) == MANY
+        assert stream.file_bytes == (tmp_path / name).stat().st_size and stream.text_bytes == len(MANY)
+    assert stream.format == "bgzip"
+    cut = bgzf(MANY, 10_000)[: -len(BGZF_EOF)]
+    (tmp_path / "cut.fa.gz").write_bytes(cut)
+    with pytest.raises(InputFileError, match=f"expected the bgzip end-of-file block, found the end of the file at byte {len(cut)}"):
+        records(tmp_path / "cut.fa.gz")
+
+
+def test_real_pzstd_output_is_read_whole(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("pzstd") is None:
+        pytest.skip("pzstd is not installed (Debian package zstd)")
+    (tmp_path / "in.fa").write_bytes(MANY * 20)
+    subprocess.run(["pzstd", "-q", "-p", "2", str(tmp_path / "in.fa"), "-o", str(tmp_path / "in.fa.zst")], check=True)
+    data = (tmp_path / "in.fa.zst").read_bytes()
+    assert data[:4] == b"\x50\x2a\x4d\x18"  # starts with a skippable frame
+    assert b"".join(fasta.text_blocks(tmp_path / "in.fa.zst")) == MANY * 20
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "contains no FASTA record: the file is empty (0 bytes)"),
+        (gzip.compress(b""), "contains no FASTA record: its gzip stream (20 bytes) decompresses to no text"),
+        (b"\n\n", "contains no FASTA record: its 2 bytes of text are all whitespace"),
+        (b"BZh91AY&SY", "is bzip2-compressed; expected plain, gzip or Zstandard FASTA"),
+        (b"\xfd7zXZ\x00\x00", "is xz-compressed"),
+    ],
+)
+def test_nothing_decoded_is_not_called_empty(tmp_path, data, message):
+    path = tmp_path / "x.fa"
+    path.write_bytes(data)
+    with pytest.raises(InputFileError) as info:
+        records(path)
+    assert message in str(info.value)
 
 
 def test_gzip_of_binary_garbage_fails(tmp_path):
@@ -160,7 +287,7 @@ def test_corrupt_gzip_fails(tmp_path):
     data[20:40] = b"\x00" * 20
     path = tmp_path / "c.fa.gz"
     path.write_bytes(bytes(data))
-    with pytest.raises(InputFileError, match=r"c\.fa\.gz: (cannot decompress|compressed stream|expected a FASTA)"):
+    with pytest.raises(InputFileError, match=r"c\.fa\.gz: compressed data is corrupt: the gzip member that starts at byte 0"):
         records(path)
 
 
@@ -197,6 +324,43 @@ def test_missing_file_glob_and_duplicates(tmp_path):
         expand_inputs(["d"], base=tmp_path)
     with pytest.raises(InputFileError, match="no input files"):
         expand_inputs([], base=tmp_path)
+
+
+def test_an_existing_path_is_literal_and_only_other_entries_are_globs(tmp_path):
+    for name in ("a[1].fa", "a1.fa", "q?.fa", "qx.fa", "s*.fa", "sx.fa"):
+        (tmp_path / name).write_text(f">{name}\nMKT\n")
+    assert expand_inputs(["a[1].fa", "q?.fa", "s*.fa"], base=tmp_path) == ["a[1].fa", "q?.fa", "s*.fa"]
+    assert expand_inputs(["a[12].fa"], base=tmp_path) == ["a1.fa"]  # no file has that name: a glob
+    assert expand_inputs([str(tmp_path / "a[1].fa")]) == [str(tmp_path / "a[1].fa")]
+    with pytest.raises(InputFileError, match=r"a\[3\]\.fa: glob matches no file \(and no file has this exact name\)"):
+        expand_inputs(["a[3].fa"], base=tmp_path)
+
+
+def test_the_same_file_through_a_link_is_listed_twice(tmp_path):
+    (tmp_path / "a.fa").write_text(">a\nMKT\n")
+    os.link(tmp_path / "a.fa", tmp_path / "hard.fa")
+    os.symlink("a.fa", tmp_path / "soft.fa")
+    for second in ("hard.fa", "soft.fa"):
+        with pytest.raises(InputFileError, match=rf"{second.replace('.', '[.]')}: listed twice in input.fasta \(also as 'a.fa': the same file \(device and inode\)"):
+            expand_inputs(["a.fa", second], base=tmp_path)
+    assert expand_inputs(["soft.fa"], base=tmp_path) == ["soft.fa"]  # a link alone is fine
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "p.fa")
+    with pytest.raises(InputFileError, match=r"p\.fa: is a named pipe \(FIFO\), expected a regular FASTA file"):
+        expand_inputs(["p.fa"], base=tmp_path)
+    with pytest.raises(InputFileError, match=r"is a named pipe \(FIFO\)"):
+        records(tmp_path / "p.fa")  # opened directly: refused at once, no writer needed
+
+
+def test_non_utf8_file_name_is_refused_printably(tmp_path):
+    (tmp_path / os.fsdecode(b"\xff\xfe.fa")).write_text(">a\nMKT\n")
+    with pytest.raises(InputFileError) as info:
+        expand_inputs(["*.fa"], base=tmp_path)
+    text = str(info.value)
+    assert text.startswith("\\xff\\xfe.fa: file name is not valid UTF-8")
+    text.encode("utf-8")  # printable: no surrogates left
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -292,3 +456,67 @@ def test_vectorised_reader_equals_record_by_record_reference(tmp_path, monkeypat
     assert len(got) == len(want) == 300
     for g, w in zip(got, want):
         assert g == w
+
+
+# -- the independent count (foldatlas.inputs) ----------------------------------------
+
+
+def _random_fasta(rng, n: int, breaks: str) -> bytes:
+    out = []
+    for i in range(n):
+        indent = rng.choice([b"", b"", b"", b" ", b"\t ", b"\f"])
+        header = rng.choice([b"id%d" % i, b"x->y %d" % i, b"a > b %d" % i, b""])
+        body = b"".join(rng.choice([b"MKTAYIAK", b"m*k", b" ", b"\t", b"X"]) for _ in range(rng.randint(0, 12)))
+        lines = [indent + b">" + header, *[body[k : k + 7] for k in range(0, len(body), 7)]]
+        if rng.random() < 0.1:
+            lines.append(b"  ")
+        out.append(b"\n".join(lines) + b"\n")
+    text = b"".join(out)
+    return text.replace(b"\n", {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}[breaks])
+
+
+@pytest.mark.parametrize("breaks", ["lf", "crlf", "cr"])
+@pytest.mark.parametrize("seed", range(3))
+def test_independent_count_equals_the_records_read(tmp_path, monkeypatch, breaks, seed):
+    import random
+
+    from foldatlas.inputs import count_file
+
+    rng = random.Random(seed)
+    text = _random_fasta(rng, 200, breaks)
+    monkeypatch.setattr(fasta, "_BLOCK", rng.choice([3, 64, 1 << 20]))
+    for name, data in (("r.fa", text), ("r.fa.gz", gzip.compress(text)), ("r.fa.zst", _compressed("zst", text))):
+        (tmp_path / name).write_bytes(data)
+        count = count_file(tmp_path / name, source=name)
+        assert count.records == len(records(tmp_path / name)) == 200
+        assert (count.text_bytes, count.text_sha256) == (len(text), hashlib.sha256(text).hexdigest())
+        assert count.file_bytes == len(data)
+
+
+def test_read_fasta_file_writes_the_count_and_refuses_a_lost_record(tmp_path, monkeypatch):
+    import json
+
+    from foldatlas import ingest
+    from foldatlas.errors import AccountingError
+    from foldatlas.inputs import count_file
+    from foldatlas.settings import IngestSettings
+
+    def read_part(path, part, *, source, source_index, count_out):
+        return ingest.read_fasta_file(path, part, source=source, source_index=source_index, settings=IngestSettings.from_config({}), workers=1, count_out=count_out)
+
+    path = write_fasta(tmp_path / "in.fa.gz", [(f"r{i}", SEQ) for i in range(50)], compress="gz")
+    read_part(path, tmp_path / "p.parquet", source="in.fa.gz", source_index=2, count_out=tmp_path / "p.count.json")
+    written = json.loads((tmp_path / "p.count.json").read_text())
+    assert written == {**count_file(path, source_index=2, source="in.fa.gz").__dict__}
+    assert written["records"] == 50 and written["format"] == "gzip"
+    # a parser that silently drops a record: the part is refused, naming the file
+    real, calls = ingest.validate_group, []
+
+    def lossy(*args):  # drops the first record of the first group
+        calls.append(1)
+        return real(*args).slice(1 if len(calls) == 1 else 0)
+
+    monkeypatch.setattr(ingest, "validate_group", lossy)
+    with pytest.raises(AccountingError, match=r"in\.fa\.gz: the input holds 50 records \(independent count of its header lines\), its validated part has 49"):
+        read_part(path, tmp_path / "q.parquet", source="in.fa.gz", source_index=0, count_out=tmp_path / "q.count.json")
+    assert not (tmp_path / "q.parquet").exists() and not (tmp_path / "q.count.json").exists()

@@ -185,3 +185,106 @@ def test_fault_env_is_a_testing_hook_only():
     assert FaultPlan.from_env({}).kill_at is None
     with pytest.raises(FoldatlasError, match="unknown keys"):
         FaultPlan.from_env({"FOLDATLAS_INJECT_FAULTS": '{"unknown": 1}'})
+
+
+# -- temporary files after a kill (issue 13): the next run of the same step removes them --
+
+#: Runs one ingest step on a results tree ``root`` (argv: step, root); small blocks and
+#: chunks, so the step writes several batches and chunk files before it ends.
+INGEST_STEP = """
+import sys
+from pathlib import Path
+from foldatlas import fasta
+from foldatlas.chunking import plan_chunks
+from foldatlas.ingest import read_fasta_file
+from foldatlas.layout import Layout
+from foldatlas.settings import ChunkSettings, IngestSettings
+
+step, root = sys.argv[1], Path(sys.argv[2])
+layout = Layout(root)
+fasta._BLOCK = 4096
+if step == "read_fasta":
+    read_fasta_file(root / "in.fa", layout.ingest_part("0"), source="in.fa", source_index=0,
+                    settings=IngestSettings.from_config({}), workers=1, count_out=layout.ingest_count("0"))
+else:
+    plan_chunks([layout.ingest_part("0")], records_out=layout.records, sequences_out=layout.sequences,
+                chunks_dir=layout.chunks, settings=ChunkSettings.from_config({"gpu_seconds": 2.0}), memory_gb=0.2,
+                scratch_dir=layout.scratch("plan_chunks"), counts=[layout.ingest_count("0")], inputs_out=layout.inputs)
+"""
+
+
+def _ingest_step(step: str, root: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": kill_at, "kill_after": 2})) if kill_at else None
+    return subprocess.run([sys.executable, "-c", INGEST_STEP, step, str(root)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Temporary files and folders of atomic writes, and scratch space, under ``root``."""
+    tmp = [p for p in root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+    scratch = [p for p in (root / "scratch").rglob("*")] if (root / "scratch").exists() else []
+    return sorted(str(p.relative_to(root)) for p in tmp + scratch)
+
+
+@pytest.fixture()
+def ingest_root(tmp_path):
+    rng = np.random.default_rng(7)
+    aa = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
+    with open(tmp_path / "in.fa", "wb") as fh:
+        for i in range(3000):
+            fh.write(b">r%d\n%s\n" % (i, rng.choice(aa, int(rng.integers(20, 300))).tobytes()))
+    return tmp_path
+
+
+def test_sigkill_of_read_fasta_leaves_a_temporary_part_that_the_rerun_removes(ingest_root):
+    res = _ingest_step("read_fasta", ingest_root, kill_at="read_fasta_batch")
+    assert res.returncode == -9, res.stderr[-2000:]
+    assert [p for p in _leftovers(ingest_root) if p.startswith("ingest/parts/.0.parquet.tmp-")], "the kill should leave a half-written part"
+    res = _ingest_step("read_fasta", ingest_root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _leftovers(ingest_root) == []
+    assert pq.ParquetFile(ingest_root / "ingest/parts/0.parquet").metadata.num_rows == 3000
+
+
+def test_sigkill_of_plan_chunks_leaves_staging_and_scratch_that_the_rerun_removes(ingest_root):
+    assert _ingest_step("read_fasta", ingest_root).returncode == 0
+    res = _ingest_step("plan_chunks", ingest_root, kill_at="plan_chunk_queued")
+    assert res.returncode == -9, res.stderr[-2000:]
+    left = _leftovers(ingest_root)
+    assert any(p.startswith(".chunks.tmp-") for p in left), left  # the staging folder of the chunks
+    assert any(p.startswith("scratch/plan_chunks/ingest.duckdb") for p in left), left  # DuckDB's database
+    # what a kill in the middle of the swap would leave, and a killed records writer
+    (ingest_root / ".chunks.old-4242").mkdir()
+    (ingest_root / "ingest/.records.parquet.tmp-4242").write_bytes(b"PAR1 half")
+    res = _ingest_step("plan_chunks", ingest_root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _leftovers(ingest_root) == []
+    assert not (ingest_root / "scratch/plan_chunks").exists()
+    assert pq.ParquetFile(ingest_root / "ingest/records.parquet").metadata.num_rows == 3000
+    assert len(list((ingest_root / "chunks").glob("chunk_*.parquet"))) > 2
+
+
+def test_stale_sibling_removal_touches_only_the_same_final_name(tmp_path):
+    from foldatlas.atomic import atomic_path, remove_stale
+
+    keep = [".a.parquet2.tmp-1", "a.parquet.tmp-1", ".b.parquet.tmp-1", ".a.parquet.tmpx"]
+    for name in [*keep, ".a.parquet.tmp-99999", ".a.parquet.old-1"]:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".a.parquet.tmp-7").mkdir()
+    with atomic_path(tmp_path / "a.parquet") as tmp:
+        assert not (tmp_path / ".a.parquet.tmp-99999").exists()
+        tmp.write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "a.parquet"])
+    assert remove_stale(tmp_path / "missing-folder" / "x") == []
+
+
+def test_sigkill_of_plan_chunks_in_a_workflow_then_rerun_leaves_nothing(tmp_path):
+    wd = prepare(tmp_path, {"chunks": {"gpu_seconds": 1.0}})
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": "plan_chunk_queued", "kill_after": 2}))
+    res = workflow(wd, "--until", "plan_chunks", env=env, timeout=300)
+    assert res.returncode != 0 and "Error in rule plan_chunks" in res.stdout + res.stderr
+    assert _leftovers(wd / "results"), "the kill should leave temporary files"
+    res = workflow(wd, "--until", "plan_chunks", timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _leftovers(wd / "results") == []
+    files = json.loads((wd / "results/ingest/inputs.json").read_text())["files"]
+    assert sum(f["records"] for f in files) == pq.ParquetFile(wd / "results/ingest/records.parquet").metadata.num_rows

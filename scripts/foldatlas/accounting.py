@@ -1,7 +1,11 @@
 """The invariant that matters most: every input record is accounted for, exactly once.
 
 :func:`check_accounting` re-reads the written tables (never trusting what the writer
-meant to write) and raises :class:`AccountingError` listing every violation.
+meant to write) and raises :class:`AccountingError` listing every violation. The
+records are compared with the independent count of each input file
+(:mod:`foldatlas.inputs`, made from the decompressed text as it was read, by code that
+shares nothing with the record parser), so records that ingest lost, or tables from a
+stale or partial read, cannot pass.
 """
 
 from __future__ import annotations
@@ -13,27 +17,15 @@ from typing import Any
 
 from . import duck
 from .archive import read_member
-from .atomic import atomic_path
-from .errors import FoldatlasError
+from .atomic import write_json
+from .errors import AccountingError
+from .inputs import InputCount, check_parts, inputs_summary, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
 from .status import FOLD_OUTCOMES, METADATA_STATUSES, REJECTED, Status, sql_in
 
 __all__ = ["AccountingError", "check_accounting"]
 
 log = logging.getLogger("foldatlas.accounting")
-
-
-class AccountingError(FoldatlasError, RuntimeError):
-    """Some record or structure is missing, duplicated or miscounted.
-
-    Attributes
-    ----------
-    problems : list of str
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("accounting failed:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 class _Checker:
@@ -105,6 +97,21 @@ class _Checker:
             except (OSError, ValueError) as exc:
                 self.problems.append(f"{archive}:{member}: {exc}")
 
+    def inputs(self, counts: list[InputCount]) -> None:
+        """records.parquet and metadata.parquet hold, file by file, the records the
+        independent count of each input file found."""
+        self.checks["input_files"] = len(counts)
+        for table, what in ((self.rec, "records.parquet"), (self.meta, "metadata.parquet")):
+            rows = dict(self.con.execute(f"SELECT source_index, count(*) FROM {table} GROUP BY source_index").fetchall())
+            try:
+                check_parts(counts, rows, what)
+            except AccountingError as exc:
+                self.problems.extend(exc.problems)
+        names = dict(self.con.execute(f"SELECT DISTINCT source_index, source FROM {self.rec}").fetchall())
+        for c in counts:
+            if c.source_index in names and names[c.source_index] != c.source:
+                self.problems.append(f"records.parquet names source_index {c.source_index} {names[c.source_index]!r}, the input count {c.source!r}")
+
     def summary(self) -> None:
         """summary.json agrees with the tables, and its statuses add up."""
         summary = json.loads(Path(self.outputs.summary).read_text())["counts"]
@@ -125,27 +132,47 @@ class _Checker:
         if parts != summary["records_in"]:
             self.problems.append(f"summary.json: statuses add up to {parts}, not records_in={summary['records_in']}")
 
+    def summary_inputs(self, inputs: str | Path) -> None:
+        """summary.json's per-file records (when it has them) are those of inputs.json."""
+        summary = json.loads(Path(self.outputs.summary).read_text())
+        if "inputs" in summary and summary["inputs"] != inputs_summary(inputs):
+            self.problems.append(f"summary.json's inputs differ from {inputs}")
 
-def check_accounting(*, records: str | Path, sequences: str | Path, outputs: AtlasOutputs, report: str | Path, sample_reads: int = 50) -> dict:
-    """Check the atlas against the ingest tables; write ``report`` (JSON) when all hold.
+
+def check_accounting(
+    *,
+    records: str | Path,
+    sequences: str | Path,
+    outputs: AtlasOutputs,
+    report: str | Path,
+    inputs: str | Path | None = None,
+    sample_reads: int = 50,
+) -> dict:
+    """Check the atlas against the ingest tables and the input files' independent count;
+    write ``report`` (JSON) when all hold.
 
     Checks: metadata has exactly the records of ``records.parquet`` (same keys, each
-    once) with a status; every ok/duplicate record has a fold outcome; every unique
-    sequence appears once among folded/oom/error first occurrences; every high-confidence
-    sequence has exactly one entry in the index and its shard exists (a sample of them
-    is read back through the index); ``summary.json`` agrees with the tables.
+    once) with a status; both hold, file by file, as many records as the independent
+    count of that input file in ``inputs`` (``inputs.json``) found; every ok/duplicate
+    record has a fold outcome; every unique sequence appears once among
+    folded/oom/error first occurrences; every high-confidence sequence has exactly one
+    entry in the index and its shard exists (a sample of them is read back through the
+    index); ``summary.json`` agrees with the tables (and with ``inputs``).
     """
     c = _Checker(records, sequences, outputs)
     c.records()
+    if inputs is not None:
+        c.inputs(read_inputs(inputs))
     c.sequences()
     c.structures(sample_reads)
     c.summary()
+    if inputs is not None:
+        c.summary_inputs(inputs)
     c.con.close()
     if c.problems:
         raise AccountingError(c.problems)
     checks = {k: v for k, v in c.checks.items() if k != "archived_high_confidence"}
     result = {"ok": True, "checks": checks}
-    with atomic_path(report) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(report, result)
     log.info("accounting holds: %s", checks)
     return result

@@ -8,6 +8,7 @@ unique sequences (:class:`ChunkCutter`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
@@ -23,9 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import duck
+from . import duck, faults
 from .atomic import atomic_dir
-from .errors import InternalError
+from .errors import ConfigError, InternalError
+from .inputs import check_parts, gather_counts, read_count
 from .layout import PLAN_FILE, chunk_file_name, chunk_id, fresh_dir
 from .settings import ChunkSettings
 from .status import Status
@@ -243,6 +245,8 @@ def plan_chunks(
     memory_gb: float,
     threads: int = 1,
     scratch_dir: str | os.PathLike[str] | None = None,
+    counts: Sequence[str | os.PathLike[str]] = (),
+    inputs_out: str | os.PathLike[str] | None = None,
 ) -> list[ChunkPlan]:
     """Deduplicate the records of all parts and cut the unique sequences into chunks.
 
@@ -252,28 +256,71 @@ def plan_chunks(
     The first record of a sequence in input order (file order, then record order)
     keeps status ``ok``; later identical ones become ``duplicate``. DuckDB works under
     ``memory_gb`` in ``scratch_dir`` (emptied first and removed at the end; by default
-    a hidden folder beside ``records_out``).
+    a hidden folder beside ``records_out``); running out of memory there is a
+    :class:`~foldatlas.errors.ConfigError` naming ``ingest.memory_gb``.
+
+    ``counts`` are the input files' independent counts (:mod:`foldatlas.inputs`): each
+    part must hold exactly its file's counted records
+    (:class:`~foldatlas.errors.AccountingError` naming the file otherwise), and they are
+    gathered into ``inputs_out``.
     """
     started = time.monotonic()
+    if counts:
+        _check_counts(parts, counts, inputs_out)
     scratch = fresh_dir(scratch_dir or Path(records_out).parent / ".plan_chunks.scratch")
     try:
-        con = duck.connect(scratch / "ingest.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
-        con.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({duck.sql_paths(parts)})")
-        con.execute(_KEYED_VIEW)
-        con.execute(_FIRSTS_TABLE)
-        sources = {first["source_index"]: first["source"] for first in map(_first_row, parts) if first}
-        # the duplicates first (a small sort); then records.parquet and the chunks are
-        # independent and written concurrently (DuckDB and Parquet encoding run outside
-        # the GIL), with only one DuckDB sort at a time under the memory limit
-        dups = _materialise(con, _DUPLICATES_QUERY, scratch, "dups")
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            records_done = pool.submit(_write_records, parts, dups, sources, records_out, started)
-            plans = _write_unique(con, scratch, sequences_out, Path(chunks_dir), settings)
-            records_done.result()
-        con.close()
+        with _memory_limit(memory_gb):
+            plans = _plan(parts, scratch, records_out, sequences_out, Path(chunks_dir), settings, memory_gb, threads, started)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("%d unique sequences in %d chunks (%.1f s)", sum(p.n_sequences for p in plans), len(plans), time.monotonic() - started)
+    return plans
+
+
+def _check_counts(parts: Sequence[str | os.PathLike[str]], counts: Sequence[str | os.PathLike[str]], inputs_out: str | os.PathLike[str] | None) -> None:
+    """Every part holds its file's independently counted records; gather the counts."""
+    rows: dict[int, int] = {}
+    for part in parts:
+        first = _first_row(part)
+        if first is not None:
+            rows[first["source_index"]] = rows.get(first["source_index"], 0) + pq.ParquetFile(part).metadata.num_rows
+    read = [read_count(c) for c in counts]
+    check_parts(read, rows, "its validated part")
+    if inputs_out is not None:
+        gather_counts(counts, inputs_out)
+
+
+@contextlib.contextmanager
+def _memory_limit(memory_gb: float) -> Iterator[None]:
+    """DuckDB out of memory (after the streaming sort's fallback) as a clear ConfigError."""
+    try:
+        yield
+    except Exception as exc:
+        if "Out of Memory" not in str(exc) or isinstance(exc, InternalError):
+            raise
+        raise ConfigError(
+            f"config key 'ingest.memory_gb' = {memory_gb}: DuckDB ran out of memory deduplicating the records "
+            f"(expected a limit large enough for this input: raise ingest.memory_gb). DuckDB said: {str(exc).splitlines()[0][:300]}",
+            key="ingest.memory_gb",
+            value=memory_gb,
+        ) from None
+
+
+def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, settings: ChunkSettings, memory_gb: float, threads: int, started: float) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
+    con = duck.connect(scratch / "ingest.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
+    con.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({duck.sql_paths(parts)})")
+    con.execute(_KEYED_VIEW)
+    con.execute(_FIRSTS_TABLE)
+    sources = {first["source_index"]: first["source"] for first in map(_first_row, parts) if first}
+    # the duplicates first (a small sort); then records.parquet and the chunks are
+    # independent and written concurrently (DuckDB and Parquet encoding run outside
+    # the GIL), with only one DuckDB sort at a time under the memory limit
+    dups = _materialise(con, _DUPLICATES_QUERY, scratch, "dups")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        records_done = pool.submit(_write_records, parts, dups, sources, records_out, started)
+        plans = _write_unique(con, scratch, sequences_out, chunks_dir, settings)
+        records_done.result()
+    con.close()
     return plans
 
 
@@ -355,6 +402,7 @@ class ChunkCutter:
         while len(self._writes) >= self.MAX_QUEUED_WRITES:
             self._writes.pop(0).result()
         self._writes.append(self._pool.submit(_write_chunk_file, table, self.folder / chunk_file_name(plan.id)))
+        faults.kill_point("plan_chunk_queued")  # staging folder, scratch database and records.parquet half-written
 
 
 def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings) -> list[ChunkPlan]:

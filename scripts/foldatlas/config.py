@@ -3,6 +3,14 @@
 Defaults from the schema are filled in first (every key has one), then every error is
 reported at once as ``config key 'filter.min_plddt' = 70 is out of range: expected a
 number in [0, 1] ...``. Unknown keys are errors, with a suggestion for typos.
+
+Before the schema is looked at, the configuration is walked once with a budget of
+:data:`MAX_CONFIG_VALUES` values, counting a value shared through YAML anchors and
+aliases each time it is reached (as it would be expanded): a configuration larger than
+that (a YAML "billion laughs" alias bomb, or a self-referencing one) is refused at
+once, without expanding it. The same walk refuses NaN and infinity for every number
+(YAML ``.nan``, ``.inf``: JSON-schema range checks are false for NaN, so they would
+pass). Values echoed in messages are shortened to :data:`MAX_ECHO` characters.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ import copy
 import difflib
 import functools
 import json
+import math
 import os
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +31,94 @@ from jsonschema.exceptions import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["SCHEMA_PATH", "load_schema", "fill_defaults", "validate_config", "validate_section", "schema_markdown"]
+__all__ = [
+    "SCHEMA_PATH",
+    "MAX_CONFIG_VALUES",
+    "MAX_DEPTH",
+    "MAX_ECHO",
+    "load_schema",
+    "fill_defaults",
+    "check_values",
+    "validate_config",
+    "validate_section",
+    "schema_markdown",
+    "shorten",
+]
 
 #: The configuration schema: the one place that holds every key's default.
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+#: Most values (leaves and containers, shared ones counted each time) a configuration may hold.
+MAX_CONFIG_VALUES = 200_000
+#: Deepest nesting of a configuration (the shipped schema nests three levels).
+MAX_DEPTH = 32
+#: Most characters of a configuration value echoed in an error message.
+MAX_ECHO = 200
+#: Pairs of keys whose values must not decrease (lower, upper).
+_ORDERED = (("ingest", "min_length", "max_length"),)
+#: Most problems listed in one error.
+_MAX_PROBLEMS = 20
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, 80, 80
+
+
+def shorten(value: Any) -> str:
+    """``repr(value)``, bounded: at most :data:`MAX_ECHO` characters, whatever its size."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 5] + "...]"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
+
+
+def check_values(config: Any, prefix: str = "") -> list[str]:
+    """Problems of the loaded configuration that the schema cannot see: more than
+    :data:`MAX_CONFIG_VALUES` values once aliases are expanded, or nesting deeper than
+    :data:`MAX_DEPTH` (both checked without expanding anything), and numbers that are
+    NaN or infinite. One message per problem."""
+    problems: list[str] = []
+    stack: list[tuple[Any, tuple | None, int]] = [(config, (None, prefix) if prefix else None, 0)]
+    seen = 0
+    while stack:
+        value, where, depth = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES or depth > MAX_DEPTH:
+            return [
+                f"the configuration holds more than {MAX_CONFIG_VALUES:,} values or nests deeper than {MAX_DEPTH} levels once "
+                "its YAML aliases are expanded (an alias bomb or a self-referencing alias?); expected a configuration of ordinary size"
+            ]
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"config key '{_dotted(where)}' = {value!r} is not a finite number: expected a number (YAML .nan and .inf are refused)")
+        elif isinstance(value, dict):
+            stack.extend((v, (where, k), depth + 1) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, (where, i), depth + 1) for i, v in enumerate(value))
+    return sorted(problems)
+
+
+def _dotted(where: tuple | None) -> str:
+    """The dotted key of a (parent, key) chain built by :func:`check_values`."""
+    keys = []
+    while where is not None:
+        where, key = where
+        keys.append(str(key))
+    return ".".join(reversed(keys)) or "<top level>"
+
+
+def _ordered(config: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys whose lower bound exceeds their upper bound (``ingest.min_length`` > ``ingest.max_length``)."""
+    problems = []
+    for section, low, high in _ORDERED:
+        sub = config if prefix == section else config.get(section)
+        if not isinstance(sub, dict):
+            continue
+        lo, hi = sub.get(low), sub.get(high)
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+            problems.append(f"config keys '{section}.{low}' = {lo} and '{section}.{high}' = {hi}: expected {low} <= {high}")
+    return problems
 
 
 def load_schema(path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
@@ -75,24 +169,24 @@ def _message(error: ValidationError, prefix: str = "") -> str:
     value = error.instance
     hint = f" ({sub['description']})" if sub.get("description") and error.validator != "additionalProperties" else ""
     if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"config key '{key}' = {value!r} is out of range: expected {_range(sub)}{hint}"
+        return f"config key '{key}' = {shorten(value)} is out of range: expected {_range(sub)}{hint}"
     if error.validator == "type":
         return (
-            f"config key '{key}' = {value!r} has the wrong type: expected {sub.get('type')}, "
+            f"config key '{key}' = {shorten(value)} has the wrong type: expected {sub.get('type')}, "
             f"found {type(value).__name__}{hint}"
         )
     if error.validator == "enum":
-        return f"config key '{key}' = {value!r}: expected one of {sub.get('enum')}{hint}"
+        return f"config key '{key}' = {shorten(value)}: expected one of {sub.get('enum')}{hint}"
     if error.validator == "additionalProperties":
         known = sorted(sub.get("properties", {}))
         lines = []
-        for extra in sorted(set(value) - set(known)):
-            full = extra if key == "<top level>" else f"{key}.{extra}"
+        for extra in sorted(map(str, set(value) - set(known))):
+            full = _clip(extra if key == "<top level>" else f"{key}.{extra}")
             close = difflib.get_close_matches(extra, known, n=1)
             guess = f" (did you mean '{close[0]}'?)" if close else ""
             lines.append(f"unknown config key '{full}'{guess}; known keys here: {', '.join(known)}")
-        return "\n".join(lines)
-    return f"config key '{key}' = {value!r}: {error.message}{hint}"
+        return "\n".join(lines[:_MAX_PROBLEMS] + ([f"... and {len(lines) - _MAX_PROBLEMS} more unknown keys"] if len(lines) > _MAX_PROBLEMS else []))
+    return f"config key '{key}' = {shorten(value)}: {_clip(error.message)}{hint}"
 
 
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
@@ -103,9 +197,10 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str] 
     ConfigError
         With one line per problem; ``key`` and ``value`` are those of the first.
     """
+    finite = _sized(check_values(config))
     schema = load_schema(schema_path)
     fill_defaults(config, schema)
-    _raise_errors(Draft202012Validator(schema).iter_errors(config))
+    _raise_errors(Draft202012Validator(schema).iter_errors(config), extra=finite + _ordered(config))
     return config
 
 
@@ -120,18 +215,33 @@ def validate_section(name: str, section: dict[str, Any] | None) -> dict[str, Any
     """
     schema = load_schema()
     if name not in schema["properties"]:
-        raise ConfigError(f"unknown config section {name!r}; known: {', '.join(schema['properties'])}", key=name)
+        raise ConfigError(f"unknown config section {shorten(name)}; known: {', '.join(schema['properties'])}", key=name)
+    finite = _sized(check_values(section, name))
     sub = schema["properties"][name]
     filled = fill_defaults(copy.deepcopy(dict(section or {})), sub)
-    _raise_errors(Draft202012Validator(sub).iter_errors(filled), prefix=name)
+    _raise_errors(Draft202012Validator(sub).iter_errors(filled), prefix=name, extra=finite + _ordered(filled, name))
     return filled
 
 
-def _raise_errors(errors: Any, prefix: str = "") -> None:
+def _sized(problems: list[str]) -> list[str]:
+    """Raise at once for an oversized configuration (nothing else may walk it); return the rest."""
+    if problems and not problems[0].startswith("config key"):
+        raise ConfigError("invalid configuration:\n" + problems[0], key="<top level>")
+    return problems
+
+
+def _raise_errors(errors: Any, prefix: str = "", extra: list[str] | None = None) -> None:
+    """One ConfigError listing the schema's errors and the ``extra`` problems (at most
+    ``_MAX_PROBLEMS`` lines); ``key`` and ``value`` are those of the first."""
     errors = sorted(errors, key=lambda e: list(e.absolute_path))
-    if errors:
-        text = "\n".join(_message(e, prefix) for e in errors)
-        raise ConfigError(f"invalid configuration:\n{text}", key=_path(errors[0], prefix), value=errors[0].instance)
+    problems = [(_path(e, prefix), e.instance, _message(e, prefix)) for e in errors]
+    problems += [(line.split("'")[1], None, line) for line in extra or []]
+    if not problems:
+        return
+    lines = [text for _, _, text in problems[:_MAX_PROBLEMS]]
+    if len(problems) > _MAX_PROBLEMS:
+        lines.append(f"... and {len(problems) - _MAX_PROBLEMS} more problems")
+    raise ConfigError("invalid configuration:\n" + "\n".join(lines), key=problems[0][0], value=problems[0][1])
 
 
 def schema_markdown(schema: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "InputFileError",
     "InvalidRecordError",
     "StaleOutputError",
+    "AccountingError",
     "InternalError",
 ]
 
@@ -106,6 +107,23 @@ class StaleOutputError(FoldatlasError, ValueError):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+
+
+class AccountingError(FoldatlasError, RuntimeError):
+    """Some record or structure is missing, duplicated or miscounted (the outputs disagree
+    with each other or with the independent count of the input files).
+
+    Attributes
+    ----------
+    problems : list of str
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("accounting failed:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (AccountingError, (self.problems,))
 
 
 class InternalError(RuntimeError):

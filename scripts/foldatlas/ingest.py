@@ -17,23 +17,26 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import duck
+from . import duck, faults
 from .errors import InvalidRecordError
 from .fasta import (
     ALPHABET,
     NONSTANDARD_RESIDUES,
     WHITESPACE,
+    TextStream,
     decode_header,
     iter_record_groups,
     too_long_reason,
     too_short_reason,
     validate_sequence,
 )
+from .inputs import InputCount, InputCounter, check_parts, write_count
 from .settings import IngestSettings
 from .status import Status
 from .tables import PART_SCHEMA, write_batches
@@ -290,8 +293,8 @@ def _validate_task(args: tuple) -> pa.RecordBatch:
     return validate_group(*args)
 
 
-def _batches(path: str, source: str, source_index: int, *, min_length: int, max_length: int, fail: bool, workers: int) -> Iterator[pa.RecordBatch]:
-    tasks = ((piece, 0, line, source, source_index, min_length, max_length, fail) for line, piece in iter_record_groups(path, display_name=source))
+def _batches(groups: Iterator[tuple[int, bytes]], source: str, source_index: int, *, min_length: int, max_length: int, fail: bool, workers: int) -> Iterator[pa.RecordBatch]:
+    tasks = ((piece, 0, line, source, source_index, min_length, max_length, fail) for line, piece in groups)
     if workers > 1:
         pool = ThreadPoolExecutor(max_workers=workers)
         pending: list = []
@@ -335,6 +338,7 @@ def _counted(batches: Iterator[pa.RecordBatch], counts: Counter[str], source: st
             log.info("%s: %d records read (%.0f records/s)", source, n, n / (now - started))
             last = now
         yield batch
+        faults.kill_point("read_fasta_batch")  # the batch is written: a kill here leaves a half-written part
 
 
 def read_fasta_file(
@@ -345,13 +349,14 @@ def read_fasta_file(
     source_index: int,
     settings: IngestSettings,
     workers: int | None = None,
+    count_out: str | os.PathLike[str] | None = None,
 ) -> Counter[str]:
     """Validate every record of ``path`` and write them, in file order, to the part ``out``.
 
     Parameters
     ----------
     path
-        The file to read (plain, gzip or Zstandard).
+        The file to read (plain, gzip or Zstandard, read to a verified end).
     out
         Parquet part with :data:`~foldatlas.tables.PART_SCHEMA`, written atomically.
     source, source_index
@@ -364,6 +369,10 @@ def read_fasta_file(
     workers
         Threads validating record groups (default ``settings.threads``; 1: in the
         calling thread).
+    count_out
+        Where to write the file's independent count (:mod:`foldatlas.inputs`), made
+        from the decompressed text as it is read; the part's records must equal it
+        (:class:`~foldatlas.errors.AccountingError` otherwise).
 
     Returns
     -------
@@ -371,11 +380,26 @@ def read_fasta_file(
         Records per status.
     """
     counts: Counter[str] = Counter()
+    stream, counter = TextStream(), InputCounter()
+    groups = iter_record_groups(path, display_name=source, tap=counter.update, stream=stream)
     batches = _batches(
-        str(path), source, source_index,
+        groups, source, source_index,
         min_length=settings.min_length, max_length=settings.max_length,
         fail=settings.on_invalid == "fail", workers=settings.threads if workers is None else workers,
     )  # fmt: skip
     n = write_batches(_counted(_numbered(batches), counts, source), out, PART_SCHEMA, compression="none", row_group_size=1 << 16)  # a temporary part
-    log.info("%s: %d records: %s", source, n, dict(sorted(counts.items())))
+    count = counter.result(source_index=source_index, source=source, stream=stream)
+    _check_count(count, n, out)
+    if count_out is not None:
+        write_count(count, count_out)
+    log.info("%s: %d records: %s (%s, %d bytes, %d bytes of text, SHA-256 %s)", source, n, dict(sorted(counts.items())), count.format, count.file_bytes, count.text_bytes, count.text_sha256)
     return counts
+
+
+def _check_count(count: InputCount, n: int, part: str | os.PathLike[str]) -> None:
+    """The part must hold as many records as the independent count found headers."""
+    try:
+        check_parts([count], {count.source_index: n}, "its validated part")
+    except Exception:
+        Path(part).unlink(missing_ok=True)
+        raise

@@ -6,6 +6,8 @@ here; nothing else spells out a path of the results tree::
 
     <root>/
       ingest/parts/<source>.parquet      one validated part per input file (temporary)
+      ingest/parts/<source>.count.json   the file's independent count (temporary)
+      ingest/inputs.json                 every input file: bytes, text bytes, records, SHA-256
       ingest/records.parquet             one row per input record
       ingest/sequences.parquet           one row per unique sequence
       chunks/chunk_NNNNNN.parquet        the sequences of one fold job; plan.tsv
@@ -114,6 +116,15 @@ class Layout:
     # ingest
     def ingest_part(self, source: str) -> Path:
         return self.root / "ingest" / "parts" / f"{source}.parquet"
+
+    def ingest_count(self, source: str) -> Path:
+        """The independent count of one input file (:mod:`foldatlas.inputs`)."""
+        return self.root / "ingest" / "parts" / f"{source}.count.json"
+
+    @property
+    def inputs(self) -> Path:
+        """Every input file's independent count, gathered (:mod:`foldatlas.inputs`)."""
+        return self.root / "ingest" / "inputs.json"
 
     @property
     def records(self) -> Path:

@@ -21,7 +21,9 @@ ENV = "../../envs/foldatlas.yaml"
 # Every path of the results tree (output.root, default results/).
 LAYOUT = Layout.from_config(config["output"])
 
-# Expanded once at start-up: a glob matching nothing or a missing file fails here.
+# Expanded once at start-up: a missing file, a glob matching nothing, a file that is not
+# regular (a FIFO), a name that is not UTF-8 or a file listed twice fails here. An entry
+# naming an existing file is taken literally; only other entries are globs.
 INPUT_FASTA = expand_inputs(config["input"]["fasta"])
 
 
@@ -54,6 +56,11 @@ def input_fasta(wildcards):
 def ingest_parts(wildcards):
     """One validated Parquet part per input file."""
     return expand(rules.read_fasta.output.part, source=range(len(INPUT_FASTA)))
+
+
+def ingest_counts(wildcards):
+    """The independent count of each input file, made while it was read."""
+    return expand(rules.read_fasta.output.counted, source=range(len(INPUT_FASTA)))
 
 
 _PLANS = {}

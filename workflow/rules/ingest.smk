@@ -7,6 +7,7 @@ rule read_fasta:
         fasta=input_fasta,
     output:
         part=temp(LAYOUT.ingest_part("{source}")),
+        counted=temp(LAYOUT.ingest_count("{source}")),
     log:
         LAYOUT.log("read_fasta", "{source}"),
     benchmark:
@@ -28,10 +29,12 @@ rule read_fasta:
 checkpoint plan_chunks:
     input:
         parts=ingest_parts,
+        counts=ingest_counts,
     output:
         records=LAYOUT.records,
         sequences=LAYOUT.sequences,
         chunks=directory(LAYOUT.chunks),
+        inputs=LAYOUT.inputs,
     log:
         LAYOUT.log("plan_chunks"),
     benchmark:

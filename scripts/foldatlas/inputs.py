@@ -1,0 +1,157 @@
+"""An independent count of each input file, for an accounting check that cannot be fooled.
+
+While ingest reads a file, every block of its decompressed text also goes, untouched,
+to an :class:`InputCounter`: simple code that shares nothing with the record parser
+(no line-break handling, no grouping, no validation). It counts the file's bytes on disk
+and decompressed, hashes the text (SHA-256: ``zcat file | sha256sum`` gives the same
+digest) and counts header lines: lines (ended by LF, CRLF or a lone CR) whose first
+character other than space, tab, VT or FF is ``>``. Ingest's records must equal that
+count, file by file: ``plan_chunks`` checks the parts against it before anything is
+folded, and ``check_accounting`` checks ``records.parquet`` and the atlas against it at
+the end, so records lost anywhere between the decompressor and the atlas (or a stale or
+partial part) cannot pass.
+
+Each file's count is written as JSON next to its part, and ``plan_chunks`` gathers them
+into ``<output.root>/ingest/inputs.json``::
+
+    {"files": [{"source_index": 0, "source": "a.fa.gz", "format": "gzip",
+                "file_bytes": 1234, "text_bytes": 5678, "records": 42,
+                "text_sha256": "..."}, ...]}
+
+``file_bytes`` are the bytes of the file (compressed, for gzip, bgzip and zstd),
+``text_bytes`` the decompressed bytes, ``records`` the header lines counted,
+``text_sha256`` the SHA-256 of the decompressed text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json
+from .errors import AccountingError, InternalError
+from .fasta import TextStream, text_blocks
+
+__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts"]
+
+_BLANKS = b" \t\v\f"
+_IS_BLANK = np.zeros(256, dtype=bool)
+_IS_BLANK[list(_BLANKS)] = True
+
+
+def _after_break(data: bytes, i: int) -> bool:
+    """Whether only blanks lie between a line break and position ``i``."""
+    j = i - 1
+    while j >= 0 and data[j] in _BLANKS:
+        j -= 1
+    return j >= 0 and data[j] in b"\r\n"
+
+
+@dataclass(frozen=True)
+class InputCount:
+    """The independent count of one input file (see the module docstring)."""
+
+    source_index: int
+    source: str
+    format: str
+    file_bytes: int
+    text_bytes: int
+    records: int
+    text_sha256: str
+
+
+class InputCounter:
+    """Counts header lines and hashes the text of one file, fed block by block (``update``).
+
+    A header is a line whose first non-blank character is ``>``; the text is treated as
+    if it started with a line break. Blocks may be cut anywhere.
+    """
+
+    def __init__(self) -> None:
+        self.headers = 0
+        self.text_bytes = 0
+        self._sha = hashlib.sha256()
+        self._tail = b"\n"  # the end of the text so far, from its last line break, if only blanks follow
+
+    def update(self, block: bytes) -> None:
+        self._sha.update(block)
+        self.text_bytes += len(block)
+        data = self._tail + block
+        a = np.frombuffer(data, dtype=np.uint8)
+        gt = np.flatnonzero(a == 0x3E)
+        gt = gt[gt > 0]
+        prev = a[gt - 1]
+        self.headers += int(np.count_nonzero((prev == 0x0A) | (prev == 0x0D)))
+        blank = _IS_BLANK[prev]
+        if blank.any():  # '>' after blanks: a header if only blanks lie between it and a line break
+            self.headers += sum(_after_break(data, int(i)) for i in gt[blank])
+        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        rest = data[last + 1 :] if last >= 0 else data
+        self._tail = data[last:] if last >= 0 and not rest.translate(None, _BLANKS) else b""
+
+    def result(self, *, source_index: int, source: str, stream: TextStream) -> InputCount:
+        """The count of the file, once all its text has been fed."""
+        if stream.text_bytes != self.text_bytes:
+            raise InternalError(f"{source}: the counter saw {self.text_bytes} bytes of text, the reader {stream.text_bytes}")
+        return InputCount(source_index, source, stream.format, stream.file_bytes, self.text_bytes, self.headers, self._sha.hexdigest())
+
+
+def count_file(path: str | os.PathLike[str], *, source_index: int = 0, source: str | None = None) -> InputCount:
+    """Count one file in a pass of its own (the same numbers ingest records while reading)."""
+    name = source or str(path)
+    stream = TextStream()
+    counter = InputCounter()
+    for block in text_blocks(path, display_name=name, stream=stream):
+        counter.update(block)
+    return counter.result(source_index=source_index, source=name, stream=stream)
+
+
+def write_count(count: InputCount, path: str | os.PathLike[str]) -> None:
+    """Write one file's count as JSON (atomically)."""
+    write_json(path, asdict(count))
+
+
+def read_count(path: str | os.PathLike[str]) -> InputCount:
+    return InputCount(**json.loads(Path(path).read_text()))
+
+
+def gather_counts(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> list[InputCount]:
+    """Gather the per-file counts into ``inputs.json`` (files in input order); return them."""
+    counts = sorted((read_count(p) for p in paths), key=lambda c: c.source_index)
+    if [c.source_index for c in counts] != list(range(len(counts))):
+        raise InternalError(f"input counts are not numbered 0..{len(counts) - 1}: {[c.source_index for c in counts]}")
+    write_json(out, {"files": [asdict(c) for c in counts]})
+    return counts
+
+
+def inputs_summary(path: str | os.PathLike[str]) -> list[dict]:
+    """The per-file records of ``inputs.json``, in input order, for ``summary.json``
+    (``source_index``, ``source``, ``format``, ``file_bytes``, ``text_bytes``,
+    ``records``, ``text_sha256``; plain ints and strings, safe for JSON)."""
+    return list(json.loads(Path(path).read_text())["files"])
+
+
+def read_inputs(path: str | os.PathLike[str]) -> list[InputCount]:
+    """The counts gathered in ``inputs.json``."""
+    return [InputCount(**f) for f in inputs_summary(path)]
+
+
+def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -> None:
+    """Raise :class:`AccountingError` unless ``rows`` (records per source_index, as read
+    from ``what``) equal the independent counts, file by file."""
+    problems = []
+    for c in counts:
+        got = rows.get(c.source_index, 0)
+        if got != c.records:
+            problems.append(f"{c.source}: the input holds {c.records} records (independent count of its header lines), {what} has {got}")
+    extra = sorted(set(rows) - {c.source_index for c in counts})
+    if extra:
+        problems.append(f"{what} has records of source_index {extra}, which is no input file")
+    if problems:
+        raise AccountingError(problems)
