@@ -19,4 +19,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         config=sm.params.config,
         threads=sm.threads,
         scratch_dir=layout.scratch("assemble_atlas"),
+        inputs=sm.input.inputs,
     )

@@ -12,7 +12,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sequences=sm.input.sequences,
         outputs=layout.atlas,
         report=sm.output.report,
-        # written by plan_chunks with records.parquet (an input of this rule); read
-        # through the layout so that atlas.smk needs no change
-        inputs=sm.input.get("inputs", layout.inputs),
+        inputs=sm.input.inputs,
     )

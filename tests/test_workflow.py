@@ -109,6 +109,36 @@ def test_every_input_record_is_in_metadata(demo_run):
     assert (demo_run.results / "atlas/accounting.json").read_text().count('"ok": true') == 1
 
 
+def test_summary_records_every_input_file_as_read_here(demo_run, tmp_path):
+    """summary.json's per-file records match a recount made here with gzip and hashlib;
+    check_accounting refuses a summary whose records were altered or removed."""
+    import hashlib
+
+    from foldatlas.accounting import check_accounting
+    from foldatlas.errors import AccountingError
+    from foldatlas.layout import Layout
+
+    files = json.loads((demo_run.results / "atlas/summary.json").read_text())["inputs"]
+    assert [f["source"] for f in files] == ["resources/demo/proteins.fasta.gz", "resources/demo/extra.fasta"]
+    for f in files:
+        raw = (demo_run.wd / f["source"]).read_bytes()
+        text = gzip.decompress(raw) if f["source"].endswith(".gz") else raw
+        assert (f["file_bytes"], f["text_bytes"], f["text_sha256"]) == (len(raw), len(text), hashlib.sha256(text).hexdigest())
+        assert f["format"] == ("gzip" if f["source"].endswith(".gz") else "plain")
+        assert f["records"] == sum(line.startswith(b">") for line in text.splitlines())
+    layout = Layout(demo_run.results)
+    summary = json.loads(layout.atlas.summary.read_text())
+    copy = Layout(tmp_path)  # the demo's atlas files, with a summary altered below
+    shutil.copytree(layout.atlas.root, copy.atlas.root, ignore=shutil.ignore_patterns("structures"))
+    copy.atlas.structures.symlink_to(layout.atlas.structures)
+    args = dict(records=layout.records, sequences=layout.sequences, outputs=copy.atlas, report=tmp_path / "a.json", inputs=layout.inputs)
+    assert check_accounting(**args)["ok"]
+    for altered, problem in ((dict(files[0], text_sha256="0" * 64), "inputs differ"), (None, "has no per-file inputs")):
+        copy.atlas.summary.write_text(json.dumps({**summary, "inputs": [altered, files[1]]} if altered else {k: v for k, v in summary.items() if k != "inputs"}))
+        with pytest.raises(AccountingError, match=problem):
+            check_accounting(**args)
+
+
 def test_tables_have_documented_schemas(demo_run):
     r = demo_run.results
     for path, schema in (

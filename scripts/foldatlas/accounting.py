@@ -133,9 +133,11 @@ class _Checker:
             self.problems.append(f"summary.json: statuses add up to {parts}, not records_in={summary['records_in']}")
 
     def summary_inputs(self, inputs: str | Path) -> None:
-        """summary.json's per-file records (when it has them) are those of inputs.json."""
+        """summary.json's per-file records are those of inputs.json."""
         summary = json.loads(Path(self.outputs.summary).read_text())
-        if "inputs" in summary and summary["inputs"] != inputs_summary(inputs):
+        if "inputs" not in summary:
+            self.problems.append(f"summary.json has no per-file inputs (expected those of {inputs})")
+        elif summary["inputs"] != inputs_summary(inputs):
             self.problems.append(f"summary.json's inputs differ from {inputs}")
 
 

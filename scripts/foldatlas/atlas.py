@@ -41,8 +41,9 @@ import pyarrow.parquet as pq
 
 from . import __version__, duck
 from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
-from .atomic import atomic_dir, atomic_path
+from .atomic import atomic_dir, atomic_path, write_json
 from .errors import StaleOutputError
+from .inputs import inputs_summary
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
 from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
@@ -143,8 +144,13 @@ def assemble_atlas(
     config: Mapping[str, object] | None = None,
     threads: int = 1,
     scratch_dir: str | Path | None = None,
+    inputs: str | Path | None = None,
 ) -> dict:
     """Build the atlas from ingest and fold outputs; returns the summary written to ``summary.json``.
+
+    ``inputs`` (``inputs.json``, the independent count of every input file) gives the
+    summary its per-file records: bytes compressed and decompressed, records, SHA-256 of
+    the decompressed text; ``check_accounting`` compares them with the file again.
 
     ``structures`` says which files each structure has in the chunk archives (default:
     PDB only); ``config`` (the run's resolved configuration) is written to
@@ -174,8 +180,9 @@ def assemble_atlas(
         fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(preds_path)})").fetchall()[0][0]
         summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=len(chunks), seconds=time.monotonic() - started, fold_seconds=float(fold_seconds))
         summary["structures"] = {"formats": list(formats), "foldcomp": foldcomp}
-        with atomic_path(outputs.summary) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        if inputs is not None:
+            summary["inputs"] = inputs_summary(inputs)
+        write_json(outputs.summary, summary)
         _write_config(outputs.config, config)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -8,6 +8,7 @@ rule assemble_atlas:
         unpack(fold_outputs),
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
+        inputs=rules.plan_chunks.output.inputs,
     output:
         metadata=LAYOUT.atlas.metadata,
         embeddings=LAYOUT.atlas.embeddings,
@@ -45,6 +46,7 @@ rule check_accounting:
         plddt=rules.assemble_atlas.output.plddt,
         structures=rules.assemble_atlas.output.structures,
         summary=rules.assemble_atlas.output.summary,
+        inputs=rules.plan_chunks.output.inputs,
     output:
         report=LAYOUT.accounting,
     log:
