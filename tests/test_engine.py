@@ -114,7 +114,9 @@ def test_pdb_parses_with_gemmi_and_biopython(engine, demo_sequences):
     st = gemmi.read_pdb_string(text)
     atoms = [a for r in st[0]["A"] for a in r]
     assert len(atoms) == int(p.atom_mask.sum())
-    assert len(st[0]["A"]) == len(seq) - 2  # X and B become UNK with no atoms
+    assert len(st[0]["A"]) == len(seq)  # X and B become UNK with the backbone ESMFold predicts
+    assert [sorted(a.name for a in st[0]["A"][i]) for i in (30, 31)] == [["C", "CA", "N", "O"]] * 2
+    assert [st[0]["A"][i].name for i in (30, 31)] == ["UNK", "UNK"]
     b = np.array([a.b_iso for a in atoms])
     # two decimals, rounded from float64 in the PDB and from float32 here: one step apart at most
     np.testing.assert_allclose(b, np.round(p.atom_plddt[p.atom_mask] * 100, 2), atol=0.0101)
@@ -130,10 +132,11 @@ def test_pdb_parses_with_gemmi_and_biopython(engine, demo_sequences):
     ]
 
 
-def test_all_unknown_sequence_folds_without_atoms(engine):
+def test_all_unknown_sequence_folds_to_a_backbone(engine):
     (p,) = engine.predict(items(["X" * 20]))
-    assert p.status == "ok" and p.atom_mask.sum() == 0
-    assert p.plddt == pytest.approx(p.plddt_ca)
+    assert p.status == "ok" and p.atom_mask.sum() == 4 * 20
+    assert p.atom_mask[:, [0, 1, 2, 4]].all()  # N, CA, C, O of every residue (atom37 order)
+    assert 0 < p.plddt < 1 and 0 < p.plddt_ca < 1
 
 
 def test_oom_splits_batch_and_loses_nothing(tiny_model, demo_sequences):

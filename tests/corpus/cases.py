@@ -120,7 +120,7 @@ CASES: tuple[Case, ...] = (
     Case("zstd", "Zstandard-compressed FASTA", {"a.fa.zst": zst(fa(("z1", SEQ), ("z2", SEQ[::-1])))}, statuses=("ok", "ok")),
     Case("min_length_edges", "lengths min_length-1 and min_length (16)", {"a.fa": fa(("s15", SEQ[:15]), ("s16", SEQ[:16]))}, statuses=("too_short", "ok")),
     Case("max_length_edges", "lengths max_length and max_length+1 (1280)", {"a.fa": fa(("l1280", (SEQ * 30)[:1280]), ("l1281", (SEQ * 30)[:1281]))}, statuses=("ok", "too_long")),
-    Case("all_unknown", "a sequence of X only (kept, folded without atoms)", {"a.fa": fa(("x", "X" * 40))}, statuses=("ok",)),
+    Case("all_unknown", "a sequence of X only (kept, folded: a backbone of UNK residues)", {"a.fa": fa(("x", "X" * 40))}, statuses=("ok",)),
     Case("on_invalid_fail", "ingest.on_invalid: fail with an invalid record", {"a.fa": fa(("good", SEQ), ("bad_one", SEQ[:5] + "-" + SEQ))}, config={"ingest": {"on_invalid": "fail"}}, error=r"a\.fa, line 3: invalid record 'bad_one': invalid characters: '-'"),
     Case("missing_file", "input.fasta names a file that does not exist", inputs=("nope.fa",), error=r"nope\.fa: file does not exist"),
     Case("directory_as_file", "input.fasta names a directory", {"d/a.fa": fa(("a", SEQ))}, inputs=("d",), error=r"d: is a directory"),
