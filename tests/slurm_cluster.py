@@ -3,7 +3,11 @@
 Needs root and the packages (``.ci/run`` installs them). slurm.conf must live at
 /etc/slurm/slurm.conf: the executor plugin's in-job ``srun`` drops SLURM_CONF. The node
 declares one GPU GRES backed by /dev/null, so GPU requests schedule on a machine
-without a GPU (jobs get CUDA_VISIBLE_DEVICES=0 and run on the CPU). No accounting
+without a GPU. A task prolog hides that stand-in from the jobs (it unsets
+CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS, which Slurm sets to 0): fold jobs with
+``fold.device: auto`` then run on the CPU, as they must where no GPU is visible; with
+the variables set they would stop, as a fold job allocated a GPU that torch cannot see
+must (:class:`foldatlas.model.GpuUnavailableError`). No accounting
 daemon: poll with ``--slurm-status-command squeue`` (MinJobAge keeps finished jobs
 visible for an hour).
 """
@@ -19,6 +23,7 @@ from pathlib import Path
 
 CONF = Path("/etc/slurm/slurm.conf")
 GRES = Path("/etc/slurm/gres.conf")
+TASK_PROLOG = Path("/etc/slurm/task_prolog.sh")
 PIDS = {"slurmd": Path("/run/slurmd.pid"), "slurmctld": Path("/run/slurmctld.pid"), "munged": Path("/run/munge/munged.pid")}
 BINARIES = ("slurmctld", "slurmd", "sinfo", "squeue", "sbatch", "scontrol", "munged")
 
@@ -64,6 +69,7 @@ def start() -> None:
                 f"SlurmdPidFile={PIDS['slurmd']}",
                 "ProctrackType=proctrack/linuxproc",
                 "TaskPlugin=task/none",
+                f"TaskProlog={TASK_PROLOG}",
                 "SelectType=select/cons_tres",
                 "SelectTypeParameters=CR_Core_Memory",
                 "GresTypes=gpu",
@@ -81,6 +87,9 @@ def start() -> None:
         )
     )
     GRES.write_text("NodeName=localhost Name=gpu File=/dev/null\n")
+    # each line a task prolog prints is applied to the task's environment
+    TASK_PROLOG.write_text("#!/bin/sh\n" + "".join(f"echo unset {v}\n" for v in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "GPU_DEVICE_ORDINAL")))
+    TASK_PROLOG.chmod(0o755)
     key = Path("/etc/munge/munge.key")
     if not key.exists():
         key.write_bytes(os.urandom(1024))
