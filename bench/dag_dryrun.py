@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_workdir(root: Path, n: int) -> Path:
     import pyarrow.parquet as pq
+
+    from foldatlas.atomic import write_json
+    from foldatlas.chunking import ChunkPlan, chunk_content, write_plan
+    from foldatlas.inputs import count_file
 
     wd = root / f"n{n}"
     (wd / "config").mkdir(parents=True)
@@ -38,11 +43,10 @@ def make_workdir(root: Path, n: int) -> Path:
     (wd / "results/ingest").mkdir(parents=True)
     pq.write_table(RECORDS_SCHEMA.empty_table(), wd / "results/ingest/records.parquet")
     pq.write_table(SEQUENCES_SCHEMA.empty_table(), wd / "results/ingest/sequences.parquet")
-    with open(chunks / "plan.tsv", "w") as fh:
-        fh.write("chunk\tn_sequences\tresidues\tmin_length\tmax_length\test_seconds\n")
-        for k in range(n):
-            fh.write(f"{k}\t1000\t250000\t200\t300\t1800.0\n")
-            (chunks / f"chunk_{k:06d}.parquet").touch()
+    write_json(wd / "results/ingest/inputs.json", {"files": [asdict(count_file(wd / "in.fa", source="in.fa"))]})
+    write_plan(chunks / "plan.tsv", [ChunkPlan(k, 1000, 250000, 200, 300, 1800.0, chunk_content([str(k)])) for k in range(n)])
+    for k in range(n):
+        (chunks / f"chunk_{k:06d}.parquet").touch()
     return wd
 
 

@@ -14,8 +14,8 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sm.input.chunk,
         ChunkOutputs(int(sm.wildcards.chunk), Path(out.predictions), Path(out.embeddings), Path(out.structures)),
         sm.params.partial,
-        fold=FoldSettings.from_config(sm.params.fold),
-        embeddings=EmbeddingSettings.from_config(sm.params.embeddings),
-        structures=StructureSettings.from_config(sm.params.structures),
+        fold=FoldSettings.from_config(sm.config["fold"]),
+        embeddings=EmbeddingSettings.from_config(sm.config["embeddings"]),
+        structures=StructureSettings.from_config(sm.config["structures"]),
         threads=sm.threads,
     )

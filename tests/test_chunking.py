@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import chunk_settings, read_part, write_fasta
-from foldatlas.chunking import assign_chunks, plan_chunks, read_plan
+from foldatlas.chunking import assign_chunks, chunk_content, plan_chunks, read_plan
+from foldatlas.errors import StaleOutputError
 from foldatlas.settings import CostModel
 
 
@@ -101,6 +102,7 @@ def test_plan_chunks_accounting(tmp_path):
         assert t.num_rows == p.n_sequences <= 40
         assert p.est_seconds <= 5.0 or p.n_sequences == 1
         seen += t["checksum"].to_pylist()
+        assert p.content == chunk_content(t["checksum"].to_pylist())  # what the fold job will fold
         assert {by_checksum[c]["chunk"] for c in t["checksum"].to_pylist()} == {p.chunk}
     assert sorted(seen) == sorted(by_checksum)
     assert len(plans) == len(read_plan(tmp_path / "chunks/plan.tsv")) > 3
@@ -214,3 +216,16 @@ def test_duckdb_out_of_memory_names_the_setting(tmp_path):
                     settings=chunk_settings(100.0, 1000), memory_gb=0.001, scratch_dir=tmp_path / "scratch")  # fmt: skip
     assert info.value.key == "ingest.memory_gb"
     assert not (tmp_path / "scratch").exists() and not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_chunk_content_depends_on_the_sequences_and_their_order():
+    a, b = "a" * 32, "b" * 32
+    assert chunk_content([a, b]) == chunk_content([a, b]) != chunk_content([b, a]) != chunk_content([a])
+    assert chunk_content([a + b]) != chunk_content([a, b])  # one per line: no ambiguity
+
+
+def test_a_plan_of_an_earlier_version_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "plan.tsv"
+    path.write_text("chunk\tn_sequences\tresidues\tmin_length\tmax_length\test_seconds\n0\t1\t30\t30\t30\t0.100\n")
+    with pytest.raises(StaleOutputError, match="expected the columns .*content, found chunk, .*est_seconds: an earlier foldatlas wrote it; delete its folder"):
+        read_plan(path)

@@ -166,3 +166,17 @@ def test_json_writer_refuses_nan_and_names_the_key(tmp_path):
     with pytest.raises(InternalError, match=r"inf at timings\[1\]"):
         json_text({"timings": [0.0, float("inf")]})
     assert not list(tmp_path.iterdir())
+
+
+def test_validated_config_has_the_schema_key_order_whatever_the_file_order():
+    from foldatlas.config import schema_order
+
+    schema = load_schema()
+    cfg = validate_config({"filter": {"min_ptm": 0.5, "min_plddt": 0.6}, "fold": {"threads": 2, "model": "tiny"}})
+    assert list(cfg) == [k for k in schema["properties"] if k in cfg]
+    assert list(cfg["filter"]) == list(schema["properties"]["filter"]["properties"])
+    assert list(cfg["fold"]) == list(schema["properties"]["fold"]["properties"])
+    # keys the schema does not name (free-form mappings) follow, sorted; lists keep their order
+    assert list(schema_order({"b": 1, "a": {"z": 1, "y": 2}, "l": [3, 1]}, {"properties": {"l": {}}})) == ["l", "a", "b"]
+    assert list(schema_order({"a": {"z": 1, "y": 2}}, {})["a"]) == ["y", "z"]
+    assert schema_order({"l": [3, 1]}, {})["l"] == [3, 1]

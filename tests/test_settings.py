@@ -117,3 +117,25 @@ def test_layout_puts_every_path_under_its_root(tmp_path):
     assert all(p.is_relative_to(tmp_path / "elsewhere") for p in paths)
     assert len(set(paths)) == len(paths)
     assert layout.chunk_outputs("000042").chunk == 42
+
+
+def test_fold_outputs_key_holds_exactly_what_can_change_a_fold_jobs_outputs():
+    """The key (a param of fold_chunk) ignores the operational fold keys and key order,
+    and changes with every other fold key and with embeddings and structures."""
+    from foldatlas.config import validate_config
+
+    base = validate_config({})
+    fold_keys = set(load_schema()["properties"]["fold"]["properties"])
+    assert S.FoldSettings.OPERATIONAL < fold_keys
+    key = S.fold_outputs_key(base)
+    reordered = {**base, "fold": dict(reversed(list(base["fold"].items())))}
+    assert S.fold_outputs_key(reordered) == key
+    for name in S.FoldSettings.OPERATIONAL:
+        other = {**base, "fold": {**base["fold"], name: "changed"}}
+        assert S.fold_outputs_key(other) == key, name
+    for name in fold_keys - S.FoldSettings.OPERATIONAL:
+        other = {**base, "fold": {**base["fold"], name: "changed"}}
+        assert S.fold_outputs_key(other) != key, name
+    for section in ("embeddings", "structures"):
+        assert S.fold_outputs_key({**base, section: {**base[section], "x": 1}}) != key
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import logging
 import os
 import shutil
@@ -26,20 +27,20 @@ import pyarrow.parquet as pq
 
 from . import duck, faults
 from .atomic import atomic_dir
-from .errors import ConfigError, InternalError
+from .errors import ConfigError, InternalError, StaleOutputError
 from .inputs import check_parts, gather_counts, read_count
 from .layout import PLAN_FILE, chunk_file_name, chunk_id, fresh_dir
 from .settings import ChunkSettings
 from .status import Status
 from .tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
-__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "plan_chunks", "read_plan", "write_plan"]
+__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "read_plan", "write_plan"]
 
 log = logging.getLogger("foldatlas.chunking")
 
 _STREAM_ROWS = 1 << 17
 _KEY_SHIFT = 40  # record key = source_index << 40 | record_index (10^12 records per file)
-_PLAN_COLUMNS = ("chunk", "n_sequences", "residues", "min_length", "max_length", "est_seconds")
+_PLAN_COLUMNS = ("chunk", "n_sequences", "residues", "min_length", "max_length", "est_seconds", "content")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class ChunkPlan:
     min_length: int
     max_length: int
     est_seconds: float
+    #: SHA-256 of the chunk's sequence checksums in order (one per line): what its fold
+    #: job folds. A chunk planned again with the same content is not folded again.
+    content: str
 
     @property
     def id(self) -> str:
@@ -397,6 +401,7 @@ class ChunkCutter:
             min_length=int(lengths.min()),
             max_length=int(lengths.max()),
             est_seconds=float(np.sum(table["est_seconds"].to_numpy())),
+            content=chunk_content(table["checksum"].to_pylist()),
         )
         self.plans.append(plan)
         while len(self._writes) >= self.MAX_QUEUED_WRITES:
@@ -422,18 +427,36 @@ def _write_chunk_file(table: pa.Table, path: Path) -> None:
     pq.write_table(table.select(CHUNK_SCHEMA.names).cast(CHUNK_SCHEMA), path, compression="none")
 
 
+def chunk_content(checksums: Sequence[str]) -> str:
+    """The ``content`` of a chunk holding sequences with these checksums, in this order."""
+    return hashlib.sha256("".join(f"{c}\n" for c in checksums).encode()).hexdigest()
+
+
 def write_plan(path: Path, plans: Sequence[ChunkPlan]) -> None:
     """Write ``plan.tsv`` (one row per chunk)."""
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(_PLAN_COLUMNS)
         for p in plans:
-            writer.writerow([p.chunk, p.n_sequences, p.residues, p.min_length, p.max_length, f"{p.est_seconds:.3f}"])
+            writer.writerow([p.chunk, p.n_sequences, p.residues, p.min_length, p.max_length, f"{p.est_seconds:.3f}", p.content])
 
 
 def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
-    """Read a ``plan.tsv`` written by :func:`plan_chunks`."""
+    """Read a ``plan.tsv`` written by :func:`plan_chunks`.
+
+    Raises
+    ------
+    StaleOutputError
+        When its columns are not those this version writes (a plan of an earlier
+        foldatlas); the message says to plan again.
+    """
     with open(path, newline="") as fh:
+        rows = csv.DictReader(fh, delimiter="\t")
+        if tuple(rows.fieldnames or ()) != _PLAN_COLUMNS:
+            found = ", ".join(rows.fieldnames or ()) or "nothing"
+            raise StaleOutputError(
+                str(path), f"expected the columns {', '.join(_PLAN_COLUMNS)}, found {found}: an earlier foldatlas wrote it; delete its folder to plan the chunks again"
+            )
         return [
             ChunkPlan(
                 chunk=int(r["chunk"]),
@@ -442,6 +465,7 @@ def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
                 min_length=int(r["min_length"]),
                 max_length=int(r["max_length"]),
                 est_seconds=float(r["est_seconds"]),
+                content=r["content"],
             )
-            for r in csv.DictReader(fh, delimiter="\t")
+            for r in rows
         ]

@@ -41,6 +41,7 @@ __all__ = [
     "check_values",
     "validate_config",
     "validate_section",
+    "schema_order",
     "schema_markdown",
     "shorten",
 ]
@@ -201,7 +202,28 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str] 
     schema = load_schema(schema_path)
     fill_defaults(config, schema)
     _raise_errors(Draft202012Validator(schema).iter_errors(config), extra=finite + _ordered(config))
+    schema_order(config, schema)
     return config
+
+
+def schema_order(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Put the keys of ``instance`` and of every mapping in it in the schema's order (keys
+    the schema does not name follow, sorted), in place.
+
+    Snakemake compares a rule's params by their text, in which a mapping's key order
+    shows: in this order, moving keys around in a config file changes no param, so it
+    reruns no job.
+    """
+    props = schema.get("properties", {})
+    keys = [k for k in props if k in instance] + sorted(k for k in instance if k not in props)
+    items = [(k, instance.pop(k)) for k in keys]
+    extra = schema.get("additionalProperties")
+    for key, value in items:
+        if isinstance(value, dict):
+            sub = props.get(key, extra)
+            schema_order(value, sub if isinstance(sub, dict) else {})
+        instance[key] = value
+    return instance
 
 
 def validate_section(name: str, section: dict[str, Any] | None) -> dict[str, Any]:

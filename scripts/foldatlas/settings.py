@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import typing
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "CostModel",
     "ChunkSettings",
     "FoldSettings",
+    "fold_outputs_key",
     "EmbeddingSettings",
     "FilterSettings",
     "AtlasSettings",
@@ -182,9 +184,29 @@ class FoldSettings(Section):
     threads: int
     mem_mb: int
 
+    #: Keys that change how a fold job cuts, commits and reports its work, never what it
+    #: records: changing one refolds nothing (see :func:`fold_outputs_key`).
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"max_tokens_per_batch", "max_pair_tokens_per_batch", "gpu_memory_fraction", "max_batch_size", "commit_seconds", "progress_seconds", "threads", "mem_mb"}
+    )
+
     def __post_init__(self) -> None:
         if self.chunk_size == 0:
             object.__setattr__(self, "chunk_size", None)
+
+
+def fold_outputs_key(config: Mapping[str, Any]) -> str:
+    """Every setting that can change a fold job's outputs, as canonical JSON (sorted keys).
+
+    That is the ``fold`` section less :attr:`FoldSettings.OPERATIONAL`, with the
+    ``embeddings`` and ``structures`` sections. It is a param of rule ``fold_chunk``, so a
+    change reruns the fold jobs and any other change (batch sizes, commit interval,
+    threads, memory, the order of keys) reruns none. The fold job itself identifies the
+    weights by content (:func:`foldatlas.model.weights_checksum`); here they are named by
+    path, as at start-up nothing is read.
+    """
+    fold = {k: v for k, v in config["fold"].items() if k not in FoldSettings.OPERATIONAL}
+    return json.dumps({"fold": fold, "embeddings": config["embeddings"], "structures": config["structures"]}, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import os
 from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.layout import Layout
-from foldatlas.settings import SlurmSettings
+from foldatlas.settings import SlurmSettings, fold_outputs_key
 from foldatlas.slurm import site_resources
 from foldatlas.annotate import TOOLS, tool_binary
 
@@ -99,6 +99,18 @@ def chunk_plan(chunk):
     return plans[chunk]
 
 
+# Every setting that can change a fold job's outputs (canonical JSON): a param of
+# fold_chunk, so that only a change of one of them refolds.
+FOLD_OUTPUTS_KEY = fold_outputs_key(config)
+
+
+def chunk_content(wildcards):
+    """What the chunk holds (SHA-256 of its sequence checksums, from plan.tsv): a param of
+    fold_chunk. A chunk planned again with the same content is not folded again; one
+    whose content changed is."""
+    return chunk_plan(wildcards.chunk).content
+
+
 def fold_gpus():
     """GPUs per fold job: none when fold.device is cpu, else one."""
     return 0 if config["fold"]["device"] == "cpu" else 1
@@ -135,8 +147,12 @@ def fold_outputs(wildcards):
 
 
 def final_targets(wildcards):
-    """What `snakemake` builds by default, from the stages switched on in config."""
-    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.accounting]
+    """What `snakemake` builds by default, from the stages switched on in config: every
+    product, so that one missing or removed is built again."""
+    atlas = LAYOUT.atlas
+    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.inputs, LAYOUT.accounting]
+    targets += [atlas.metadata, atlas.embeddings, atlas.plddt, atlas.structures]
+    targets += [atlas.summary, atlas.config]
     if config["atlas"]["report"]:
         targets.append(LAYOUT.report)
     if config["foldseek"]["enabled"]:

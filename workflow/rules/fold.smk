@@ -1,11 +1,14 @@
 # Fold: one job per chunk runs ESMFold (loaded once) over the chunk's sequences and
 # writes predictions, embeddings and a structure archive. Resumes after a kill from
-# the chunk's partial folder.
+# the chunk's partial folder. A fold job reruns when its chunk's content or a setting
+# that can change its outputs changed (its params), never for a newer chunk file alone;
+# the settings themselves it reads from the config (so that the others are no params).
 
 
 rule fold_chunk:
     input:
-        chunk=chunk_file,
+        # content, not time, decides a refold: params.content and params.outputs_key
+        chunk=ancient(chunk_file),
     output:
         predictions=LAYOUT.chunk_outputs("{chunk}").predictions,
         embeddings=LAYOUT.chunk_outputs("{chunk}").embeddings,
@@ -25,8 +28,7 @@ rule fold_chunk:
         runtime=lambda wc, attempt: fold_runtime_minutes(wc) * attempt,
     params:
         partial=lambda wc: LAYOUT.partial(wc.chunk),
-        fold=config["fold"],
-        embeddings=config["embeddings"],
-        structures=config["structures"],
+        content=chunk_content,
+        outputs_key=FOLD_OUTPUTS_KEY,
     script:
         "../../scripts/fold_chunk.py"

@@ -1,0 +1,148 @@
+"""What runs again: content and the settings that change outputs decide, not time stamps
+(profiles/default/config.yaml, the params of fold_chunk, every product a target).
+
+One demo run, then dry runs (`-n`) under changed configs, then real runs after an input
+is touched, added and removed, each checked against the jobs it ran and the plan.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import REPO
+from foldatlas.chunking import read_plan
+from test_workflow import prepare, run
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(wd: Path, config: dict, *args: str) -> tuple[Counter[str], str]:
+    """Run the workflow in ``wd`` with ``config``; the jobs it ran (or would run) by rule."""
+    (wd / "changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "changed.yaml", *args], wd, timeout=900)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    # one "rule NAME:" block per job run (or, in a dry run, to be run); the job-stats table
+    # would miss the jobs added after the plan_chunks checkpoint
+    return Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", out, flags=re.M)), out
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A finished demo run and its config."""
+    wd = prepare(tmp_path_factory.mktemp("reruns"))
+    config = yaml.safe_load((wd / "run.yaml").read_text())
+    jobs, _ = snakemake(wd, config)
+    assert jobs["fold_chunk"] > 1
+    return wd, config
+
+
+def changed(config: dict, section: str, **values) -> dict:
+    new = json.loads(json.dumps(config))
+    new.setdefault(section, {}).update(values)
+    return new
+
+
+def test_unchanged_config_runs_nothing(done):
+    wd, config = done
+    assert snakemake(wd, config, "-n")[0] == Counter()
+
+
+def test_settings_that_cannot_change_a_prediction_fold_nothing(done):
+    wd, config = done
+    harmless = changed(config, "fold", threads=2, mem_mb=3000, commit_seconds=7, progress_seconds=3, max_batch_size=4, max_tokens_per_batch=512)
+    jobs, _ = snakemake(wd, harmless, "-n")
+    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0
+
+
+def test_reordered_keys_run_nothing(done):
+    wd, config = done
+    reordered = {k: dict(reversed(list(v.items()))) if isinstance(v, dict) else v for k, v in reversed(list(config.items()))}
+    assert snakemake(wd, reordered, "-n")[0] == Counter()
+
+
+def test_a_changed_filter_reassembles_without_folding(done):
+    wd, config = done
+    jobs, out = snakemake(wd, changed(config, "filter", min_plddt=0.6), "-n")
+    assert jobs["assemble_atlas"] == 1 and jobs["check_accounting"] == 1
+    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0
+
+
+@pytest.mark.parametrize("section, values", [("fold", {"num_recycles": 2}), ("embeddings", {"layers": [-1, 0]}), ("structures", {"formats": ["pdb"]})])
+def test_a_setting_that_changes_predictions_folds_every_chunk(done, section, values):
+    wd, config = done
+    jobs, out = snakemake(wd, changed(config, section, **values), "-n")
+    n_chunks = len(read_plan(wd / "results/chunks/plan.tsv"))
+    assert jobs["fold_chunk"] == n_chunks and "Params have changed" in out
+
+
+@pytest.mark.parametrize("product", ["atlas/metadata.parquet", "atlas/structures", "atlas/summary.json"])  # a table, a folder, a JSON
+def test_a_deleted_product_is_built_again_without_folding(done, product, tmp_path):
+    wd, config = done
+    path = wd / "results" / product
+    aside = tmp_path / "aside"
+    path.rename(aside)
+    try:
+        jobs, _ = snakemake(wd, config, "-n")
+    finally:
+        aside.rename(path)
+    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0 and jobs["assemble_atlas"] == 1
+
+
+def test_touched_added_and_removed_inputs(done):
+    """Touching a large input re-reads it and folds nothing; an added file of known
+    sequences and one new one folds only the chunks whose content changed; a removed
+    file leaves an atlas and accounting of exactly the remaining inputs."""
+    wd, config = done
+    fold = wd / "results/fold"
+    folded = {p: p.stat().st_mtime_ns for p in fold.glob("chunk_*/predictions.parquet")}
+    (wd / "results/ingest/inputs.json").unlink()  # a product of planning: planned again, nothing folded
+    jobs, _ = snakemake(wd, config)
+    assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0 and (wd / "results/ingest/inputs.json").exists()
+    big = wd / "more/copies.fa"  # > 1 MB: Snakemake compares small files by checksum
+    big.parent.mkdir()
+    seq = next(s for s in gzip.open(wd / "resources/demo/proteins.fasta.gz", "rt").read().split(">")[1:])
+    seq = "".join(seq.splitlines()[1:])
+    big.write_text("".join(f">copy{i}\n{seq}\n" for i in range(20000)))
+    assert big.stat().st_size > 1 << 20
+    inputs = changed(config, "input", fasta=[*config["input"]["fasta"], str(big.relative_to(wd))])
+    before = {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")}
+    n_files = len(json.loads((wd / "results/ingest/inputs.json").read_text())["files"])
+    jobs, _ = snakemake(wd, inputs)
+    assert jobs["read_fasta"] >= 1 and jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0
+    assert {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")} == before
+    accounting = json.loads((wd / "results/atlas/accounting.json").read_text())
+    assert accounting["ok"] and accounting["checks"]["input_files"] == n_files + 1
+
+    time.sleep(0.01)
+    os.utime(big)  # touched, same content
+    jobs, _ = snakemake(wd, inputs)
+    assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0
+    assert {p: p.stat().st_mtime_ns for p in fold.glob("chunk_*/predictions.parquet")} == folded  # not rewritten
+
+    with big.open("a") as fh:  # one new sequence, among the longest: it changes the last chunks only
+        fh.write(">new\n" + ("MKTAYIAKQR" * 22)[:215] + "\n")
+    jobs, _ = snakemake(wd, inputs)
+    after = {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")}
+    refold = {c for c, content in after.items() if before.get(c) != content}
+    assert 0 < len(refold) < len(after) and jobs["fold_chunk"] == len(refold)
+    meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["id", "source"])
+    assert "new" in meta["id"].to_pylist()
+
+    jobs, _ = snakemake(wd, config)  # the added file removed again
+    meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["source"])
+    assert str(big.relative_to(wd)) not in set(meta["source"].to_pylist())
+    accounting = json.loads((wd / "results/atlas/accounting.json").read_text())
+    assert accounting["ok"] and accounting["checks"]["input_files"] == n_files
+    summary = json.loads((wd / "results/atlas/summary.json").read_text())
+    assert [f["source"] for f in summary["inputs"]] == [f["source"] for f in json.loads((wd / "results/ingest/inputs.json").read_text())["files"]]
