@@ -45,7 +45,7 @@ def snakemake(wd: Path, config: dict, *args: str, fails: bool = False) -> tuple[
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     """A finished demo run and its config."""
-    wd = prepare(tmp_path_factory.mktemp("reruns"))
+    wd = prepare(tmp_path_factory.mktemp("reruns"), {"ingest": {"max_length": 120}})  # short chains fold fast
     config = yaml.safe_load((wd / "run.yaml").read_text())
     jobs, _ = snakemake(wd, config)
     assert jobs["fold_chunk"] > 1
@@ -138,7 +138,7 @@ def test_touched_added_and_removed_inputs(done):
     assert {p: p.stat().st_mtime_ns for p in fold.glob("chunk_*/predictions.parquet")} == folded  # not rewritten
 
     with big.open("a") as fh:  # one new sequence, among the longest: it changes the last chunks only
-        fh.write(">new\n" + ("MKTAYIAKQR" * 22)[:215] + "\n")
+        fh.write(">new\n" + ("MKTAYIAKQR" * 12)[:118] + "\n")
     # with the params trigger off, the changed chunks are not folded again, and the
     # assembly refuses their stale outputs instead of writing a wrong atlas
     jobs, out = snakemake(wd, inputs, "--rerun-triggers", "mtime", fails=True)
