@@ -3,7 +3,7 @@
 from foldatlas.atlas import assemble_atlas
 from foldatlas.layout import Layout
 from foldatlas.logs import rule_script
-from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings
+from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings, fold_outputs_key
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
@@ -20,4 +20,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         threads=sm.threads,
         scratch_dir=layout.scratch("assemble_atlas"),
         inputs=sm.input.inputs,
+        outputs_key=fold_outputs_key(sm.params.config),
     )

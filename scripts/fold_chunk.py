@@ -18,4 +18,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         embeddings=EmbeddingSettings.from_config(sm.config["embeddings"]),
         structures=StructureSettings.from_config(sm.config["structures"]),
         threads=sm.threads,
+        outputs_key=sm.params.outputs_key,
     )

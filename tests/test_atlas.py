@@ -313,3 +313,59 @@ def test_structure_formats_start_with_pdb(formats):
     with pytest.raises(ConfigError, match="structures.formats"):
         StructureSettings.from_config({"formats": formats})
     assert StructureSettings.from_config({}).formats == ("pdb",)
+
+
+@pytest.mark.parametrize(
+    "chunk_of, message",
+    [
+        ([0] * 4 + [1] * 6, r"chunk_000000/predictions.parquet: sequence \w+ is planned in chunk 1 \(2 such sequences in all\)"),
+        ([0] * 6 + [1] * 4, r"chunk_000000/predictions.parquet: sequence \w+ is planned in this chunk but has no prediction here"),
+        ([0] * 5 + [2] * 5, r"chunk_000001/predictions.parquet: sequence \w+ is planned in chunk 2"),
+    ],
+)
+def test_fold_outputs_made_for_other_chunk_content_stop_the_assembly(workspace, chunk_of, message):
+    """The plan moved sequences between chunks but the fold outputs are those of the old
+    plan (what a fold job kept by `ancient` gives when Snakemake's params trigger is off):
+    the assembly stops, naming the chunk, instead of writing a stale atlas."""
+    tmp, _, chunks = workspace
+    write_ingest(tmp, SEQS, chunk_of)
+    with pytest.raises(StaleOutputError, match=message + r".*made for other chunk content.*delete this chunk's fold folder"):
+        run(tmp, chunks)
+    assert not Layout(tmp).atlas.metadata.exists()
+
+
+def test_fold_outputs_made_under_other_settings_stop_the_assembly(workspace):
+    """Each chunk records the settings it was folded under (``OUTPUTS_KEY``); an assembly
+    for other settings (a fold job not rerun after num_recycles changed) stops, naming
+    the chunk and what differs; outputs of an earlier foldatlas record nothing."""
+    from foldatlas.config import validate_config
+    from foldatlas.settings import fold_outputs_key
+    from foldatlas.tables import OUTPUTS_KEY
+
+    tmp, _, chunks = workspace
+    config = validate_config({"fold": {"model": "tiny"}})
+    key = fold_outputs_key(config)
+    args = dict(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=Layout(tmp).atlas,
+                filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}))  # fmt: skip
+    with pytest.raises(StaleOutputError, match=r"chunk_000000/predictions.parquet: records no fold settings \(folded by an earlier foldatlas\)"):
+        assemble_atlas(**args, outputs_key=key)
+    other = fold_outputs_key(validate_config({"fold": {"model": "tiny", "num_recycles": 2}}))
+    for ch, k in zip(chunks, (key, other)):
+        t = pq.read_table(ch.predictions)
+        pq.write_table(t.replace_schema_metadata({**(t.schema.metadata or {}), OUTPUTS_KEY: k.encode()}), ch.predictions)
+    with pytest.raises(StaleOutputError, match=rf"chunk_000001/predictions.parquet: folded under other settings than this run's \(fold.num_recycles: 2 -> {config['fold']['num_recycles']}\)"):
+        assemble_atlas(**args, outputs_key=key)
+    assert not Layout(tmp).atlas.metadata.exists()
+    pq.write_table(pq.read_table(chunks[1].predictions).replace_schema_metadata({OUTPUTS_KEY: key.encode()}), chunks[1].predictions)
+    assemble_atlas(**args, outputs_key=key)
+    assert Layout(tmp).atlas.metadata.exists()
+
+
+def test_chunks_folded_by_two_models_stop_the_assembly(workspace):
+    """Same model id and revision, other weights (by content) in one chunk: refused."""
+    tmp, _, chunks = workspace
+    t = pq.read_table(chunks[1].predictions)
+    t = t.set_column(t.schema.get_field_index("weights_checksum"), "weights_checksum", pa.array(["1" * 64] * t.num_rows))
+    pq.write_table(t, chunks[1].predictions)
+    with pytest.raises(StaleOutputError, match=r"chunk_000001/predictions.parquet: folded by another model than .*chunk_000000/predictions.parquet .*an atlas never mixes models"):
+        run(tmp, chunks)

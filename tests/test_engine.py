@@ -317,3 +317,26 @@ def test_embedding_hook_keeps_only_the_requested_layers(tiny_model):
         eng.close()
     assert seen == [[1, 2]]  # while the trunk runs, only layers 1 and 2 (= -1) of 0..2 are held
     assert sorted(p.embeddings) == [1, 2]
+
+
+@pytest.mark.parametrize("free_memory", [None, 80 * 2**30], ids=["cpu", "gpu"])
+def test_operational_fold_keys_never_change_what_the_engine_records(free_memory):
+    """fold_chunk reruns only when fold_outputs_key changes, and that key leaves out
+    FoldSettings.OPERATIONAL: each of those keys must leave the engine's result settings
+    (what a resume must share) unchanged, and each other engine key must change them."""
+    from foldatlas.engine import EngineSettings
+    from foldatlas.settings import EmbeddingSettings, FoldSettings
+
+    base = {"model": "tiny", "device": "cpu"}
+    other = {"max_tokens_per_batch": 512, "max_pair_tokens_per_batch": 4096, "gpu_memory_fraction": 0.5, "max_batch_size": 4,
+             "commit_seconds": 7, "progress_seconds": 3, "threads": 3, "mem_mb": 3000,
+             "num_recycles": 1, "chunk_size": 64, "save_pae": True, "artefact_max_plddt": 0.5}  # fmt: skip
+    assert set(FoldSettings.OPERATIONAL) <= set(other)
+    emb = EmbeddingSettings.from_config({})
+
+    def recorded(**change):
+        return EngineSettings.resolve(FoldSettings.from_config({**base, **change}), emb, free_memory=free_memory).result_settings()
+
+    for key, value in other.items():
+        same = recorded(**{key: value}) == recorded()
+        assert same == (key in FoldSettings.OPERATIONAL), key

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.workflow
 #: (kill point, hit) of a fold job: while loading the model, after its second committed
 #: segment, after the second entry of its archive, between the archive and the tables
 KILL_POINTS = (("model_load", 1), ("segment_committed", 2), ("archive_entry", 2), ("between_outputs", 1))
-SMALL_BATCHES = {"fold": {"max_batch_size": 3}}  # several batches per chunk, so a kill can fall between them
+# several batches per chunk, so a kill can fall between them; chains up to 120 residues
+# (the longer demo records are recorded too_long): the tiny model folds them in a third of the time
+SMALL_BATCHES = {"fold": {"max_batch_size": 3}, "ingest": {"max_length": 120}}
 
 
 def workflow(wd: Path, *extra: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -103,7 +105,7 @@ def test_unwritable_results_folder_fails_clearly(tmp_path):
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):
-    wd = prepare(tmp_path)
+    wd = prepare(tmp_path, {"ingest": {"max_length": 120}})  # short chains: the lock, not the folding, is tested
     env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"sleep_seconds": 1.0}))
     first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"],
                              cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip

@@ -47,7 +47,7 @@ from .inputs import inputs_summary
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
 from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
-from .tables import INDEX_SCHEMA, METADATA_SCHEMA, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
+from .tables import INDEX_SCHEMA, METADATA_SCHEMA, OUTPUTS_KEY, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
 __all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "summarize"]
 
@@ -145,6 +145,7 @@ def assemble_atlas(
     threads: int = 1,
     scratch_dir: str | Path | None = None,
     inputs: str | Path | None = None,
+    outputs_key: str | None = None,
 ) -> dict:
     """Build the atlas from ingest and fold outputs; returns the summary written to ``summary.json``.
 
@@ -164,6 +165,8 @@ def assemble_atlas(
     formats = tuple(structures.formats) if structures is not None else ("pdb",)
     try:
         preds_path = scratch / "predictions.parquet"
+        if outputs_key is not None:
+            _check_outputs_key(chunks, outputs_key)
         meta = provenance(*_models(chunks))
         with atomic_dir(outputs.structures) as staging:
             filer = _StructureFiler(staging, outputs, filter, atlas, formats, meta, threads)
@@ -172,6 +175,7 @@ def assemble_atlas(
             finally:
                 filer.pool.shutdown(cancel_futures=True)
             foldcomp = filer.close()
+            _check_plan(sequences, preds_path, chunks, scratch, atlas.memory_gb, threads)
             write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
             _write_embeddings(chunks, outputs.embeddings, meta)
             crc = scratch / "crc64.parquet"
@@ -200,10 +204,31 @@ def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
 
 
 def _models(chunks: Sequence[ChunkOutputs]) -> tuple[list[str], list[str]]:
-    """Distinct model ids and versions of every chunk's predictions (two small columns)."""
+    """Distinct model ids and versions of every chunk's predictions (two small columns).
+
+    Raises
+    ------
+    StaleOutputError
+        When the chunks were folded by more than one model (id, version, weights by
+        content, language-model precision): an atlas never mixes models.
+    """
     if not chunks:
         return [], []
     con = duck.connect()
+    models = con.execute(
+        f"""SELECT DISTINCT model_id, model_version, weights_checksum, lm_precision, filename
+            FROM read_parquet({duck.sql_paths(c.predictions for c in chunks)}, filename = true)
+            WHERE model_id IS NOT NULL ORDER BY filename"""
+    ).fetchall()
+    kinds: dict[tuple, str] = {}
+    for m in models:  # each model and the first chunk folded by it, in chunk order
+        kinds.setdefault(m[:4], m[4])
+    if len(kinds) > 1:
+        (first, a), (second, b) = list(kinds.items())[:2]
+        raise StaleOutputError(
+            str(b), f"folded by another model than {a} (model id, version, weights, precision {list(second)} against {list(first)}): "
+            "an atlas never mixes models; delete the fold folders of the other model's chunks and run again",
+        )  # fmt: skip
     ids, versions = con.execute(
         f"SELECT list(DISTINCT model_id), list(DISTINCT model_version) FROM read_parquet({duck.sql_paths(c.predictions for c in chunks)})"
     ).fetchall()[0]
@@ -407,6 +432,66 @@ class _IndexWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+def _check_outputs_key(chunks: Sequence[ChunkOutputs], expected: str) -> None:
+    """Every chunk was folded under the settings of this run (``OUTPUTS_KEY``).
+
+    Raises
+    ------
+    StaleOutputError
+        Naming the first chunk folded under other settings, and the settings that differ.
+    """
+    want = json.loads(expected)
+    for ch in chunks:
+        found = (pq.read_schema(ch.predictions).metadata or {}).get(OUTPUTS_KEY)
+        if found is None:
+            raise StaleOutputError(str(ch.predictions), "records no fold settings (folded by an earlier foldatlas): delete this chunk's fold folder and run again")
+        got = json.loads(found)
+        if got != want:
+            diff = [f"{sec}.{k}: {got.get(sec, {}).get(k)!r} -> {want.get(sec, {}).get(k)!r}" for sec in sorted(set(got) | set(want))
+                    for k in sorted(set(got.get(sec, {})) | set(want.get(sec, {}))) if got.get(sec, {}).get(k) != want.get(sec, {}).get(k)]  # fmt: skip
+            raise StaleOutputError(
+                str(ch.predictions),
+                f"folded under other settings than this run's ({'; '.join(diff)}): the fold job was not run again "
+                "(Snakemake's params trigger off, e.g. --rerun-triggers mtime, or .snakemake/metadata lost); delete this chunk's fold folder and run again",
+            )
+
+
+def _check_plan(sequences: str | Path, preds_path: Path, chunks: Sequence[ChunkOutputs], scratch: Path, memory_gb: float, threads: int) -> None:
+    """Every chunk's fold outputs hold exactly the sequences the plan put in that chunk
+    (``sequences.parquet``'s ``chunk``): a fold output made for other content (a chunk
+    planned again while Snakemake's params trigger was off, or with its metadata lost)
+    stops the assembly instead of reaching the atlas.
+
+    Raises
+    ------
+    StaleOutputError
+        Naming the chunk's predictions, one sequence that differs and how many do.
+    """
+    con = duck.connect(scratch / "plan_check.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
+    row = con.execute(
+        f"""SELECT coalesce(p.chunk, s.chunk), coalesce(p.checksum, s.checksum), p.checksum IS NULL, s2.chunk, count(*) OVER ()
+            FROM (SELECT checksum, chunk FROM read_parquet({duck.sql_path(preds_path)})) p
+            FULL OUTER JOIN (SELECT checksum, chunk FROM read_parquet({duck.sql_path(sequences)})) s
+              ON p.checksum = s.checksum AND p.chunk = s.chunk
+            LEFT JOIN (SELECT checksum, chunk FROM read_parquet({duck.sql_path(sequences)})) s2
+              ON p.checksum IS NOT NULL AND s.checksum IS NULL AND s2.checksum = p.checksum
+            WHERE p.checksum IS NULL OR s.checksum IS NULL
+            ORDER BY 1, 2 LIMIT 1"""
+    ).fetchone()
+    con.close()
+    if row is None:
+        return
+    chunk, checksum, missing, planned_in, n = row
+    where = {ch.chunk: ch.predictions for ch in chunks}.get(chunk, f"chunk {chunk}")
+    what = "is planned in this chunk but has no prediction here" if missing else ("is not planned" if planned_in is None else f"is planned in chunk {planned_in}")
+    raise StaleOutputError(
+        str(where),
+        f"sequence {checksum} {what} ({n} such sequences in all): these fold outputs were made for other chunk content "
+        "(the chunks were planned again while Snakemake's params trigger was off, e.g. --rerun-triggers mtime, or .snakemake/metadata was lost); "
+        "delete this chunk's fold folder and run again",
+    )
 
 
 def _write_metadata(

@@ -43,7 +43,7 @@ from .prediction import Prediction, SeqItem
 from .settings import EmbeddingSettings, FoldSettings, StructureSettings
 from .status import Status
 from .structures import member_name
-from .tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
+from .tables import CHUNK_SCHEMA, OUTPUTS_KEY, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
 
 __all__ = ["SEGMENT_FORMAT", "ALLOC_CONF", "fold_chunk", "fold_chunk_job", "device_name", "configure_cuda_allocator"]
 
@@ -326,6 +326,7 @@ def fold_chunk(
     commit_seconds: float,
     progress_seconds: float,
     formats: tuple[str, ...] = ("pdb",),
+    outputs_key: str | None = None,
 ) -> dict[str, int]:
     """Fold one chunk into ``outputs``; resumes from ``partial_dir``; returns status counts.
 
@@ -352,7 +353,7 @@ def fold_chunk(
     finally:
         writer.finish()
     progress.update(0, 0, force=True)
-    counts = _merge(store, items, outputs, job.emb_schema)
+    counts = _merge(store, items, outputs, job.emb_schema, outputs_key)
     shutil.rmtree(store.folder, ignore_errors=True)
     log.info("chunk %s done: %s", name, counts)
     return counts
@@ -387,7 +388,7 @@ def _write_archive(path: Path, segs: list[Path], order: dict[str, int]) -> dict[
     return ranges
 
 
-def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema) -> dict[str, int]:
+def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema, outputs_key: str | None) -> dict[str, int]:
     order = {it.checksum: k for k, it in enumerate(items)}
     segs = store.paths()
     preds = _merged_predictions(segs, order, store.folder)
@@ -404,7 +405,8 @@ def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, em
     at = [ranges.get(c) for c in preds["checksum"].to_pylist()]
     for column, k in (("archive_offset", 0), ("archive_length", 1)):
         preds = preds.set_column(preds.schema.get_field_index(column), column, pa.array([None if r is None else r[k] for r in at], pa.int64()))
-    write_batches(preds.to_batches(), outputs.predictions, PREDICTIONS_SCHEMA)
+    schema = PREDICTIONS_SCHEMA if outputs_key is None else PREDICTIONS_SCHEMA.with_metadata({**(PREDICTIONS_SCHEMA.metadata or {}), OUTPUTS_KEY: outputs_key.encode()})
+    write_batches(preds.to_batches(), outputs.predictions, schema)
     statuses = preds["status"].to_pylist()
     return {k: statuses.count(k) for k in sorted(set(statuses))}
 
@@ -457,11 +459,15 @@ def fold_chunk_job(
     embeddings: EmbeddingSettings,
     structures: StructureSettings | None = None,
     threads: int | None = None,
+    outputs_key: str | None = None,
 ) -> dict[str, int]:
     """Everything one ``fold_chunk`` job does: load the model once, fold, merge.
 
     ``threads`` (default ``fold.threads``) are torch's intra-op threads. The memory
     budget is measured after the model (and a stand-alone embedder) are loaded.
+    ``outputs_key`` (:func:`foldatlas.settings.fold_outputs_key` of the run's config) is
+    recorded in ``predictions.parquet`` (key-value metadata ``foldatlas_outputs_key``),
+    so that the assembly can refuse outputs folded under other settings.
     """
     configure_cuda_allocator()
     import torch
@@ -480,6 +486,9 @@ def fold_chunk_job(
     engine = FoldEngine(loaded, settings, standalone_embedder=embedder)
     try:
         formats = structures.formats if structures is not None else ("pdb",)
-        return fold_chunk(chunk_path, outputs, partial_dir, engine, commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds, formats=formats)
+        return fold_chunk(
+            chunk_path, outputs, partial_dir, engine,
+            commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds, formats=formats, outputs_key=outputs_key,
+        )  # fmt: skip
     finally:
         engine.close()

@@ -19,6 +19,7 @@ from .layout import ALL, HIGHCONF
 from .status import FOLD_OUTCOMES, INGEST_STATUSES, PREDICTION_STATUSES, REJECTED, listed
 
 __all__ = [
+    "OUTPUTS_KEY",
     "RECORDS_SCHEMA",
     "PART_SCHEMA",
     "SEQUENCES_SCHEMA",
@@ -121,6 +122,10 @@ def write_batches(
 
 
 #: ``results/fold/chunk_NNNNNN/predictions.parquet``: one row per unique sequence of the chunk.
+#: Key-value metadata of a fold job's ``predictions.parquet``: every setting that can
+#: change its outputs (:func:`foldatlas.settings.fold_outputs_key`), as the job ran.
+OUTPUTS_KEY = b"foldatlas_outputs_key"
+
 PREDICTIONS_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("length", pa.int32(), False, "residues"),
