@@ -204,7 +204,7 @@ def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
 
 
 def _models(chunks: Sequence[ChunkOutputs]) -> tuple[list[str], list[str]]:
-    """Distinct model ids and versions of every chunk's predictions (two small columns).
+    """Distinct model ids and versions of every chunk's predictions (one scan of a few small columns).
 
     Raises
     ------
@@ -229,11 +229,8 @@ def _models(chunks: Sequence[ChunkOutputs]) -> tuple[list[str], list[str]]:
             str(b), f"folded by another model than {a} (model id, version, weights, precision {list(second)} against {list(first)}): "
             "an atlas never mixes models; delete the fold folders of the other model's chunks and run again",
         )  # fmt: skip
-    ids, versions = con.execute(
-        f"SELECT list(DISTINCT model_id), list(DISTINCT model_version) FROM read_parquet({duck.sql_paths(c.predictions for c in chunks)})"
-    ).fetchall()[0]
     con.close()
-    return sorted(ids or []), sorted(versions or [])
+    return sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds})
 
 
 def _crc64_batches(sequences: str | Path) -> Iterator[pa.RecordBatch]:
@@ -470,20 +467,21 @@ def _check_plan(sequences: str | Path, preds_path: Path, chunks: Sequence[ChunkO
         Naming the chunk's predictions, one sequence that differs and how many do.
     """
     con = duck.connect(scratch / "plan_check.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
+    seqs = f"read_parquet({duck.sql_path(sequences)})"
     row = con.execute(
-        f"""SELECT coalesce(p.chunk, s.chunk), coalesce(p.checksum, s.checksum), p.checksum IS NULL, s2.chunk, count(*) OVER ()
+        f"""SELECT coalesce(p.chunk, s.chunk), coalesce(p.checksum, s.checksum), p.checksum IS NULL, count(*) OVER ()
             FROM (SELECT checksum, chunk FROM read_parquet({duck.sql_path(preds_path)})) p
-            FULL OUTER JOIN (SELECT checksum, chunk FROM read_parquet({duck.sql_path(sequences)})) s
-              ON p.checksum = s.checksum AND p.chunk = s.chunk
-            LEFT JOIN (SELECT checksum, chunk FROM read_parquet({duck.sql_path(sequences)})) s2
-              ON p.checksum IS NOT NULL AND s.checksum IS NULL AND s2.checksum = p.checksum
+            FULL OUTER JOIN (SELECT checksum, chunk FROM {seqs}) s ON p.checksum = s.checksum AND p.chunk = s.chunk
             WHERE p.checksum IS NULL OR s.checksum IS NULL
             ORDER BY 1, 2 LIMIT 1"""
     ).fetchone()
-    con.close()
     if row is None:
+        con.close()
         return
-    chunk, checksum, missing, planned_in, n = row
+    chunk, checksum, missing, n = row
+    planned = None if missing else con.execute(f"SELECT chunk FROM {seqs} WHERE checksum = ?", [checksum]).fetchone()
+    con.close()
+    planned_in = planned[0] if planned else None
     where = {ch.chunk: ch.predictions for ch in chunks}.get(chunk, f"chunk {chunk}")
     what = "is planned in this chunk but has no prediction here" if missing else ("is not planned" if planned_in is None else f"is planned in chunk {planned_in}")
     raise StaleOutputError(
