@@ -65,6 +65,13 @@ class InputCount:
     records: int
     text_sha256: str
 
+    @property
+    def source_id(self) -> str:
+        """The file's stable id: its base name and the first 12 hex digits of the SHA-256
+        of its text (``proteins.fasta.gz@3f2a9c1b7d4e``). The same file keeps its id
+        wherever it is listed, moved or recompressed; another content is another id."""
+        return f"{Path(self.source).name}@{self.text_sha256[:12]}"
+
 
 class InputCounter:
     """Counts header lines and hashes the text of one file, fed block by block (``update``).
@@ -133,13 +140,14 @@ def gather_counts(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLik
 def inputs_summary(path: str | os.PathLike[str]) -> list[dict]:
     """The per-file records of ``inputs.json``, in input order, for ``summary.json``
     (``source_index``, ``source``, ``format``, ``file_bytes``, ``text_bytes``,
-    ``records``, ``text_sha256``; plain ints and strings, safe for JSON)."""
-    return list(json.loads(Path(path).read_text())["files"])
+    ``records``, ``text_sha256``, and the stable ``source_id``; plain ints and strings,
+    safe for JSON)."""
+    return [{**asdict(c), "source_id": c.source_id} for c in read_inputs(path)]
 
 
 def read_inputs(path: str | os.PathLike[str]) -> list[InputCount]:
     """The counts gathered in ``inputs.json``."""
-    return [InputCount(**f) for f in inputs_summary(path)]
+    return [InputCount(**f) for f in json.loads(Path(path).read_text())["files"]]
 
 
 def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -> None:

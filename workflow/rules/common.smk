@@ -6,7 +6,7 @@ import os
 from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.layout import Layout
-from foldatlas.settings import SlurmSettings, fold_outputs_key
+from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import site_resources
 from foldatlas.annotate import TOOLS, tool_binary
 
@@ -18,8 +18,16 @@ wildcard_constraints:
 
 ENV = "../../envs/foldatlas.yaml"
 
-# Every path of the results tree (output.root, default results/).
-LAYOUT = Layout.from_config(config["output"])
+# Every path of the results tree (output.root, default results/) and of the store.
+LAYOUT = Layout.from_config(config["output"], config["store"])
+
+# Every setting that can change a fold job's outputs (canonical JSON): a param of
+# plan_chunks and fold_chunk, so that only a change of one of them refolds.
+FOLD_OUTPUTS_KEY = fold_outputs_key(config)
+
+# The store's part for this model and these settings: fold jobs write there, and a
+# sequence it holds is never planned again.
+STORE = LAYOUT.store(model_fingerprint(config))
 
 # Expanded once at start-up: a missing file, a glob matching nothing, a file that is not
 # regular (a FIFO), a name that is not UTF-8 or a file listed twice fails here. An entry
@@ -99,11 +107,6 @@ def chunk_plan(chunk):
     return plans[chunk]
 
 
-# Every setting that can change a fold job's outputs (canonical JSON): a param of
-# fold_chunk, so that only a change of one of them refolds.
-FOLD_OUTPUTS_KEY = fold_outputs_key(config)
-
-
 def chunk_content(wildcards):
     """What the chunk holds (SHA-256 of its sequence checksums, from plan.tsv): a param of
     fold_chunk. A chunk planned again with the same content is not folded again; one
@@ -136,7 +139,8 @@ def fold_runtime_minutes(wildcards):
 
 
 def fold_outputs(wildcards):
-    """Predictions, embeddings and structure archive of every planned chunk."""
+    """Predictions, embeddings and structure archive of every chunk planned in this
+    release (the chunks of earlier releases are in the store already)."""
     out = rules.fold_chunk.output
     chunks = planned_chunks()
     return {
@@ -150,7 +154,7 @@ def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config: every
     product, so that one missing or removed is built again."""
     atlas = LAYOUT.atlas
-    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.inputs, LAYOUT.accounting]
+    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.inputs, LAYOUT.release, LAYOUT.accounting]
     targets += [atlas.metadata, atlas.embeddings, atlas.plddt, atlas.structures]
     targets += [atlas.summary, atlas.config]
     if config["atlas"]["report"]:
