@@ -80,7 +80,7 @@ def demo_run(tmp_path_factory):
 
 def test_output_root_holds_everything(demo_run):
     assert sorted(p.name for p in demo_run.wd.iterdir()) == [".snakemake", "config", "resources", "run.yaml"]
-    for folder in ("ingest", "chunks", "fold", "atlas", "report", "logs", "benchmarks"):
+    for folder in ("ingest", "chunks", "store", "atlas", "report", "logs", "benchmarks"):
         assert (demo_run.results / folder).is_dir(), folder
     assert not [p for p in demo_run.results.rglob(".*") if p.name != ".snakemake_timestamp"], "hidden temporary files left"
 
@@ -182,7 +182,7 @@ def test_embeddings_read_back_with_duckdb_match_fold_outputs(demo_run):
     rows = duckdb.connect().execute(f"SELECT checksum, layer, embedding, len(embedding) FROM '{path}'").fetchall()
     assert {r[3] for r in rows} == {64}
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/embeddings.parquet"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/embeddings.parquet"):
         t = pq.read_table(p)
         for c, layer, e in zip(t["checksum"].to_pylist(), t["layer"].to_pylist(), t["embedding"].to_pylist()):
             fold[(c, layer)] = e
@@ -195,7 +195,7 @@ def test_random_access_through_the_index(demo_run):
     atlas = demo_run.results / "atlas"
     index = pq.read_table(atlas / "structures/index.parquet").to_pylist()
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/structures.tar"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/structures.tar"):
         fold.update(read_structure_archive(p))
     random.seed(0)
     for e in random.sample(index, 8):
@@ -209,7 +209,7 @@ def test_every_shard_is_read_whole_by_every_reader(demo_run):
     """GNU tar, tarfile seeking and streaming, and the index's byte ranges all see every member."""
     root = demo_run.results
     index = pq.read_table(root / "atlas/structures/index.parquet").to_pylist()
-    shards = sorted((root / "atlas/structures").glob("*.tar")) + sorted((root / "fold").glob("chunk_*/structures.tar"))
+    shards = sorted((root / "atlas/structures").glob("*.tar")) + sorted((root / "store").glob("*/chunks/chunk_*/structures.tar"))
     assert len(shards) > 4
     seen = 0
     for shard in shards:
@@ -259,7 +259,7 @@ def test_unknown_residues_keep_their_place_in_the_chain(demo_run):
     import gemmi
 
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/structures.tar"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/structures.tar"):
         fold.update(read_structure_archive(p))
     seqs = dict(zip(*pq.read_table(demo_run.results / "ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
     with_x = [c for c, s in seqs.items() if "X" in s]
