@@ -262,6 +262,8 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     summary = json.loads((wd / "results/atlas/summary.json").read_text())
     assert (summary["releases"][1]["new_sequences"], summary["releases"][1]["already_folded"]) == (3, len(folded_1))
     assert "Nothing to be done" not in out
+    report = (wd / "results/report/atlas_report.html").read_text().split('<table id="releases">')[1].split("</table>")[0]
+    assert report.count("<tr") == 3 and report.count('<tr class="this"><td>r0002</td>') == 1
 
     single = prepare(tmp_path / "single", {"ingest": {"max_length": 100}, "fold": {"max_batch_size": 1}})
     (single / "b.fa").write_bytes(b.read_bytes())

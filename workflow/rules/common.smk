@@ -154,7 +154,13 @@ def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config: every
     product, so that one missing or removed is built again."""
     atlas = LAYOUT.atlas
-    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.inputs, LAYOUT.release, LAYOUT.accounting]
+    targets = [
+        LAYOUT.records,
+        LAYOUT.sequences,
+        LAYOUT.inputs,
+        LAYOUT.release,
+        LAYOUT.accounting,
+    ]
     targets += [atlas.metadata, atlas.embeddings, atlas.plddt, atlas.structures]
     targets += [atlas.summary, atlas.config]
     if config["atlas"]["report"]:
