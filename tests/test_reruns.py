@@ -162,7 +162,11 @@ def test_touched_added_and_removed_inputs(done):
     assert {(m["status"], m["atlas_version"]) for m in meta if m["id"] == "new"} == {("folded", third)}
     assert {p: t for p, t in store_files(wd).items() if p in folded} == folded
 
-    jobs, _ = snakemake(wd, config)  # the added file removed again
+    # the added file removed again: under mtime triggers alone a stop that says so (never
+    # "Nothing to be done" with the old atlas), with the profile's triggers a new plan
+    _, out = snakemake(wd, config, "-n", "--rerun-triggers", "mtime", fails=True)
+    assert "1 input file(s) removed since the chunks were planned (more/copies.fa)" in out and "--forcerun plan_chunks" in out
+    jobs, _ = snakemake(wd, config)
     assert jobs["fold_chunk"] == 0 and receipt(wd)["release"] == first
     meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["source"])
     assert str(big.relative_to(wd)) not in set(meta["source"].to_pylist())

@@ -196,6 +196,17 @@ def test_a_kill_during_publication_leaves_the_old_or_the_new_manifest(release1, 
     assert verify_release(store, "r0001") == [] and verify_release(store, "r0002") == []
 
 
+def test_an_input_list_changed_beyond_appended_files_is_named(tmp_path):
+    from foldatlas.inputs import input_list_change
+
+    inputs = write_inputs(tmp_path / "inputs.json", {"a.fa": 1, "b.fa": 1, "c.fa": 1})
+    assert input_list_change(tmp_path / "none.json", ["a.fa"]) is None  # nothing planned yet
+    assert input_list_change(inputs, ["a.fa", "b.fa", "c.fa"]) is None
+    assert input_list_change(inputs, ["a.fa", "b.fa", "c.fa", "d.fa"]) is None  # appended: seen by mtime
+    assert input_list_change(inputs, ["a.fa", "c.fa"]) == "1 input file(s) removed since the chunks were planned (b.fa)"
+    assert input_list_change(inputs, ["b.fa", "a.fa", "c.fa"]) == "the input files were reordered since the chunks were planned"
+
+
 # --- a campaign on the real workflow -------------------------------------------------
 
 

@@ -38,7 +38,7 @@ from .atomic import write_json
 from .errors import AccountingError, InternalError
 from .fasta import TextStream, text_blocks
 
-__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts"]
+__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts", "input_list_change"]
 
 _BLANKS = b" \t\v\f"
 _IS_BLANK = np.zeros(256, dtype=bool)
@@ -163,3 +163,20 @@ def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -
         problems.append(f"{what} has records of source_index {extra}, which is no input file")
     if problems:
         raise AccountingError(problems)
+
+
+def input_list_change(inputs: str | os.PathLike[str], current: Sequence[str]) -> str | None:
+    """What a run's input list (``current``, expanded ``input.fasta``) changed since
+    ``inputs`` (``inputs.json`` of the last plan) beyond files added at the end (which a
+    newer part file shows to any rerun trigger): None when nothing else changed or there
+    is no plan yet, else a sentence naming the files removed or moved."""
+    path = Path(inputs)
+    if not path.exists():
+        return None
+    planned = [c.source for c in read_inputs(path)]
+    if list(current[: len(planned)]) == planned:
+        return None
+    removed = [s for s in planned if s not in current]
+    if removed:
+        return f"{len(removed)} input file(s) removed since the chunks were planned ({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})"
+    return "the input files were reordered since the chunks were planned"

@@ -5,6 +5,7 @@ import os
 
 from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
+from foldatlas.inputs import input_list_change
 from foldatlas.layout import Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import site_resources
@@ -54,6 +55,29 @@ def check_binaries_on_host():
 
 onstart:
     check_binaries_on_host()
+
+
+def check_input_list():
+    """Stop when input files were removed or reordered since the last plan and the rerun
+    triggers cannot see it (no ``input`` trigger, e.g. --rerun-triggers mtime): the run
+    would otherwise keep the old atlas and its accounting. The profile's triggers include
+    ``input``, and then planning simply runs again."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.settings.types import RerunTrigger
+
+    settings = getattr(workflow, "dag_settings", None)
+    if settings is None or RerunTrigger.INPUT in settings.rerun_triggers:
+        return
+    if settings.forceall or "plan_chunks" in {str(r) for r in settings.forcerun or ()}:
+        return
+    change = input_list_change(LAYOUT.inputs, INPUT_FASTA)
+    if change is not None:
+        raise WorkflowError(
+            f"{change}, and the rerun triggers ({', '.join(t.name.lower() for t in settings.rerun_triggers)}) "
+            "cannot see that: the atlas and its accounting would stay those of the old inputs. Run with the "
+            "profile's triggers (leave out --rerun-triggers) or add --forcerun plan_chunks."
+        )
+
 
 
 def input_fasta(wildcards):
@@ -153,6 +177,7 @@ def fold_outputs(wildcards):
 def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config: every
     product, so that one missing or removed is built again."""
+    check_input_list()
     atlas = LAYOUT.atlas
     targets = [
         LAYOUT.records,
