@@ -97,7 +97,6 @@ def main() -> None:
     ap.add_argument("--known", type=float, default=0.3)
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "scripts"))
     from foldatlas.ingest import read_fasta_file
     from foldatlas.settings import IngestSettings
 

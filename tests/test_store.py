@@ -23,6 +23,7 @@ import yaml
 
 from conftest import REPO, chunk_settings, write_fasta
 from foldatlas.chunking import plan_chunks, read_plan
+from foldatlas.archive import read_member
 from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import RELEASE_FILE, Layout, StoreLayout
@@ -84,6 +85,11 @@ def test_a_published_release_records_every_file_and_its_counts(release1):
     assert keys["checksum"].to_pylist() == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
     assert verify_release(store, "r0001") == []
     assert json.loads((tmp / "receipt1.json").read_text())["release"] == "r0001"
+    index = pq.read_table(store.release_structures("r0001")).to_pylist()
+    assert sorted(e["checksum"] for e in index) == sorted(keys["checksum"].to_pylist()) and record["structures"]["rows"] == 6
+    for e in index:  # every structure straight from the chunk archive by its byte range
+        text = read_member(store.dir / e["archive"], e["data_offset"], e["data_length"], expect=e["member"])
+        assert text.startswith(f"REMARK 250 checksum {e['checksum']}".encode())
 
 
 def test_a_changed_byte_anywhere_in_a_release_is_found(release1):
@@ -145,8 +151,11 @@ def test_publication_is_idempotent_and_stops_a_plan_overtaken_by_another_run(rel
     make_chunk(store.dir / "chunks", 2, SEQS[6:9])
     again = publish_release(store, planned=tmp / "plan-r0001-0" / RELEASE_FILE, sequences=tmp / "seq1.parquet", inputs=tmp / "in1.json", receipt=tmp / "r.json")
     assert again == record and read_manifest(store)["generation"] == 1  # a rerun changes nothing
+    first = {p: p.read_bytes() for p in store.release_dir("r0001").iterdir()}
     publish_release(store, planned=stale, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
     assert read_manifest(store)["generation"] == 2
+    assert {p: p.read_bytes() for p in store.release_dir("r0001").iterdir()} == first  # appended, never rebuilt
+    assert pq.read_metadata(store.release_structures("r0002")).num_rows == 3
     # a third run planned before r0002 was published
     raced = tmp / "raced.json"
     raced.write_text(json.dumps({"name": "r0003", "fingerprint": store.fingerprint, "first_chunk": 2, "generation": 1, "chunks": [2]}))

@@ -386,6 +386,11 @@ def test_every_readme_code_block_runs_against_the_demo(demo_run, tmp_path):
                 path = line.split()[0] if line.strip() and not line.startswith(" " * 10) else ""
                 if path.endswith((".parquet", ".json", ".html", ".yaml")) and not path.startswith(("foldseek/", "mmseqs/")):  # off in the demo
                     assert list(demo_run.results.glob(path.replace("NNNNNN", "*"))), path
+        elif lang == "text" and first == "<store.path>/<fingerprint>/":  # the store: every file and folder it names exists
+            for line in code.splitlines()[1:]:
+                path = line.split()[0] if line.strip() and not line.startswith(" " * 10) else ""
+                if path:
+                    assert list((demo_run.results / "store").glob("*/" + path.replace("NNNNNN", "*").replace("<name>", "*"))), path
         else:
             pytest.fail(f"{name}: a {lang or 'plain'} block starting {first!r} is neither run nor listed in NOT_RUN")
         ran += 1

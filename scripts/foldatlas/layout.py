@@ -117,6 +117,8 @@ class StoreLayout:
           releases/<name>/release.json     a published release: inputs, counts, chunks and
                                            the SHA-256 of every file
           releases/<name>/keys.parquet     checksum -> chunk of each sequence it folded
+          releases/<name>/structures.parquet  checksum -> archive, byte range (append-only:
+                                           each release adds its own)
     """
 
     def __init__(self, root: str | os.PathLike[str], fingerprint: str) -> None:
@@ -148,6 +150,10 @@ class StoreLayout:
 
     def release_keys(self, name: str) -> Path:
         return self.release_dir(name) / "keys.parquet"
+
+    def release_structures(self, name: str) -> Path:
+        """Where each structure a release folded lives in the chunk archives."""
+        return self.release_dir(name) / "structures.parquet"
 
 
 class Layout:

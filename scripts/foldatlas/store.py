@@ -38,11 +38,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__, duck, faults
+from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import StaleOutputError
 from .inputs import read_inputs
 from .layout import ChunkOutputs, StoreLayout, chunk_id
-from .tables import KEYS_SCHEMA, write_table
+from .tables import KEYS_SCHEMA, STORE_INDEX_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
 
@@ -168,8 +169,10 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
     }  # fmt: skip
     with atomic_dir(store.release_dir(plan.name)) as staging:
-        write_table(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
-        record["keys"] = {"file": store.release_keys(plan.name).name, "rows": keys.num_rows, **file_checksum(staging / store.release_keys(plan.name).name)}
+        for name, table, schema in (("keys", keys, KEYS_SCHEMA), ("structures", _structure_index(store, chunks), STORE_INDEX_SCHEMA)):
+            path = staging / f"{name}.parquet"
+            write_table(table, path, schema)
+            record[name] = {"file": path.name, "rows": table.num_rows, **file_checksum(path)}
         write_json(staging / store.release_file(plan.name).name, record)
     faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
     entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
@@ -232,6 +235,24 @@ def _check_chunk(outputs: ChunkOutputs, keys: pa.Table, chunk: int) -> dict:
             f"({len(set(planned) - set(found))} missing, {len(set(found) - set(planned))} not planned): fold the chunk again (delete its folder)",
         )  # fmt: skip
     return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
+
+
+def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
+    """Where each ok prediction's PDB member lies in its chunk's archive (the fold job's
+    recorded byte range, its tar header read to check the member's name and size)."""
+    rows = []
+    for c in chunks:
+        ch = store.chunk_outputs(chunk_id(c))
+        archive = str(ch.structures.relative_to(store.dir))
+        preds = pq.read_table(ch.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"]).to_pylist()
+        with open(ch.structures, "rb") as fh:
+            for r in (r for r in preds if r["status"] == "ok"):
+                name, size = header_at(fh, r["archive_offset"], str(ch.structures))
+                if name != r["member"]:
+                    raise StaleOutputError(str(ch.structures), f"expected member {r['member']} at byte {r['archive_offset']}, found {name!r}")
+                rows.append({"checksum": r["checksum"], "chunk": c, "archive": archive, "member": name, "data_offset": r["archive_offset"] + BLOCK,
+                             "data_length": size, "plddt": r["plddt"], "ptm": r["ptm"]})  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=STORE_INDEX_SCHEMA)
 
 
 def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | os.PathLike[str]) -> dict:
@@ -314,8 +335,9 @@ def verify_release(store: StoreLayout, name: str) -> list[str]:
     if file_checksum(store.release_file(name))["sha256"] != entry["sha256"]:
         problems.append(f"{store.release_file(name)}: SHA-256 differs from the manifest's")
     rec = json.loads(store.release_file(name).read_text())
-    if file_checksum(store.release_keys(name))["sha256"] != rec["keys"]["sha256"]:
-        problems.append(f"{store.release_keys(name)}: SHA-256 differs from the release record's")
+    for path, recorded in ((store.release_keys(name), rec["keys"]), (store.release_structures(name), rec["structures"])):
+        if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
+            problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
     for c in rec["chunks"]:
         ch = store.chunk_outputs(chunk_id(c["chunk"]))
         for f in _FILES:

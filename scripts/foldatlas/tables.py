@@ -25,6 +25,7 @@ __all__ = [
     "SEQUENCES_SCHEMA",
     "CHUNK_SCHEMA",
     "KEYS_SCHEMA",
+    "STORE_INDEX_SCHEMA",
     "PREDICTIONS_SCHEMA",
     "SEGMENT_STRUCTURES_SCHEMA",
     "embeddings_schema",
@@ -90,6 +91,19 @@ KEYS_SCHEMA = _schema(
     ("chunk", pa.int32(), False, "store chunk whose outputs hold its prediction"),
     ("length", pa.int32(), False, "residues"),
     ("release", pa.string(), False, "name of the release"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/structures.parquet``: where each structure the
+#: release folded lives in the store's chunk archives (written once, never rebuilt).
+STORE_INDEX_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("chunk", pa.int32(), False, "store chunk that folded it"),
+    ("archive", pa.string(), False, "the chunk's archive, relative to the fingerprint's folder: chunks/chunk_NNNNNN/structures.tar (an uncompressed .tar)"),
+    ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
+    ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the archive; its 512-byte tar header is just before"),
+    ("data_length", pa.int64(), False, "bytes of that gzip file"),
+    ("plddt", pa.float32(), False, "mean pLDDT, 0-1"),
+    ("ptm", pa.float32(), False, "pTM, 0-1"),
 )
 
 #: ``results/chunks/chunk_NNNNN.parquet``: the sequences of one chunk, sorted by length.
@@ -285,6 +299,7 @@ DOCUMENTED = (
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
     ("results/store/<fingerprint>/releases/<name>/keys.parquet", "one row per sequence the release folded, sorted by checksum", KEYS_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/structures.parquet", "one row per structure the release folded, in chunk and archive order", STORE_INDEX_SCHEMA),
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
