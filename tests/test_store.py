@@ -81,8 +81,9 @@ def test_a_published_release_records_every_file_and_its_counts(release1):
     assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0}
     assert record["inputs"][0]["source_id"] == f"a.fa@{hashlib.sha256(b'a.fa').hexdigest()[:12]}"
     assert record["chunks"][1]["files"]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
-    keys = pq.read_table(store.release_keys("r0001"))
-    assert keys["checksum"].to_pylist() == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
+    keys = pq.read_table(store.release_keys("r0001"))  # one file per bucket, read as one table
+    assert sorted(keys["checksum"].to_pylist()) == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
+    assert {str(b) for b in keys["bucket"].to_pylist()} == {c[:2] for c in keys["checksum"].to_pylist()} == set(record["keys"]["buckets"])
     assert verify_release(store, "r0001") == []
     assert json.loads((tmp / "receipt1.json").read_text())["release"] == "r0001"
     index = pq.read_table(store.release_structures("r0001")).to_pylist()
@@ -98,7 +99,12 @@ def test_a_changed_byte_anywhere_in_a_release_is_found(release1):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
-    assert verify_release(store, "r0001") == [f"{path}: missing, or SHA-256 or size differs from the release record's"]
+    bucket = next(store.release_structures("r0001").glob("bucket=*/part.parquet"))
+    bucket.unlink()
+    assert verify_release(store, "r0001") == [
+        f"{bucket}: missing, or SHA-256 differs from the release record's",
+        f"{path}: missing, or SHA-256 or size differs from the release record's",
+    ]
 
 
 def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(release1, tmp_path):
@@ -111,7 +117,7 @@ def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(re
 
     read_part(fa, part, source="ab.fa", source_index=0)
     rel, known = plan_release(store, "", KEY)
-    assert rel.name == "r0002" and rel.first_chunk == 2 and rel.generation == 1 and known == [store.release_keys("r0001")]
+    assert rel.name == "r0002" and rel.first_chunk == 2 and rel.generation == 1 and sorted(known) == sorted(store.release_keys("r0001").glob("bucket=*/part.parquet"))
     out = tmp / "plan2"
     plans = plan_chunks([part], records_out=out / "records.parquet", sequences_out=out / "sequences.parquet", chunks_dir=out / "chunks",
                         settings=chunk_settings(2 * 3600, 4), memory_gb=1, known=known, release=rel.__dict__)  # fmt: skip
@@ -151,11 +157,11 @@ def test_publication_is_idempotent_and_stops_a_plan_overtaken_by_another_run(rel
     make_chunk(store.dir / "chunks", 2, SEQS[6:9])
     again = publish_release(store, planned=tmp / "plan-r0001-0" / RELEASE_FILE, sequences=tmp / "seq1.parquet", inputs=tmp / "in1.json", receipt=tmp / "r.json")
     assert again == record and read_manifest(store)["generation"] == 1  # a rerun changes nothing
-    first = {p: p.read_bytes() for p in store.release_dir("r0001").iterdir()}
+    first = {p: p.read_bytes() for p in store.release_dir("r0001").rglob("*") if p.is_file()}
     publish_release(store, planned=stale, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
     assert read_manifest(store)["generation"] == 2
-    assert {p: p.read_bytes() for p in store.release_dir("r0001").iterdir()} == first  # appended, never rebuilt
-    assert pq.read_metadata(store.release_structures("r0002")).num_rows == 3
+    assert {p: p.read_bytes() for p in store.release_dir("r0001").rglob("*") if p.is_file()} == first  # appended, never rebuilt
+    assert pq.read_table(store.release_structures("r0002")).num_rows == 3
     # a third run planned before r0002 was published
     raced = tmp / "raced.json"
     raced.write_text(json.dumps({"name": "r0003", "fingerprint": store.fingerprint, "first_chunk": 2, "generation": 1, "chunks": [2]}))

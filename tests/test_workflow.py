@@ -390,7 +390,7 @@ def test_every_readme_code_block_runs_against_the_demo(demo_run, tmp_path):
             for line in code.splitlines()[1:]:
                 path = line.split()[0] if line.strip() and not line.startswith(" " * 10) else ""
                 if path:
-                    assert list((demo_run.results / "store").glob("*/" + path.replace("NNNNNN", "*").replace("<name>", "*"))), path
+                    assert list((demo_run.results / "store").glob("*/" + path.replace("NNNNNN", "*").replace("<name>", "*").replace("HH", "*"))), path
         else:
             pytest.fail(f"{name}: a {lang or 'plain'} block starting {first!r} is neither run nor listed in NOT_RUN")
         ran += 1

@@ -239,7 +239,7 @@ _UNIQUE_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.
     FROM parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key
     LEFT JOIN known k ON k.checksum = f.checksum
     ORDER BY p.length, f.key"""
-#: The store's keys (``keys.parquet`` of every published release): the anti-join of
+#: The store's keys (the ``keys`` bucket files of every published release): the anti-join of
 #: the plan, so that a sequence the store holds is never planned again.
 _NO_KEYS = "CREATE VIEW known AS SELECT NULL::VARCHAR AS checksum, NULL::INTEGER AS chunk, NULL::VARCHAR AS release WHERE false"
 
@@ -275,7 +275,7 @@ def plan_chunks(
     (:class:`~foldatlas.errors.AccountingError` naming the file otherwise), and they are
     gathered into ``inputs_out``.
 
-    ``known`` are the store's keys (``keys.parquet`` files: checksum, chunk, release):
+    ``known`` are the store's keys (Parquet files: checksum, chunk, release):
     a unique sequence found there keeps that chunk and release in ``sequences.parquet``
     and is not planned again. ``release`` (:class:`foldatlas.store.PlannedRelease` as a
     dict: ``name``, ``first_chunk``, ...) names the new release, numbers its chunks from

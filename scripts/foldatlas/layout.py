@@ -34,6 +34,7 @@ __all__ = [
     "ALL",
     "COLLECTIONS",
     "CHUNK_ID_DIGITS",
+    "BUCKET_DIGITS",
     "chunk_id",
     "ChunkOutputs",
     "AtlasOutputs",
@@ -56,6 +57,8 @@ ALL = "all"
 COLLECTIONS = (HIGHCONF, ALL)
 #: Digits of a chunk id in file names (``chunk_000042``).
 CHUNK_ID_DIGITS = 6
+#: Hex digits of the checksum prefix that buckets the store's keys and index (256 buckets).
+BUCKET_DIGITS = 2
 
 
 #: The table of chunks (chunk, sequences, residues, lengths, estimate) in the chunks folder.
@@ -116,9 +119,14 @@ class StoreLayout:
           chunks/chunk_NNNNNN/             one fold job's outputs, written once
           releases/<name>/release.json     a published release: inputs, counts, chunks and
                                            the SHA-256 of every file
-          releases/<name>/keys.parquet     checksum -> chunk of each sequence it folded
-          releases/<name>/structures.parquet  checksum -> archive, byte range (append-only:
+          releases/<name>/keys/bucket=HH/part.parquet
+                                           checksum -> chunk of each sequence it folded
+          releases/<name>/structures/bucket=HH/part.parquet
+                                           checksum -> archive, byte range (append-only:
                                            each release adds its own)
+
+    ``HH`` is the checksum's first :data:`BUCKET_DIGITS` hex digits: a lookup reads one
+    bucket of each release.
     """
 
     def __init__(self, root: str | os.PathLike[str], fingerprint: str) -> None:
@@ -149,11 +157,20 @@ class StoreLayout:
         return self.release_dir(name) / RELEASE_FILE
 
     def release_keys(self, name: str) -> Path:
-        return self.release_dir(name) / "keys.parquet"
+        """Folder of a release's keys, one file per bucket (:meth:`bucket_file`)."""
+        return self.release_dir(name) / "keys"
 
     def release_structures(self, name: str) -> Path:
-        """Where each structure a release folded lives in the chunk archives."""
-        return self.release_dir(name) / "structures.parquet"
+        """Folder of a release's structure index (where each structure it folded lies in
+        the chunk archives), one file per bucket."""
+        return self.release_dir(name) / "structures"
+
+    @staticmethod
+    def bucket_file(folder: Path, bucket: str) -> Path:
+        """The file of one bucket (the first :data:`BUCKET_DIGITS` hex digits of the
+        checksum) in a bucketed folder: ``bucket=3f/part.parquet`` (Hive-style, so DuckDB,
+        polars and pyarrow read the folder as one table with a ``bucket`` column)."""
+        return folder / f"bucket={bucket}" / "part.parquet"
 
 
 class Layout:

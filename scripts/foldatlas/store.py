@@ -6,7 +6,7 @@ model and every setting that can change a prediction), and lists them in **relea
 
 - a run plans chunks only for the unique sequences that no published release of its
   fingerprint holds (an anti-join of ``sequences`` against every release's
-  ``keys.parquet``, in DuckDB), numbering them after the last published chunk, so chunk
+  ``keys``, one file per checksum bucket, in DuckDB), numbering them after the last published chunk, so chunk
   ids are unique across releases;
 - after its fold jobs, :func:`publish_release` checks that every new chunk's predictions
   hold exactly the sequences planned into it, records the SHA-256 and size of every file
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__, duck, faults
@@ -42,7 +43,7 @@ from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import StaleOutputError
 from .inputs import read_inputs
-from .layout import ChunkOutputs, StoreLayout, chunk_id
+from .layout import BUCKET_DIGITS, ChunkOutputs, StoreLayout, chunk_id
 from .tables import KEYS_SCHEMA, STORE_INDEX_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
@@ -91,7 +92,7 @@ def read_manifest(store: StoreLayout) -> dict:
 
 
 def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[PlannedRelease, list[Path]]:
-    """The release a new plan is for, and the ``keys.parquet`` of every published release
+    """The release a new plan is for, and the ``keys`` files of every published release
     (the anti-join). ``name`` is ``store.release`` (empty: the next number, ``r0001``...).
 
     Writes ``key.json`` (the settings the fingerprint stands for) on first use.
@@ -105,7 +106,7 @@ def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[Plann
     _check_key(store, outputs_key)
     m = read_manifest(store)
     name = name or f"r{len(m['releases']) + 1:04d}"
-    known = [store.release_keys(r["name"]) for r in m["releases"]]
+    known = [f for r in m["releases"] for f in _bucket_files(store, r["name"], "keys")]
     return PlannedRelease(name, store.fingerprint, int(m["next_chunk"]), int(m["generation"])), known
 
 
@@ -169,10 +170,8 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
     }  # fmt: skip
     with atomic_dir(store.release_dir(plan.name)) as staging:
-        for name, table, schema in (("keys", keys, KEYS_SCHEMA), ("structures", _structure_index(store, chunks), STORE_INDEX_SCHEMA)):
-            path = staging / f"{name}.parquet"
-            write_table(table, path, schema)
-            record[name] = {"file": path.name, "rows": table.num_rows, **file_checksum(path)}
+        record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
+        record["structures"] = _write_buckets(_structure_index(store, chunks), staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
         write_json(staging / store.release_file(plan.name).name, record)
     faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
     entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
@@ -237,6 +236,28 @@ def _check_chunk(outputs: ChunkOutputs, keys: pa.Table, chunk: int) -> dict:
     return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
 
 
+def _write_buckets(table: pa.Table, folder: Path, schema: pa.Schema) -> dict:
+    """Write ``table`` (sorted by checksum) as one file per checksum bucket; return the
+    rows, and per bucket its rows, SHA-256 and size (for the release record)."""
+    buckets = pc.utf8_slice_codeunits(table["checksum"], 0, BUCKET_DIGITS).to_pylist()
+    out: dict[str, dict] = {}
+    start = 0
+    for end in [*(k for k in range(1, len(buckets)) if buckets[k] != buckets[k - 1]), len(buckets)] if buckets else []:
+        path = StoreLayout.bucket_file(folder, buckets[start])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(table.slice(start, end - start), path, schema)
+        out[buckets[start]] = {"rows": end - start, **file_checksum(path)}
+        start = end
+    return {"rows": table.num_rows, "buckets": out}
+
+
+def _bucket_files(store: StoreLayout, name: str, what: str) -> list[Path]:
+    """A published release's files of ``keys`` or ``structures``, as its record lists them."""
+    rec = json.loads(store.release_file(name).read_text())
+    folder = store.release_keys(name) if what == "keys" else store.release_structures(name)
+    return [StoreLayout.bucket_file(folder, b) for b in rec[what]["buckets"]]
+
+
 def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
     """Where each ok prediction's PDB member lies in its chunk's archive (the fold job's
     recorded byte range, its tar header read to check the member's name and size)."""
@@ -252,7 +273,7 @@ def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
                     raise StaleOutputError(str(ch.structures), f"expected member {r['member']} at byte {r['archive_offset']}, found {name!r}")
                 rows.append({"checksum": r["checksum"], "chunk": c, "archive": archive, "member": name, "data_offset": r["archive_offset"] + BLOCK,
                              "data_length": size, "plddt": r["plddt"], "ptm": r["ptm"]})  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=STORE_INDEX_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=STORE_INDEX_SCHEMA).sort_by("checksum")
 
 
 def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | os.PathLike[str]) -> dict:
@@ -335,9 +356,11 @@ def verify_release(store: StoreLayout, name: str) -> list[str]:
     if file_checksum(store.release_file(name))["sha256"] != entry["sha256"]:
         problems.append(f"{store.release_file(name)}: SHA-256 differs from the manifest's")
     rec = json.loads(store.release_file(name).read_text())
-    for path, recorded in ((store.release_keys(name), rec["keys"]), (store.release_structures(name), rec["structures"])):
-        if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
-            problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
+    for what, folder in (("keys", store.release_keys(name)), ("structures", store.release_structures(name))):
+        for bucket, recorded in rec[what]["buckets"].items():
+            path = StoreLayout.bucket_file(folder, bucket)
+            if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
+                problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
     for c in rec["chunks"]:
         ch = store.chunk_outputs(chunk_id(c["chunk"]))
         for f in _FILES:
