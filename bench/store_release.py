@@ -120,7 +120,7 @@ def main() -> None:
         result = {
             "records_release_2": args.records, "known_share": args.known, "release_1_unique": first["planned"],
             "release_2": release2, "fresh_over_everything": fresh, "release_2_new_unique_expected": new_unique,
-            "bytes_read_from_release_1": sum(f.stat().st_size for f in keys.glob("bucket=*/part.parquet")),
+            "bytes_read_from_release_1": sum(f.stat().st_size for f in keys.glob("*.parquet")),
             "release_1_fold_outputs_bytes_at_readme_sizes": first["planned"] * (512 + 25_000),
             "planning_time_ratio_fresh_over_release_2": round(fresh["seconds"] / release2["seconds"], 2),
             "folds_ratio_release_2_over_fresh": round(release2["planned"] / fresh["planned"], 3),

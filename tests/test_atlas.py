@@ -50,7 +50,7 @@ def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"", fo
     """Predictions and archive of one chunk, as fold_chunk writes them; every other sequence
     is high-confidence."""
     out = folder / f"chunk_{no:06d}"
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # a store reserves its chunk folders when it plans
     rows, archive = [], b""
     for k, seq in enumerate(seqs):
         c = sequence_checksum(seq.encode())

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,7 +28,7 @@ from foldatlas.archive import read_member
 from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import RELEASE_FILE, Layout, StoreLayout
-from foldatlas.store import atlas_sources, file_checksum, plan_release, publish_release, read_manifest, verify_release
+from foldatlas.store import atlas_sources, check_unpublished, file_checksum, plan_release, publish_release, read_manifest, reserve_chunks, verify_release
 from foldatlas.tables import SEQUENCES_SCHEMA, write_table
 from test_atlas import AA, make_chunk
 
@@ -81,12 +82,13 @@ def test_a_published_release_records_every_file_and_its_counts(release1):
     assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0}
     assert record["inputs"][0]["source_id"] == f"a.fa@{hashlib.sha256(b'a.fa').hexdigest()[:12]}"
     assert record["chunks"][1]["files"]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
-    keys = pq.read_table(store.release_keys("r0001"))  # one file per bucket, read as one table
+    keys = pa.concat_tables(pq.read_table(f).append_column("bucket", pa.array([f.stem] * pq.read_metadata(f).num_rows))
+                            for f in sorted(store.release_keys("r0001").glob("*.parquet")))  # fmt: skip
     assert sorted(keys["checksum"].to_pylist()) == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
-    assert {str(b) for b in keys["bucket"].to_pylist()} == {c[:2] for c in keys["checksum"].to_pylist()} == set(record["keys"]["buckets"])
+    assert [c[:2] for c in keys["checksum"].to_pylist()] == keys["bucket"].to_pylist() and set(keys["bucket"].to_pylist()) == set(record["keys"]["buckets"])
     assert verify_release(store, "r0001") == []
     assert json.loads((tmp / "receipt1.json").read_text())["release"] == "r0001"
-    index = pq.read_table(store.release_structures("r0001")).to_pylist()
+    index = duckdb.sql(f"SELECT * FROM '{store.release_structures('r0001')}/*.parquet'").arrow().read_all().to_pylist()
     assert sorted(e["checksum"] for e in index) == sorted(keys["checksum"].to_pylist()) and record["structures"]["rows"] == 6
     for e in index:  # every structure straight from the chunk archive by its byte range
         text = read_member(store.dir / e["archive"], e["data_offset"], e["data_length"], expect=e["member"])
@@ -99,7 +101,7 @@ def test_a_changed_byte_anywhere_in_a_release_is_found(release1):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
-    bucket = next(store.release_structures("r0001").glob("bucket=*/part.parquet"))
+    bucket = next(store.release_structures("r0001").glob("*.parquet"))
     bucket.unlink()
     assert verify_release(store, "r0001") == [
         f"{bucket}: missing, or SHA-256 differs from the release record's",
@@ -117,7 +119,7 @@ def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(re
 
     read_part(fa, part, source="ab.fa", source_index=0)
     rel, known = plan_release(store, "", KEY)
-    assert rel.name == "r0002" and rel.first_chunk == 2 and rel.generation == 1 and sorted(known) == sorted(store.release_keys("r0001").glob("bucket=*/part.parquet"))
+    assert rel.name == "r0002" and rel.first_chunk == 2 and rel.generation == 1 and sorted(known) == sorted(store.release_keys("r0001").glob("*.parquet"))
     out = tmp / "plan2"
     plans = plan_chunks([part], records_out=out / "records.parquet", sequences_out=out / "sequences.parquet", chunks_dir=out / "chunks",
                         settings=chunk_settings(2 * 3600, 4), memory_gb=1, known=known, release=rel.__dict__)  # fmt: skip
@@ -161,7 +163,7 @@ def test_publication_is_idempotent_and_stops_a_plan_overtaken_by_another_run(rel
     publish_release(store, planned=stale, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
     assert read_manifest(store)["generation"] == 2
     assert {p: p.read_bytes() for p in store.release_dir("r0001").rglob("*") if p.is_file()} == first  # appended, never rebuilt
-    assert pq.read_table(store.release_structures("r0002")).num_rows == 3
+    assert sum(pq.read_metadata(f).num_rows for f in store.release_structures("r0002").glob("*.parquet")) == 3
     # a third run planned before r0002 was published
     raced = tmp / "raced.json"
     raced.write_text(json.dumps({"name": "r0003", "fingerprint": store.fingerprint, "first_chunk": 2, "generation": 1, "chunks": [2]}))
@@ -171,6 +173,45 @@ def test_publication_is_idempotent_and_stops_a_plan_overtaken_by_another_run(rel
     empty = planned(tmp, store, "", [])
     publish_release(store, planned=empty, sequences=tmp / "seq1.parquet", inputs=tmp / "in1.json", receipt=tmp / "receipt4.json")
     assert json.loads((tmp / "receipt4.json").read_text())["release"] == "r0001" and read_manifest(store)["generation"] == 2
+
+
+def test_a_published_release_is_never_written_again(release1):
+    """store.release reused for a run without new sequences over other inputs: refused,
+    and the published folder and manifest stay byte for byte as they were."""
+    tmp, store, _ = release1
+    before = {p: p.read_bytes() for p in store.dir.rglob("*") if p.is_file()}
+    plan = planned(tmp, store, "r0001", [])
+    subset = write_sequences(tmp / "sub.parquet", SEQS[:3], [0, 0, 0], ["r0001"] * 3)
+    with pytest.raises(StaleOutputError, match=r"release r0001 is published already, with other inputs or chunks: a published release is never changed"):
+        publish_release(store, planned=plan, sequences=subset, inputs=write_inputs(tmp / "sub.json", {"sub.fa": 3}), receipt=tmp / "r.json")
+    assert {p: p.read_bytes() for p in store.dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_plan_overtaken_by_another_run_neither_collides_nor_publishes(release1):
+    """Run A plans (and reserves) chunks 2-3 and is killed; run B plans after them, folds
+    and publishes first; A's fold jobs may not write a published chunk, and A's
+    publication says to plan again (not to rename its release)."""
+    tmp, store, _ = release1
+    a, _ = plan_release(store, "", KEY)
+    reserve_chunks(store, [a.first_chunk, a.first_chunk + 1])
+    b, _ = plan_release(store, "", KEY)
+    assert (a.first_chunk, b.first_chunk, a.name, b.name) == (2, 4, "r0002", "r0002")
+    make_chunk(store.dir / "chunks", 4, SEQS[6:9])
+    plan_b = tmp / "b.json"
+    plan_b.write_text(json.dumps({**b.__dict__, "chunks": [4]}))
+    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
+    publish_release(store, planned=plan_b, sequences=write_sequences(tmp / "sb.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 4, 4, 4], ["r0001"] * 6 + ["r0002"] * 3),
+                    inputs=inputs, receipt=tmp / "rb.json")  # fmt: skip
+    with pytest.raises(StaleOutputError, match=r"chunk 000004 belongs to a published release of the store \(chunks up to 4 are\).*plan again"):
+        check_unpublished(store, "000004")
+    check_unpublished(store, "000005")
+    make_chunk(store.dir / "chunks", 2, SEQS[9:12])
+    plan_a = tmp / "a.json"
+    plan_a.write_text(json.dumps({**a.__dict__, "chunks": [2]}))
+    with pytest.raises(StaleOutputError, match=r"the store gained releases since this run planned release r0002 \(generation 1, now 2\)"):
+        publish_release(store, planned=plan_a, sequences=write_sequences(tmp / "sa.parquet", SEQS[:6] + SEQS[9:12], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3),
+                        inputs=write_inputs(tmp / "in3.json", {"a.fa": 6, "c.fa": 3}), receipt=tmp / "ra.json")  # fmt: skip
+    assert verify_release(store, "r0002") == []
 
 
 def test_the_atlas_takes_only_its_own_sequences_from_a_shared_chunk(release1):

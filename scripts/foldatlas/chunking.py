@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import logging
 import os
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +31,13 @@ from . import duck, faults
 from .atomic import atomic_dir, write_json
 from .errors import ConfigError, InternalError, StaleOutputError
 from .inputs import check_parts, gather_counts, read_count
-from .layout import PLAN_FILE, RELEASE_FILE, chunk_file_name, chunk_id, fresh_dir
+from .layout import PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
 from .settings import ChunkSettings
+from .store import plan_release, reserve_chunks
 from .status import Status
 from .tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
-__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "read_plan", "write_plan"]
+__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
 
 log = logging.getLogger("foldatlas.chunking")
 
@@ -291,6 +294,17 @@ def plan_chunks(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("%d unique sequences in %d chunks (%.1f s)", sum(p.n_sequences for p in plans), len(plans), time.monotonic() - started)
+    return plans
+
+
+def plan_release_chunks(parts: Sequence[str | os.PathLike[str]], *, store: StoreLayout, release: str, outputs_key: str, **kwargs: Any) -> list[ChunkPlan]:
+    """:func:`plan_chunks` for the store's next release: leave out what its published
+    releases hold (:func:`foldatlas.store.plan_release`), number the chunks after every
+    chunk folder of the store, and reserve the new chunks' folders there. ``kwargs`` go
+    to :func:`plan_chunks`."""
+    planned, known = plan_release(store, release, outputs_key)
+    plans = plan_chunks(parts, known=known, release=dataclasses.asdict(planned), **kwargs)
+    reserve_chunks(store, [p.chunk for p in plans])
     return plans
 
 

@@ -119,9 +119,8 @@ class StoreLayout:
           chunks/chunk_NNNNNN/             one fold job's outputs, written once
           releases/<name>/release.json     a published release: inputs, counts, chunks and
                                            the SHA-256 of every file
-          releases/<name>/keys/bucket=HH/part.parquet
-                                           checksum -> chunk of each sequence it folded
-          releases/<name>/structures/bucket=HH/part.parquet
+          releases/<name>/keys/HH.parquet  checksum -> chunk of each sequence it folded
+          releases/<name>/structures/HH.parquet
                                            checksum -> archive, byte range (append-only:
                                            each release adds its own)
 
@@ -168,9 +167,8 @@ class StoreLayout:
     @staticmethod
     def bucket_file(folder: Path, bucket: str) -> Path:
         """The file of one bucket (the first :data:`BUCKET_DIGITS` hex digits of the
-        checksum) in a bucketed folder: ``bucket=3f/part.parquet`` (Hive-style, so DuckDB,
-        polars and pyarrow read the folder as one table with a ``bucket`` column)."""
-        return folder / f"bucket={bucket}" / "part.parquet"
+        checksum) in a bucketed folder: ``3f.parquet`` (a glob of the folder reads all)."""
+        return folder / f"{bucket}.parquet"
 
 
 class Layout:

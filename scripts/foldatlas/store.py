@@ -41,12 +41,12 @@ import pyarrow.parquet as pq
 from . import __version__, duck, faults
 from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
-from .errors import StaleOutputError
+from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
 from .layout import BUCKET_DIGITS, ChunkOutputs, StoreLayout, chunk_id
 from .tables import KEYS_SCHEMA, STORE_INDEX_SCHEMA, write_table
 
-__all__ = ["FORMAT", "PlannedRelease", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
+__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
 
 log = logging.getLogger("foldatlas.store")
 
@@ -94,6 +94,7 @@ def read_manifest(store: StoreLayout) -> dict:
 def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[PlannedRelease, list[Path]]:
     """The release a new plan is for, and the ``keys`` files of every published release
     (the anti-join). ``name`` is ``store.release`` (empty: the next number, ``r0001``...).
+    Its chunks are numbered after every chunk folder of the store (:func:`reserve_chunks`).
 
     Writes ``key.json`` (the settings the fingerprint stands for) on first use.
 
@@ -107,7 +108,18 @@ def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[Plann
     m = read_manifest(store)
     name = name or f"r{len(m['releases']) + 1:04d}"
     known = [f for r in m["releases"] for f in _bucket_files(store, r["name"], "keys")]
-    return PlannedRelease(name, store.fingerprint, int(m["next_chunk"]), int(m["generation"])), known
+    # after every published chunk and every chunk reserved by an earlier plan (folded or
+    # not, published or not): a chunk folder is never written by two plans
+    taken = [int(p.name.removeprefix("chunk_")) for p in (store.dir / "chunks").glob("chunk_*") if p.name.removeprefix("chunk_").isdigit()]
+    first = max([int(m["next_chunk"]), *(c + 1 for c in taken)])
+    return PlannedRelease(name, store.fingerprint, first, int(m["generation"])), known
+
+
+def reserve_chunks(store: StoreLayout, chunks: list[int]) -> None:
+    """Create the folders of a plan's chunks in the store, so that a later plan (another
+    run on the same store, or this one planned again) numbers its chunks after them."""
+    for c in chunks:
+        store.chunk_outputs(chunk_id(c)).predictions.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _check_key(store: StoreLayout, outputs_key: str) -> None:
@@ -150,16 +162,13 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     chunks = [int(c) for c in json.loads(Path(planned).read_text())["chunks"]]
     m = read_manifest(store)
     sources = sorted({c.source_id for c in read_inputs(inputs)})
-    same = _published_match(store, m, plan.name, chunks, sources)
+    if plan.fingerprint != store.fingerprint:
+        raise StaleOutputError(str(planned), f"planned against fingerprint {plan.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
+    same = _published_match(store, m, plan, chunks, sources)
     if same is not None:
         log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
         _write_receipt(store, receipt, m, same["name"])
         return same
-    if m["generation"] != plan.generation:
-        raise StaleOutputError(
-            str(store.manifest), f"the store gained releases since this run planned release {plan.name} (generation {plan.generation}, now {m['generation']}): "
-            "plan again so that nothing is folded twice (snakemake --forcerun plan_chunks)",
-        )  # fmt: skip
     keys = _release_keys(sequences, plan.name)
     files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), keys, c) for c in chunks}
     record = {
@@ -169,6 +178,8 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         "counts": _release_counts(sequences, plan.name, inputs),
         "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
     }  # fmt: skip
+    if any(r["name"] == plan.name for r in m["releases"]):
+        raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
     with atomic_dir(store.release_dir(plan.name)) as staging:
         record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
         record["structures"] = _write_buckets(_structure_index(store, chunks), staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
@@ -183,30 +194,37 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     return record
 
 
-def _published_match(store: StoreLayout, m: dict, name: str, chunks: list[int], sources: list[str]) -> dict | None:
+def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str]) -> dict | None:
     """The published release this plan duplicates: the same name with the same chunks and
     inputs (a rerun), or, for a plan without new chunks, the last release with its inputs.
+    None when the plan is a new release that may be published.
 
     Raises
     ------
     StaleOutputError
-        The name is published with other chunks or inputs.
+        Another run published since this plan was made (the manifest's generation moved),
+        or the name is published with other chunks or inputs (a published release is never
+        written again).
     """
     records = {r["name"]: json.loads(store.release_file(r["name"]).read_text()) for r in m["releases"]}
     inputs_of = {n: sorted({i["source_id"] for i in r["inputs"]}) for n, r in records.items()}
-    if name in records:
-        rec = records[name]
-        if [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[name] == sources:
-            return rec
-        if chunks:
-            raise StaleOutputError(
-                str(store.release_file(name)), f"release {name} is published already, with other inputs or chunks: a published release is never changed; "
-                "choose another store.release (or leave it empty for the next number)",
-            )  # fmt: skip
+    rec = records.get(plan.name)
+    if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[plan.name] == sources:
+        return rec
     if not chunks:
         for n in reversed(list(records)):
             if inputs_of[n] == sources:
                 return records[n]
+    if m["generation"] != plan.generation:
+        raise StaleOutputError(
+            str(store.manifest), f"the store gained releases since this run planned release {plan.name} (generation {plan.generation}, now {m['generation']}): "
+            "plan again so that nothing is folded twice (snakemake --forcerun plan_chunks)",
+        )  # fmt: skip
+    if rec is not None:
+        raise StaleOutputError(
+            str(store.release_file(plan.name)), f"release {plan.name} is published already, with other inputs or chunks: a published release is never changed; "
+            "choose another store.release (or leave it empty for the next number)",
+        )  # fmt: skip
     return None
 
 
@@ -386,3 +404,21 @@ def atlas_sources(store: StoreLayout, sequences: str | os.PathLike[str], receipt
     ``releases`` (:func:`release_history`)."""
     release = json.loads(Path(receipt).read_text())["release"]
     return {"chunks": release_chunks(store, sequences), "release": release, "releases": release_history(store)}
+
+
+def check_unpublished(store: StoreLayout, chunk: str) -> None:
+    """A fold job may write chunk ``chunk`` only while no published release holds it (its
+    id is not below the manifest's ``next_chunk``): a plan overtaken by another run, or
+    resumed after it, must never overwrite a published chunk.
+
+    Raises
+    ------
+    StaleOutputError
+        The chunk is published; the message says to plan again.
+    """
+    m = read_manifest(store)
+    if int(chunk) < int(m["next_chunk"]):
+        raise StaleOutputError(
+            str(store.chunk_outputs(chunk).predictions), f"chunk {chunk} belongs to a published release of the store (chunks up to {int(m['next_chunk']) - 1} are): "
+            "this run's plan is older than the store's last release; plan again (snakemake --forcerun plan_chunks)",
+        )  # fmt: skip

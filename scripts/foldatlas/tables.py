@@ -85,7 +85,7 @@ SEQUENCES_SCHEMA = _schema(
     ("release", pa.string(), False, "release of the store whose chunk folds the sequence: this run's, or the earlier one that already folded it"),
 )
 
-#: ``<store>/<fingerprint>/releases/<name>/keys/bucket=HH/part.parquet``: the sequences a release folded.
+#: ``<store>/<fingerprint>/releases/<name>/keys/HH.parquet``: the sequences a release folded.
 KEYS_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("chunk", pa.int32(), False, "store chunk whose outputs hold its prediction"),
@@ -93,7 +93,7 @@ KEYS_SCHEMA = _schema(
     ("release", pa.string(), False, "name of the release"),
 )
 
-#: ``<store>/<fingerprint>/releases/<name>/structures/bucket=HH/part.parquet``: where each structure the
+#: ``<store>/<fingerprint>/releases/<name>/structures/HH.parquet``: where each structure the
 #: release folded lives in the store's chunk archives (written once, never rebuilt).
 STORE_INDEX_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
@@ -298,8 +298,8 @@ DOCUMENTED = (
     ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length", CHUNK_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
-    ("results/store/<fingerprint>/releases/<name>/keys/bucket=HH/part.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
-    ("results/store/<fingerprint>/releases/<name>/structures/bucket=HH/part.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/keys/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
