@@ -11,7 +11,7 @@ from foldatlas.store import check_unpublished
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
     out = sm.output
-    check_unpublished(StoreLayout(sm.params.store, sm.params.fingerprint), sm.wildcards.chunk)
+    check_unpublished(StoreLayout.of_chunk_outputs(out.predictions), sm.wildcards.chunk)
     fold_chunk_job(
         sm.input.chunk,
         ChunkOutputs(int(sm.wildcards.chunk), Path(out.predictions), Path(out.embeddings), Path(out.structures)),

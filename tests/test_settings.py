@@ -120,6 +120,8 @@ def test_layout_puts_every_path_under_its_root(tmp_path):
     assert all(p.is_relative_to(tmp_path / "elsewhere") for p in paths)
     assert len(set(paths)) == len(paths)
     assert store.chunk_outputs("000042").chunk == 42
+    back = type(store).of_chunk_outputs(store.chunk_outputs("000042").predictions)
+    assert (back.root, back.fingerprint) == (store.root, store.fingerprint)
     assert store.dir == tmp_path / "elsewhere" / "store" / "0123456789abcdef"
     assert Layout(tmp_path / "r", tmp_path / "shared").store("f").dir == tmp_path / "shared" / "f"
 

@@ -25,7 +25,8 @@ from test_workflow import prepare
 pytestmark = pytest.mark.slurm
 FAST_POLL = ["--slurm-status-command", "squeue", "--seconds-between-status-checks", "2",
              "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]  # fmt: skip
-EXTRA = {"fold": {"device": "auto"}}  # asks Slurm for one GPU per fold job; runs on the CPU here (see slurm_cluster)
+# asks Slurm for one GPU per fold job (runs on the CPU here, see slurm_cluster); short chains fold fast
+EXTRA = {"fold": {"device": "auto"}, "ingest": {"max_length": 120}}
 
 
 @pytest.fixture(scope="module")

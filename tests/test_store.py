@@ -305,7 +305,7 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     store, record for record, structure member for structure member (byte-identical)."""
     from test_workflow import prepare
 
-    wd = prepare(tmp_path / "campaign", {"ingest": {"max_length": 100}, "fold": {"max_batch_size": 1}})
+    wd = prepare(tmp_path / "campaign", {"ingest": {"max_length": 80}, "fold": {"max_batch_size": 1}})
     config = yaml.safe_load((wd / "run.yaml").read_text())
     a = wd / "resources/demo/proteins.fasta.gz"
     known = [s for s in gzip.open(a, "rt").read().split(">")[1:]][:5]
@@ -313,11 +313,11 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     b = write_fasta(wd / "b.fa", [(f"copy{i}", "".join(s.splitlines()[1:])) for i, s in enumerate(known)] + [(f"new{k}", s) for k, s in enumerate(new)] + [("again", new[0])])
     snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd))]}})
     folded_1 = {c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
-    assert folded_1 == fasta_checksums(a, 16, 100)
+    assert folded_1 == fasta_checksums(a, 16, 80)
     out = snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}})
     release = json.loads((wd / "results/release.json").read_text())
     assert release["release"] == "r0002" and release["releases"] == ["r0001", "r0002"]
-    expected = fasta_checksums(b, 16, 100) - fasta_checksums(a, 16, 100)
+    expected = fasta_checksums(b, 16, 80) - fasta_checksums(a, 16, 80)
     assert len(expected) == 3
     plan = read_plan(wd / "results/chunks/plan.tsv")
     preds = [pq.read_table(Layout(wd / "results").store(release["fingerprint"]).chunk_outputs(f"{p.chunk:06d}").predictions)["checksum"].to_pylist() for p in plan]
@@ -332,7 +332,7 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     report = (wd / "results/report/atlas_report.html").read_text().split('<table id="releases">')[1].split("</table>")[0]
     assert report.count("<tr") == 3 and report.count('<tr class="this"><td>r0002</td>') == 1
 
-    single = prepare(tmp_path / "single", {"ingest": {"max_length": 100}, "fold": {"max_batch_size": 1}})
+    single = prepare(tmp_path / "single", {"ingest": {"max_length": 80}, "fold": {"max_batch_size": 1}})
     (single / "b.fa").write_bytes(b.read_bytes())
     snakemake(single, {**config, "input": {"fasta": [str(a.relative_to(wd)), "b.fa"]}})
     campaign, one = atlas_view(wd / "results"), atlas_view(single / "results")

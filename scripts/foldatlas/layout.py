@@ -144,6 +144,14 @@ class StoreLayout:
     def manifest(self) -> Path:
         return self.dir / "manifest.json"
 
+    @classmethod
+    def of_chunk_outputs(cls, predictions: str | os.PathLike[str]) -> StoreLayout:
+        """The store part a fold job's ``predictions`` path (:meth:`chunk_outputs`) lies in."""
+        folder = Path(predictions).parent
+        if folder.parent.name != "chunks" or not folder.name.startswith("chunk_"):
+            raise ValueError(f"expected <store>/<fingerprint>/chunks/chunk_N/{Path(predictions).name}, found {predictions}")
+        return cls(folder.parents[2], folder.parents[1].name)
+
     def chunk_outputs(self, chunk: str) -> ChunkOutputs:
         folder = self.dir / "chunks" / f"chunk_{chunk}"
         number = int(chunk) if chunk.isdigit() else -1

@@ -30,8 +30,6 @@ rule fold_chunk:
         partial=lambda wc: LAYOUT.partial(wc.chunk),
         content=chunk_content,
         outputs_key=FOLD_OUTPUTS_KEY,
-        store=str(STORE.root),
-        fingerprint=STORE.fingerprint,
     script:
         "../../scripts/fold_chunk.py"
 
