@@ -170,7 +170,7 @@ def foldatlas_run(loaded, seqs: list[str], tmp: Path, settings: EngineSettings) 
     sync(loaded.device)
     t = time.perf_counter()
     try:
-        fold_chunk(chunk, Layout(tmp / "fa").chunk_outputs("000000"), tmp / "partial", engine, commit_seconds=60, progress_seconds=3600)
+        fold_chunk(chunk, Layout(tmp / "fa").store("bench").chunk_outputs("000000"), tmp / "partial", engine, commit_seconds=60, progress_seconds=3600)
     finally:
         del engine.model.forward
         engine.close()
@@ -231,7 +231,7 @@ def benchmark(loaded, seqs: list[str], *, rounds: int = 2, num_recycles: int | N
         for r in range(rounds):
             for name in phases if r % 2 == 0 else phases[::-1]:
                 runs[name].append(run_phase(name, loaded, seqs, tmp, settings))
-        agree = agreement(tmp / phases[0], Layout(tmp / "fa").chunk_outputs("000000").structures)
+        agree = agreement(tmp / phases[0], Layout(tmp / "fa").store("bench").chunk_outputs("000000").structures)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     best = {p: min(rs, key=lambda r: r["seconds"]) for p, rs in runs.items()}

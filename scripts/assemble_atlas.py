@@ -1,17 +1,19 @@
-"""Rule assemble_atlas: filter predictions and write the atlas tables and archives."""
+"""Rule assemble_atlas: filter the predictions of the run's sequences, read from the
+store, and write the atlas tables and archives."""
 
 from foldatlas.atlas import assemble_atlas
-from foldatlas.layout import Layout
+from foldatlas.layout import Layout, StoreLayout
 from foldatlas.logs import rule_script
 from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings, fold_outputs_key
+from foldatlas.store import atlas_sources
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
     layout = Layout.from_config(sm.params.output)
     assemble_atlas(
+        **atlas_sources(StoreLayout(sm.params.store, sm.params.fingerprint), sm.input.sequences, sm.input.release),
         records=sm.input.records,
         sequences=sm.input.sequences,
-        chunks=[layout.chunk_outputs(c) for c in sm.params.chunks],
         outputs=layout.atlas,
         filter=FilterSettings.from_config(sm.params.filter),
         atlas=AtlasSettings.from_config(sm.params.atlas),

@@ -50,7 +50,7 @@ def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"", fo
     """Predictions and archive of one chunk, as fold_chunk writes them; every other sequence
     is high-confidence."""
     out = folder / f"chunk_{no:06d}"
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # a store reserves its chunk folders when it plans
     rows, archive = [], b""
     for k, seq in enumerate(seqs):
         c = sequence_checksum(seq.encode())
@@ -80,8 +80,10 @@ def write_ingest(tmp: Path, seqs: list[str], chunk_of: list[int]) -> None:
     }), tmp / "records.parquet", RECORDS_SCHEMA)  # fmt: skip
     write_table(pa.table({
         "checksum": sums, "sequence": seqs, "length": [len(s) for s in seqs], "n_nonstandard": [0] * n,
-        "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of,
+        "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of, "release": ["r0001"] * n,
     }), tmp / "sequences.parquet", SEQUENCES_SCHEMA)  # fmt: skip
+    count = {"source_index": 0, "source": "in.fa", "format": "plain", "file_bytes": 1, "text_bytes": 1, "records": n, "text_sha256": "ab" * 32}
+    (tmp / "inputs.json").write_text(json.dumps({"files": [count]}))
 
 
 SEQS = ["".join(AA[(i * 7 + j) % 20] for j in range(20 + i)) for i in range(10)]
@@ -99,7 +101,7 @@ def run(tmp: Path, chunks: list[ChunkOutputs], formats: tuple[str, ...] = ("pdb"
     out = Layout(tmp).atlas
     summary = assemble_atlas(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=out,
                              filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({"shard_size": 3, **atlas}),
-                             structures=StructureSettings.from_config({"formats": list(formats)}), config=config)  # fmt: skip
+                             structures=StructureSettings.from_config({"formats": list(formats)}), config=config, inputs=tmp / "inputs.json")  # fmt: skip
     return out, summary
 
 
@@ -346,7 +348,7 @@ def test_fold_outputs_made_under_other_settings_stop_the_assembly(workspace):
     config = validate_config({"fold": {"model": "tiny"}})
     key = fold_outputs_key(config)
     args = dict(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=Layout(tmp).atlas,
-                filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}))  # fmt: skip
+                filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), inputs=tmp / "inputs.json")  # fmt: skip
     with pytest.raises(StaleOutputError, match=r"chunk_000000/predictions.parquet: records no fold settings \(folded by an earlier foldatlas\)"):
         assemble_atlas(**args, outputs_key=key)
     other = fold_outputs_key(validate_config({"fold": {"model": "tiny", "num_recycles": 2}}))

@@ -85,12 +85,13 @@ def test_a_changed_filter_reassembles_without_folding(done):
     assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0
 
 
-@pytest.mark.parametrize("section, values", [("fold", {"num_recycles": 2}), ("embeddings", {"layers": [-1, 0]}), ("structures", {"formats": ["pdb"]})])
-def test_a_setting_that_changes_predictions_folds_every_chunk(done, section, values):
+@pytest.mark.parametrize("section, values", [("embeddings", {"layers": [-1, 0]}), ("structures", {"formats": ["pdb"]})])
+def test_a_setting_that_changes_predictions_plans_again_for_its_fingerprint(done, section, values):
+    """Another fingerprint: planning runs again (against that fingerprint's part of the
+    store, where nothing is folded yet; the real run is test_another_fingerprint...)."""
     wd, config = done
     jobs, out = snakemake(wd, changed(config, section, **values), "-n")
-    n_chunks = len(read_plan(wd / "results/chunks/plan.tsv"))
-    assert jobs["fold_chunk"] == n_chunks and "Params have changed" in out
+    assert jobs["plan_chunks"] == 1 and "Params have changed" in out
 
 
 @pytest.mark.parametrize("product", ["atlas/metadata.parquet", "atlas/structures", "atlas/summary.json"])  # a table, a folder, a JSON
@@ -106,16 +107,28 @@ def test_a_deleted_product_is_built_again_without_folding(done, product, tmp_pat
     assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0 and jobs["assemble_atlas"] == 1
 
 
+def store_files(wd: Path) -> dict[Path, int]:
+    """Every file of the store's chunks, with its modification time."""
+    return {p: p.stat().st_mtime_ns for p in (wd / "results/store").glob("*/chunks/chunk_*/*")}
+
+
+def receipt(wd: Path) -> dict:
+    return json.loads((wd / "results/release.json").read_text())
+
+
 def test_touched_added_and_removed_inputs(done):
     """Touching a large input re-reads it and folds nothing; an added file of known
-    sequences and one new one folds only the chunks whose content changed; a removed
-    file leaves an atlas and accounting of exactly the remaining inputs."""
+    sequences is a release without folds; one new sequence, even under mtime triggers
+    alone, folds exactly that sequence; a removed file leaves an atlas and accounting of
+    exactly the remaining inputs, made from the release of those inputs. The store's
+    files are never rewritten."""
     wd, config = done
-    fold = wd / "results/fold"
-    folded = {p: p.stat().st_mtime_ns for p in fold.glob("chunk_*/predictions.parquet")}
+    folded = store_files(wd)
+    first = receipt(wd)["release"]
     (wd / "results/ingest/inputs.json").unlink()  # a product of planning: planned again, nothing folded
     jobs, _ = snakemake(wd, config)
     assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0 and (wd / "results/ingest/inputs.json").exists()
+    assert receipt(wd)["release"] == first and receipt(wd)["releases"] == [first]  # the same inputs: the same release
     big = wd / "more/copies.fa"  # > 1 MB: Snakemake compares small files by checksum
     big.parent.mkdir()
     seq = next(s for s in gzip.open(wd / "resources/demo/proteins.fasta.gz", "rt").read().split(">")[1:])
@@ -123,37 +136,69 @@ def test_touched_added_and_removed_inputs(done):
     big.write_text("".join(f">copy{i}\n{seq}\n" for i in range(20000)))
     assert big.stat().st_size > 1 << 20
     inputs = changed(config, "input", fasta=[*config["input"]["fasta"], str(big.relative_to(wd))])
-    before = {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")}
     n_files = len(json.loads((wd / "results/ingest/inputs.json").read_text())["files"])
     jobs, _ = snakemake(wd, inputs)
     assert jobs["read_fasta"] >= 1 and jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0
-    assert {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")} == before
+    assert read_plan(wd / "results/chunks/plan.tsv") == []
     accounting = json.loads((wd / "results/atlas/accounting.json").read_text())
     assert accounting["ok"] and accounting["checks"]["input_files"] == n_files + 1
+    second = receipt(wd)["release"]
+    assert second != first and receipt(wd)["releases"] == [first, second]
 
     time.sleep(0.01)
     os.utime(big)  # touched, same content
     jobs, _ = snakemake(wd, inputs)
-    assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0
-    assert {p: p.stat().st_mtime_ns for p in fold.glob("chunk_*/predictions.parquet")} == folded  # not rewritten
+    assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 0 and receipt(wd)["releases"] == [first, second]
+    assert store_files(wd) == folded  # not rewritten
 
-    with big.open("a") as fh:  # one new sequence, among the longest: it changes the last chunks only
+    with big.open("a") as fh:  # one new sequence: a release that folds exactly it
         fh.write(">new\n" + ("MKTAYIAKQR" * 12)[:118] + "\n")
-    # with the params trigger off, the changed chunks are not folded again, and the
-    # assembly refuses their stale outputs instead of writing a wrong atlas
-    jobs, out = snakemake(wd, inputs, "--rerun-triggers", "mtime", fails=True)
-    assert jobs["fold_chunk"] == 0 and "made for other chunk content" in out and "delete this chunk's fold folder" in out
-    jobs, _ = snakemake(wd, inputs)
-    after = {p.chunk: p.content for p in read_plan(wd / "results/chunks/plan.tsv")}
-    refold = {c for c, content in after.items() if before.get(c) != content}
-    assert 0 < len(refold) < len(after) and jobs["fold_chunk"] == len(refold)
-    meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["id", "source"])
-    assert "new" in meta["id"].to_pylist()
+    jobs, _ = snakemake(wd, inputs, "--rerun-triggers", "mtime")
+    assert jobs["plan_chunks"] == 1 and jobs["fold_chunk"] == 1
+    [plan] = read_plan(wd / "results/chunks/plan.tsv")
+    assert plan.n_sequences == 1 and plan.chunk == max(int(p.name[6:]) for p in (wd / "results/store").glob("*/chunks/chunk_*"))
+    meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["id", "status", "atlas_version"]).to_pylist()
+    third = receipt(wd)["release"]
+    assert {(m["status"], m["atlas_version"]) for m in meta if m["id"] == "new"} == {("folded", third)}
+    assert {p: t for p, t in store_files(wd).items() if p in folded} == folded
 
-    jobs, _ = snakemake(wd, config)  # the added file removed again
+    # the added file removed again: under mtime triggers alone a stop that says so (never
+    # "Nothing to be done" with the old atlas), with the profile's triggers a new plan
+    _, out = snakemake(wd, config, "-n", "--rerun-triggers", "mtime", fails=True)
+    assert "1 input file(s) removed since the chunks were planned (more/copies.fa)" in out and "--forcerun plan_chunks" in out
+    jobs, _ = snakemake(wd, config)
+    assert jobs["fold_chunk"] == 0 and receipt(wd)["release"] == first
     meta = pq.read_table(wd / "results/atlas/metadata.parquet", columns=["source"])
     assert str(big.relative_to(wd)) not in set(meta["source"].to_pylist())
     accounting = json.loads((wd / "results/atlas/accounting.json").read_text())
     assert accounting["ok"] and accounting["checks"]["input_files"] == n_files
     summary = json.loads((wd / "results/atlas/summary.json").read_text())
     assert [f["source"] for f in summary["inputs"]] == [f["source"] for f in json.loads((wd / "results/ingest/inputs.json").read_text())["files"]]
+    assert [r["name"] for r in summary["releases"]] == [first, second, third] and summary["release"] == first
+
+
+def test_another_fingerprint_folds_again_and_keeps_both_apart(done):
+    """num_recycles changes predictions: every unique sequence is folded under the new
+    fingerprint, in its own part of the store; going back folds nothing, and the first
+    fingerprint's files were never touched."""
+    from foldatlas.layout import Layout
+    from foldatlas.settings import model_fingerprint
+    from foldatlas.store import verify_release
+
+    wd, config = done
+    before = store_files(wd)
+    other = changed(config, "fold", num_recycles=0)  # one trunk pass: the cheapest other fingerprint
+    jobs, _ = snakemake(wd, other)
+    n_unique = pq.read_metadata(wd / "results/ingest/sequences.parquet").num_rows
+    plans = read_plan(wd / "results/chunks/plan.tsv")
+    assert jobs["fold_chunk"] == len(plans) and sum(p.n_sequences for p in plans) == n_unique
+    full = {k: v for k, v in json.loads(json.dumps(other)).items()}
+    from foldatlas.config import validate_config
+
+    fingerprints = {model_fingerprint(validate_config(json.loads(json.dumps(c)))) for c in (config, full)}
+    assert {p.name for p in (wd / "results/store").iterdir()} == fingerprints and len(fingerprints) == 2
+    assert {p: t for p, t in store_files(wd).items() if p in before} == before
+    jobs, _ = snakemake(wd, config)
+    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 1
+    store = Layout(wd / "results").store(model_fingerprint(validate_config(json.loads(json.dumps(config)))))
+    assert all(verify_release(store, r) == [] for r in receipt(wd)["releases"])

@@ -16,6 +16,7 @@ from foldatlas.layout import Layout
 #: config section -> its settings class
 SECTIONS = {
     "output": S.OutputSettings,
+    "store": S.StoreSettings,
     "ingest": S.IngestSettings,
     "chunks": S.ChunkSettings,
     "fold": S.FoldSettings,
@@ -110,13 +111,19 @@ def test_settings_are_frozen():
 
 def test_layout_puts_every_path_under_its_root(tmp_path):
     layout = Layout(tmp_path / "elsewhere")
-    paths = [layout.records, layout.sequences, layout.chunks, layout.plan, layout.chunk_file("000001"), layout.partial("000001"),
-             *dataclasses.astuple(layout.chunk_outputs("000001"))[1:], *dataclasses.astuple(layout.atlas), layout.accounting,
+    store = layout.store("0123456789abcdef")
+    paths = [layout.records, layout.sequences, layout.chunks, layout.plan, layout.planned_release, layout.release, layout.chunk_file("000001"),
+             layout.partial("000001"), *dataclasses.astuple(store.chunk_outputs("000001"))[1:4], store.manifest, store.key,
+             store.release_file("r0001"), store.release_keys("r0001"), *dataclasses.astuple(layout.atlas), layout.accounting,
              layout.report, layout.foldseek_db, layout.foldseek_clusters, layout.foldseek_hits, layout.mmseqs_clusters,
              layout.log("fold_chunk", "000001"), layout.benchmark("assemble_atlas"), layout.scratch("plan_chunks")]  # fmt: skip
     assert all(p.is_relative_to(tmp_path / "elsewhere") for p in paths)
     assert len(set(paths)) == len(paths)
-    assert layout.chunk_outputs("000042").chunk == 42
+    assert store.chunk_outputs("000042").chunk == 42
+    back = type(store).of_chunk_outputs(store.chunk_outputs("000042").predictions)
+    assert (back.root, back.fingerprint) == (store.root, store.fingerprint)
+    assert store.dir == tmp_path / "elsewhere" / "store" / "0123456789abcdef"
+    assert Layout(tmp_path / "r", tmp_path / "shared").store("f").dir == tmp_path / "shared" / "f"
 
 
 def test_fold_outputs_key_holds_exactly_what_can_change_a_fold_jobs_outputs():

@@ -25,7 +25,8 @@ from test_workflow import prepare
 pytestmark = pytest.mark.slurm
 FAST_POLL = ["--slurm-status-command", "squeue", "--seconds-between-status-checks", "2",
              "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]  # fmt: skip
-EXTRA = {"fold": {"device": "auto"}}  # asks Slurm for one GPU per fold job; runs on the CPU here (see slurm_cluster)
+# asks Slurm for one GPU per fold job (runs on the CPU here, see slurm_cluster); short chains fold fast
+EXTRA = {"fold": {"device": "auto"}, "ingest": {"max_length": 120}}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_jobs_really_went_through_slurm(cluster_demo):
     comments = [j.get("Comment", "") for j in jobs]
     n_chunks = len(list((wd / "results/chunks").glob("chunk_*.parquet")))
     assert sum(c.startswith("rule_fold_chunk") for c in comments) == n_chunks
-    for rule in ("read_fasta", "plan_chunks", "assemble_atlas", "check_accounting"):
+    for rule in ("read_fasta", "plan_chunks", "publish_release", "assemble_atlas", "check_accounting"):
         assert any(c.startswith(f"rule_{rule}") for c in comments), rule
     assert not any(c.startswith(("rule_all", "rule_atlas_report")) for c in comments)  # local rules
     assert all(j["JobState"] == "COMPLETED" for j in jobs)

@@ -80,7 +80,7 @@ def demo_run(tmp_path_factory):
 
 def test_output_root_holds_everything(demo_run):
     assert sorted(p.name for p in demo_run.wd.iterdir()) == [".snakemake", "config", "resources", "run.yaml"]
-    for folder in ("ingest", "chunks", "fold", "atlas", "report", "logs", "benchmarks"):
+    for folder in ("ingest", "chunks", "store", "atlas", "report", "logs", "benchmarks"):
         assert (demo_run.results / folder).is_dir(), folder
     assert not [p for p in demo_run.results.rglob(".*") if p.name != ".snakemake_timestamp"], "hidden temporary files left"
 
@@ -182,7 +182,7 @@ def test_embeddings_read_back_with_duckdb_match_fold_outputs(demo_run):
     rows = duckdb.connect().execute(f"SELECT checksum, layer, embedding, len(embedding) FROM '{path}'").fetchall()
     assert {r[3] for r in rows} == {64}
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/embeddings.parquet"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/embeddings.parquet"):
         t = pq.read_table(p)
         for c, layer, e in zip(t["checksum"].to_pylist(), t["layer"].to_pylist(), t["embedding"].to_pylist()):
             fold[(c, layer)] = e
@@ -195,7 +195,7 @@ def test_random_access_through_the_index(demo_run):
     atlas = demo_run.results / "atlas"
     index = pq.read_table(atlas / "structures/index.parquet").to_pylist()
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/structures.tar"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/structures.tar"):
         fold.update(read_structure_archive(p))
     random.seed(0)
     for e in random.sample(index, 8):
@@ -209,7 +209,7 @@ def test_every_shard_is_read_whole_by_every_reader(demo_run):
     """GNU tar, tarfile seeking and streaming, and the index's byte ranges all see every member."""
     root = demo_run.results
     index = pq.read_table(root / "atlas/structures/index.parquet").to_pylist()
-    shards = sorted((root / "atlas/structures").glob("*.tar")) + sorted((root / "fold").glob("chunk_*/structures.tar"))
+    shards = sorted((root / "atlas/structures").glob("*.tar")) + sorted((root / "store").glob("*/chunks/chunk_*/structures.tar"))
     assert len(shards) > 4
     seen = 0
     for shard in shards:
@@ -259,7 +259,7 @@ def test_unknown_residues_keep_their_place_in_the_chain(demo_run):
     import gemmi
 
     fold = {}
-    for p in (demo_run.results / "fold").glob("chunk_*/structures.tar"):
+    for p in (demo_run.results / "store").glob("*/chunks/chunk_*/structures.tar"):
         fold.update(read_structure_archive(p))
     seqs = dict(zip(*pq.read_table(demo_run.results / "ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
     with_x = [c for c, s in seqs.items() if "X" in s]
@@ -349,6 +349,9 @@ FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.M | re.S)
 NOT_RUN = {
     "make demo   # run the whole workflow on the bundled example, offline, on the CPU": "the demo itself: demo_run runs the same workflow",
     "snakemake --profile cluster --configfile my.yaml": "needs Slurm: tests/test_slurm.py runs --profile cluster",
+    "printf '>new1 a sequence no release has folded\\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQV\\n' > more.fa": (
+        "a second release after the demo: tests/test_store.py runs release 2 over added input"
+    ),
     "Snakefile                  table of contents: config validation, includes, rule all": "the repository's tree, not a command",
 }
 
@@ -383,6 +386,11 @@ def test_every_readme_code_block_runs_against_the_demo(demo_run, tmp_path):
                 path = line.split()[0] if line.strip() and not line.startswith(" " * 10) else ""
                 if path.endswith((".parquet", ".json", ".html", ".yaml")) and not path.startswith(("foldseek/", "mmseqs/")):  # off in the demo
                     assert list(demo_run.results.glob(path.replace("NNNNNN", "*"))), path
+        elif lang == "text" and first == "<store.path>/<fingerprint>/":  # the store: every file and folder it names exists
+            for line in code.splitlines()[1:]:
+                path = line.split()[0] if line.strip() and not line.startswith(" " * 10) else ""
+                if path:
+                    assert list((demo_run.results / "store").glob("*/" + path.replace("NNNNNN", "*").replace("<name>", "*").replace("HH", "*"))), path
         else:
             pytest.fail(f"{name}: a {lang or 'plain'} block starting {first!r} is neither run nor listed in NOT_RUN")
         ran += 1

@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from .prediction import Prediction
 from .structures import member_name, modelcif_text, pdb_text, safe_member_name
 
 __all__ = [
+    "header_at",
     "BLOCK",
     "Member",
     "IndexEntry",
@@ -128,6 +130,19 @@ def _header(block: bytes, where: str) -> tarfile.TarInfo:
         return tarfile.TarInfo.frombuf(block[:BLOCK], "utf-8", "surrogateescape")
     except tarfile.HeaderError as exc:  # includes a wrong header checksum
         raise ValueError(f"{where}: expected a tar header, found other bytes ({exc})") from None
+
+
+def header_at(fh: BinaryIO, offset: int, where: str) -> tuple[str, int]:
+    """``(member name, data bytes)`` of the tar header at ``offset`` of an open archive.
+
+    Raises
+    ------
+    ValueError
+        The bytes there are not a tar header (its checksum does not hold).
+    """
+    fh.seek(offset)
+    info = _header(fh.read(BLOCK), f"{where}: offset {offset}")
+    return info.name, info.size
 
 
 def _gunzip(comp: bytes, where: str) -> bytes:

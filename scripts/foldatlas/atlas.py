@@ -43,7 +43,7 @@ from . import __version__, duck
 from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
 from .atomic import atomic_dir, atomic_path, write_json
 from .errors import StaleOutputError
-from .inputs import inputs_summary
+from .inputs import inputs_summary, read_inputs
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
 from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
@@ -144,14 +144,19 @@ def assemble_atlas(
     config: Mapping[str, object] | None = None,
     threads: int = 1,
     scratch_dir: str | Path | None = None,
-    inputs: str | Path | None = None,
+    inputs: str | Path,
     outputs_key: str | None = None,
+    releases: Sequence[Mapping[str, object]] = (),
+    release: str | None = None,
 ) -> dict:
     """Build the atlas from ingest and fold outputs; returns the summary written to ``summary.json``.
 
     ``inputs`` (``inputs.json``, the independent count of every input file) gives the
     summary its per-file records: bytes compressed and decompressed, records, SHA-256 of
-    the decompressed text; ``check_accounting`` compares them with the file again.
+    the decompressed text (``check_accounting`` compares them with the file again), and
+    every record its file's ``source_id``. ``chunks``: the store chunks folding the unique
+    sequences (``only`` set where the atlas takes some); ``release`` and ``releases``
+    (:func:`foldatlas.store.release_history`) go into the summary as they are.
 
     ``structures`` says which files each structure has in the chunk archives (default:
     PDB only); ``config`` (the run's resolved configuration) is written to
@@ -176,22 +181,25 @@ def assemble_atlas(
                 filer.pool.shutdown(cancel_futures=True)
             foldcomp = filer.close()
             _check_plan(sequences, preds_path, chunks, scratch, atlas.memory_gb, threads)
-            write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
-            _write_embeddings(chunks, outputs.embeddings, meta)
-            crc = scratch / "crc64.parquet"
-            write_batches(_crc64_batches(sequences), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
-            _write_metadata(records, preds_path, staging / outputs.index.name, crc, outputs.metadata, scratch, atlas.memory_gb, threads, meta)
+            _write_tables(chunks, outputs, records, sequences, inputs, preds_path, staging, scratch, atlas, threads, meta)
         fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(preds_path)})").fetchall()[0][0]
         summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=len(chunks), seconds=time.monotonic() - started, fold_seconds=float(fold_seconds))
-        summary["structures"] = {"formats": list(formats), "foldcomp": foldcomp}
-        if inputs is not None:
-            summary["inputs"] = inputs_summary(inputs)
+        summary |= {"structures": {"formats": list(formats), "foldcomp": foldcomp}, "inputs": inputs_summary(inputs), "release": release, "releases": [dict(r) for r in releases]}
         write_json(outputs.summary, summary)
         _write_config(outputs.config, config)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("atlas assembled in %.1f s", time.monotonic() - started)
     return summary
+
+
+def _write_tables(chunks: Sequence[ChunkOutputs], outputs: AtlasOutputs, records, sequences, inputs, preds_path: Path, staging: Path, scratch: Path, atlas: AtlasSettings, threads: int, meta: Mapping[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
+    """plddt, embeddings and metadata (the structures and their index are staged already)."""
+    write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
+    _write_embeddings(chunks, outputs.embeddings, meta)
+    crc = scratch / "crc64.parquet"
+    write_batches(_crc64_batches(sequences), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
+    _write_metadata(records, preds_path, staging / outputs.index.name, crc, outputs.metadata, scratch, atlas.memory_gb, threads, meta, sequences, inputs)
 
 
 def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
@@ -267,12 +275,17 @@ class _StructureFiler:
             t = t.append_column("high_confidence", pa.array(hc, pa.bool_()))
             t = t.append_column("bin", pa.array(bins, pa.string()))
             t = t.append_column("chunk", pa.array([ch.chunk] * t.num_rows, pa.int32()))
-            log.info("chunk %06d: %d predictions, %d high-confidence (%d/%d chunks)", ch.chunk, t.num_rows, sum(hc), k + 1, len(chunks))
+            t = _only(t, ch)
+            log.info("chunk %06d: %d predictions, %d high-confidence (%d/%d chunks)", ch.chunk, t.num_rows, pc.sum(t["high_confidence"]).as_py() or 0, k + 1, len(chunks))
             yield from t.to_batches()
 
     def _file(self, ok: list[tuple[dict, bool]], ch: ChunkOutputs) -> None:
+        """File the structures of a chunk's ok predictions (every entry is checked, also
+        those of sequences the atlas does not take from the chunk: ``ch.only``)."""
         for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool):
             checksum = r["checksum"]
+            if ch.only is not None and checksum not in ch.only:
+                continue
             if keep:
                 fc = self._foldcomp(checksum, members[0].text)
                 self.index.add(self.highconf.add_block(checksum, block, members), True, HIGHCONF, fc)
@@ -313,9 +326,16 @@ class _StructureFiler:
         return {"enabled": self.foldcomp is not None, "check_fraction": self.atlas.foldcomp_check_fraction, **self.foldcomp_stats}
 
 
+def _only(t: pa.Table, ch: ChunkOutputs) -> pa.Table:
+    """The rows of a chunk's table the atlas takes (``ch.only``; all when None)."""
+    if ch.only is None:
+        return t
+    return t.filter(pc.is_in(t["checksum"], value_set=pa.array(sorted(ch.only), pa.string())))
+
+
 def _plddt_batches(chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
     for ch in chunks:
-        t = pq.read_table(ch.predictions, columns=["checksum", "status", "residue_plddt"])
+        t = _only(pq.read_table(ch.predictions, columns=["checksum", "status", "residue_plddt"]), ch)
         yield from t.filter(pc.equal(t["status"], Status.OK.value)).select(["checksum", "residue_plddt"]).to_batches()
 
 
@@ -324,7 +344,7 @@ def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[b
         write_batches([], out, _with_provenance(embeddings_schema(1, "float16", per_residue=False), meta))
         return
     schema = _with_provenance(pq.read_schema(chunks[0].embeddings), meta)
-    write_batches((b for ch in chunks for b in pq.read_table(ch.embeddings).to_batches()), out, schema, row_group_size=65536)
+    write_batches((b for ch in chunks for b in _only(pq.read_table(ch.embeddings), ch).to_batches()), out, schema, row_group_size=65536)
 
 
 #: Structures whose check is in flight at once (memory: a few MB of compressed entries).
@@ -493,14 +513,25 @@ def _check_plan(sequences: str | Path, preds_path: Path, chunks: Sequence[ChunkO
 
 
 def _write_metadata(
-    records: str | Path, preds_path: Path, index_path: Path, crc_path: Path, out: Path, scratch: Path, memory_gb: float, threads: int, meta: Mapping[bytes, bytes]
+    records: str | Path, preds_path: Path, index_path: Path, crc_path: Path, out: Path, scratch: Path, memory_gb: float, threads: int, meta: Mapping[bytes, bytes],
+    sequences: str | Path, inputs: str | Path,
 ) -> None:
     """``metadata.parquet``: every input record joined with its sequence's prediction and
-    structure, in input order (DuckDB, spilling under ``memory_gb``)."""
+    structure, in input order (DuckDB, spilling under ``memory_gb``), with the input
+    file's stable id, the release that folded the sequence (``atlas_version``) and the
+    files that hold it (``sequence_dbs``)."""
     con = duck.connect(scratch / "atlas.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
+    counts = read_inputs(inputs)
+    con.register("input_files", pa.table({"source_index": pa.array([c.source_index for c in counts], pa.int32()), "source_id": [c.source_id for c in counts]}))
+    con.execute("CREATE TABLE sources AS SELECT * FROM input_files")
+    con.execute(
+        f"""CREATE TABLE dbs AS SELECT r.checksum, list_sort(list(DISTINCT s.source_id)) AS sequence_dbs
+            FROM read_parquet({duck.sql_path(records)}) r JOIN sources s USING (source_index)
+            WHERE r.status IN {sql_in(VALID)} GROUP BY r.checksum"""
+    )
     valid = sql_in(VALID)
     query = f"""
-        SELECT r.id, r.source, r.source_index, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
+        SELECT r.id, r.source, r.source_index, src.source_id, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
                CASE WHEN r.status IN {valid}
                     THEN CASE p.status WHEN '{Status.OK}' THEN '{Status.FOLDED}' ELSE p.status END
                     ELSE r.status END AS status,
@@ -512,10 +543,14 @@ def _write_metadata(
                p.max_pae, p.mean_pae,
                CASE WHEN p.status = '{Status.OK}' THEN p.artefact END AS artefact,
                coalesce(p.high_confidence, false) AS high_confidence,
-               p.bin, p.chunk, p.model_id, p.model_version, i.archive, i.member
+               p.bin, p.chunk, q.release AS atlas_version, d.sequence_dbs, p.model_id, p.model_version, i.archive, i.member
         FROM read_parquet({duck.sql_path(records)}) r
+        JOIN sources src ON src.source_index = r.source_index
         LEFT JOIN read_parquet({duck.sql_path(preds_path)}) p
                ON r.status IN {valid} AND p.checksum = r.checksum
+        LEFT JOIN (SELECT checksum, release FROM read_parquet({duck.sql_path(sequences)})) q
+               ON r.status IN {valid} AND q.checksum = r.checksum
+        LEFT JOIN dbs d ON r.status IN {valid} AND d.checksum = r.checksum
         LEFT JOIN read_parquet({duck.sql_path(crc_path)}) c ON c.checksum = r.checksum
         LEFT JOIN (SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
                    QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1) i

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,15 +28,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import duck, faults
-from .atomic import atomic_dir
+from .atomic import atomic_dir, write_json
 from .errors import ConfigError, InternalError, StaleOutputError
 from .inputs import check_parts, gather_counts, read_count
-from .layout import PLAN_FILE, chunk_file_name, chunk_id, fresh_dir
+from .layout import PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
 from .settings import ChunkSettings
+from .store import plan_release, reserve_chunks
 from .status import Status
 from .tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
-__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "read_plan", "write_plan"]
+__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
 
 log = logging.getLogger("foldatlas.chunking")
 
@@ -234,9 +237,14 @@ _FIRSTS_TABLE = f"""CREATE TABLE firsts AS
 # with it, with no join or sort over whole records
 _DUPLICATES_QUERY = f"""SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
     WHERE k.status = '{Status.OK}' AND k.rkey <> f.first_key ORDER BY k.rkey"""
-_UNIQUE_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records
+_UNIQUE_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
+        k.chunk AS known_chunk, k.release AS known_release
     FROM parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key
+    LEFT JOIN known k ON k.checksum = f.checksum
     ORDER BY p.length, f.key"""
+#: The store's keys (the ``keys`` bucket files of every published release): the anti-join of
+#: the plan, so that a sequence the store holds is never planned again.
+_NO_KEYS = "CREATE VIEW known AS SELECT NULL::VARCHAR AS checksum, NULL::INTEGER AS chunk, NULL::VARCHAR AS release WHERE false"
 
 
 def plan_chunks(
@@ -251,6 +259,8 @@ def plan_chunks(
     scratch_dir: str | os.PathLike[str] | None = None,
     counts: Sequence[str | os.PathLike[str]] = (),
     inputs_out: str | os.PathLike[str] | None = None,
+    known: Sequence[str | os.PathLike[str]] = (),
+    release: Mapping[str, object] | None = None,
 ) -> list[ChunkPlan]:
     """Deduplicate the records of all parts and cut the unique sequences into chunks.
 
@@ -267,6 +277,12 @@ def plan_chunks(
     part must hold exactly its file's counted records
     (:class:`~foldatlas.errors.AccountingError` naming the file otherwise), and they are
     gathered into ``inputs_out``.
+
+    ``known`` are the store's keys (Parquet files: checksum, chunk, release):
+    a unique sequence found there keeps that chunk and release in ``sequences.parquet``
+    and is not planned again. ``release`` (:class:`foldatlas.store.PlannedRelease` as a
+    dict: ``name``, ``first_chunk``, ...) names the new release, numbers its chunks from
+    ``first_chunk`` (ids unique across releases) and is written to the chunks folder.
     """
     started = time.monotonic()
     if counts:
@@ -274,10 +290,21 @@ def plan_chunks(
     scratch = fresh_dir(scratch_dir or Path(records_out).parent / ".plan_chunks.scratch")
     try:
         with _memory_limit(memory_gb):
-            plans = _plan(parts, scratch, records_out, sequences_out, Path(chunks_dir), settings, memory_gb, threads, started)
+            plans = _plan(parts, scratch, records_out, sequences_out, Path(chunks_dir), settings, memory_gb, threads, started, known, dict(release or {}))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("%d unique sequences in %d chunks (%.1f s)", sum(p.n_sequences for p in plans), len(plans), time.monotonic() - started)
+    return plans
+
+
+def plan_release_chunks(parts: Sequence[str | os.PathLike[str]], *, store: StoreLayout, release: str, outputs_key: str, **kwargs: Any) -> list[ChunkPlan]:
+    """:func:`plan_chunks` for the store's next release: leave out what its published
+    releases hold (:func:`foldatlas.store.plan_release`), number the chunks after every
+    chunk folder of the store, and reserve the new chunks' folders there. ``kwargs`` go
+    to :func:`plan_chunks`."""
+    planned, known = plan_release(store, release, outputs_key)
+    plans = plan_chunks(parts, known=known, release=dataclasses.asdict(planned), **kwargs)
+    reserve_chunks(store, [p.chunk for p in plans])
     return plans
 
 
@@ -310,9 +337,10 @@ def _memory_limit(memory_gb: float) -> Iterator[None]:
         ) from None
 
 
-def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, settings: ChunkSettings, memory_gb: float, threads: int, started: float) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
+def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, settings: ChunkSettings, memory_gb: float, threads: int, started: float, known, release: dict) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
     con = duck.connect(scratch / "ingest.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
     con.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({duck.sql_paths(parts)})")
+    con.execute(f"CREATE VIEW known AS SELECT checksum, chunk, release FROM read_parquet({duck.sql_paths(known)})" if known else _NO_KEYS)
     con.execute(_KEYED_VIEW)
     con.execute(_FIRSTS_TABLE)
     sources = {first["source_index"]: first["source"] for first in map(_first_row, parts) if first}
@@ -322,7 +350,7 @@ def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, se
     dups = _materialise(con, _DUPLICATES_QUERY, scratch, "dups")
     with ThreadPoolExecutor(max_workers=1) as pool:
         records_done = pool.submit(_write_records, parts, dups, sources, records_out, started)
-        plans = _write_unique(con, scratch, sequences_out, chunks_dir, settings)
+        plans = _write_unique(con, scratch, sequences_out, chunks_dir, settings, release)
         records_done.result()
     con.close()
     return plans
@@ -334,15 +362,15 @@ def _write_records(parts: Sequence[str | os.PathLike[str]], dups: Path, sources:
     return n
 
 
-def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
+def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
     """The unique sequences, streamed sorted from DuckDB (its own cursor: a connection is
     not shared between threads) into ``sequences.parquet`` and the chunks."""
     try:
-        return _write_chunks(_stream_sorted(con.cursor(), _UNIQUE_QUERY), sequences_out, chunks_dir, settings)
+        return _write_chunks(_stream_sorted(con.cursor(), _UNIQUE_QUERY), sequences_out, chunks_dir, settings, release)
     except SortOutOfMemory as exc:
         # start the chunks again (they are staged, nothing final was written)
         log.warning("streaming the sorted sequences ran out of memory (%s); sorting to a scratch file instead", str(exc).splitlines()[0])
-        return _write_chunks(_scan(_materialise(con.cursor(), _UNIQUE_QUERY, scratch, "unique")), sequences_out, chunks_dir, settings)
+        return _write_chunks(_scan(_materialise(con.cursor(), _UNIQUE_QUERY, scratch, "unique")), sequences_out, chunks_dir, settings, release)
 
 
 class ChunkCutter:
@@ -356,31 +384,44 @@ class ChunkCutter:
 
     MAX_QUEUED_WRITES = 4
 
-    def __init__(self, folder: Path, settings: ChunkSettings, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, folder: Path, settings: ChunkSettings, pool: ThreadPoolExecutor, *, first_chunk: int = 0, release: str = "") -> None:
         self.folder = folder
         self.settings = settings
+        self.release = release
         self.plans: list[ChunkPlan] = []
         self._pool = pool
         self._writes: list[Future[None]] = []
         self._pending: list[pa.Table] = []
-        self._state: tuple[int, float, int] = (0, 0.0, 0)
+        self._state: tuple[int, float, int] = (first_chunk, 0.0, 0)
         self._last_length = -1
 
     def feed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Chunk the new sequences of a batch (those without a ``known_chunk``, when the
+        batch has that column: the store's earlier releases fold the others)."""
         lengths = batch.column("length").to_numpy()
         if len(lengths) and (lengths[0] < self._last_length or np.any(np.diff(lengths) < 0)):
             raise InternalError("unique sequences did not come out sorted by length")
         self._last_length = int(lengths[-1]) if len(lengths) else self._last_length
         est = self.settings.cost.seconds(lengths)
-        ids, self._state = assign_chunks(est, budget=self.settings.gpu_seconds, max_sequences=self.settings.max_sequences, state=self._state)
-        table = pa.Table.from_batches([batch]).append_column("est_seconds", pa.array(est)).append_column("chunk", pa.array(ids))
-        # split the batch at chunk boundaries; write every chunk that is complete
+        table = pa.Table.from_batches([batch]).append_column("est_seconds", pa.array(est))
+        known = table["known_chunk"].is_valid().to_numpy(zero_copy_only=False) if "known_chunk" in table.column_names else np.zeros(len(est), bool)
+        new = np.flatnonzero(~known)
+        ids, self._state = assign_chunks(est[new], budget=self.settings.gpu_seconds, max_sequences=self.settings.max_sequences, state=self._state)
+        if known.any():
+            chunk = table["known_chunk"].to_numpy(zero_copy_only=False).astype(np.float64)
+            chunk[new] = ids
+            release = pa.array(np.where(known, table["known_release"].to_numpy(zero_copy_only=False), self.release), pa.string())
+        else:
+            chunk, release = ids, pa.array([self.release] * len(ids), pa.string())
+        table = table.append_column("chunk", pa.array(chunk.astype(np.int32))).append_column("release", release)
+        fresh = table.take(pa.array(new)) if known.any() else table
+        # split the new sequences at chunk boundaries; write every chunk that is complete
         bounds = np.flatnonzero(np.diff(ids)) + 1
-        for s, e in zip([0, *bounds.tolist()], [*bounds.tolist(), len(ids)]):
+        for s, e in zip([0, *bounds.tolist()], [*bounds.tolist(), len(ids)]) if len(ids) else ():
             if self._pending and self._pending[-1]["chunk"][0].as_py() != int(ids[s]):
                 self._flush()
-            self._pending.append(table.slice(s, e - s))
-        return table.to_batches()[0]
+            self._pending.append(fresh.slice(s, e - s))
+        return table.combine_chunks().to_batches()[0]
 
     def finish(self) -> list[ChunkPlan]:
         self._flush()
@@ -410,13 +451,15 @@ class ChunkCutter:
         faults.kill_point("plan_chunk_queued")  # staging folder, scratch database and records.parquet half-written
 
 
-def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings) -> list[ChunkPlan]:
+def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict) -> list[ChunkPlan]:
     """``sequences.parquet`` and the chunks folder (staged, then swapped in whole)."""
     with atomic_dir(chunks_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
-        cutter = ChunkCutter(staging, settings, pool)
+        cutter = ChunkCutter(staging, settings, pool, first_chunk=int(release.get("first_chunk", 0)), release=str(release.get("name", "")))
         write_batches((cutter.feed(b) for b in batches if b.num_rows), sequences_out, SEQUENCES_SCHEMA)
         plans = cutter.finish()
         write_plan(staging / PLAN_FILE, plans)
+        if release:
+            write_json(staging / RELEASE_FILE, {**release, "chunks": [p.chunk for p in plans]})
     return plans
 
 

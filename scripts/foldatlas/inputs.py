@@ -38,7 +38,7 @@ from .atomic import write_json
 from .errors import AccountingError, InternalError
 from .fasta import TextStream, text_blocks
 
-__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts"]
+__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts", "input_list_change"]
 
 _BLANKS = b" \t\v\f"
 _IS_BLANK = np.zeros(256, dtype=bool)
@@ -64,6 +64,13 @@ class InputCount:
     text_bytes: int
     records: int
     text_sha256: str
+
+    @property
+    def source_id(self) -> str:
+        """The file's stable id: its base name and the first 12 hex digits of the SHA-256
+        of its text (``proteins.fasta.gz@3f2a9c1b7d4e``). The same file keeps its id
+        wherever it is listed, moved or recompressed; another content is another id."""
+        return f"{Path(self.source).name}@{self.text_sha256[:12]}"
 
 
 class InputCounter:
@@ -133,13 +140,14 @@ def gather_counts(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLik
 def inputs_summary(path: str | os.PathLike[str]) -> list[dict]:
     """The per-file records of ``inputs.json``, in input order, for ``summary.json``
     (``source_index``, ``source``, ``format``, ``file_bytes``, ``text_bytes``,
-    ``records``, ``text_sha256``; plain ints and strings, safe for JSON)."""
-    return list(json.loads(Path(path).read_text())["files"])
+    ``records``, ``text_sha256``, and the stable ``source_id``; plain ints and strings,
+    safe for JSON)."""
+    return [{**asdict(c), "source_id": c.source_id} for c in read_inputs(path)]
 
 
 def read_inputs(path: str | os.PathLike[str]) -> list[InputCount]:
     """The counts gathered in ``inputs.json``."""
-    return [InputCount(**f) for f in inputs_summary(path)]
+    return [InputCount(**f) for f in json.loads(Path(path).read_text())["files"]]
 
 
 def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -> None:
@@ -155,3 +163,20 @@ def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -
         problems.append(f"{what} has records of source_index {extra}, which is no input file")
     if problems:
         raise AccountingError(problems)
+
+
+def input_list_change(inputs: str | os.PathLike[str], current: Sequence[str]) -> str | None:
+    """What a run's input list (``current``, expanded ``input.fasta``) changed since
+    ``inputs`` (``inputs.json`` of the last plan) beyond files added at the end (which a
+    newer part file shows to any rerun trigger): None when nothing else changed or there
+    is no plan yet, else a sentence naming the files removed or moved."""
+    path = Path(inputs)
+    if not path.exists():
+        return None
+    planned = [c.source for c in read_inputs(path)]
+    if list(current[: len(planned)]) == planned:
+        return None
+    removed = [s for s in planned if s not in current]
+    if removed:
+        return f"{len(removed)} input file(s) removed since the chunks were planned ({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})"
+    return "the input files were reordered since the chunks were planned"

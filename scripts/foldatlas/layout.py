@@ -10,9 +10,10 @@ here; nothing else spells out a path of the results tree::
       ingest/inputs.json                 every input file: bytes, text bytes, records, SHA-256
       ingest/records.parquet             one row per input record
       ingest/sequences.parquet           one row per unique sequence
-      chunks/chunk_NNNNNN.parquet        the sequences of one fold job; plan.tsv
-      fold/chunk_NNNNNN/                 predictions.parquet, embeddings.parquet, structures.tar
+      chunks/chunk_NNNNNN.parquet        the new sequences of one fold job; plan.tsv, release.json
       fold/partial/chunk_NNNNNN/         committed segments of an unfinished fold job
+      release.json                       the release this run's atlas is made from (its receipt)
+      store/                             the store (store.path; see StoreLayout)
       atlas/                             metadata, embeddings, plddt, structures/, summary, config, accounting
       report/atlas_report.html
       foldseek/, mmseqs/                 annotation
@@ -33,6 +34,7 @@ __all__ = [
     "ALL",
     "COLLECTIONS",
     "CHUNK_ID_DIGITS",
+    "BUCKET_DIGITS",
     "chunk_id",
     "ChunkOutputs",
     "AtlasOutputs",
@@ -43,6 +45,8 @@ __all__ = [
     "foldcomp_db",
     "chunk_file_name",
     "PLAN_FILE",
+    "RELEASE_FILE",
+    "StoreLayout",
     "fresh_dir",
 ]
 
@@ -53,10 +57,15 @@ ALL = "all"
 COLLECTIONS = (HIGHCONF, ALL)
 #: Digits of a chunk id in file names (``chunk_000042``).
 CHUNK_ID_DIGITS = 6
+#: Hex digits of the checksum prefix that buckets the store's keys and index (256 buckets).
+BUCKET_DIGITS = 2
 
 
 #: The table of chunks (chunk, sequences, residues, lengths, estimate) in the chunks folder.
 PLAN_FILE = "plan.tsv"
+#: The release a plan is for (name, first chunk, the store generation it was planned
+#: against), in the chunks folder; and, in the store, a published release's record.
+RELEASE_FILE = "release.json"
 
 
 def chunk_id(chunk: int) -> str:
@@ -74,6 +83,9 @@ class ChunkOutputs:
     predictions: Path
     embeddings: Path
     structures: Path
+    #: The checksums an atlas takes from this chunk; None: all (a chunk of an earlier
+    #: release may hold sequences of other inputs too).
+    only: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,17 +110,92 @@ class AtlasOutputs:
         return self.root / "config.yaml"
 
 
+class StoreLayout:
+    """Paths of one model fingerprint's part of a store::
+
+        <store>/<fingerprint>/
+          key.json                         the settings the fingerprint stands for
+          manifest.json                    the published releases (replaced atomically)
+          chunks/chunk_NNNNNN/             one fold job's outputs, written once
+          releases/<name>/release.json     a published release: inputs, counts, chunks and
+                                           the SHA-256 of every file
+          releases/<name>/keys/HH.parquet  checksum -> chunk of each sequence it folded
+          releases/<name>/structures/HH.parquet
+                                           checksum -> archive, byte range (append-only:
+                                           each release adds its own)
+
+    ``HH`` is the checksum's first :data:`BUCKET_DIGITS` hex digits: a lookup reads one
+    bucket of each release.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], fingerprint: str) -> None:
+        self.root = Path(root)
+        self.fingerprint = fingerprint
+        self.dir = self.root / fingerprint
+
+    def __repr__(self) -> str:
+        return f"StoreLayout({str(self.root)!r}, {self.fingerprint!r})"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "key.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @classmethod
+    def of_chunk_outputs(cls, predictions: str | os.PathLike[str]) -> StoreLayout:
+        """The store part a fold job's ``predictions`` path (:meth:`chunk_outputs`) lies in."""
+        folder = Path(predictions).parent
+        if folder.parent.name != "chunks" or not folder.name.startswith("chunk_"):
+            raise ValueError(f"expected <store>/<fingerprint>/chunks/chunk_N/{Path(predictions).name}, found {predictions}")
+        return cls(folder.parents[2], folder.parents[1].name)
+
+    def chunk_outputs(self, chunk: str) -> ChunkOutputs:
+        folder = self.dir / "chunks" / f"chunk_{chunk}"
+        number = int(chunk) if chunk.isdigit() else -1
+        return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar")
+
+    def release_dir(self, name: str) -> Path:
+        return self.dir / "releases" / name
+
+    def release_file(self, name: str) -> Path:
+        return self.release_dir(name) / RELEASE_FILE
+
+    def release_keys(self, name: str) -> Path:
+        """Folder of a release's keys, one file per bucket (:meth:`bucket_file`)."""
+        return self.release_dir(name) / "keys"
+
+    def release_structures(self, name: str) -> Path:
+        """Folder of a release's structure index (where each structure it folded lies in
+        the chunk archives), one file per bucket."""
+        return self.release_dir(name) / "structures"
+
+    @staticmethod
+    def bucket_file(folder: Path, bucket: str) -> Path:
+        """The file of one bucket (the first :data:`BUCKET_DIGITS` hex digits of the
+        checksum) in a bucketed folder: ``3f.parquet`` (a glob of the folder reads all)."""
+        return folder / f"{bucket}.parquet"
+
+
 class Layout:
     """Paths of one results tree. Ids are strings, so Snakemake wildcards (``"{chunk}"``)
     give path patterns and real ids (:func:`chunk_id`) give paths."""
 
-    def __init__(self, root: str | os.PathLike[str] = "results") -> None:
+    def __init__(self, root: str | os.PathLike[str] = "results", store: str | os.PathLike[str] = "") -> None:
         self.root = Path(root)
+        #: The store's folder (``store.path``; empty: ``store`` inside the results root).
+        self.store_root = Path(store) if str(store) else self.root / "store"
 
     @classmethod
-    def from_config(cls, output: Mapping[str, object]) -> Layout:
-        """The layout of the ``output`` config section."""
-        return cls(str(output["root"]))
+    def from_config(cls, output: Mapping[str, object], store: Mapping[str, object] | None = None) -> Layout:
+        """The layout of the ``output`` (and ``store``) config sections."""
+        return cls(str(output["root"]), str((store or {}).get("path", "")))
+
+    def store(self, fingerprint: str) -> StoreLayout:
+        """The part of the store that holds one model fingerprint's predictions."""
+        return StoreLayout(self.store_root, fingerprint)
 
     def __repr__(self) -> str:
         return f"Layout({str(self.root)!r})"
@@ -145,12 +232,17 @@ class Layout:
     def plan(self) -> Path:
         return self.chunks / PLAN_FILE
 
-    # fold
-    def chunk_outputs(self, chunk: str) -> ChunkOutputs:
-        folder = self.root / "fold" / f"chunk_{chunk}"
-        number = int(chunk) if chunk.isdigit() else -1
-        return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar")
+    @property
+    def planned_release(self) -> Path:
+        """The release the chunks are planned for (:data:`RELEASE_FILE` in the chunks folder)."""
+        return self.chunks / RELEASE_FILE
 
+    @property
+    def release(self) -> Path:
+        """The receipt of the published release this run's atlas is made from."""
+        return self.root / "release.json"
+
+    # fold (the outputs of a fold job go to the store: StoreLayout.chunk_outputs)
     def partial(self, chunk: str) -> Path:
         return self.root / "fold" / "partial" / f"chunk_{chunk}"
 

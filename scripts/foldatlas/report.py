@@ -238,7 +238,7 @@ _STYLE = """body { font-family: system-ui, sans-serif; max-width: 1100px; margin
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
 figure { margin: 1.5em 0; } img { max-width: 100%; } .warn { background: #fee; padding: 0.5em; border: 1px solid #c44e52; }
 .views { display: flex; gap: 1em; flex-wrap: wrap; } .view { width: 330px; height: 300px; position: relative; border: 1px solid #ccc; }
-pre { background: #f6f6f6; padding: 0.5em; overflow: auto; max-height: 30em; font-size: 0.85em; }"""
+pre { background: #f6f6f6; padding: 0.5em; overflow: auto; max-height: 30em; font-size: 0.85em; } tr.this { font-weight: bold; }"""
 
 #: 3Dmol.js colouring by AlphaFold DB band (B-factors are pLDDT 0-100).
 _VIEW_SCRIPT = """
@@ -286,6 +286,24 @@ def _viewer(best: list[dict], pdbs: dict[str, str]) -> str:
             f'<div class="views">{divs}</div>\n<script type="application/json" id="structures">{data}</script>\n<script>{js}</script>\n<script>{_VIEW_SCRIPT}</script>')  # fmt: skip
 
 
+_RELEASE_COLUMNS = ("name", "created", "inputs", "records", "unique_sequences", "new_sequences", "already_folded", "est_gpu_hours_folded", "est_gpu_hours_saved")
+
+
+def _releases(s: dict) -> str:
+    """The store's releases (``summary.json`` ``releases``): what each folded and saved."""
+    releases = s.get("releases") or []
+    if not releases:
+        return "<p>No release of the store recorded in summary.json.</p>"
+    head = "<tr>" + "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in _RELEASE_COLUMNS) + "</tr>"
+    rows = []
+    for r in releases:
+        cells = [", ".join(r["inputs"]) if c == "inputs" else r.get(c) for c in _RELEASE_COLUMNS]
+        mark = ' class="this"' if r["name"] == s.get("release") else ""
+        rows.append(f"<tr{mark}>" + "".join(f"<td>{_cell(v)}</td>" for v in cells) + "</tr>")
+    return (f'<p>This atlas is made from release <b>{_cell(s.get("release"))}</b> of the store. Already folded: sequences an earlier '
+            f'release folded; GPU-hours are the chunk cost model\'s estimates.</p><table id="releases">{head}\n' + "\n".join(rows) + "</table>")  # fmt: skip
+
+
 def _provenance(s: dict, summary_link: str, config_text: str) -> str:
     versions = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in s["versions"].items())
     return f"""<h2 id="provenance">Software and configuration</h2>
@@ -315,6 +333,8 @@ def _page(s: dict, figures: list[tuple[str, str, str]], lowest: list, best_html:
 <p>Model: {html.escape(model)}. Filter: pLDDT &gt; {th['min_plddt']} and pTM &gt; {th['min_ptm']}
 (strict){', artefacts excluded' if th['exclude_artefacts'] else ''}. foldatlas {html.escape(s['versions']['foldatlas'])}.</p>
 <h2>Counts</h2><table id="counts">{counts}</table>
+<h2>Releases</h2>
+{_releases(s)}
 {imgs}
 <h2>Best structures (pTM x pLDDT)</h2>
 {best_html}

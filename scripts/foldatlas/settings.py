@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import typing
@@ -26,11 +27,13 @@ from .errors import ConfigError
 __all__ = [
     "Section",
     "OutputSettings",
+    "StoreSettings",
     "IngestSettings",
     "CostModel",
     "ChunkSettings",
     "FoldSettings",
     "fold_outputs_key",
+    "model_fingerprint",
     "EmbeddingSettings",
     "FilterSettings",
     "AtlasSettings",
@@ -91,6 +94,16 @@ class OutputSettings(Section):
 
     SECTION = ("output",)
     root: str
+
+
+@dataclass(frozen=True)
+class StoreSettings(Section):
+    """``store``: the folder of the store and the name of the release a run publishes
+    (empty: ``<output.root>/store`` and the next number)."""
+
+    SECTION = ("store",)
+    path: str
+    release: str
 
 
 @dataclass(frozen=True)
@@ -207,6 +220,14 @@ def fold_outputs_key(config: Mapping[str, Any]) -> str:
     """
     fold = {k: v for k, v in config["fold"].items() if k not in FoldSettings.OPERATIONAL}
     return json.dumps({"fold": fold, "embeddings": config["embeddings"], "structures": config["structures"]}, sort_keys=True)
+
+
+def model_fingerprint(config: Mapping[str, Any]) -> str:
+    """The store's key for the model and every setting that can change a prediction: the
+    first 16 hex digits of the SHA-256 of :func:`fold_outputs_key`. A sequence is folded
+    once per fingerprint; another model, ``num_recycles``, precision or chunking is
+    another fingerprint, kept apart in the store (never a mix)."""
+    return hashlib.sha256(fold_outputs_key(config).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

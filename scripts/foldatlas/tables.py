@@ -24,6 +24,8 @@ __all__ = [
     "PART_SCHEMA",
     "SEQUENCES_SCHEMA",
     "CHUNK_SCHEMA",
+    "KEYS_SCHEMA",
+    "STORE_INDEX_SCHEMA",
     "PREDICTIONS_SCHEMA",
     "SEGMENT_STRUCTURES_SCHEMA",
     "embeddings_schema",
@@ -79,7 +81,29 @@ SEQUENCES_SCHEMA = _schema(
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
     ("n_records", pa.int64(), False, "input records with this sequence (ok + duplicate)"),
     ("est_seconds", pa.float64(), False, "estimated GPU seconds to fold (chunks.cost model)"),
-    ("chunk", pa.int32(), False, "chunk the sequence is folded in"),
+    ("chunk", pa.int32(), False, "chunk the sequence is folded in (in this release's plan, or in the store's earlier release)"),
+    ("release", pa.string(), False, "release of the store whose chunk folds the sequence: this run's, or the earlier one that already folded it"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/keys/HH.parquet``: the sequences a release folded.
+KEYS_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("chunk", pa.int32(), False, "store chunk whose outputs hold its prediction"),
+    ("length", pa.int32(), False, "residues"),
+    ("release", pa.string(), False, "name of the release"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/structures/HH.parquet``: where each structure the
+#: release folded lives in the store's chunk archives (written once, never rebuilt).
+STORE_INDEX_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("chunk", pa.int32(), False, "store chunk that folded it"),
+    ("archive", pa.string(), False, "the chunk's archive, relative to the fingerprint's folder: chunks/chunk_NNNNNN/structures.tar (an uncompressed .tar)"),
+    ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
+    ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the archive; its 512-byte tar header is just before"),
+    ("data_length", pa.int64(), False, "bytes of that gzip file"),
+    ("plddt", pa.float32(), False, "mean pLDDT, 0-1"),
+    ("ptm", pa.float32(), False, "pTM, 0-1"),
 )
 
 #: ``results/chunks/chunk_NNNNN.parquet``: the sequences of one chunk, sorted by length.
@@ -121,7 +145,7 @@ def write_batches(
     return n
 
 
-#: ``results/fold/chunk_NNNNNN/predictions.parquet``: one row per unique sequence of the chunk.
+#: ``<store>/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet``: one row per unique sequence of the chunk.
 #: Key-value metadata of a fold job's ``predictions.parquet``: every setting that can
 #: change its outputs (:func:`foldatlas.settings.fold_outputs_key`), as the job ran.
 OUTPUTS_KEY = b"foldatlas_outputs_key"
@@ -181,6 +205,7 @@ METADATA_SCHEMA = _schema(
     ("id", pa.string(), False, "first token of the header (as in records.parquet)"),
     ("source", pa.string(), False, "input file"),
     ("source_index", pa.int32(), False, "position of the file in the expanded input list"),
+    ("source_id", pa.string(), False, "stable id of the input file: <base name>@<first 12 hex digits of the SHA-256 of its text>"),
     ("record_index", pa.int64(), False, "0-based position of the record in its file"),
     ("header", pa.string(), False, "whole header line"),
     ("checksum", pa.string(), True, "MD5 (hex) of the normalised sequence; null when empty or invalid"),
@@ -199,7 +224,9 @@ METADATA_SCHEMA = _schema(
     ("artefact", pa.bool_(), True, "pTM >= 0.99 with low pLDDT: a likely artefact"),
     ("high_confidence", pa.bool_(), False, "passed the filter (filter.min_plddt, filter.min_ptm, artefacts)"),
     ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT (bands 0_.40, .40_.50 ... .80_.90, .90_1), e.g. tm_.60_.70_plddt_.80_.90"),
-    ("chunk", pa.int32(), True, "chunk the sequence was folded in"),
+    ("chunk", pa.int32(), True, "store chunk the sequence was folded in"),
+    ("atlas_version", pa.string(), True, "store release that first folded the sequence (the ESM Atlas's atlas_version); null for records rejected at ingest"),
+    ("sequence_dbs", pa.list_(pa.string()), True, "source_id of every input file holding the sequence, sorted (the ESM Atlas's sequence_dbs); null for records rejected at ingest"),
     ("model_id", pa.string(), True, "weights that folded it"),
     ("model_version", pa.string(), True, "revision of the weights"),
     ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures)"),
@@ -269,8 +296,10 @@ DOCUMENTED = (
     ("results/ingest/records.parquet", "one row per input record, in input order", RECORDS_SCHEMA),
     ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by length", SEQUENCES_SCHEMA),
     ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length", CHUNK_SCHEMA),
-    ("results/fold/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
-    ("results/fold/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
+    ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
+    ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
+    ("results/store/<fingerprint>/releases/<name>/keys/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),

@@ -5,7 +5,8 @@
 
 rule assemble_atlas:
     input:
-        unpack(fold_outputs),
+        # the atlas is a view over the store: the published release, not the fold jobs
+        release=rules.publish_release.output.receipt,
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
         inputs=rules.plan_chunks.output.inputs,
@@ -28,7 +29,8 @@ rule assemble_atlas:
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
         runtime=lambda wc, attempt: 240 * attempt,
     params:
-        chunks=lambda wc: planned_chunks(),
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
         output=config["output"],
         atlas=config["atlas"],
         filter=config["filter"],

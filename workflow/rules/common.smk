@@ -5,8 +5,9 @@ import os
 
 from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
+from foldatlas.inputs import input_list_change
 from foldatlas.layout import Layout
-from foldatlas.settings import SlurmSettings, fold_outputs_key
+from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import site_resources
 from foldatlas.annotate import TOOLS, tool_binary
 
@@ -18,8 +19,16 @@ wildcard_constraints:
 
 ENV = "../../envs/foldatlas.yaml"
 
-# Every path of the results tree (output.root, default results/).
-LAYOUT = Layout.from_config(config["output"])
+# Every path of the results tree (output.root, default results/) and of the store.
+LAYOUT = Layout.from_config(config["output"], config["store"])
+
+# Every setting that can change a fold job's outputs (canonical JSON): a param of
+# plan_chunks and fold_chunk, so that only a change of one of them refolds.
+FOLD_OUTPUTS_KEY = fold_outputs_key(config)
+
+# The store's part for this model and these settings: fold jobs write there, and a
+# sequence it holds is never planned again.
+STORE = LAYOUT.store(model_fingerprint(config))
 
 # Expanded once at start-up: a missing file, a glob matching nothing, a file that is not
 # regular (a FIFO), a name that is not UTF-8 or a file listed twice fails here. An entry
@@ -46,6 +55,29 @@ def check_binaries_on_host():
 
 onstart:
     check_binaries_on_host()
+
+
+def check_input_list():
+    """Stop when input files were removed or reordered since the last plan and the rerun
+    triggers cannot see it (no ``input`` trigger, e.g. --rerun-triggers mtime): the run
+    would otherwise keep the old atlas and its accounting. The profile's triggers include
+    ``input``, and then planning simply runs again."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.settings.types import RerunTrigger
+
+    settings = getattr(workflow, "dag_settings", None)
+    if settings is None or RerunTrigger.INPUT in settings.rerun_triggers:
+        return
+    if settings.forceall or "plan_chunks" in {str(r) for r in settings.forcerun or ()}:
+        return
+    change = input_list_change(LAYOUT.inputs, INPUT_FASTA)
+    if change is not None:
+        raise WorkflowError(
+            f"{change}, and the rerun triggers ({', '.join(t.name.lower() for t in settings.rerun_triggers)}) "
+            "cannot see that: the atlas and its accounting would stay those of the old inputs. Run with the "
+            "profile's triggers (leave out --rerun-triggers) or add --forcerun plan_chunks."
+        )
+
 
 
 def input_fasta(wildcards):
@@ -99,11 +131,6 @@ def chunk_plan(chunk):
     return plans[chunk]
 
 
-# Every setting that can change a fold job's outputs (canonical JSON): a param of
-# fold_chunk, so that only a change of one of them refolds.
-FOLD_OUTPUTS_KEY = fold_outputs_key(config)
-
-
 def chunk_content(wildcards):
     """What the chunk holds (SHA-256 of its sequence checksums, from plan.tsv): a param of
     fold_chunk. A chunk planned again with the same content is not folded again; one
@@ -136,7 +163,8 @@ def fold_runtime_minutes(wildcards):
 
 
 def fold_outputs(wildcards):
-    """Predictions, embeddings and structure archive of every planned chunk."""
+    """Predictions, embeddings and structure archive of every chunk planned in this
+    release (the chunks of earlier releases are in the store already)."""
     out = rules.fold_chunk.output
     chunks = planned_chunks()
     return {
@@ -149,8 +177,15 @@ def fold_outputs(wildcards):
 def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config: every
     product, so that one missing or removed is built again."""
+    check_input_list()
     atlas = LAYOUT.atlas
-    targets = [LAYOUT.records, LAYOUT.sequences, LAYOUT.inputs, LAYOUT.accounting]
+    targets = [
+        LAYOUT.records,
+        LAYOUT.sequences,
+        LAYOUT.inputs,
+        LAYOUT.release,
+        LAYOUT.accounting,
+    ]
     targets += [atlas.metadata, atlas.embeddings, atlas.plddt, atlas.structures]
     targets += [atlas.summary, atlas.config]
     if config["atlas"]["report"]:

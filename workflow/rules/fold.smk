@@ -1,6 +1,6 @@
 # Fold: one job per chunk runs ESMFold (loaded once) over the chunk's sequences and
-# writes predictions, embeddings and a structure archive. Resumes after a kill from
-# the chunk's partial folder. A fold job reruns when its chunk's content or a setting
+# writes predictions, embeddings and a structure archive into the store. Resumes after
+# a kill from the chunk's partial folder. Then the release is published. A fold job reruns when its chunk's content or a setting
 # that can change its outputs changed (its params), never for a newer chunk file alone;
 # the settings themselves it reads from the config (so that the others are no params).
 
@@ -10,9 +10,9 @@ rule fold_chunk:
         # content, not time, decides a refold: params.content and params.outputs_key
         chunk=ancient(chunk_file),
     output:
-        predictions=LAYOUT.chunk_outputs("{chunk}").predictions,
-        embeddings=LAYOUT.chunk_outputs("{chunk}").embeddings,
-        structures=LAYOUT.chunk_outputs("{chunk}").structures,
+        predictions=STORE.chunk_outputs("{chunk}").predictions,
+        embeddings=STORE.chunk_outputs("{chunk}").embeddings,
+        structures=STORE.chunk_outputs("{chunk}").structures,
     log:
         LAYOUT.log("fold_chunk", "{chunk}"),
     benchmark:
@@ -32,3 +32,30 @@ rule fold_chunk:
         outputs_key=FOLD_OUTPUTS_KEY,
     script:
         "../../scripts/fold_chunk.py"
+
+
+rule publish_release:
+    input:
+        unpack(fold_outputs),
+        chunks=rules.plan_chunks.output.chunks,
+        sequences=rules.plan_chunks.output.sequences,
+        inputs=rules.plan_chunks.output.inputs,
+    output:
+        receipt=LAYOUT.release,
+    log:
+        LAYOUT.log("publish_release"),
+    benchmark:
+        LAYOUT.benchmark("publish_release")
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **cpu_site(),
+        # reads every new file once (SHA-256), holds one chunk's checksums
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
+    params:
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
+    script:
+        "../../scripts/publish_release.py"

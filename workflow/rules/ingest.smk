@@ -1,5 +1,6 @@
 # Ingest: validate every record of every input file, deduplicate identical sequences
-# across files, and cut the unique sequences into length-sorted, GPU-sized chunks.
+# across files, leave out those the store has folded, and cut the new ones into
+# length-sorted, GPU-sized chunks numbered after the store's last chunk.
 
 
 rule read_fasta:
@@ -54,5 +55,10 @@ checkpoint plan_chunks:
         ingest=config["ingest"],
         chunks=config["chunks"],
         scratch=LAYOUT.scratch("plan_chunks"),
+        # the store's part for this model; another fingerprint plans again
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
+        outputs_key=FOLD_OUTPUTS_KEY,
+        release=config["store"]["release"],
     script:
         "../../scripts/plan_chunks.py"

@@ -1,0 +1,424 @@
+"""The store: predictions kept across runs, so that each sequence is folded once per model.
+
+A campaign is many runs over months. The store (``store.path``) holds every fold job's
+outputs under a **model fingerprint** (:func:`foldatlas.settings.model_fingerprint`: the
+model and every setting that can change a prediction), and lists them in **releases**:
+
+- a run plans chunks only for the unique sequences that no published release of its
+  fingerprint holds (an anti-join of ``sequences`` against every release's
+  ``keys``, one file per checksum bucket, in DuckDB), numbering them after the last published chunk, so chunk
+  ids are unique across releases;
+- after its fold jobs, :func:`publish_release` checks that every new chunk's predictions
+  hold exactly the sequences planned into it, records the SHA-256 and size of every file
+  in ``releases/<name>/release.json`` with the release's inputs and counts, and then
+  replaces ``manifest.json`` atomically: a reader (and a run killed at any point) sees
+  the old manifest or the new one, never a half one. A published release is never
+  written again;
+- the atlas of a run is a view over the store: every unique sequence of the run's
+  inputs points at the chunk and release that folded it (``sequences.parquet``).
+
+A run whose new sequences are none and whose inputs are those of a published release
+reuses that release instead of adding an empty one. One run at a time per store: a
+release planned while another run published is stopped at publication (the manifest's
+``generation`` moved), with the command to plan again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import __version__, duck, faults
+from .archive import BLOCK, header_at
+from .atomic import atomic_dir, write_json
+from .errors import InternalError, StaleOutputError
+from .inputs import read_inputs
+from .layout import BUCKET_DIGITS, ChunkOutputs, StoreLayout, chunk_id
+from .tables import KEYS_SCHEMA, STORE_INDEX_SCHEMA, write_table
+
+__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
+
+log = logging.getLogger("foldatlas.store")
+
+#: Version of the manifest and release records this foldatlas writes.
+FORMAT = 1
+_FILES = ("predictions", "embeddings", "structures")
+
+
+@dataclass(frozen=True)
+class PlannedRelease:
+    """The release a plan is for: written to the chunks folder by ``plan_chunks``.
+
+    ``generation`` is the manifest's generation the plan anti-joined against: if another
+    run published since, publication stops (the plan may refold what that run folded,
+    and its chunk ids may collide)."""
+
+    name: str
+    fingerprint: str
+    first_chunk: int
+    generation: int
+
+
+def _empty_manifest(fingerprint: str) -> dict:
+    return {"format": FORMAT, "fingerprint": fingerprint, "generation": 0, "next_chunk": 0, "releases": []}
+
+
+def read_manifest(store: StoreLayout) -> dict:
+    """The store's manifest for one fingerprint (an empty one when nothing was published).
+
+    Raises
+    ------
+    StaleOutputError
+        The manifest is of another format or fingerprint than its folder says.
+    """
+    if not store.manifest.exists():
+        return _empty_manifest(store.fingerprint)
+    m = json.loads(store.manifest.read_text())
+    if m.get("format") != FORMAT or m.get("fingerprint") != store.fingerprint:
+        raise StaleOutputError(
+            str(store.manifest), f"expected format {FORMAT} and fingerprint {store.fingerprint}, found {m.get('format')} and {m.get('fingerprint')}"
+        )
+    return m
+
+
+def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[PlannedRelease, list[Path]]:
+    """The release a new plan is for, and the ``keys`` files of every published release
+    (the anti-join). ``name`` is ``store.release`` (empty: the next number, ``r0001``...).
+    Its chunks are numbered after every chunk folder of the store (:func:`reserve_chunks`).
+
+    Writes ``key.json`` (the settings the fingerprint stands for) on first use.
+
+    Raises
+    ------
+    StaleOutputError
+        ``key.json`` holds other settings than ``outputs_key`` (the folder was copied
+        under another fingerprint's name).
+    """
+    _check_key(store, outputs_key)
+    m = read_manifest(store)
+    name = name or f"r{len(m['releases']) + 1:04d}"
+    known = [f for r in m["releases"] for f in _bucket_files(store, r["name"], "keys")]
+    # after every published chunk and every chunk reserved by an earlier plan (folded or
+    # not, published or not): a chunk folder is never written by two plans
+    taken = [int(p.name.removeprefix("chunk_")) for p in (store.dir / "chunks").glob("chunk_*") if p.name.removeprefix("chunk_").isdigit()]
+    first = max([int(m["next_chunk"]), *(c + 1 for c in taken)])
+    return PlannedRelease(name, store.fingerprint, first, int(m["generation"])), known
+
+
+def reserve_chunks(store: StoreLayout, chunks: list[int]) -> None:
+    """Create the folders of a plan's chunks in the store, so that a later plan (another
+    run on the same store, or this one planned again) numbers its chunks after them."""
+    for c in chunks:
+        store.chunk_outputs(chunk_id(c)).predictions.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _check_key(store: StoreLayout, outputs_key: str) -> None:
+    want = json.loads(outputs_key)
+    if store.key.exists():
+        found = json.loads(store.key.read_text())
+        if found != want:
+            raise StaleOutputError(str(store.key), f"expected the settings of fingerprint {store.fingerprint} ({outputs_key}), found {json.dumps(found, sort_keys=True)}")
+        return
+    write_json(store.key, want)
+
+
+def file_checksum(path: str | os.PathLike[str]) -> dict:
+    """``{"sha256": ..., "bytes": ...}`` of a file (read in 4 MiB blocks)."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+            n += len(block)
+    return {"sha256": h.hexdigest(), "bytes": n}
+
+
+def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict:
+    """Publish the release a plan made (``planned``: the chunks folder's ``release.json``)
+    once its fold jobs are done, and write the run's ``receipt``; return the release record.
+
+    Idempotent: a release published already with the same chunks and inputs (a rerun) is
+    only acknowledged. A plan without new sequences over the inputs of a published release
+    reuses that release.
+
+    Raises
+    ------
+    StaleOutputError
+        Another run published since this plan was made; the name is published with other
+        content; a new chunk's predictions are missing or hold other sequences than the
+        plan put in the chunk.
+    """
+    plan = PlannedRelease(**{k: v for k, v in json.loads(Path(planned).read_text()).items() if k != "chunks"})
+    chunks = [int(c) for c in json.loads(Path(planned).read_text())["chunks"]]
+    m = read_manifest(store)
+    sources = sorted({c.source_id for c in read_inputs(inputs)})
+    if plan.fingerprint != store.fingerprint:
+        raise StaleOutputError(str(planned), f"planned against fingerprint {plan.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
+    same = _published_match(store, m, plan, chunks, sources)
+    if same is not None:
+        log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
+        _write_receipt(store, receipt, m, same["name"])
+        return same
+    keys = _release_keys(sequences, plan.name)
+    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), keys, c) for c in chunks}
+    record = {
+        "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
+        "counts": _release_counts(sequences, plan.name, inputs),
+        "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
+    }  # fmt: skip
+    if any(r["name"] == plan.name for r in m["releases"]):
+        raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
+    with atomic_dir(store.release_dir(plan.name)) as staging:
+        record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
+        record["structures"] = _write_buckets(_structure_index(store, chunks), staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        write_json(staging / store.release_file(plan.name).name, record)
+    faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
+    entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
+    next_chunk = max([int(m["next_chunk"]), *(c + 1 for c in chunks)])
+    write_json(store.manifest, {**m, "generation": m["generation"] + 1, "next_chunk": next_chunk, "releases": [*m["releases"], entry]})
+    faults.kill_point("manifest_written")
+    log.info("published release %s: %d new sequences in %d chunks", plan.name, record["counts"]["new_sequences"], len(chunks))
+    _write_receipt(store, receipt, read_manifest(store), plan.name)
+    return record
+
+
+def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str]) -> dict | None:
+    """The published release this plan duplicates: the same name with the same chunks and
+    inputs (a rerun), or, for a plan without new chunks, the last release with its inputs.
+    None when the plan is a new release that may be published.
+
+    Raises
+    ------
+    StaleOutputError
+        Another run published since this plan was made (the manifest's generation moved),
+        or the name is published with other chunks or inputs (a published release is never
+        written again).
+    """
+    records = {r["name"]: json.loads(store.release_file(r["name"]).read_text()) for r in m["releases"]}
+    inputs_of = {n: sorted({i["source_id"] for i in r["inputs"]}) for n, r in records.items()}
+    rec = records.get(plan.name)
+    if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[plan.name] == sources:
+        return rec
+    if not chunks:
+        for n in reversed(list(records)):
+            if inputs_of[n] == sources:
+                return records[n]
+    if m["generation"] != plan.generation:
+        raise StaleOutputError(
+            str(store.manifest), f"the store gained releases since this run planned release {plan.name} (generation {plan.generation}, now {m['generation']}): "
+            "plan again so that nothing is folded twice (snakemake --forcerun plan_chunks)",
+        )  # fmt: skip
+    if rec is not None:
+        raise StaleOutputError(
+            str(store.release_file(plan.name)), f"release {plan.name} is published already, with other inputs or chunks: a published release is never changed; "
+            "choose another store.release (or leave it empty for the next number)",
+        )  # fmt: skip
+    return None
+
+
+def _release_keys(sequences: str | os.PathLike[str], name: str) -> pa.Table:
+    """``checksum, chunk, length, release`` of the sequences this release folds, by checksum."""
+    con = duck.connect()
+    t = con.sql(
+        f"SELECT checksum, chunk, length, release FROM read_parquet({duck.sql_path(sequences)}) WHERE release = ? ORDER BY checksum", params=[name]
+    ).arrow().read_all()
+    con.close()
+    return t
+
+
+def _check_chunk(outputs: ChunkOutputs, keys: pa.Table, chunk: int) -> dict:
+    """The checksums of a new chunk's files, once its predictions are found to hold exactly
+    the sequences planned into it."""
+    for f in _FILES:
+        if not getattr(outputs, f).exists():
+            raise StaleOutputError(str(getattr(outputs, f)), f"missing: chunk {chunk_id(chunk)} of this release has not been folded")
+    planned = sorted(c for c, k in zip(keys["checksum"].to_pylist(), keys["chunk"].to_pylist()) if k == chunk)
+    found = sorted(pq.read_table(outputs.predictions, columns=["checksum"])["checksum"].to_pylist())
+    if found != planned:
+        raise StaleOutputError(
+            str(outputs.predictions), f"expected the {len(planned)} sequences planned into chunk {chunk_id(chunk)}, found {len(found)} "
+            f"({len(set(planned) - set(found))} missing, {len(set(found) - set(planned))} not planned): fold the chunk again (delete its folder)",
+        )  # fmt: skip
+    return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
+
+
+def _write_buckets(table: pa.Table, folder: Path, schema: pa.Schema) -> dict:
+    """Write ``table`` (sorted by checksum) as one file per checksum bucket; return the
+    rows, and per bucket its rows, SHA-256 and size (for the release record)."""
+    buckets = pc.utf8_slice_codeunits(table["checksum"], 0, BUCKET_DIGITS).to_pylist()
+    out: dict[str, dict] = {}
+    start = 0
+    for end in [*(k for k in range(1, len(buckets)) if buckets[k] != buckets[k - 1]), len(buckets)] if buckets else []:
+        path = StoreLayout.bucket_file(folder, buckets[start])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(table.slice(start, end - start), path, schema)
+        out[buckets[start]] = {"rows": end - start, **file_checksum(path)}
+        start = end
+    return {"rows": table.num_rows, "buckets": out}
+
+
+def _bucket_files(store: StoreLayout, name: str, what: str) -> list[Path]:
+    """A published release's files of ``keys`` or ``structures``, as its record lists them."""
+    rec = json.loads(store.release_file(name).read_text())
+    folder = store.release_keys(name) if what == "keys" else store.release_structures(name)
+    return [StoreLayout.bucket_file(folder, b) for b in rec[what]["buckets"]]
+
+
+def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
+    """Where each ok prediction's PDB member lies in its chunk's archive (the fold job's
+    recorded byte range, its tar header read to check the member's name and size)."""
+    rows = []
+    for c in chunks:
+        ch = store.chunk_outputs(chunk_id(c))
+        archive = str(ch.structures.relative_to(store.dir))
+        preds = pq.read_table(ch.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"]).to_pylist()
+        with open(ch.structures, "rb") as fh:
+            for r in (r for r in preds if r["status"] == "ok"):
+                name, size = header_at(fh, r["archive_offset"], str(ch.structures))
+                if name != r["member"]:
+                    raise StaleOutputError(str(ch.structures), f"expected member {r['member']} at byte {r['archive_offset']}, found {name!r}")
+                rows.append({"checksum": r["checksum"], "chunk": c, "archive": archive, "member": name, "data_offset": r["archive_offset"] + BLOCK,
+                             "data_length": size, "plddt": r["plddt"], "ptm": r["ptm"]})  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=STORE_INDEX_SCHEMA).sort_by("checksum")
+
+
+def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | os.PathLike[str]) -> dict:
+    """Records, unique sequences, new and already folded ones, and the GPU-hours the
+    store saved (the chunk cost model's estimate for the sequences folded before)."""
+    con = duck.connect()
+    unique, new, est_new, est_known = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE release = ?), coalesce(sum(est_seconds) FILTER (WHERE release = ?), 0),
+                   coalesce(sum(est_seconds) FILTER (WHERE release <> ?), 0)
+            FROM read_parquet({duck.sql_path(sequences)})""",
+        [name, name, name],
+    ).fetchone()
+    con.close()
+    return {
+        "records": sum(c.records for c in read_inputs(inputs)),
+        "unique_sequences": unique,
+        "new_sequences": new,
+        "already_folded": unique - new,
+        "est_gpu_hours_folded": round(est_new / 3600, 4),
+        "est_gpu_hours_saved": round(est_known / 3600, 4),
+    }
+
+
+def _write_receipt(store: StoreLayout, receipt: str | os.PathLike[str], m: dict, name: str) -> None:
+    write_json(receipt, {"release": name, "store": str(store.root), "fingerprint": store.fingerprint, "generation": m["generation"],
+                         "releases": [r["name"] for r in m["releases"]]})  # fmt: skip
+
+
+def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> list[ChunkOutputs]:
+    """The store chunks a run's atlas reads: every chunk ``sequences.parquet`` points at,
+    each with ``only`` set when the run needs only some of its sequences (a chunk of an
+    earlier release, folded for other inputs too).
+
+    Raises
+    ------
+    StaleOutputError
+        A chunk is not listed by the release ``sequences.parquet`` names, or a file's size
+        differs from its release record (a truncated or replaced file).
+    """
+    con = duck.connect()
+    rows = con.execute(
+        f"SELECT chunk, release, count(*) FROM read_parquet({duck.sql_path(sequences)}) GROUP BY chunk, release ORDER BY chunk"
+    ).fetchall()
+    records: dict[str, dict] = {}
+    out = []
+    for chunk, release, n in rows:
+        if release not in records:
+            records[release] = json.loads(store.release_file(release).read_text()) if store.release_file(release).exists() else {"chunks": []}
+        listed = {c["chunk"]: c["files"] for c in records[release]["chunks"]}
+        ch = store.chunk_outputs(chunk_id(chunk))
+        if chunk not in listed:
+            raise StaleOutputError(str(store.release_file(release)), f"expected chunk {chunk_id(chunk)} in release {release}, found it not published there: plan again (snakemake --forcerun plan_chunks)")
+        _check_sizes(ch, listed[chunk])
+        total = pq.ParquetFile(ch.predictions).metadata.num_rows
+        only = None
+        if n != total:
+            only = frozenset(r[0] for r in con.execute(f"SELECT checksum FROM read_parquet({duck.sql_path(sequences)}) WHERE chunk = ?", [chunk]).fetchall())
+        out.append(ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only))
+    con.close()
+    return out
+
+
+def _check_sizes(ch: ChunkOutputs, files: Mapping[str, Mapping[str, int]]) -> None:
+    for f in _FILES:
+        path = getattr(ch, f)
+        size = path.stat().st_size if path.exists() else None
+        if size != files[f]["bytes"]:
+            raise StaleOutputError(str(path), f"expected {files[f]['bytes']} bytes as published, found {'no file' if size is None else size}: the store was changed after publication")
+
+
+def verify_release(store: StoreLayout, name: str) -> list[str]:
+    """Every problem found checking a published release against its records: the
+    manifest's SHA-256 of ``release.json``, and the SHA-256 and size of every file it
+    lists. Empty when the release is intact."""
+    m = read_manifest(store)
+    entry = {r["name"]: r for r in m["releases"]}.get(name)
+    if entry is None:
+        return [f"{store.manifest}: release {name} is not published"]
+    problems = []
+    if file_checksum(store.release_file(name))["sha256"] != entry["sha256"]:
+        problems.append(f"{store.release_file(name)}: SHA-256 differs from the manifest's")
+    rec = json.loads(store.release_file(name).read_text())
+    for what, folder in (("keys", store.release_keys(name)), ("structures", store.release_structures(name))):
+        for bucket, recorded in rec[what]["buckets"].items():
+            path = StoreLayout.bucket_file(folder, bucket)
+            if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
+                problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
+    for c in rec["chunks"]:
+        ch = store.chunk_outputs(chunk_id(c["chunk"]))
+        for f in _FILES:
+            path = getattr(ch, f)
+            if not path.exists() or file_checksum(path) != dict(c["files"][f]):
+                problems.append(f"{path}: missing, or SHA-256 or size differs from the release record's")
+    return problems
+
+
+def release_history(store: StoreLayout) -> list[dict]:
+    """Per published release: name, creation time, inputs and counts (for summary.json)."""
+    out = []
+    for r in read_manifest(store)["releases"]:
+        rec = json.loads(store.release_file(r["name"]).read_text())
+        out.append({"name": rec["name"], "created": rec["created"], "inputs": [i["source_id"] for i in rec["inputs"]], "chunks": len(rec["chunks"]), **rec["counts"]})
+    return out
+
+
+
+def atlas_sources(store: StoreLayout, sequences: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict:
+    """What :func:`foldatlas.atlas.assemble_atlas` takes from the store for a run:
+    ``chunks`` (:func:`release_chunks`), the run's ``release`` (from its receipt) and
+    ``releases`` (:func:`release_history`)."""
+    release = json.loads(Path(receipt).read_text())["release"]
+    return {"chunks": release_chunks(store, sequences), "release": release, "releases": release_history(store)}
+
+
+def check_unpublished(store: StoreLayout, chunk: str) -> None:
+    """A fold job may write chunk ``chunk`` only while no published release holds it (its
+    id is not below the manifest's ``next_chunk``): a plan overtaken by another run, or
+    resumed after it, must never overwrite a published chunk.
+
+    Raises
+    ------
+    StaleOutputError
+        The chunk is published; the message says to plan again.
+    """
+    m = read_manifest(store)
+    if int(chunk) < int(m["next_chunk"]):
+        raise StaleOutputError(
+            str(store.chunk_outputs(chunk).predictions), f"chunk {chunk} belongs to a published release of the store (chunks up to {int(m['next_chunk']) - 1} are): "
+            "this run's plan is older than the store's last release; plan again (snakemake --forcerun plan_chunks)",
+        )  # fmt: skip

@@ -1,0 +1,341 @@
+"""The store of releases: a sequence is folded once per model fingerprint across runs.
+
+Unit tests on hand-made fold outputs (as fold_chunk writes them: test_atlas.make_chunk)
+for planning against the store, publication (checks, idempotence, a kill at each step)
+and reading back; then a campaign of two releases against one run over the union.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import REPO, chunk_settings, write_fasta
+from foldatlas.chunking import plan_chunks, read_plan
+from foldatlas.archive import read_member
+from foldatlas.errors import StaleOutputError
+from foldatlas.fasta import sequence_checksum
+from foldatlas.layout import RELEASE_FILE, Layout, StoreLayout
+from foldatlas.store import atlas_sources, check_unpublished, file_checksum, plan_release, publish_release, read_manifest, reserve_chunks, verify_release
+from foldatlas.tables import SEQUENCES_SCHEMA, write_table
+from test_atlas import AA, make_chunk
+
+KEY = json.dumps({"fold": {"model": "tiny"}}, sort_keys=True)
+SEQS = ["".join(AA[(i * 7 + j) % 20] for j in range(20 + i)) for i in range(12)]
+
+
+def write_inputs(path: Path, files: dict[str, int]) -> Path:
+    """An inputs.json of files named ``name`` with ``records`` each (text hash from the name)."""
+    counts = [{"source_index": k, "source": name, "format": "plain", "file_bytes": 1, "text_bytes": 1, "records": n,
+               "text_sha256": hashlib.sha256(name.encode()).hexdigest()} for k, (name, n) in enumerate(files.items())]  # fmt: skip
+    path.write_text(json.dumps({"files": counts}))
+    return path
+
+
+def write_sequences(path: Path, seqs: list[str], chunk_of: list[int], release_of: list[str]) -> Path:
+    n = len(seqs)
+    write_table(pa.table({
+        "checksum": [sequence_checksum(s.encode()) for s in seqs], "sequence": seqs, "length": [len(s) for s in seqs],
+        "n_nonstandard": [0] * n, "n_records": [1] * n, "est_seconds": [3600.0] * n, "chunk": chunk_of, "release": release_of,
+    }), path, SEQUENCES_SCHEMA)  # fmt: skip
+    return path
+
+
+def planned(tmp: Path, store: StoreLayout, name: str, chunks: list[int]) -> Path:
+    rel, _ = plan_release(store, name, KEY)
+    folder = tmp / f"plan-{rel.name}-{len(list(tmp.glob('plan-*')))}"
+    folder.mkdir()
+    (folder / RELEASE_FILE).write_text(json.dumps({**rel.__dict__, "chunks": chunks}))
+    return folder / RELEASE_FILE
+
+
+@pytest.fixture
+def release1(tmp_path):
+    """A store with release r0001: chunks 0 and 1 of six sequences (SEQS[:6]) from a.fa."""
+    store = Layout(tmp_path / "results").store("f" * 16)
+    make_chunk(store.dir / "chunks", 0, SEQS[:3])
+    make_chunk(store.dir / "chunks", 1, SEQS[3:6])
+    plan = planned(tmp_path, store, "", [0, 1])
+    seqs = write_sequences(tmp_path / "seq1.parquet", SEQS[:6], [0, 0, 0, 1, 1, 1], ["r0001"] * 6)
+    inputs = write_inputs(tmp_path / "in1.json", {"a.fa": 6})
+    record = publish_release(store, planned=plan, sequences=seqs, inputs=inputs, receipt=tmp_path / "receipt1.json")
+    return tmp_path, store, record
+
+
+def test_a_published_release_records_every_file_and_its_counts(release1):
+    tmp, store, record = release1
+    m = read_manifest(store)
+    assert m["generation"] == 1 and m["next_chunk"] == 2 and [r["name"] for r in m["releases"]] == ["r0001"]
+    assert m["releases"][0]["sha256"] == file_checksum(store.release_file("r0001"))["sha256"]
+    assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0}
+    assert record["inputs"][0]["source_id"] == f"a.fa@{hashlib.sha256(b'a.fa').hexdigest()[:12]}"
+    assert record["chunks"][1]["files"]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
+    keys = pa.concat_tables(pq.read_table(f).append_column("bucket", pa.array([f.stem] * pq.read_metadata(f).num_rows))
+                            for f in sorted(store.release_keys("r0001").glob("*.parquet")))  # fmt: skip
+    assert sorted(keys["checksum"].to_pylist()) == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
+    assert [c[:2] for c in keys["checksum"].to_pylist()] == keys["bucket"].to_pylist() and set(keys["bucket"].to_pylist()) == set(record["keys"]["buckets"])
+    assert verify_release(store, "r0001") == []
+    assert json.loads((tmp / "receipt1.json").read_text())["release"] == "r0001"
+    index = duckdb.sql(f"SELECT * FROM '{store.release_structures('r0001')}/*.parquet'").arrow().read_all().to_pylist()
+    assert sorted(e["checksum"] for e in index) == sorted(keys["checksum"].to_pylist()) and record["structures"]["rows"] == 6
+    for e in index:  # every structure straight from the chunk archive by its byte range
+        text = read_member(store.dir / e["archive"], e["data_offset"], e["data_length"], expect=e["member"])
+        assert text.startswith(f"REMARK 250 checksum {e['checksum']}".encode())
+
+
+def test_a_changed_byte_anywhere_in_a_release_is_found(release1):
+    _, store, _ = release1
+    path = store.chunk_outputs("000000").embeddings
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    bucket = next(store.release_structures("r0001").glob("*.parquet"))
+    bucket.unlink()
+    assert verify_release(store, "r0001") == [
+        f"{bucket}: missing, or SHA-256 differs from the release record's",
+        f"{path}: missing, or SHA-256 or size differs from the release record's",
+    ]
+
+
+def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(release1, tmp_path):
+    """Release 2 over six known and six new sequences plans only the new ones, in chunks
+    numbered from 2; the known keep their chunk and release in sequences.parquet."""
+    tmp, store, _ = release1
+    fa = write_fasta(tmp / "ab.fa", [(f"s{i}", s) for i, s in enumerate(SEQS)])
+    part = tmp / "part.parquet"
+    from conftest import read_part
+
+    read_part(fa, part, source="ab.fa", source_index=0)
+    rel, known = plan_release(store, "", KEY)
+    assert rel.name == "r0002" and rel.first_chunk == 2 and rel.generation == 1 and sorted(known) == sorted(store.release_keys("r0001").glob("*.parquet"))
+    out = tmp / "plan2"
+    plans = plan_chunks([part], records_out=out / "records.parquet", sequences_out=out / "sequences.parquet", chunks_dir=out / "chunks",
+                        settings=chunk_settings(2 * 3600, 4), memory_gb=1, known=known, release=rel.__dict__)  # fmt: skip
+    assert [p.chunk for p in plans] == [2, 3] and sum(p.n_sequences for p in plans) == 6
+    seqs = pq.read_table(out / "sequences.parquet").to_pylist()
+    old = {sequence_checksum(s.encode()) for s in SEQS[:6]}
+    assert {(r["release"], r["chunk"] in (0, 1)) for r in seqs if r["checksum"] in old} == {("r0001", True)}
+    assert {(r["release"], r["chunk"] in (2, 3)) for r in seqs if r["checksum"] not in old} == {("r0002", True)}
+    chunked = {c for f in (out / "chunks").glob("chunk_*.parquet") for c in pq.read_table(f)["checksum"].to_pylist()}
+    assert chunked == {r["checksum"] for r in seqs} - old
+    assert json.loads((out / "chunks" / RELEASE_FILE).read_text())["chunks"] == [2, 3]
+    assert [p.chunk for p in read_plan(out / "chunks/plan.tsv")] == [2, 3]
+
+
+def test_publication_refuses_what_it_cannot_vouch_for(release1):
+    tmp, store, _ = release1
+    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
+    seqs = write_sequences(tmp / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
+    plan = planned(tmp, store, "", [2])
+    args = dict(planned=plan, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
+    with pytest.raises(StaleOutputError, match=r"chunk_000002/predictions.parquet: missing: chunk 000002 of this release has not been folded"):
+        publish_release(store, **args)
+    make_chunk(store.dir / "chunks", 2, SEQS[6:8])  # one planned sequence short
+    with pytest.raises(StaleOutputError, match=r"expected the 3 sequences planned into chunk 000002, found 2 \(1 missing, 0 not planned\)"):
+        publish_release(store, **args)
+    assert read_manifest(store)["generation"] == 1 and not (tmp / "receipt2.json").exists()
+    other = planned(tmp, store, "r0001", [2])  # a published name, other content
+    with pytest.raises(StaleOutputError, match=r"release r0001 is published already, with other inputs or chunks"):
+        publish_release(store, **{**args, "planned": other})
+
+
+def test_publication_is_idempotent_and_stops_a_plan_overtaken_by_another_run(release1):
+    tmp, store, record = release1
+    stale = planned(tmp, store, "", [2])  # planned at generation 1
+    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
+    seqs = write_sequences(tmp / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
+    make_chunk(store.dir / "chunks", 2, SEQS[6:9])
+    again = publish_release(store, planned=tmp / "plan-r0001-0" / RELEASE_FILE, sequences=tmp / "seq1.parquet", inputs=tmp / "in1.json", receipt=tmp / "r.json")
+    assert again == record and read_manifest(store)["generation"] == 1  # a rerun changes nothing
+    first = {p: p.read_bytes() for p in store.release_dir("r0001").rglob("*") if p.is_file()}
+    publish_release(store, planned=stale, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
+    assert read_manifest(store)["generation"] == 2
+    assert {p: p.read_bytes() for p in store.release_dir("r0001").rglob("*") if p.is_file()} == first  # appended, never rebuilt
+    assert sum(pq.read_metadata(f).num_rows for f in store.release_structures("r0002").glob("*.parquet")) == 3
+    # a third run planned before r0002 was published
+    raced = tmp / "raced.json"
+    raced.write_text(json.dumps({"name": "r0003", "fingerprint": store.fingerprint, "first_chunk": 2, "generation": 1, "chunks": [2]}))
+    with pytest.raises(StaleOutputError, match=r"the store gained releases since this run planned release r0003 \(generation 1, now 2\).*--forcerun plan_chunks"):
+        publish_release(store, planned=raced, sequences=seqs, inputs=inputs, receipt=tmp / "receipt3.json")
+    # no new sequences over the inputs of r0001: r0001 again, no empty release
+    empty = planned(tmp, store, "", [])
+    publish_release(store, planned=empty, sequences=tmp / "seq1.parquet", inputs=tmp / "in1.json", receipt=tmp / "receipt4.json")
+    assert json.loads((tmp / "receipt4.json").read_text())["release"] == "r0001" and read_manifest(store)["generation"] == 2
+
+
+def test_a_published_release_is_never_written_again(release1):
+    """store.release reused for a run without new sequences over other inputs: refused,
+    and the published folder and manifest stay byte for byte as they were."""
+    tmp, store, _ = release1
+    before = {p: p.read_bytes() for p in store.dir.rglob("*") if p.is_file()}
+    plan = planned(tmp, store, "r0001", [])
+    subset = write_sequences(tmp / "sub.parquet", SEQS[:3], [0, 0, 0], ["r0001"] * 3)
+    with pytest.raises(StaleOutputError, match=r"release r0001 is published already, with other inputs or chunks: a published release is never changed"):
+        publish_release(store, planned=plan, sequences=subset, inputs=write_inputs(tmp / "sub.json", {"sub.fa": 3}), receipt=tmp / "r.json")
+    assert {p: p.read_bytes() for p in store.dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_plan_overtaken_by_another_run_neither_collides_nor_publishes(release1):
+    """Run A plans (and reserves) chunks 2-3 and is killed; run B plans after them, folds
+    and publishes first; A's fold jobs may not write a published chunk, and A's
+    publication says to plan again (not to rename its release)."""
+    tmp, store, _ = release1
+    a, _ = plan_release(store, "", KEY)
+    reserve_chunks(store, [a.first_chunk, a.first_chunk + 1])
+    b, _ = plan_release(store, "", KEY)
+    assert (a.first_chunk, b.first_chunk, a.name, b.name) == (2, 4, "r0002", "r0002")
+    make_chunk(store.dir / "chunks", 4, SEQS[6:9])
+    plan_b = tmp / "b.json"
+    plan_b.write_text(json.dumps({**b.__dict__, "chunks": [4]}))
+    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
+    publish_release(store, planned=plan_b, sequences=write_sequences(tmp / "sb.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 4, 4, 4], ["r0001"] * 6 + ["r0002"] * 3),
+                    inputs=inputs, receipt=tmp / "rb.json")  # fmt: skip
+    with pytest.raises(StaleOutputError, match=r"chunk 000004 belongs to a published release of the store \(chunks up to 4 are\).*plan again"):
+        check_unpublished(store, "000004")
+    check_unpublished(store, "000005")
+    make_chunk(store.dir / "chunks", 2, SEQS[9:12])
+    plan_a = tmp / "a.json"
+    plan_a.write_text(json.dumps({**a.__dict__, "chunks": [2]}))
+    with pytest.raises(StaleOutputError, match=r"the store gained releases since this run planned release r0002 \(generation 1, now 2\)"):
+        publish_release(store, planned=plan_a, sequences=write_sequences(tmp / "sa.parquet", SEQS[:6] + SEQS[9:12], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3),
+                        inputs=write_inputs(tmp / "in3.json", {"a.fa": 6, "c.fa": 3}), receipt=tmp / "ra.json")  # fmt: skip
+    assert verify_release(store, "r0002") == []
+
+
+def test_the_atlas_takes_only_its_own_sequences_from_a_shared_chunk(release1):
+    """A later run over some of release 1's sequences reads chunk 1 for two of its three."""
+    tmp, store, _ = release1
+    seqs = write_sequences(tmp / "few.parquet", SEQS[:5], [0, 0, 0, 1, 1], ["r0001"] * 5)
+    src = atlas_sources(store, seqs, tmp / "receipt1.json")
+    assert src["release"] == "r0001" and [r["name"] for r in src["releases"]] == ["r0001"]
+    assert [c.only for c in src["chunks"]] == [None, frozenset(sequence_checksum(s.encode()) for s in SEQS[3:5])]
+    store.chunk_outputs("000001").embeddings.write_bytes(b"truncated")
+    with pytest.raises(StaleOutputError, match=r"embeddings.parquet: expected \d+ bytes as published, found 9: the store was changed after publication"):
+        atlas_sources(store, seqs, tmp / "receipt1.json")
+
+
+@pytest.mark.parametrize("point", ["release_written", "manifest_written"])
+def test_a_kill_during_publication_leaves_the_old_or_the_new_manifest(release1, point):
+    """SIGKILL after the release folder is in place (not yet listed) and after the
+    manifest was replaced: the manifest is whole, old or new; a rerun publishes."""
+    tmp, store, _ = release1
+    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
+    seqs = write_sequences(tmp / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
+    make_chunk(store.dir / "chunks", 2, SEQS[6:9])
+    plan = planned(tmp, store, "", [2])
+    before = store.manifest.read_bytes()
+    code = (
+        "import sys; from foldatlas.layout import StoreLayout; from foldatlas.store import publish_release\n"
+        f"publish_release(StoreLayout({str(store.root)!r}, {store.fingerprint!r}), planned={str(plan)!r}, sequences={str(seqs)!r}, inputs={str(inputs)!r}, receipt={str(tmp / 'receipt2.json')!r})\n"
+    )
+    env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"kill_at": point}), PYTHONPATH=str(REPO / "scripts"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == -9, res.stderr[-2000:]
+    m = json.loads(store.manifest.read_text())  # whole JSON, never a half file
+    assert (store.manifest.read_bytes() == before) == (point == "release_written")
+    assert [r["name"] for r in m["releases"]] == (["r0001"] if point == "release_written" else ["r0001", "r0002"])
+    assert not [p for p in store.dir.rglob(".*")], "no staging left visible beside the store's files"
+    publish_release(store, planned=plan, sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
+    assert [r["name"] for r in read_manifest(store)["releases"]] == ["r0001", "r0002"]
+    assert verify_release(store, "r0001") == [] and verify_release(store, "r0002") == []
+
+
+def test_an_input_list_changed_beyond_appended_files_is_named(tmp_path):
+    from foldatlas.inputs import input_list_change
+
+    inputs = write_inputs(tmp_path / "inputs.json", {"a.fa": 1, "b.fa": 1, "c.fa": 1})
+    assert input_list_change(tmp_path / "none.json", ["a.fa"]) is None  # nothing planned yet
+    assert input_list_change(inputs, ["a.fa", "b.fa", "c.fa"]) is None
+    assert input_list_change(inputs, ["a.fa", "b.fa", "c.fa", "d.fa"]) is None  # appended: seen by mtime
+    assert input_list_change(inputs, ["a.fa", "c.fa"]) == "1 input file(s) removed since the chunks were planned (b.fa)"
+    assert input_list_change(inputs, ["b.fa", "a.fa", "c.fa"]) == "the input files were reordered since the chunks were planned"
+
+
+# --- a campaign on the real workflow -------------------------------------------------
+
+
+def snakemake(wd: Path, config: dict) -> str:
+    (wd / "run.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"]
+    res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    return res.stdout + res.stderr
+
+
+def fasta_checksums(path: Path, lo: int, hi: int) -> set[str]:
+    """MD5 of every sequence of lengths lo..hi, read with Biopython (not foldatlas's parser)."""
+    from Bio import SeqIO
+
+    with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as fh:
+        return {hashlib.md5(str(r.seq).upper().encode()).hexdigest() for r in SeqIO.parse(fh, "fasta") if lo <= len(r.seq) <= hi}
+
+
+def atlas_view(results: Path) -> dict:
+    meta = pq.read_table(results / "atlas/metadata.parquet").to_pylist()
+    index = pq.read_table(results / "atlas/structures/index.parquet").to_pylist()
+    members = {}
+    for e in index:
+        with open(results / "atlas" / e["archive"], "rb") as fh:
+            fh.seek(e["data_offset"])
+            members[(e["collection"], e["member"])] = fh.read(e["data_length"])
+    return {
+        "records": {(m["source_id"], m["record_index"]): (m["checksum"], m["status"], m["plddt"], m["ptm"]) for m in meta},
+        "high_confidence": {m["checksum"] for m in meta if m["high_confidence"]},
+        "members": members,
+    }
+
+
+@pytest.mark.workflow
+def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(tmp_path):
+    """Release 1 over A, release 2 over A and B (B: copies of A under new headers and new
+    sequences): release 2 folds exactly B's unique sequences not in A, no checksum is in
+    two prediction files, and the atlas equals that of one run over A and B in a fresh
+    store, record for record, structure member for structure member (byte-identical)."""
+    from test_workflow import prepare
+
+    wd = prepare(tmp_path / "campaign", {"ingest": {"max_length": 80}, "fold": {"max_batch_size": 1}})
+    config = yaml.safe_load((wd / "run.yaml").read_text())
+    a = wd / "resources/demo/proteins.fasta.gz"
+    known = [s for s in gzip.open(a, "rt").read().split(">")[1:]][:5]
+    new = ["".join(AA[(k * 5 + j * 3) % 20] for j in range(24 + 3 * k)) for k in range(3)]
+    b = write_fasta(wd / "b.fa", [(f"copy{i}", "".join(s.splitlines()[1:])) for i, s in enumerate(known)] + [(f"new{k}", s) for k, s in enumerate(new)] + [("again", new[0])])
+    snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd))]}})
+    folded_1 = {c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
+    assert folded_1 == fasta_checksums(a, 16, 80)
+    out = snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}})
+    release = json.loads((wd / "results/release.json").read_text())
+    assert release["release"] == "r0002" and release["releases"] == ["r0001", "r0002"]
+    expected = fasta_checksums(b, 16, 80) - fasta_checksums(a, 16, 80)
+    assert len(expected) == 3
+    plan = read_plan(wd / "results/chunks/plan.tsv")
+    preds = [pq.read_table(Layout(wd / "results").store(release["fingerprint"]).chunk_outputs(f"{p.chunk:06d}").predictions)["checksum"].to_pylist() for p in plan]
+    assert {c for p in preds for c in p} == expected and sum(map(len, preds)) == 3
+    logs = "".join((wd / f"results/logs/fold_chunk/{p.chunk:06d}.log").read_text() for p in plan)
+    assert sum(int(n) for n in re.findall(r"chunk \S+: \d+ sequences, \d+ already folded, (\d+) to fold", logs)) == 3, logs[-2000:]
+    all_preds = [c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()]
+    assert len(all_preds) == len(set(all_preds)), "a checksum in two prediction files"
+    summary = json.loads((wd / "results/atlas/summary.json").read_text())
+    assert (summary["releases"][1]["new_sequences"], summary["releases"][1]["already_folded"]) == (3, len(folded_1))
+    assert "Nothing to be done" not in out
+    report = (wd / "results/report/atlas_report.html").read_text().split('<table id="releases">')[1].split("</table>")[0]
+    assert report.count("<tr") == 3 and report.count('<tr class="this"><td>r0002</td>') == 1
+
+    single = prepare(tmp_path / "single", {"ingest": {"max_length": 80}, "fold": {"max_batch_size": 1}})
+    (single / "b.fa").write_bytes(b.read_bytes())
+    snakemake(single, {**config, "input": {"fasta": [str(a.relative_to(wd)), "b.fa"]}})
+    campaign, one = atlas_view(wd / "results"), atlas_view(single / "results")
+    assert campaign["records"] == one["records"]
+    assert campaign["high_confidence"] == one["high_confidence"]
+    assert campaign["members"].keys() == one["members"].keys() and campaign["members"] == one["members"]
