@@ -79,7 +79,6 @@ def check_input_list():
         )
 
 
-
 def input_fasta(wildcards):
     """The input file behind the {source} wildcard (its index in INPUT_FASTA)."""
     return INPUT_FASTA[int(wildcards.source)]
