@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pyarrow.parquet as pq
 import pytest
 
@@ -212,3 +213,55 @@ def test_cluster90_on_20000_uniprot_sequences(tmp_path):
         identity, cov, rep_cov = aligned(seqs[m["checksum"]]["sequence"], seqs[m["representative"]]["sequence"])
         assert identity >= 0.9 and cov >= 0.9 and rep_cov >= 0.9, (m, identity, cov, rep_cov)
     print(f"\n{len(seqs)} unique sequences, {len(reps)} representatives, {len(members)} members ({len(members) / len(seqs):.1%} of folds saved)")
+
+
+@pytest.mark.workflow
+def test_cluster90_workflow_folds_representatives_and_resolves_every_member(tmp_path):
+    """The whole workflow with the tiny model: only representatives are folded; every
+    member record is in metadata.parquet as represented, with its representative's
+    structure and confidences; accounting and the report count members apart. A second
+    release adding a close variant of a folded representative folds nothing."""
+    from test_store import snakemake
+    from test_workflow import prepare
+
+    wd = prepare(tmp_path, {"ingest": {"max_length": 80, "redundancy": "cluster90"}, "fold": {"max_batch_size": 1}})
+    config = yaml.safe_load((wd / "run.yaml").read_text())
+    fam = families(seed=7)
+    short = {n: [s[:56] for s in seqs] for n, seqs in fam.items()}  # short chains: the tiny model is slow on long ones
+    recs = [(f"{n}_{k}", s) for n, seqs in short.items() for k, s in enumerate(seqs)] + [("dup", short["fam1"][2])]
+    write_fasta(wd / "a.fa", recs)
+    snakemake(wd, {**config, "input": {"fasta": ["a.fa"]}})
+    results = wd / "results"
+    seqs = {r["checksum"]: r for r in pq.read_table(results / "ingest/sequences.parquet").to_pylist()}
+    reps = {c for c, r in seqs.items() if r["representative"] is None}
+    folded = {c for p in results.glob("store/*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
+    assert folded == reps and len(reps) < len(seqs), "only representatives are folded"
+    meta = pq.read_table(results / "atlas/metadata.parquet").to_pylist()
+    by_checksum = {m["checksum"]: m for m in meta if not m["is_duplicate"]}
+    represented = [m for m in meta if m["status"] == "represented"]
+    assert len(represented) == sum(seqs[c]["n_records"] for c in set(seqs) - reps) and any(m["is_duplicate"] for m in represented)
+    for m in represented:
+        rep = by_checksum[m["representative"]]
+        assert m["representative"] == seqs[m["checksum"]]["representative"] and m["identity"] >= 0.9 and m["coverage"] >= 0.9
+        assert (m["rep_status"], m["rep_plddt"], m["rep_ptm"], m["rep_high_confidence"]) == (rep["status"], rep["plddt"], rep["ptm"], rep["high_confidence"])
+        assert (m["rep_archive"], m["rep_member"]) == (rep["archive"], rep["member"])
+        assert m["plddt"] is None and m["high_confidence"] is False and m["chunk"] is None
+    summary = json.loads((results / "atlas/summary.json").read_text())
+    c = summary["counts"]
+    assert (c["represented"], c["represented_records"], c["representatives"]) == (len(seqs) - len(reps), len(represented), len({m["representative"] for m in represented}))
+    assert summary["metadata_status"]["represented"] + summary["metadata_status"].get("folded", 0) + summary["metadata_status"].get("error", 0) == c["records_in"]
+    assert json.loads((results / "atlas/accounting.json").read_text())["checks"]["represented_records"] == len(represented)
+    assert summary["releases"][0]["represented"] == c["represented"] and summary["releases"][0]["est_gpu_hours_saved_by_redundancy"] > 0
+    report = (results / "report/atlas_report.html").read_text()
+    assert f"{c['represented']:,} of {c['unique_sequences']:,} unique sequences" in report.split('id="redundancy"')[1]
+
+    rep0 = min(short["fam0"][:4], key=lambda s: (-len(s), sequence_checksum(s.encode())))
+    variant = mutate(rep0, 2, np.random.default_rng(2))
+    write_fasta(wd / "b.fa", [("variant", variant)])
+    snakemake(wd, {**config, "input": {"fasta": ["a.fa", "b.fa"]}})
+    assert read_plan(results / "chunks/plan.tsv") == [], "the variant joins a folded representative: no chunk to fold"
+    assert {c for p in results.glob("store/*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()} == folded
+    summary = json.loads((results / "atlas/summary.json").read_text())
+    assert summary["release"] == "r0002" and summary["releases"][1]["new_sequences"] == 0 and summary["releases"][1]["represented"] == c["represented"] + 1
+    row = next(m for m in pq.read_table(results / "atlas/metadata.parquet").to_pylist() if m["id"] == "variant")
+    assert row["status"] == "represented" and row["representative"] == sequence_checksum(rep0.encode()) and row["atlas_version"] == "r0001"
