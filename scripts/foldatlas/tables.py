@@ -249,7 +249,7 @@ METADATA_SCHEMA = _schema(
     ("high_confidence", pa.bool_(), False, "passed the filter (filter.min_plddt, filter.min_ptm, artefacts)"),
     ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT (bands 0_.40, .40_.50 ... .80_.90, .90_1), e.g. tm_.60_.70_plddt_.80_.90"),
     ("chunk", pa.int32(), True, "store chunk the sequence was folded in"),
-    ("atlas_version", pa.string(), True, "store release that first folded the sequence (the ESM Atlas's atlas_version); null for records rejected at ingest"),
+    ("atlas_version", pa.string(), True, "store release that first folded the sequence (the ESM Atlas's atlas_version; status represented: its representative's); null for records rejected at ingest"),
     ("sequence_dbs", pa.list_(pa.string()), True, "source_id of every input file holding the sequence, sorted (the ESM Atlas's sequence_dbs); null for records rejected at ingest"),
     ("model_id", pa.string(), True, "weights that folded it"),
     ("model_version", pa.string(), True, "revision of the weights"),
