@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import yaml
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from conftest import chunk_settings, write_fasta
 from foldatlas.chunking import plan_chunks, plan_release_chunks, read_plan
@@ -57,13 +58,13 @@ def families(seed: int = 3) -> dict[str, list[str]]:
     return out
 
 
-def ingest(tmp: Path, files: dict[str, list[tuple[str, str]]]) -> tuple[list[Path], list[Path]]:
+def ingest(tmp: Path, files: dict[str, list[tuple[str, str]]], **settings: object) -> tuple[list[Path], list[Path]]:
     parts, counts = [], []
     for k, (name, recs) in enumerate(files.items()):
         path = write_fasta(tmp / name, recs)
         parts.append(tmp / f"{name}.part.parquet")
         counts.append(tmp / f"{name}.count.json")
-        read_fasta_file(path, parts[-1], source=name, source_index=k, settings=IngestSettings.from_config({}), workers=1, count_out=counts[-1])
+        read_fasta_file(path, parts[-1], source=name, source_index=k, settings=IngestSettings.from_config(settings), workers=1, count_out=counts[-1])
     return parts, counts
 
 
@@ -145,10 +146,17 @@ def test_none_plans_every_unique_sequence_and_writes_no_members(tmp_path):
     assert all(r["representative"] is None and r["identity"] is None for r in p["sequences"].values())
 
 
-def publish(tmp: Path, store: StoreLayout, run: Path, plans, name: str) -> dict:
+def publish(tmp: Path, store: StoreLayout, run: Path, plans, name: str, fail: tuple[str, ...] = ()) -> dict:
+    """Fold outputs for the planned chunks (sequences in ``fail`` ran out of memory), then
+    the publication."""
     for pl in plans:
         seqs = pq.read_table(run / "chunks" / f"chunk_{pl.chunk:06d}.parquet")["sequence"].to_pylist()
-        make_chunk(store.dir / "chunks", pl.chunk, seqs)
+        out = make_chunk(store.dir / "chunks", pl.chunk, seqs)
+        rows = pq.read_table(out.predictions).to_pylist()
+        for r in rows:
+            if r["checksum"] in {sequence_checksum(f.encode()) for f in fail}:
+                r |= {"status": "oom", "error": "out of memory", "member": None, "archive_offset": None, "archive_length": None, "plddt": None, "ptm": None}
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(out.predictions)), out.predictions)
     return publish_release(store, planned=run / "chunks/release.json", sequences=run / "sequences.parquet", inputs=run / "inputs.json", receipt=tmp / f"receipt-{name}.json")
 
 
@@ -190,6 +198,64 @@ def test_later_releases_join_the_store_representatives_and_keep_their_members(tm
     assert members2 == {sequence_checksum(s.encode()) for s in [variant, *fam["fam2"][:4]]} - planned2, "a release publishes the members it resolved"
     texts = {r["checksum"] for f in store.release_sequences("r0001").glob("*.parquet") for r in pq.read_table(f).to_pylist()}
     assert texts == {sequence_checksum(rep_of(fam[n]).encode()) for n in ("fam0", "fam1")}
+
+
+def release(tmp: Path, store: StoreLayout, name: str, recs: list[tuple[str, str]], *, redundancy: str = "cluster90", fail: tuple[str, ...] = (), **ingest_settings: object) -> tuple[list, dict, dict]:
+    """One release over ``recs``: plan against the store, fold (hand-made outputs), publish.
+    Returns the plans, sequences.parquet by sequence, and the release record."""
+    run = tmp / name
+    run.mkdir()
+    parts, counts = ingest(run, {"in.fa": recs}, **ingest_settings)
+    plans = plan_release_chunks(parts, store=store, release=name, outputs_key=KEY, redundancy=redundancy, records_out=run / "records.parquet",
+                                sequences_out=run / "sequences.parquet", chunks_dir=run / "chunks", settings=chunk_settings(1e6, 100_000),
+                                memory_gb=1, counts=counts, inputs_out=run / "inputs.json")  # fmt: skip
+    record = publish(tmp, store, run, plans, name, fail)
+    return plans, {r["sequence"]: r for r in pq.read_table(run / "sequences.parquet").to_pylist()}, record
+
+
+def test_members_of_a_failed_representative_are_resolved_again_and_a_release_without_hits_plans(tmp_path):
+    """A representative that ran out of memory represents nobody in later releases (its
+    members are clustered again, one of them folded); a release whose new sequences hit
+    nothing in the store plans them (an empty search result)."""
+    fam = families(seed=21)
+    store = Layout(tmp_path / "results").store("d" * 16)
+    recs = [(f"m{k}", s) for k, s in enumerate(fam["fam0"][:4])]
+    rep = min(fam["fam0"][:4], key=lambda s: (-len(s), sequence_checksum(s.encode())))
+    _, seqs1, rec1 = release(tmp_path, store, "r0001", recs, fail=(rep,))
+    assert rec1["counts"]["represented"] == 3
+    assert not list(store.release_sequences("r0001").glob("*.parquet")), "a failed fold represents nobody"
+    single = [("new", fam["single"][0])]
+    plans2, seqs2, rec2 = release(tmp_path, store, "r0002", recs + single)
+    members2 = {s for s, r in seqs2.items() if r["representative"]}
+    assert all(seqs2[s]["representative"] != sequence_checksum(rep.encode()) for s in members2)
+    folded2 = {s for s, r in seqs2.items() if r["release"] == "r0002" and not r["representative"]}
+    assert fam["single"][0] in folded2 and len(folded2) == 2 and len(members2) == 2, (folded2, members2)
+    _, seqs3, rec3 = release(tmp_path, store, "r0003", [("other", fam["single"][1])])
+    assert seqs3[fam["single"][1]]["release"] == "r0003" and rec3["counts"]["new_sequences"] == 1
+
+
+def test_a_mode_switch_keeps_own_structures_and_a_release_of_members_only_is_published(tmp_path):
+    """cluster90, then none (the members are folded), then cluster90 again: a sequence
+    folded itself is never represented again. A release whose only new sequences are
+    members (no chunk) over the inputs of a published release is still published."""
+    fam = families(seed=4)
+    store = Layout(tmp_path / "results").store("c" * 16)
+    recs = [(f"m{k}", s) for k, s in enumerate(fam["fam1"][:4])]
+    _, seqs1, _ = release(tmp_path, store, "r0001", recs)
+    assert sum(r["representative"] is not None for r in seqs1.values()) == 3
+    plans2, seqs2, _ = release(tmp_path, store, "r0002", recs, redundancy="none")
+    assert sum(p.n_sequences for p in plans2) == 3 and all(r["representative"] is None for r in seqs2.values())
+    plans3, seqs3, rec3 = release(tmp_path, store, "r0003", recs)
+    assert plans3 == [] and all(r["representative"] is None for r in seqs3.values()), "folded sequences keep their own structure"
+    assert rec3["name"] == "r0002", "nothing new: the published release with these inputs"
+
+    rep = max(fam["fam2"][:4], key=len)
+    longer = rep + "KW"
+    release(tmp_path, store, "r0004", [("rep", rep), ("longer", longer)], max_length=len(rep))
+    _, seqs5, rec5 = release(tmp_path, store, "r0005", [("rep", rep), ("longer", longer)], max_length=1000)
+    assert seqs5[longer]["representative"] == sequence_checksum(rep.encode())
+    assert rec5["name"] == "r0005" and rec5["counts"]["represented"] == 1 and "members" in rec5
+    assert [r["name"] for r in read_manifest(store)["releases"]][-1] == "r0005"
 
 
 @pytest.mark.skipif(not UNIPROT.exists(), reason=f"{UNIPROT} absent (apt-get install mmseqs2-examples)")

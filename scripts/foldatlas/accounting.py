@@ -88,7 +88,7 @@ class _Checker:
             self.problems.append(f"sequences.parquet resolves {planned} records to a representative, metadata.parquet marks {n} represented")
         bad = self.one(
             f"""SELECT count(*) FROM {self.meta} m LEFT JOIN {self.seq} s ON s.checksum = m.checksum
-                WHERE m.status = '{Status.REPRESENTED}' AND (m.representative IS DISTINCT FROM s.representative
+                WHERE m.status = '{Status.REPRESENTED}' AND (m.representative IS DISTINCT FROM s.representative OR m.identity IS NULL OR m.coverage IS NULL
                       OR m.rep_status IS NULL OR m.rep_status NOT IN {sql_in(FOLD_OUTCOMES)} OR m.high_confidence OR m.plddt IS NOT NULL)"""
         )[0]
         if bad:

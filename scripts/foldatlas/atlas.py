@@ -610,8 +610,9 @@ def _counts(con, records: str | Path, sequences: str | Path, outputs: AtlasOutpu
                 UNION SELECT representative FROM read_parquet({meta}) WHERE rep_high_confidence)"""
         )[0][0],
         "high_confidence_records": q(f"SELECT count(*) FROM read_parquet({meta}) WHERE high_confidence")[0][0],
-        **dict(zip(("represented", "represented_records", "representatives", "represented_by_high_confidence"), q(
-            f"""SELECT count(DISTINCT checksum), count(*), count(DISTINCT representative), count(DISTINCT checksum) FILTER (WHERE rep_high_confidence)
+        **dict(zip(("represented", "represented_records", "representatives", "represented_by_high_confidence", "represented_without_structure"), q(
+            f"""SELECT count(DISTINCT checksum), count(*), count(DISTINCT representative), count(DISTINCT checksum) FILTER (WHERE rep_high_confidence),
+                       count(DISTINCT checksum) FILTER (WHERE rep_status <> '{Status.FOLDED}')
                 FROM read_parquet({meta}) WHERE status = '{Status.REPRESENTED}'"""
         )[0])),
         "artefacts": folded[4],

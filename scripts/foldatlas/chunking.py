@@ -336,7 +336,9 @@ def plan_release_chunks(
     planned, known = plan_release(store, release, outputs_key)
     red = None
     if redundancy != "none":
-        red = Redundancy(thresholds(redundancy), mmseqs_binary(mmseqs), tuple(published_files(store, "members")), tuple(published_files(store, "sequences")))
+        red = Redundancy(
+            thresholds(redundancy), mmseqs_binary(mmseqs), *(tuple(published_files(store, what)) for what in ("members", "sequences", "structures"))
+        )
     plans = plan_chunks(parts, known=known, release=dataclasses.asdict(planned), redundancy=red, **kwargs)
     reserve_chunks(store, [p.chunk for p in plans])
     return plans
@@ -418,9 +420,15 @@ def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chu
 def _resolve_members(con, scratch: Path, red: Redundancy, name: str, threads: int) -> None:  # type: ignore[no-untyped-def]
     """Table ``assign``: every member resolved to a representative (by a published
     release, or now by :mod:`foldatlas.redundancy`), with the release that resolved it."""
+    # published members stay resolved while their representative has a structure and
+    # they were not folded themselves since (a release under ingest.redundancy: none)
     con.execute(
-        f"CREATE VIEW known_members AS SELECT checksum, representative, identity, coverage, rep_coverage, release FROM read_parquet({duck.sql_paths(red.members)})"
-        if red.members else _NO_MEMBERS
+        f"""CREATE VIEW known_members AS SELECT m.checksum, m.representative, m.identity, m.coverage, m.rep_coverage, m.release
+            FROM read_parquet({duck.sql_paths(red.members)}) m
+            SEMI JOIN read_parquet({duck.sql_paths(red.structures)}) s ON s.checksum = m.representative
+            ANTI JOIN known k ON k.checksum = m.checksum
+            QUALIFY row_number() OVER (PARTITION BY m.checksum ORDER BY m.release DESC, m.representative) = 1"""
+        if red.members and red.structures else _NO_MEMBERS
     )  # fmt: skip
     work = scratch / "redundancy"
     work.mkdir()

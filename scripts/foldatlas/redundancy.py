@@ -59,13 +59,16 @@ class Thresholds:
 @dataclass(frozen=True)
 class Redundancy:
     """What planning with ``ingest.redundancy`` needs: the thresholds, the mmseqs program,
-    and the store's published ``members`` and ``sequences`` files (the members earlier
-    releases resolved, and the text of every sequence they folded)."""
+    and the store's published ``members``, ``sequences`` and ``structures`` files (the
+    members earlier releases resolved, the text of every sequence they folded with a
+    structure, and their structure index: a published member whose representative has
+    no structure is resolved again)."""
 
     thresholds: Thresholds
     binary: str
     members: tuple[Path, ...] = ()
     folded: tuple[Path, ...] = ()
+    structures: tuple[Path, ...] = ()
 
 
 #: ``ingest.redundancy`` values other than ``none``.
@@ -105,6 +108,8 @@ def _read_alignments(path: Path, *, member: str, representative: str, member_cov
     """MMseqs2 alignments (``_ALIGN_COLUMNS``, tab-separated) as resolved members: the best
     alignment per member (identity, bits, then smallest representative), kept when both
     thresholds hold; alignments of a sequence to itself are left out."""
+    if path.stat().st_size == 0:  # no hit at all (DuckDB cannot sniff an empty file)
+        return RESOLVED_SCHEMA.empty_table()
     con = duck.connect()
     cols = "{'query': 'VARCHAR', 'target': 'VARCHAR', 'fident': 'DOUBLE', 'qcov': 'DOUBLE', 'tcov': 'DOUBLE', 'bits': 'DOUBLE'}"
     t_ = con.sql(

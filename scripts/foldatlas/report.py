@@ -286,8 +286,9 @@ def _viewer(best: list[dict], pdbs: dict[str, str]) -> str:
     return (f'<p>Coloured by pLDDT as in AlphaFold DB: dark blue &gt; 90, light blue 70-90, yellow 50-70, orange &lt; 50. Drag to rotate, scroll to zoom.</p>'
             f'<div class="views">{divs}</div>\n<script type="application/json" id="structures">{data}</script>\n<script>{js}</script>\n<script>{_VIEW_SCRIPT}</script>')  # fmt: skip
 
+
+
 _RELEASE_COLUMNS = ("name", "created", "inputs", "records", "unique_sequences", "new_sequences", "already_folded", "represented", "est_gpu_hours_folded", "est_gpu_hours_saved")
-_RELEASE_COLUMNS = ("name", "created", "inputs", "records", "unique_sequences", "new_sequences", "already_folded", "est_gpu_hours_folded", "est_gpu_hours_saved")
 
 
 def _releases(s: dict) -> str:
@@ -313,7 +314,8 @@ def _redundancy(s: dict) -> str:
     saved = sum(r.get("est_gpu_hours_saved_by_redundancy", 0) for r in s.get("releases") or [] if r["name"] == s.get("release"))
     return (f'<p id="redundancy">Redundancy reduction ({html.escape(str(s.get("redundancy")))}): {c["represented"]:,} of {c["unique_sequences"]:,} unique sequences '
             f'({c["represented"] / c["unique_sequences"]:.1%}; {c["represented_records"]:,} records) are represented by the structure of '
-            f'{c["representatives"]:,} cluster representatives instead of being folded; {c["represented_by_high_confidence"]:,} of them by a high-confidence one. '
+            f'{c["representatives"]:,} cluster representatives instead of being folded; {c["represented_by_high_confidence"]:,} of them by a high-confidence one, '
+            f'{c.get("represented_without_structure", 0):,} by a representative whose fold failed (they have no structure; the next release resolves them again). '
             f'This release saved an estimated {saved:,.2f} GPU-hours this way (chunk cost model).</p>')  # fmt: skip
 
 

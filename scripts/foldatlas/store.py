@@ -164,7 +164,9 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     sources = sorted({c.source_id for c in read_inputs(inputs)})
     if plan.fingerprint != store.fingerprint:
         raise StaleOutputError(str(planned), f"planned against fingerprint {plan.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
-    same = _published_match(store, m, plan, chunks, sources)
+    members = Path(planned).parent / MEMBERS_FILE
+    resolves = members.exists() and pq.ParquetFile(members).metadata.num_rows > 0
+    same = _published_match(store, m, plan, chunks, sources, resolves)
     if same is not None:
         log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
         _write_receipt(store, receipt, m, same["name"])
@@ -182,9 +184,12 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
     with atomic_dir(store.release_dir(plan.name)) as staging:
         record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
-        record["structures"] = _write_buckets(_structure_index(store, chunks), staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
-        record["sequences"] = _write_buckets(_release_texts(sequences, plan.name), staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
-        members = Path(planned).parent / MEMBERS_FILE
+        index = _structure_index(store, chunks)
+        record["structures"] = _write_buckets(index, staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        # only sequences with a structure can represent others
+        texts = _release_texts(sequences, plan.name)
+        texts = texts.filter(pc.is_in(texts["checksum"], value_set=index["checksum"]))
+        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
         if members.exists():
             record["members"] = _write_buckets(pq.read_table(members).sort_by("checksum"), staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
         write_json(staging / store.release_file(plan.name).name, record)
@@ -198,9 +203,10 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     return record
 
 
-def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str]) -> dict | None:
+def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str], resolves: bool = False) -> dict | None:
     """The published release this plan duplicates: the same name with the same chunks and
-    inputs (a rerun), or, for a plan without new chunks, the last release with its inputs.
+    inputs (a rerun), or, for a plan without new chunks nor new members (``resolves``),
+    the last release with its inputs.
     None when the plan is a new release that may be published.
 
     Raises
@@ -215,7 +221,7 @@ def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: 
     rec = records.get(plan.name)
     if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[plan.name] == sources:
         return rec
-    if not chunks:
+    if not chunks and not resolves:
         for n in reversed(list(records)):
             if inputs_of[n] == sources:
                 return records[n]
