@@ -12,6 +12,8 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sm.input.parts,
         store=StoreLayout(sm.params.store, sm.params.fingerprint),
         release=sm.params.release,
+        redundancy=IngestSettings.from_config(sm.params.ingest).redundancy,
+        mmseqs=sm.params.mmseqs,
         outputs_key=sm.params.outputs_key,
         records_out=sm.output.records,
         sequences_out=sm.output.sequences,

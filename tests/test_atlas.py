@@ -81,6 +81,7 @@ def write_ingest(tmp: Path, seqs: list[str], chunk_of: list[int]) -> None:
     write_table(pa.table({
         "checksum": sums, "sequence": seqs, "length": [len(s) for s in seqs], "n_nonstandard": [0] * n,
         "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of, "release": ["r0001"] * n,
+        "representative": pa.nulls(n, pa.string()), "identity": pa.nulls(n, pa.float64()), "coverage": pa.nulls(n, pa.float64()),
     }), tmp / "sequences.parquet", SEQUENCES_SCHEMA)  # fmt: skip
     count = {"source_index": 0, "source": "in.fa", "format": "plain", "file_bytes": 1, "text_bytes": 1, "records": n, "text_sha256": "ab" * 32}
     (tmp / "inputs.json").write_text(json.dumps({"files": [count]}))

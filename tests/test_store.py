@@ -49,6 +49,7 @@ def write_sequences(path: Path, seqs: list[str], chunk_of: list[int], release_of
     write_table(pa.table({
         "checksum": [sequence_checksum(s.encode()) for s in seqs], "sequence": seqs, "length": [len(s) for s in seqs],
         "n_nonstandard": [0] * n, "n_records": [1] * n, "est_seconds": [3600.0] * n, "chunk": chunk_of, "release": release_of,
+        "representative": pa.nulls(n, pa.string()), "identity": pa.nulls(n, pa.float64()), "coverage": pa.nulls(n, pa.float64()),
     }), path, SEQUENCES_SCHEMA)  # fmt: skip
     return path
 
@@ -79,7 +80,7 @@ def test_a_published_release_records_every_file_and_its_counts(release1):
     m = read_manifest(store)
     assert m["generation"] == 1 and m["next_chunk"] == 2 and [r["name"] for r in m["releases"]] == ["r0001"]
     assert m["releases"][0]["sha256"] == file_checksum(store.release_file("r0001"))["sha256"]
-    assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0}
+    assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "represented": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0, "est_gpu_hours_saved_by_redundancy": 0.0}
     assert record["inputs"][0]["source_id"] == f"a.fa@{hashlib.sha256(b'a.fa').hexdigest()[:12]}"
     assert record["chunks"][1]["files"]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
     keys = pa.concat_tables(pq.read_table(f).append_column("bucket", pa.array([f.stem] * pq.read_metadata(f).num_rows))

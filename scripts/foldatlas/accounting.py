@@ -62,25 +62,53 @@ class _Checker:
         no_status = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IS NULL OR status NOT IN {sql_in(METADATA_STATUSES)}")[0]
         if no_status:
             self.problems.append(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
+        outcomes = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IN {sql_in(METADATA_STATUSES)}")[0]
+        if outcomes != n_rec:
+            self.problems.append(f"folded, oom, error, represented and rejected records add up to {outcomes}, not the {n_rec} records")
 
     def sequences(self) -> None:
         """Every unique sequence has exactly one first occurrence with a fold outcome."""
         n_seq = self.one(f"SELECT count(*) FROM {self.seq}")[0]
         self.checks["unique_sequences"] = n_seq
-        firsts = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.meta} WHERE status IN {sql_in(FOLD_OUTCOMES)} AND NOT is_duplicate")
+        firsts = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.meta} WHERE status IN {sql_in((*FOLD_OUTCOMES, Status.REPRESENTED))} AND NOT is_duplicate")
         if firsts[0] != n_seq or firsts[1] != n_seq:
-            self.problems.append(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome ({firsts[1]} distinct)")
+            self.problems.append(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome or a representative ({firsts[1]} distinct)")
+        self.members()
+
+    def members(self) -> None:
+        """Every represented record names a representative with a fold outcome, and it is
+        resolved exactly as ``sequences.parquet`` (the plan) says; no member is counted
+        as a high-confidence structure of its own."""
+        n, planned = self.one(
+            f"""SELECT count(*) FILTER (WHERE status = '{Status.REPRESENTED}'),
+                       (SELECT coalesce(sum(n_records), 0) FROM {self.seq} WHERE representative IS NOT NULL) FROM {self.meta}"""
+        )
+        self.checks["represented_records"] = n
+        if n != planned:
+            self.problems.append(f"sequences.parquet resolves {planned} records to a representative, metadata.parquet marks {n} represented")
+        bad = self.one(
+            f"""SELECT count(*) FROM {self.meta} m LEFT JOIN {self.seq} s ON s.checksum = m.checksum
+                WHERE m.status = '{Status.REPRESENTED}' AND (m.representative IS DISTINCT FROM s.representative OR m.identity IS NULL OR m.coverage IS NULL
+                      OR m.rep_status IS NULL OR m.rep_status NOT IN {sql_in(FOLD_OUTCOMES)} OR m.high_confidence OR m.plddt IS NOT NULL)"""
+        )[0]
+        if bad:
+            self.problems.append(f"{bad} represented records lack their planned representative's fold outcome, or carry confidences of their own")
 
     def structures(self, sample_reads: int) -> None:
         """Every high-confidence sequence has one index entry in an existing shard; a sample is read back."""
-        hc = self.one(f"SELECT count(DISTINCT checksum) FROM {self.meta} WHERE high_confidence")[0]
+        # the structures the atlas's records point at: their own, and their representatives'
+        hc = self.one(
+            f"""SELECT count(*) FROM (SELECT checksum FROM {self.meta} WHERE high_confidence
+                UNION SELECT representative FROM {self.meta} WHERE rep_high_confidence)"""
+        )[0]
         self.checks["high_confidence"] = hc
         idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index} WHERE collection = '{HIGHCONF}'")
         self.checks["archived_high_confidence"] = idx[0]
         if idx[0] != hc or idx[1] != hc:
             self.problems.append(f"{hc} high-confidence sequences but {idx[0]} high-confidence index entries ({idx[1]} distinct)")
         unindexed = self.one(
-            f"""SELECT count(*) FROM (SELECT DISTINCT checksum FROM {self.meta} WHERE high_confidence) m
+            f"""SELECT count(*) FROM (SELECT checksum FROM {self.meta} WHERE high_confidence
+                                     UNION SELECT representative FROM {self.meta} WHERE rep_high_confidence) m
                 ANTI JOIN (SELECT * FROM {self.index} WHERE collection = '{HIGHCONF}') i ON i.checksum = m.checksum"""
         )[0]
         if unindexed:
@@ -124,6 +152,7 @@ class _Checker:
             "duplicates": status.get(Status.DUPLICATE, 0),
             "records_ok": status.get(Status.OK, 0),
             "too_long": status.get(Status.TOO_LONG, 0),
+            "represented_records": self.checks["represented_records"],
         }
         for key, value in expected.items():
             if summary.get(key) != value:
@@ -156,8 +185,11 @@ def check_accounting(
     Checks: metadata has exactly the records of ``records.parquet`` (same keys, each
     once) with a status; both hold, file by file, as many records as the independent
     count of that input file in ``inputs`` (``inputs.json``) found; every ok/duplicate
-    record has a fold outcome; every unique sequence appears once among
-    folded/oom/error first occurrences; every high-confidence sequence has exactly one
+    record has a fold outcome or (``ingest.redundancy``) is represented, and the
+    outcomes add up to the records; every unique sequence appears once among
+    folded/oom/error/represented first occurrences; every represented record has the
+    representative the plan gave it, with a fold outcome, and no confidence of its own;
+    every high-confidence structure (of a record or of a record's representative) has exactly one
     entry in the index and its shard exists (a sample of them is read back through the
     index); ``summary.json`` agrees with the tables (and with ``inputs``).
     """

@@ -184,7 +184,8 @@ def assemble_atlas(
             _write_tables(chunks, outputs, records, sequences, inputs, preds_path, staging, scratch, atlas, threads, meta)
         fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(preds_path)})").fetchall()[0][0]
         summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=len(chunks), seconds=time.monotonic() - started, fold_seconds=float(fold_seconds))
-        summary |= {"structures": {"formats": list(formats), "foldcomp": foldcomp}, "inputs": inputs_summary(inputs), "release": release, "releases": [dict(r) for r in releases]}
+        summary |= {"structures": {"formats": list(formats), "foldcomp": foldcomp}, "inputs": inputs_summary(inputs), "release": release, "releases": [dict(r) for r in releases],
+                    "redundancy": str(dict(dict(config or {}).get("ingest") or {}).get("redundancy", "none"))}
         write_json(outputs.summary, summary)
         _write_config(outputs.config, config)
     finally:
@@ -491,7 +492,7 @@ def _check_plan(sequences: str | Path, preds_path: Path, chunks: Sequence[ChunkO
     row = con.execute(
         f"""SELECT coalesce(p.chunk, s.chunk), coalesce(p.checksum, s.checksum), p.checksum IS NULL, count(*) OVER ()
             FROM (SELECT checksum, chunk FROM read_parquet({duck.sql_path(preds_path)})) p
-            FULL OUTER JOIN (SELECT checksum, chunk FROM {seqs}) s ON p.checksum = s.checksum AND p.chunk = s.chunk
+            FULL OUTER JOIN (SELECT DISTINCT coalesce(representative, checksum) AS checksum, chunk FROM {seqs}) s ON p.checksum = s.checksum AND p.chunk = s.chunk
             WHERE p.checksum IS NULL OR s.checksum IS NULL
             ORDER BY 1, 2 LIMIT 1"""
     ).fetchone()
@@ -530,9 +531,13 @@ def _write_metadata(
             WHERE r.status IN {sql_in(VALID)} GROUP BY r.checksum"""
     )
     valid = sql_in(VALID)
+    index = f"""(SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
+                   QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1)"""
+    member = "q.representative IS NOT NULL"
     query = f"""
         SELECT r.id, r.source, r.source_index, src.source_id, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
-               CASE WHEN r.status IN {valid}
+               CASE WHEN r.status IN {valid} AND {member} THEN '{Status.REPRESENTED}'
+                    WHEN r.status IN {valid}
                     THEN CASE p.status WHEN '{Status.OK}' THEN '{Status.FOLDED}' ELSE p.status END
                     ELSE r.status END AS status,
                r.status = '{Status.DUPLICATE}' AS is_duplicate,
@@ -543,18 +548,23 @@ def _write_metadata(
                p.max_pae, p.mean_pae,
                CASE WHEN p.status = '{Status.OK}' THEN p.artefact END AS artefact,
                coalesce(p.high_confidence, false) AS high_confidence,
-               p.bin, p.chunk, q.release AS atlas_version, d.sequence_dbs, p.model_id, p.model_version, i.archive, i.member
+               p.bin, p.chunk, q.release AS atlas_version, d.sequence_dbs, coalesce(p.model_id, rp.model_id) AS model_id,
+               coalesce(p.model_version, rp.model_version) AS model_version, i.archive, i.member,
+               q.representative, q.identity, q.coverage,
+               CASE rp.status WHEN '{Status.OK}' THEN '{Status.FOLDED}' ELSE rp.status END AS rep_status,
+               rp.plddt AS rep_plddt, rp.ptm AS rep_ptm, rp.high_confidence AS rep_high_confidence,
+               ri.archive AS rep_archive, ri.member AS rep_member
         FROM read_parquet({duck.sql_path(records)}) r
         JOIN sources src ON src.source_index = r.source_index
         LEFT JOIN read_parquet({duck.sql_path(preds_path)}) p
                ON r.status IN {valid} AND p.checksum = r.checksum
-        LEFT JOIN (SELECT checksum, release FROM read_parquet({duck.sql_path(sequences)})) q
+        LEFT JOIN (SELECT checksum, release, representative, identity, coverage FROM read_parquet({duck.sql_path(sequences)})) q
                ON r.status IN {valid} AND q.checksum = r.checksum
+        LEFT JOIN read_parquet({duck.sql_path(preds_path)}) rp ON {member} AND rp.checksum = q.representative
         LEFT JOIN dbs d ON r.status IN {valid} AND d.checksum = r.checksum
         LEFT JOIN read_parquet({duck.sql_path(crc_path)}) c ON c.checksum = r.checksum
-        LEFT JOIN (SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
-                   QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1) i
-               ON i.checksum = p.checksum
+        LEFT JOIN {index} i ON i.checksum = p.checksum
+        LEFT JOIN {index} ri ON ri.checksum = rp.checksum
         ORDER BY r.source_index, r.record_index"""
     write_batches(con.sql(query).to_arrow_reader(1 << 17), out, _with_provenance(METADATA_SCHEMA, meta), row_group_size=1 << 18)
     con.close()
@@ -595,8 +605,16 @@ def _counts(con, records: str | Path, sequences: str | Path, outputs: AtlasOutpu
         "folded": folded[0],
         "failed_oom": folded[1],
         "failed_error": folded[2],
-        "high_confidence": folded[3],
+        "high_confidence": q(
+            f"""SELECT count(*) FROM (SELECT checksum FROM read_parquet({meta}) WHERE high_confidence
+                UNION SELECT representative FROM read_parquet({meta}) WHERE rep_high_confidence)"""
+        )[0][0],
         "high_confidence_records": q(f"SELECT count(*) FROM read_parquet({meta}) WHERE high_confidence")[0][0],
+        **dict(zip(("represented", "represented_records", "representatives", "represented_by_high_confidence", "represented_without_structure"), q(
+            f"""SELECT count(DISTINCT checksum), count(*), count(DISTINCT representative), count(DISTINCT checksum) FILTER (WHERE rep_high_confidence),
+                       count(DISTINCT checksum) FILTER (WHERE rep_status <> '{Status.FOLDED}')
+                FROM read_parquet({meta}) WHERE status = '{Status.REPRESENTED}'"""
+        )[0])),
         "artefacts": folded[4],
         "archived_high_confidence": archived[0],
         "archived_all": archived[1],

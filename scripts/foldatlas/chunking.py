@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +31,12 @@ from . import duck, faults
 from .atomic import atomic_dir, write_json
 from .errors import ConfigError, InternalError, StaleOutputError
 from .inputs import check_parts, gather_counts, read_count
-from .layout import PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
+from .layout import MEMBERS_FILE, PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
+from .redundancy import RESOLVED_SCHEMA, Redundancy, cluster_sequences, mmseqs_binary, search_representatives, thresholds, write_fasta
 from .settings import ChunkSettings
-from .store import plan_release, reserve_chunks
+from .store import plan_release, published_files, reserve_chunks
 from .status import Status
-from .tables import CHUNK_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
+from .tables import CHUNK_SCHEMA, MEMBERS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
 __all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "fold_packages", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
 
@@ -237,14 +238,31 @@ _FIRSTS_TABLE = f"""CREATE TABLE firsts AS
 # with it, with no join or sort over whole records
 _DUPLICATES_QUERY = f"""SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
     WHERE k.status = '{Status.OK}' AND k.rkey <> f.first_key ORDER BY k.rkey"""
+_FIRST_RECORDS = f"parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key"
 _UNIQUE_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
         k.chunk AS known_chunk, k.release AS known_release
-    FROM parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key
+    FROM {_FIRST_RECORDS}
     LEFT JOIN known k ON k.checksum = f.checksum
     ORDER BY p.length, f.key"""
+# with ingest.redundancy: the sequences to fold or folded (members resolved to a
+# representative, table ``assign``, are left out of the chunks)
+_UNIQUE_UNRESOLVED_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
+        k.chunk AS known_chunk, k.release AS known_release
+    FROM {_FIRST_RECORDS}
+    LEFT JOIN known k ON k.checksum = f.checksum
+    ANTI JOIN assign a ON a.checksum = f.checksum
+    ORDER BY p.length, f.key"""
+# the new unique sequences (neither folded nor resolved by a published release), longest
+# first, ties by checksum: MMseqs2's input order, which decides its representatives
+_NEW_QUERY = f"""SELECT f.checksum, p.sequence, p.length, f.key FROM {_FIRST_RECORDS}
+    ANTI JOIN known k ON k.checksum = f.checksum
+    ANTI JOIN known_members m ON m.checksum = f.checksum
+    ORDER BY p.length DESC, f.key"""
 #: The store's keys (the ``keys`` bucket files of every published release): the anti-join of
 #: the plan, so that a sequence the store holds is never planned again.
 _NO_KEYS = "CREATE VIEW known AS SELECT NULL::VARCHAR AS checksum, NULL::INTEGER AS chunk, NULL::VARCHAR AS release WHERE false"
+_NO_MEMBERS = """CREATE VIEW known_members AS SELECT NULL::VARCHAR AS checksum, NULL::VARCHAR AS representative, NULL::DOUBLE AS identity,
+    NULL::DOUBLE AS coverage, NULL::DOUBLE AS rep_coverage, NULL::VARCHAR AS release WHERE false"""
 
 
 def plan_chunks(
@@ -261,6 +279,7 @@ def plan_chunks(
     inputs_out: str | os.PathLike[str] | None = None,
     known: Sequence[str | os.PathLike[str]] = (),
     release: Mapping[str, object] | None = None,
+    redundancy: Redundancy | None = None,
 ) -> list[ChunkPlan]:
     """Deduplicate the records of all parts and cut the unique sequences into chunks.
 
@@ -283,6 +302,14 @@ def plan_chunks(
     and is not planned again. ``release`` (:class:`foldatlas.store.PlannedRelease` as a
     dict: ``name``, ``first_chunk``, ...) names the new release, numbers its chunks from
     ``first_chunk`` (ids unique across releases) and is written to the chunks folder.
+
+    ``redundancy`` (``ingest.redundancy`` other than ``none``): the new unique sequences
+    are clustered (:mod:`foldatlas.redundancy`); only those not resolved to a
+    representative are cut into chunks. Every unique sequence keeps its row in
+    ``sequences.parquet``: a member with its ``representative``, ``identity`` and
+    ``coverage``, and its representative's chunk and release. The members this plan
+    resolved are written to ``members.parquet`` in the chunks folder (published with
+    the release); members resolved by published releases keep their representative.
     """
     started = time.monotonic()
     if counts:
@@ -290,20 +317,29 @@ def plan_chunks(
     scratch = fresh_dir(scratch_dir or Path(records_out).parent / ".plan_chunks.scratch")
     try:
         with _memory_limit(memory_gb):
-            plans = _plan(parts, scratch, records_out, sequences_out, Path(chunks_dir), settings, memory_gb, threads, started, known, dict(release or {}))
+            plans = _plan(parts, scratch, records_out, sequences_out, Path(chunks_dir), settings, memory_gb, threads, started, known, dict(release or {}), redundancy)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("%d unique sequences in %d chunks (%.1f s)", sum(p.n_sequences for p in plans), len(plans), time.monotonic() - started)
     return plans
 
 
-def plan_release_chunks(parts: Sequence[str | os.PathLike[str]], *, store: StoreLayout, release: str, outputs_key: str, **kwargs: Any) -> list[ChunkPlan]:
+def plan_release_chunks(
+    parts: Sequence[str | os.PathLike[str]], *, store: StoreLayout, release: str, outputs_key: str, redundancy: str = "none", mmseqs: str = "mmseqs", **kwargs: Any
+) -> list[ChunkPlan]:
     """:func:`plan_chunks` for the store's next release: leave out what its published
     releases hold (:func:`foldatlas.store.plan_release`), number the chunks after every
-    chunk folder of the store, and reserve the new chunks' folders there. ``kwargs`` go
-    to :func:`plan_chunks`."""
+    chunk folder of the store, and reserve the new chunks' folders there. ``redundancy``
+    (``ingest.redundancy``) other than ``none`` resolves members with the program
+    ``mmseqs`` (``mmseqs.binary``) against the store's published members and folded
+    sequences. ``kwargs`` go to :func:`plan_chunks`."""
     planned, known = plan_release(store, release, outputs_key)
-    plans = plan_chunks(parts, known=known, release=dataclasses.asdict(planned), **kwargs)
+    red = None
+    if redundancy != "none":
+        red = Redundancy(
+            thresholds(redundancy), mmseqs_binary(mmseqs), *(tuple(published_files(store, what)) for what in ("members", "sequences", "structures"))
+        )
+    plans = plan_chunks(parts, known=known, release=dataclasses.asdict(planned), redundancy=red, **kwargs)
     reserve_chunks(store, [p.chunk for p in plans])
     return plans
 
@@ -337,12 +373,14 @@ def _memory_limit(memory_gb: float) -> Iterator[None]:
         ) from None
 
 
-def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, settings: ChunkSettings, memory_gb: float, threads: int, started: float, known, release: dict) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
+def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, settings: ChunkSettings, memory_gb: float, threads: int, started: float, known, release: dict, redundancy: Redundancy | None) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
     con = duck.connect(scratch / "ingest.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
     con.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({duck.sql_paths(parts)})")
     con.execute(f"CREATE VIEW known AS SELECT checksum, chunk, release FROM read_parquet({duck.sql_paths(known)})" if known else _NO_KEYS)
     con.execute(_KEYED_VIEW)
     con.execute(_FIRSTS_TABLE)
+    if redundancy is not None:
+        _resolve_members(con, scratch, redundancy, str(release.get("name", "")), threads)
     sources = {first["source_index"]: first["source"] for first in map(_first_row, parts) if first}
     # the duplicates first (a small sort); then records.parquet and the chunks are
     # independent and written concurrently (DuckDB and Parquet encoding run outside
@@ -350,7 +388,7 @@ def _plan(parts, scratch: Path, records_out, sequences_out, chunks_dir: Path, se
     dups = _materialise(con, _DUPLICATES_QUERY, scratch, "dups")
     with ThreadPoolExecutor(max_workers=1) as pool:
         records_done = pool.submit(_write_records, parts, dups, sources, records_out, started)
-        plans = _write_unique(con, scratch, sequences_out, chunks_dir, settings, release)
+        plans = _write_unique(con, scratch, sequences_out, chunks_dir, settings, release, redundancy is not None)
         records_done.result()
     con.close()
     return plans
@@ -362,15 +400,86 @@ def _write_records(parts: Sequence[str | os.PathLike[str]], dups: Path, sources:
     return n
 
 
-def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
+def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict, resolved: bool) -> list[ChunkPlan]:  # type: ignore[no-untyped-def]
     """The unique sequences, streamed sorted from DuckDB (its own cursor: a connection is
-    not shared between threads) into ``sequences.parquet`` and the chunks."""
+    not shared between threads) into ``sequences.parquet`` and the chunks. With resolved
+    members (``assign``), the chunks take the others, and ``sequences.parquet`` is
+    written after the cut, members included with their representative's chunk."""
+    query, finish, out = _UNIQUE_QUERY, None, sequences_out
+    if resolved:
+        query, out = _UNIQUE_UNRESOLVED_QUERY, scratch / "unresolved.parquet"
+        finish = lambda staging: _write_resolved(con.cursor(), out, sequences_out, staging, settings, str(release.get("name", "")))  # noqa: E731
     try:
-        return _write_chunks(_stream_sorted(con.cursor(), _UNIQUE_QUERY), sequences_out, chunks_dir, settings, release)
+        return _write_chunks(_stream_sorted(con.cursor(), query), out, chunks_dir, settings, release, finish)
     except SortOutOfMemory as exc:
         # start the chunks again (they are staged, nothing final was written)
         log.warning("streaming the sorted sequences ran out of memory (%s); sorting to a scratch file instead", str(exc).splitlines()[0])
-        return _write_chunks(_scan(_materialise(con.cursor(), _UNIQUE_QUERY, scratch, "unique")), sequences_out, chunks_dir, settings, release)
+        return _write_chunks(_scan(_materialise(con.cursor(), query, scratch, "unique")), out, chunks_dir, settings, release, finish)
+
+
+def _resolve_members(con, scratch: Path, red: Redundancy, name: str, threads: int) -> None:  # type: ignore[no-untyped-def]
+    """Table ``assign``: every member resolved to a representative (by a published
+    release, or now by :mod:`foldatlas.redundancy`), with the release that resolved it."""
+    # published members stay resolved while their representative has a structure and
+    # they were not folded themselves since (a release under ingest.redundancy: none)
+    con.execute(
+        f"""CREATE VIEW known_members AS SELECT m.checksum, m.representative, m.identity, m.coverage, m.rep_coverage, m.release
+            FROM read_parquet({duck.sql_paths(red.members)}) m
+            SEMI JOIN read_parquet({duck.sql_paths(red.structures)}) s ON s.checksum = m.representative
+            ANTI JOIN known k ON k.checksum = m.checksum
+            QUALIFY row_number() OVER (PARTITION BY m.checksum ORDER BY m.release DESC, m.representative) = 1"""
+        if red.members and red.structures else _NO_MEMBERS
+    )  # fmt: skip
+    work = scratch / "redundancy"
+    work.mkdir()
+    new = work / "new.fa"
+    n_new = write_fasta(con.cursor().sql(_NEW_QUERY).to_arrow_reader(1 << 16), new)
+    found = [pa.table({f.name: pa.array([], f.type) for f in RESOLVED_SCHEMA})]
+    if n_new and red.folded:
+        folded = work / "folded.fa"
+        write_fasta(con.cursor().sql(f"SELECT checksum, sequence FROM read_parquet({duck.sql_paths(red.folded)}) ORDER BY checksum").to_arrow_reader(1 << 16), folded)
+        found.append(search_representatives(red.binary, new, folded, work, red.thresholds, threads=threads))
+        cur = con.cursor()
+        cur.register("joined", found[-1])
+        n_new = write_fasta(cur.sql(f"SELECT n.* FROM ({_NEW_QUERY}) n ANTI JOIN joined j ON j.checksum = n.checksum ORDER BY n.length DESC, n.key").to_arrow_reader(1 << 16), new)
+    if n_new > 1:
+        found.append(cluster_sequences(red.binary, new, work, red.thresholds, threads=threads))
+    con.register("resolved", pa.concat_tables(found))
+    con.execute(
+        """CREATE TABLE assign AS
+           SELECT checksum, representative, identity, coverage, rep_coverage, ? AS release FROM resolved
+           UNION ALL SELECT checksum, representative, identity, coverage, rep_coverage, release FROM known_members""",
+        [name],
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_resolved(con, unresolved: Path, sequences_out: str | os.PathLike[str], staging: Path, settings: ChunkSettings, name: str) -> None:  # type: ignore[no-untyped-def]
+    """``sequences.parquet`` (the cut sequences and the members, sorted by length then
+    checksum; a member points at its representative's chunk and release) and the
+    members this plan resolved (``members.parquet`` in the chunks folder)."""
+    c = settings.cost
+    est = f"{c.overhead} + p.length * ({c.linear} + p.length * ({c.quadratic} + p.length * {c.cubic}))"
+    cut = duck.sql_path(unresolved)
+    con.execute(
+        f"""CREATE TEMP TABLE members AS
+            SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records, {est} AS est_seconds,
+                   coalesce(k.chunk, u.chunk) AS chunk, coalesce(k.release, u.release) AS release,
+                   a.representative, a.identity, a.coverage, a.rep_coverage, a.release AS resolved_by
+            FROM {_FIRST_RECORDS} JOIN assign a ON a.checksum = f.checksum
+            LEFT JOIN known k ON k.checksum = a.representative
+            LEFT JOIN read_parquet({cut}) u ON u.checksum = a.representative"""
+    )
+    lost = con.execute("SELECT count(*), any_value(checksum), any_value(representative) FROM members WHERE chunk IS NULL").fetchall()[0]
+    if lost[0]:
+        raise InternalError(f"{lost[0]} members (e.g. {lost[1]}) have a representative ({lost[2]}) that is neither folded by the store nor planned")
+    cols = "checksum, sequence, length, n_nonstandard, n_records, est_seconds, chunk, release"
+    query = f"""SELECT {cols}, NULL::VARCHAR AS representative, NULL::DOUBLE AS identity, NULL::DOUBLE AS coverage FROM read_parquet({cut})
+                UNION ALL SELECT {cols}, representative, identity, coverage FROM members ORDER BY length, checksum"""
+    write_batches(con.sql(query).to_arrow_reader(_STREAM_ROWS), sequences_out, SEQUENCES_SCHEMA)
+    mine = con.sql("SELECT checksum, representative, identity, coverage, rep_coverage, length, resolved_by AS release FROM members WHERE resolved_by = ? ORDER BY checksum", params=[name])
+    n = write_batches(mine.to_arrow_reader(_STREAM_ROWS), staging / MEMBERS_FILE, MEMBERS_SCHEMA)
+    log.info("%d members resolved to a representative by this plan; %d by published releases", n, con.execute("SELECT count(*) FROM members").fetchall()[0][0] - n)
 
 
 class ChunkCutter:
@@ -414,6 +523,8 @@ class ChunkCutter:
         else:
             chunk, release = ids, pa.array([self.release] * len(ids), pa.string())
         table = table.append_column("chunk", pa.array(chunk.astype(np.int32))).append_column("release", release)
+        for name, type_ in (("representative", pa.string()), ("identity", pa.float64()), ("coverage", pa.float64())):
+            table = table.append_column(name, pa.nulls(table.num_rows, type_))
         fresh = table.take(pa.array(new)) if known.any() else table
         # split the new sequences at chunk boundaries; write every chunk that is complete
         bounds = np.flatnonzero(np.diff(ids)) + 1
@@ -451,8 +562,9 @@ class ChunkCutter:
         faults.kill_point("plan_chunk_queued")  # staging folder, scratch database and records.parquet half-written
 
 
-def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict) -> list[ChunkPlan]:
-    """``sequences.parquet`` and the chunks folder (staged, then swapped in whole)."""
+def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict, finish: Callable[[Path], None] | None = None) -> list[ChunkPlan]:
+    """``sequences.parquet`` and the chunks folder (staged, then swapped in whole);
+    ``finish`` writes more into the staged folder before the swap."""
     with atomic_dir(chunks_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
         cutter = ChunkCutter(staging, settings, pool, first_chunk=int(release.get("first_chunk", 0)), release=str(release.get("name", "")))
         write_batches((cutter.feed(b) for b in batches if b.num_rows), sequences_out, SEQUENCES_SCHEMA)
@@ -460,6 +572,8 @@ def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.Pat
         write_plan(staging / PLAN_FILE, plans)
         if release:
             write_json(staging / RELEASE_FILE, {**release, "chunks": [p.chunk for p in plans]})
+        if finish is not None:
+            finish(staging)
     return plans
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "chunk_file_name",
     "PLAN_FILE",
     "RELEASE_FILE",
+    "MEMBERS_FILE",
     "StoreLayout",
     "fresh_dir",
 ]
@@ -66,6 +67,9 @@ PLAN_FILE = "plan.tsv"
 #: The release a plan is for (name, first chunk, the store generation it was planned
 #: against), in the chunks folder; and, in the store, a published release's record.
 RELEASE_FILE = "release.json"
+#: In the chunks folder: the members the plan resolved to a representative
+#: (``ingest.redundancy``; absent otherwise), published with the release.
+MEMBERS_FILE = "members.parquet"
 
 
 def chunk_id(chunk: int) -> str:
@@ -171,6 +175,16 @@ class StoreLayout:
         """Folder of a release's structure index (where each structure it folded lies in
         the chunk archives), one file per bucket."""
         return self.release_dir(name) / "structures"
+
+    def release_sequences(self, name: str) -> Path:
+        """Folder of the text of the sequences a release folded, one file per bucket
+        (what ``ingest.redundancy`` aligns later releases' new sequences to)."""
+        return self.release_dir(name) / "sequences"
+
+    def release_members(self, name: str) -> Path:
+        """Folder of the members a release resolved to a representative
+        (``ingest.redundancy``), one file per bucket."""
+        return self.release_dir(name) / "members"
 
     @staticmethod
     def bucket_file(folder: Path, bucket: str) -> Path:

@@ -59,6 +59,7 @@ def _funnel(plt: Any, c: dict[str, int]) -> str:
         ("records in", c["records_in"]),
         ("valid", c["records_ok"] + c["duplicates"]),
         ("unique", c["unique_sequences"]),
+        *((("representatives (ingest.redundancy)", c["unique_sequences"] - c["represented"]), ("represented, not folded", c["represented"])) if c.get("represented") else ()),
         ("folded", c["folded"]),
         ("high confidence", c["high_confidence"]),
     ]
@@ -211,7 +212,7 @@ def _figures(d: _Data, s: dict, best: list[dict], worst: list[dict]) -> list[tup
     th = s["thresholds"]
     vals = d.rows(f"SELECT plddt, ptm, length FROM {d.uniq} USING SAMPLE {_SCATTER_SAMPLE} ROWS")
     plddt, ptm, length = ([v[k] for v in vals] for k in range(3))
-    fails = d.rows(f"SELECT status, count(*) FROM {d.meta} WHERE status <> '{Status.FOLDED}' GROUP BY status ORDER BY 2 DESC")
+    fails = d.rows(f"SELECT status, count(*) FROM {d.meta} WHERE status NOT IN ('{Status.FOLDED}', '{Status.REPRESENTED}') GROUP BY status ORDER BY 2 DESC")
     bins = dict(d.rows(f"SELECT bin, count(*) FROM {d.uniq} GROUP BY bin"))
     traces = d.residue_plddt([r["checksum"] for r in best[:_TRACES] + worst[:_TRACES]])
     label = lambda r: f"{r['checksum'][:8]} (pTM {r['ptm']:.2f})"  # noqa: E731
@@ -286,7 +287,8 @@ def _viewer(best: list[dict], pdbs: dict[str, str]) -> str:
             f'<div class="views">{divs}</div>\n<script type="application/json" id="structures">{data}</script>\n<script>{js}</script>\n<script>{_VIEW_SCRIPT}</script>')  # fmt: skip
 
 
-_RELEASE_COLUMNS = ("name", "created", "inputs", "records", "unique_sequences", "new_sequences", "already_folded", "est_gpu_hours_folded", "est_gpu_hours_saved")
+
+_RELEASE_COLUMNS = ("name", "created", "inputs", "records", "unique_sequences", "new_sequences", "already_folded", "represented", "est_gpu_hours_folded", "est_gpu_hours_saved")
 
 
 def _releases(s: dict) -> str:
@@ -302,6 +304,19 @@ def _releases(s: dict) -> str:
         rows.append(f"<tr{mark}>" + "".join(f"<td>{_cell(v)}</td>" for v in cells) + "</tr>")
     return (f'<p>This atlas is made from release <b>{_cell(s.get("release"))}</b> of the store. Already folded: sequences an earlier '
             f'release folded; GPU-hours are the chunk cost model\'s estimates.</p><table id="releases">{head}\n' + "\n".join(rows) + "</table>")  # fmt: skip
+
+
+def _redundancy(s: dict) -> str:
+    """What ``ingest.redundancy`` saved: members resolved instead of folded, and the GPU-hours."""
+    c = s["counts"]
+    if not c.get("represented"):
+        return f'<p id="redundancy">Redundancy reduction: {html.escape(str(s.get("redundancy", "none")))}; every unique sequence has its own prediction.</p>'
+    saved = sum(r.get("est_gpu_hours_saved_by_redundancy", 0) for r in s.get("releases") or [] if r["name"] == s.get("release"))
+    return (f'<p id="redundancy">Redundancy reduction ({html.escape(str(s.get("redundancy")))}): {c["represented"]:,} of {c["unique_sequences"]:,} unique sequences '
+            f'({c["represented"] / c["unique_sequences"]:.1%}; {c["represented_records"]:,} records) are represented by the structure of '
+            f'{c["representatives"]:,} cluster representatives instead of being folded; {c["represented_by_high_confidence"]:,} of them by a high-confidence one, '
+            f'{c.get("represented_without_structure", 0):,} by a representative whose fold failed (they have no structure; the next release resolves them again). '
+            f'This release saved an estimated {saved:,.2f} GPU-hours this way (chunk cost model).</p>')  # fmt: skip
 
 
 def _provenance(s: dict, summary_link: str, config_text: str) -> str:
@@ -335,6 +350,7 @@ def _page(s: dict, figures: list[tuple[str, str, str]], lowest: list, best_html:
 <h2>Counts</h2><table id="counts">{counts}</table>
 <h2>Releases</h2>
 {_releases(s)}
+{_redundancy(s)}
 {imgs}
 <h2>Best structures (pTM x pLDDT)</h2>
 {best_html}
@@ -368,7 +384,7 @@ def write_report(
     pdbs = {r["checksum"]: p for r in best if (p := d.pdb(r)) is not None}
     figures = _figures(d, s, best, bottom)
     lowest = d.rows(
-        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm FROM {d.meta}
+        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm FROM {d.meta} WHERE status <> '{Status.REPRESENTED}'
             ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST LIMIT {int(worst)}"""
     )
     d.con.close()

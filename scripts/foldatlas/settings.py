@@ -108,12 +108,13 @@ class StoreSettings(Section):
 
 @dataclass(frozen=True)
 class IngestSettings(Section):
-    """``ingest``: validation of records, and the memory and threads of deduplication."""
+    """``ingest``: validation of records, redundancy reduction, and the memory and threads of deduplication."""
 
     SECTION = ("ingest",)
     min_length: int
     max_length: int
     on_invalid: str
+    redundancy: str
     memory_gb: float
     threads: int
 

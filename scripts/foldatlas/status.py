@@ -10,6 +10,8 @@
 ``folded``                  metadata: the record's sequence has a prediction
 ``oom``                     did not fit in memory, even at trunk chunk size 32
 ``error``                   folding failed for this sequence (message recorded)
+``represented``             metadata: not folded; its cluster's representative was
+                            (``ingest.redundancy``); see ``representative`` and ``rep_*``
 ==========================  ===========================================================
 """
 
@@ -44,6 +46,7 @@ class Status(StrEnum):
     FOLDED = "folded"
     OOM = "oom"
     ERROR = "error"
+    REPRESENTED = "represented"
 
 
 #: Statuses of ``records.parquet`` (ingest).
@@ -59,7 +62,7 @@ PREDICTION_STATUSES = (Status.OK, Status.OOM, Status.ERROR)
 #: Fold outcomes as ``metadata.parquet`` names them.
 FOLD_OUTCOMES = (Status.FOLDED, Status.OOM, Status.ERROR)
 #: Statuses of ``metadata.parquet``.
-METADATA_STATUSES = FOLD_OUTCOMES + REJECTED
+METADATA_STATUSES = FOLD_OUTCOMES + (Status.REPRESENTED,) + REJECTED
 
 
 def sql_in(statuses: Iterable[Status]) -> str:

@@ -43,10 +43,10 @@ from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
-from .layout import BUCKET_DIGITS, ChunkOutputs, StoreLayout, chunk_id
-from .tables import KEYS_SCHEMA, STORE_INDEX_SCHEMA, write_table
+from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id
+from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
-__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "verify_release", "release_history", "atlas_sources"]
+__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
 
 log = logging.getLogger("foldatlas.store")
 
@@ -164,7 +164,9 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     sources = sorted({c.source_id for c in read_inputs(inputs)})
     if plan.fingerprint != store.fingerprint:
         raise StaleOutputError(str(planned), f"planned against fingerprint {plan.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
-    same = _published_match(store, m, plan, chunks, sources)
+    members = Path(planned).parent / MEMBERS_FILE
+    resolves = members.exists() and pq.ParquetFile(members).metadata.num_rows > 0
+    same = _published_match(store, m, plan, chunks, sources, resolves)
     if same is not None:
         log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
         _write_receipt(store, receipt, m, same["name"])
@@ -182,7 +184,14 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
     with atomic_dir(store.release_dir(plan.name)) as staging:
         record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
-        record["structures"] = _write_buckets(_structure_index(store, chunks), staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        index = _structure_index(store, chunks)
+        record["structures"] = _write_buckets(index, staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        # only sequences with a structure can represent others
+        texts = _release_texts(sequences, plan.name)
+        texts = texts.filter(pc.is_in(texts["checksum"], value_set=index["checksum"]))
+        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
+        if members.exists():
+            record["members"] = _write_buckets(pq.read_table(members).sort_by("checksum"), staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
         write_json(staging / store.release_file(plan.name).name, record)
     faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
     entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
@@ -194,9 +203,10 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     return record
 
 
-def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str]) -> dict | None:
+def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str], resolves: bool = False) -> dict | None:
     """The published release this plan duplicates: the same name with the same chunks and
-    inputs (a rerun), or, for a plan without new chunks, the last release with its inputs.
+    inputs (a rerun), or, for a plan without new chunks nor new members (``resolves``),
+    the last release with its inputs.
     None when the plan is a new release that may be published.
 
     Raises
@@ -211,7 +221,7 @@ def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: 
     rec = records.get(plan.name)
     if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[plan.name] == sources:
         return rec
-    if not chunks:
+    if not chunks and not resolves:
         for n in reversed(list(records)):
             if inputs_of[n] == sources:
                 return records[n]
@@ -229,10 +239,20 @@ def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: 
 
 
 def _release_keys(sequences: str | os.PathLike[str], name: str) -> pa.Table:
-    """``checksum, chunk, length, release`` of the sequences this release folds, by checksum."""
+    """``checksum, chunk, length, release`` of the sequences this release folds, by checksum
+    (not its members: they point at their representative's chunk)."""
+    return _release_rows(sequences, name, "checksum, chunk, length, release")
+
+
+def _release_texts(sequences: str | os.PathLike[str], name: str) -> pa.Table:
+    """``checksum, sequence`` of the sequences this release folds, by checksum."""
+    return _release_rows(sequences, name, "checksum, sequence")
+
+
+def _release_rows(sequences: str | os.PathLike[str], name: str, columns: str) -> pa.Table:
     con = duck.connect()
     t = con.sql(
-        f"SELECT checksum, chunk, length, release FROM read_parquet({duck.sql_path(sequences)}) WHERE release = ? ORDER BY checksum", params=[name]
+        f"SELECT {columns} FROM read_parquet({duck.sql_path(sequences)}) WHERE release = ? AND representative IS NULL ORDER BY checksum", params=[name]
     ).arrow().read_all()
     con.close()
     return t
@@ -269,11 +289,21 @@ def _write_buckets(table: pa.Table, folder: Path, schema: pa.Schema) -> dict:
     return {"rows": table.num_rows, "buckets": out}
 
 
+_BUCKETED = {"keys": StoreLayout.release_keys, "structures": StoreLayout.release_structures, "sequences": StoreLayout.release_sequences, "members": StoreLayout.release_members}
+
+
 def _bucket_files(store: StoreLayout, name: str, what: str) -> list[Path]:
-    """A published release's files of ``keys`` or ``structures``, as its record lists them."""
+    """A published release's files of ``keys``, ``structures``, ``sequences`` or
+    ``members``, as its record lists them (none where the record has no such entry:
+    ``members`` without ``ingest.redundancy``, ``sequences`` before foldatlas 0.5)."""
     rec = json.loads(store.release_file(name).read_text())
-    folder = store.release_keys(name) if what == "keys" else store.release_structures(name)
-    return [StoreLayout.bucket_file(folder, b) for b in rec[what]["buckets"]]
+    folder = _BUCKETED[what](store, name)
+    return [StoreLayout.bucket_file(folder, b) for b in rec.get(what, {"buckets": {}})["buckets"]]
+
+
+def published_files(store: StoreLayout, what: str) -> list[Path]:
+    """Every published release's bucket files of one kind (see :func:`_bucket_files`)."""
+    return [f for r in read_manifest(store)["releases"] for f in _bucket_files(store, r["name"], what)]
 
 
 def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
@@ -295,12 +325,16 @@ def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
 
 
 def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | os.PathLike[str]) -> dict:
-    """Records, unique sequences, new and already folded ones, and the GPU-hours the
-    store saved (the chunk cost model's estimate for the sequences folded before)."""
+    """Records, unique sequences, new, already folded and represented ones (members of
+    ``ingest.redundancy``), and the GPU-hours saved (the chunk cost model's estimate for
+    the sequences folded before and for the members, which are never folded; the
+    members' part also on its own)."""
     con = duck.connect()
-    unique, new, est_new, est_known = con.execute(
-        f"""SELECT count(*), count(*) FILTER (WHERE release = ?), coalesce(sum(est_seconds) FILTER (WHERE release = ?), 0),
-                   coalesce(sum(est_seconds) FILTER (WHERE release <> ?), 0)
+    unique, new, represented, est_new, est_saved, est_members = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE release = ? AND representative IS NULL), count(*) FILTER (WHERE representative IS NOT NULL),
+                   coalesce(sum(est_seconds) FILTER (WHERE release = ? AND representative IS NULL), 0),
+                   coalesce(sum(est_seconds) FILTER (WHERE release <> ? OR representative IS NOT NULL), 0),
+                   coalesce(sum(est_seconds) FILTER (WHERE representative IS NOT NULL), 0)
             FROM read_parquet({duck.sql_path(sequences)})""",
         [name, name, name],
     ).fetchone()
@@ -309,9 +343,11 @@ def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | 
         "records": sum(c.records for c in read_inputs(inputs)),
         "unique_sequences": unique,
         "new_sequences": new,
-        "already_folded": unique - new,
+        "already_folded": unique - new - represented,
+        "represented": represented,
         "est_gpu_hours_folded": round(est_new / 3600, 4),
-        "est_gpu_hours_saved": round(est_known / 3600, 4),
+        "est_gpu_hours_saved": round(est_saved / 3600, 4),
+        "est_gpu_hours_saved_by_redundancy": round(est_members / 3600, 4),
     }
 
 
@@ -323,7 +359,8 @@ def _write_receipt(store: StoreLayout, receipt: str | os.PathLike[str], m: dict,
 def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> list[ChunkOutputs]:
     """The store chunks a run's atlas reads: every chunk ``sequences.parquet`` points at,
     each with ``only`` set when the run needs only some of its sequences (a chunk of an
-    earlier release, folded for other inputs too).
+    earlier release, folded for other inputs too). A member's row points at its
+    representative's chunk, and the atlas takes the representative's prediction.
 
     Raises
     ------
@@ -333,7 +370,7 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> lis
     """
     con = duck.connect()
     rows = con.execute(
-        f"SELECT chunk, release, count(*) FROM read_parquet({duck.sql_path(sequences)}) GROUP BY chunk, release ORDER BY chunk"
+        f"SELECT chunk, release, count(DISTINCT coalesce(representative, checksum)) FROM read_parquet({duck.sql_path(sequences)}) GROUP BY chunk, release ORDER BY chunk"
     ).fetchall()
     records: dict[str, dict] = {}
     out = []
@@ -348,7 +385,7 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> lis
         total = pq.ParquetFile(ch.predictions).metadata.num_rows
         only = None
         if n != total:
-            only = frozenset(r[0] for r in con.execute(f"SELECT checksum FROM read_parquet({duck.sql_path(sequences)}) WHERE chunk = ?", [chunk]).fetchall())
+            only = frozenset(r[0] for r in con.execute(f"SELECT DISTINCT coalesce(representative, checksum) FROM read_parquet({duck.sql_path(sequences)}) WHERE chunk = ?", [chunk]).fetchall())
         out.append(ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only))
     con.close()
     return out
@@ -374,8 +411,9 @@ def verify_release(store: StoreLayout, name: str) -> list[str]:
     if file_checksum(store.release_file(name))["sha256"] != entry["sha256"]:
         problems.append(f"{store.release_file(name)}: SHA-256 differs from the manifest's")
     rec = json.loads(store.release_file(name).read_text())
-    for what, folder in (("keys", store.release_keys(name)), ("structures", store.release_structures(name))):
-        for bucket, recorded in rec[what]["buckets"].items():
+    for what, folder_of in _BUCKETED.items():
+        folder = folder_of(store, name)
+        for bucket, recorded in rec.get(what, {"buckets": {}})["buckets"].items():
             path = StoreLayout.bucket_file(folder, bucket)
             if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
                 problems.append(f"{path}: missing, or SHA-256 differs from the release record's")

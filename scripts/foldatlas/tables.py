@@ -23,6 +23,8 @@ __all__ = [
     "RECORDS_SCHEMA",
     "PART_SCHEMA",
     "SEQUENCES_SCHEMA",
+    "MEMBERS_SCHEMA",
+    "STORE_SEQUENCES_SCHEMA",
     "CHUNK_SCHEMA",
     "KEYS_SCHEMA",
     "STORE_INDEX_SCHEMA",
@@ -82,7 +84,29 @@ SEQUENCES_SCHEMA = _schema(
     ("n_records", pa.int64(), False, "input records with this sequence (ok + duplicate)"),
     ("est_seconds", pa.float64(), False, "estimated GPU seconds to fold (chunks.cost model)"),
     ("chunk", pa.int32(), False, "chunk the sequence is folded in (in this release's plan, or in the store's earlier release)"),
-    ("release", pa.string(), False, "release of the store whose chunk folds the sequence: this run's, or the earlier one that already folded it"),
+    ("release", pa.string(), False, "release of the store whose chunk folds the sequence: this run's, or the earlier one that already folded it (for a member: its representative's)"),
+    ("representative", pa.string(), True, "ingest.redundancy: checksum of the folded representative of this member's cluster (chunk and release are the representative's); null for a sequence folded itself"),
+    ("identity", pa.float64(), True, "fraction of identical residues in the member's alignment to its representative (MMseqs2 fident); null unless a member"),
+    ("coverage", pa.float64(), True, "fraction of the member covered by that alignment; null unless a member"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/members/HH.parquet`` and the plan's
+#: ``chunks/members.parquet``: sequences a release resolved to a representative instead of folding them.
+MEMBERS_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the member sequence"),
+    ("representative", pa.string(), False, "checksum of its cluster's representative (folded by this release or an earlier one)"),
+    ("identity", pa.float64(), False, "fraction of identical residues over the alignment columns (MMseqs2 fident)"),
+    ("coverage", pa.float64(), False, "fraction of the member covered by the alignment"),
+    ("rep_coverage", pa.float64(), False, "fraction of the representative covered by the alignment"),
+    ("length", pa.int32(), False, "residues of the member"),
+    ("release", pa.string(), False, "release that resolved the member"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/sequences/HH.parquet``: the text of every sequence a
+#: release folded (what later releases' members are aligned to).
+STORE_SEQUENCES_SCHEMA = _schema(
+    ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
+    ("sequence", pa.string(), False, "normalised amino-acid sequence"),
 )
 
 #: ``<store>/<fingerprint>/releases/<name>/keys/HH.parquet``: the sequences a release folded.
@@ -212,7 +236,7 @@ METADATA_SCHEMA = _schema(
     ("crc64", pa.string(), True, "UniProt CRC64 of the normalised sequence, 16 upper-case hex digits (the ESM Atlas's sequenceChecksum); null for records rejected at ingest"),
     ("length", pa.int32(), False, "residues after normalisation"),
     ("n_nonstandard", pa.int32(), False, "count of X, B, Z, U, O residues"),
-    ("status", pa.string(), False, f"{listed(FOLD_OUTCOMES)} (fold outcome) or {listed(REJECTED)} (ingest)"),
+    ("status", pa.string(), False, f"{listed(FOLD_OUTCOMES)} (fold outcome), represented (ingest.redundancy: not folded, see rep_*) or {listed(REJECTED)} (ingest)"),
     ("is_duplicate", pa.bool_(), False, "an earlier record has the same sequence (it shares that record's prediction)"),
     ("reason", pa.string(), False, "detail of the status (ingest reason, duplicate origin or fold error)"),
     ("plddt", pa.float32(), True, "mean pLDDT over existing atoms, 0-1"),
@@ -225,12 +249,21 @@ METADATA_SCHEMA = _schema(
     ("high_confidence", pa.bool_(), False, "passed the filter (filter.min_plddt, filter.min_ptm, artefacts)"),
     ("bin", pa.string(), True, "ESM Atlas bin of pTM and pLDDT (bands 0_.40, .40_.50 ... .80_.90, .90_1), e.g. tm_.60_.70_plddt_.80_.90"),
     ("chunk", pa.int32(), True, "store chunk the sequence was folded in"),
-    ("atlas_version", pa.string(), True, "store release that first folded the sequence (the ESM Atlas's atlas_version); null for records rejected at ingest"),
+    ("atlas_version", pa.string(), True, "store release that first folded the sequence (the ESM Atlas's atlas_version; status represented: its representative's); null for records rejected at ingest"),
     ("sequence_dbs", pa.list_(pa.string()), True, "source_id of every input file holding the sequence, sorted (the ESM Atlas's sequence_dbs); null for records rejected at ingest"),
     ("model_id", pa.string(), True, "weights that folded it"),
     ("model_version", pa.string(), True, "revision of the weights"),
     ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures)"),
     ("member", pa.string(), True, "PDB member of the structure in the shard (<checksum>.pdb.gz); locate it with index.parquet"),
+    ("representative", pa.string(), True, "status represented: checksum of the cluster's folded representative (ingest.redundancy); null otherwise"),
+    ("identity", pa.float64(), True, "status represented: fraction of identical residues in the alignment to the representative"),
+    ("coverage", pa.float64(), True, "status represented: fraction of this sequence covered by that alignment"),
+    ("rep_status", pa.string(), True, f"status represented: the representative's fold outcome ({listed(FOLD_OUTCOMES)})"),
+    ("rep_plddt", pa.float32(), True, "status represented: the representative's mean pLDDT, 0-1"),
+    ("rep_ptm", pa.float32(), True, "status represented: the representative's pTM, 0-1"),
+    ("rep_high_confidence", pa.bool_(), True, "status represented: the representative passed the filter (this record itself never counts as high-confidence)"),
+    ("rep_archive", pa.string(), True, "status represented: shard holding the representative's structure, relative to results/atlas/"),
+    ("rep_member", pa.string(), True, "status represented: the representative's PDB member in that shard"),
 )
 
 #: ``results/atlas/plddt.parquet``: per-residue pLDDT of every prediction.
@@ -300,6 +333,8 @@ DOCUMENTED = (
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
     ("results/store/<fingerprint>/releases/<name>/keys/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/sequences/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", STORE_SEQUENCES_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/members/HH.parquet", "ingest.redundancy: one row per member the release resolved whose checksum starts with HH, sorted by checksum", MEMBERS_SCHEMA),
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),

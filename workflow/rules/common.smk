@@ -11,6 +11,7 @@ from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprin
 from foldatlas.slurm import site_resources
 from foldatlas.store import read_manifest
 from foldatlas.annotate import TOOLS, tool_binary
+from foldatlas.redundancy import mmseqs_binary
 
 
 wildcard_constraints:
@@ -39,7 +40,7 @@ INPUT_FASTA = expand_inputs(config["input"]["fasta"])
 
 
 def check_binaries_on_host():
-    """Look for the external programs (foldseek, mmseqs) on this host, at the start of a
+    """Look for the external programs (foldseek, mmseqs; mmseqs for ingest.redundancy too) on this host, at the start of a
     real run (onstart: never in a dry run or --lint), and only when their rules will run
     on this host with this host's PATH: local execution without --sdm conda. Otherwise
     (--sdm conda, a cluster executor) each rule looks for its program in its own
@@ -53,6 +54,8 @@ def check_binaries_on_host():
     for tool in TOOLS:
         if config[tool]["enabled"]:
             tool_binary(tool, config[tool]["binary"])
+    if config["ingest"]["redundancy"] != "none":
+        mmseqs_binary(config["mmseqs"]["binary"])
 
 
 onstart:

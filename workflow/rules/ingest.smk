@@ -60,5 +60,7 @@ checkpoint plan_chunks:
         fingerprint=STORE.fingerprint,
         outputs_key=FOLD_OUTPUTS_KEY,
         release=config["store"]["release"],
+        # ingest.redundancy runs this program
+        mmseqs=config["mmseqs"]["binary"],
     script:
         "../../scripts/plan_chunks.py"
