@@ -308,9 +308,11 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     # mmseqs: 16 B x 100 k-mers per sequence + 1 B per residue, 25% headroom, 1 GB base
     assert mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=100) == 1000 + 2313
     assert mem_mb("mmseqs_cluster", size, attempt=2, max_mem_mb=10**6, kmer_per_seq=100) == 2 * 3313
-    # foldseek: 8 B per residue (+ the k-mer table in cluster)
-    assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == 1000 + 2500
-    assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == 1000 + 8500
+    # foldseek: 8 B per residue held + the prefilter's 7 B per residue and 8 x 21^6 B (+ the k-mer table in cluster)
+    fixed = 8 * 21**6 * 1.25 / 1e6
+    assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == int(1000 + fixed + 4687.5 + 1)
+    assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == int(1000 + fixed + 4687.5 + 6000 + 1)
+    assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 1800  # never below the fixed arrays
     assert mem_mb("mmseqs_cluster", InputSize(10**9, 2.5 * 10**11), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000  # the cap
     assert split_memory_limit(16000) == "11200M"
     one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))

@@ -1,7 +1,7 @@
 """Memory and runtime requests of the annotation jobs, from the size of their inputs.
 
-Each request is a small formula over counts read cheaply before the job runs (a Parquet
-footer, a foldseek index, file sizes), so a Slurm job asks for what its input needs
+Each request is a small formula over counts read cheaply before the job runs (one
+integer column of a Parquet file, a foldseek index, file sizes), so a Slurm job asks for what its input needs
 instead of a fixed 4-16 GB. The constants and where each comes from (README, "Annotation
 resources"):
 
@@ -10,7 +10,10 @@ resources"):
   sequence database (1 byte per residue);
 - foldseek keeps 8 bytes per residue of a database it searches or clusters (6 of
   C-alpha coordinates, 1 of 3Di, 1 of amino acid: foldseek's README, "Memory
-  requirements"), plus the same k-mer table as linclust in ``cluster``'s first step;
+  requirements"); its prefilter (MMseqs2's, README "Memory Requirements") indexes the
+  target database in ``7 x residues + 8 x a^k`` bytes, a = 21 letters and k = 6 for 3Di
+  (686 MB however small the database: a foldseek job never gets less than about 2 GB);
+  ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
 - a job never asks for more than the section's ``max_mem_mb``: past it, mmseqs and
   foldseek are given ``--split-memory-limit`` (:func:`split_memory_limit`) and work in
   several passes instead of failing.
@@ -36,6 +39,8 @@ __all__ = [
     "BASE_MB",
     "KMER_BYTES",
     "FOLDSEEK_BYTES_PER_RESIDUE",
+    "PREFILTER_BYTES_PER_RESIDUE",
+    "PREFILTER_FIXED_BYTES",
     "RATES",
     "InputSize",
     "sequences_size",
@@ -52,6 +57,10 @@ BASE_MB = 1000
 KMER_BYTES = 16
 #: Bytes per residue foldseek holds of a database it searches or clusters (6 + 1 + 1).
 FOLDSEEK_BYTES_PER_RESIDUE = 8
+#: Bytes per residue of the prefilter's index table (MMseqs2: 7 x N x L).
+PREFILTER_BYTES_PER_RESIDUE = 7
+#: The prefilter's two auxiliary arrays, 8 x a^k bytes: foldseek's 3Di, a = 21, k = 6.
+PREFILTER_FIXED_BYTES = 8 * 21**6
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
 #: Residues per thread-second of each job kind (bench/annotate_rates.py on 2 cores).
@@ -98,12 +107,13 @@ def structures_size(paths: list[Path]) -> InputSize:
 
 def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     kmers = size.sequences * kmer_per_seq * KMER_BYTES
+    foldseek = PREFILTER_FIXED_BYTES + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
     if kind == "mmseqs_cluster":
         data = kmers + size.residues
     elif kind == "foldseek_cluster":
-        data = kmers + size.residues * FOLDSEEK_BYTES_PER_RESIDUE
+        data = kmers + foldseek
     elif kind in ("foldseek_search", "foldseek_createdb"):
-        data = size.residues * FOLDSEEK_BYTES_PER_RESIDUE
+        data = foldseek
     else:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
     return BASE_MB + MEM_HEADROOM * data / 1e6
