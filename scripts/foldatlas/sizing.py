@@ -6,8 +6,8 @@ instead of a fixed 4-16 GB. The constants and where each comes from (README, "An
 resources"):
 
 - mmseqs ``linclust`` keeps a table of ``--kmer-per-seq`` k-mers per sequence, 16 bytes
-  each (MMseqs2's ``KmerPosition``: k-mer 8, sequence id 4, position 2, length 2), plus the
-  sequence database (1 byte per residue);
+  each at most (MMseqs2's packed ``KmerPosition``: k-mer 8, sequence id 4, position 2, and
+  in some steps the length 2), plus the sequence database (1 byte per residue);
 - foldseek keeps 8 bytes per residue of a database it searches or clusters (6 of
   C-alpha coordinates, 1 of 3Di, 1 of amino acid: foldseek's README, "Memory
   requirements"); its prefilter (MMseqs2's, README "Memory Requirements") indexes the
