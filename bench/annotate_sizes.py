@@ -9,8 +9,9 @@ Sequences: synthetic families (log-normal lengths around 250, 5 variants at ~90%
 identity per family). Structures: ideal helices of 60-300 residues in 1000-member
 shards (foldseek's speed on real folds differs; the residues per second here are an
 upper bound for createdb and a rough figure for cluster). Peak memory is the largest
-RSS of a child process (``getrusage(RUSAGE_CHILDREN)``), taken in a fresh subprocess
-per measurement. One JSON line per measurement on stdout.
+RSS of the programs (``getrusage(RUSAGE_CHILDREN)``) and of the Python job itself
+(``RUSAGE_SELF``: DuckDB, Arrow), taken in a fresh subprocess per measurement started
+from a small parent (inputs are made in another subprocess). One JSON line per measurement on stdout.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 AA = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def _sequences(n: int, path: Path, seed: int = 1) -> int:
+def _sequences(n: int, path: str, seed: int = 1) -> int:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -55,7 +56,7 @@ def _child(code: str) -> dict:
     """Run ``code`` in a fresh Python; return its JSON line plus wall time and peak RSS of its children."""
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
     res["wall_s"] = round(time.perf_counter() - t, 2)
     return res
 
@@ -63,15 +64,23 @@ def _child(code: str) -> dict:
 _PEAK = "import resource, json; peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024; self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024"
 
 
-def bench_mmseqs(n: int, tmp: Path, threads: int) -> dict:
+def _in_child(function: str, *args: object) -> None:
+    """Run ``function(*args)`` of this script in a fresh Python, so this process stays
+    small: Linux keeps a process's peak RSS across fork and exec, and every measuring
+    child would otherwise report this one's peak."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import annotate_sizes as b; b.{function}(*{args!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def bench_mmseqs(n: int, tmp: Path, threads: int, max_mem_mb: int = 16000) -> dict:
     seqs = tmp / f"seqs{n}.parquet"
-    residues = _sequences(n, seqs)
+    _in_child("_sequences", n, str(seqs))
     code = f"""
 from foldatlas.annotate import mmseqs_linclust
 from foldatlas.settings import MmseqsSettings
 from foldatlas.sizing import job_size, mem_mb
 size = job_size("mmseqs_cluster", {str(seqs)!r})
-ask = mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb=16000, kmer_per_seq=100)
+ask = mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb={max_mem_mb}, kmer_per_seq=100)
 rows = mmseqs_linclust("mmseqs", {str(seqs)!r}, {str(tmp / 'clu.parquet')!r}, settings=MmseqsSettings.from_config({{}}), threads={threads}, mem_mb=ask)
 {_PEAK}
 print(json.dumps({{"job": "mmseqs_cluster", "sequences": size.sequences, "residues": size.residues, "rows": rows, "asked_mb": ask, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
@@ -79,7 +88,7 @@ print(json.dumps({{"job": "mmseqs_cluster", "sequences": size.sequences, "residu
     return _child(code)
 
 
-def _shards(n: int, folder: Path) -> None:
+def _shards(n: int, folder: str) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     import numpy as np
     from ideal import ideal_pdb
@@ -95,7 +104,7 @@ def _shards(n: int, folder: Path) -> None:
 
 def bench_foldseek(n: int, tmp: Path, threads: int) -> list[dict]:
     structures = tmp / f"structures{n}"
-    _shards(n, structures)
+    _in_child("_shards", n, str(structures))
     db = tmp / f"db{n}"
     create = f"""
 from foldatlas.annotate import atlas_db
@@ -109,7 +118,7 @@ print(json.dumps({{"job": "foldseek_createdb", "structures": size.sequences, "re
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = tmp / f"meta{n}.parquet"
+    meta = tmp / f"meta{n}.parquet"  # small: n rows
     pq.write_table(pa.table({"checksum": [f"{k:032x}" for k in range(n)], "plddt": [0.8] * n, "ptm": [0.8] * n,
                              "is_duplicate": [False] * n, "status": ["folded"] * n, "high_confidence": [True] * n}), meta)  # fmt: skip
     cluster = f"""
@@ -132,10 +141,11 @@ def main() -> None:
     ap.add_argument("--sequences", type=int, nargs="*", default=[20000, 200000])
     ap.add_argument("--structures", type=int, nargs="*", default=[300, 3000])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-mem-mb", type=int, default=16000, help="mmseqs.max_mem_mb: the cap of the request")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-annotate-") as tmp:
         for n in args.sequences:
-            print(json.dumps(bench_mmseqs(n, Path(tmp), args.threads)), flush=True)
+            print(json.dumps(bench_mmseqs(n, Path(tmp), args.threads, args.max_mem_mb)), flush=True)
         if args.structures and shutil.which("foldseek") is None:
             print(json.dumps({"skipped": "foldseek not on PATH"}), flush=True)
             return

@@ -254,6 +254,9 @@ def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one
     for members in by_cluster.values():  # best_confidence: the best representative of the cluster represents it
         best = min((m for m in members if m["is_representative"]), key=lambda m: (-m["ptm"] * m["plddt"], m["member"]))
         assert {m["cluster_representative"] for m in members} == {best["member"]} and members[0]["cluster_structures"] == len(members)
+    structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({"representative": "foldseek"}), threads=1)
+    again = pq.read_table(out).to_pylist()  # foldseek's own choice: still one of the representatives, same members
+    assert sorted(r["member"] for r in again) == sums and {r["cluster_representative"] for r in again} <= set(reps)
 
 
 @pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source to run these)")

@@ -56,6 +56,7 @@ __all__ = [
     "cluster_args",
     "arrow_batches",
     "duckdb_gb",
+    "duck_connection",
 ]
 
 log = logging.getLogger("foldatlas.annotate")
@@ -71,6 +72,14 @@ TOOLS = {
     "foldseek": "Install it from bioconda (conda install -c bioconda foldseek, or run with --sdm conda: envs/foldseek.yaml), or set foldseek.enabled: false.",
     "mmseqs": "Install it (apt-get install mmseqs2, or conda install -c bioconda mmseqs2, or run with --sdm conda), or set mmseqs.enabled: false.",
 }
+
+
+def duck_connection(database: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+    """:func:`foldatlas.duck.connect` without DuckDB's progress bar (which it prints on
+    stdout for long queries, even into a job's log)."""
+    con = connect(database, **kwargs)
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def tool_binary(tool: str, binary: str) -> str:
@@ -125,7 +134,7 @@ def cluster_pairs_sql(con: Any, path: str | os.PathLike[str]) -> str:
 
 def parse_cluster_tsv(path: str | os.PathLike[str]) -> pa.Table:
     """(representative, member) checksum pairs of a cluster TSV, distinct and sorted."""
-    con = connect(threads=1)
+    con = duck_connection(threads=1)
     return con.sql(f"SELECT * FROM ({cluster_pairs_sql(con, path)}) ORDER BY representative, member").to_arrow_table()
 
 
@@ -150,7 +159,7 @@ _HITS_ORDER = "ORDER BY query, evalue, bits DESC, target, target_db"
 def parse_m8(path: str | os.PathLike[str], *, target_db: str, checksum_targets: bool = False) -> pa.Table:
     """A ``--format-mode 4`` alignment file (header line) as a table, sorted by query,
     e-value, bits (descending), target; read by DuckDB."""
-    con = connect(threads=1)
+    con = duck_connection(threads=1)
     return con.sql(f"SELECT * FROM ({_m8_sql(con, path, target_db, checksum_targets)}) {_HITS_ORDER}").to_arrow_table().cast(HITS_SCHEMA)
 
 
@@ -198,7 +207,7 @@ def foldseek_search(binary: str, db_dir: str | os.PathLike[str], out: str | os.P
         return empty_output(out, HITS_SCHEMA).num_rows
     split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
-        con = connect(Path(tmp) / "hits.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        con = duck_connection(Path(tmp) / "hits.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         con.execute(f"CREATE TABLE hits AS SELECT * FROM ({_empty_hits_sql()})")
         for k, target in enumerate(search.targets):
             tdb: str | Path = target
@@ -253,7 +262,7 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
         prefix = Path(tmp) / "clu"
         run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), *split], logger=log)
         fasta.unlink()
-        con = connect(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         pairs = cluster_pairs_sql(con, f"{prefix}_cluster.tsv")
         sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,
                          count(*) OVER (PARTITION BY representative) AS cluster_size

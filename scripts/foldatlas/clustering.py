@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .annotate import CHECKSUM_SQL, arrow_batches, duckdb_gb, cluster_args, cluster_pairs_sql, empty_output, shard_dbs
+from .annotate import CHECKSUM_SQL, arrow_batches, cluster_args, cluster_pairs_sql, duck_connection, duckdb_gb, empty_output, shard_dbs
 from .dbfiles import select_entries
-from .duck import connect, sql_path
+from .duck import sql_path
 from .errors import InternalError
 from .settings import FoldseekSettings
 from .sizing import split_memory_limit
@@ -103,7 +103,7 @@ def structural_clusters(binary: str, db_dir: str | os.PathLike[str], out: str | 
     if not shard_dbs(db_dir):
         return empty_output(out, CLUSTERS_SCHEMA).num_rows
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
-        con = connect(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         if representatives(con, metadata, seq_clusters) == 0:
             return empty_output(out, CLUSTERS_SCHEMA).num_rows
         db = Path(tmp) / "reps" / "db"

@@ -19,7 +19,7 @@ resources"):
   several passes instead of failing.
 
 Runtimes are ``RUNTIME_BASE_MIN`` plus the work at a per-thread rate measured on this
-project's benchmark machine (bench/annotate_rates.py, bench/RESULTS.md), times
+project's benchmark machine (bench/annotate_sizes.py, bench/RESULTS.md), times
 ``RUNTIME_SAFETY``; both grow with the attempt number, as every rule's resources do.
 """
 
@@ -63,8 +63,11 @@ PREFILTER_BYTES_PER_RESIDUE = 7
 PREFILTER_FIXED_BYTES = 8 * 21**6
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
-#: Residues per thread-second of each job kind (bench/annotate_rates.py on 2 cores).
-RATES = {"mmseqs_cluster": 2.0e6, "foldseek_createdb": 2.0e5, "foldseek_cluster": 2.0e5, "foldseek_search": 5.0e4}
+#: Residues per thread-second of each job kind, measured by bench/annotate_sizes.py on 2
+#: cores (bench/RESULTS.md): linclust 1.4-2.1x10^6, createdb 1.1x10^5 and cluster
+#: 3.5x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
+#: given cluster's rate.
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
 RUNTIME_BASE_MIN = 10
 RUNTIME_SAFETY = 3.0
 #: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
@@ -87,6 +90,7 @@ def sequences_size(path: str | os.PathLike[str]) -> InputSize:
     from .duck import connect, sql_path
 
     con = connect(threads=2)
+    con.execute("SET enable_progress_bar = false")
     names = con.sql(f"SELECT * FROM read_parquet({sql_path(path)}) LIMIT 0").columns
     residues = "length" if "length" in names else "length(sequence)"
     n, total = con.execute(f"SELECT count(*), coalesce(sum({residues}), 0) FROM read_parquet({sql_path(path)})").fetchall()[0]
