@@ -68,8 +68,7 @@ def _in_child(function: str, *args: object) -> None:
     """Run ``function(*args)`` of this script in a fresh Python, so this process stays
     small: Linux keeps a process's peak RSS across fork and exec, and every measuring
     child would otherwise report this one's peak."""
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import annotate_sizes as b; b.{function}(*{args!r})"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    subprocess.run([sys.executable, __file__, "--make", function, *map(str, args)], check=True, cwd=REPO)
 
 
 def bench_mmseqs(n: int, tmp: Path, threads: int, max_mem_mb: int = 16000) -> dict:
@@ -89,9 +88,14 @@ print(json.dumps({{"job": "mmseqs_cluster", "sequences": size.sequences, "residu
 
 
 def _shards(n: int, folder: str) -> None:
-    sys.path.insert(0, str(REPO / "tests"))
+    import importlib.util
+
     import numpy as np
-    from ideal import ideal_pdb
+
+    spec = importlib.util.spec_from_file_location("ideal", REPO / "tests/ideal.py")
+    ideal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ideal)
+    ideal_pdb = ideal.ideal_pdb
 
     from foldatlas.archive import ShardWriter
 
@@ -142,7 +146,11 @@ def main() -> None:
     ap.add_argument("--structures", type=int, nargs="*", default=[300, 3000])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-mem-mb", type=int, default=16000, help="mmseqs.max_mem_mb: the cap of the request")
+    ap.add_argument("--make", nargs=3, metavar=("WHAT", "N", "PATH"), help=argparse.SUPPRESS)  # inputs, in a child
     args = ap.parse_args()
+    if args.make:
+        {"_sequences": _sequences, "_shards": _shards}[args.make[0]](int(args.make[1]), args.make[2])
+        return
     with tempfile.TemporaryDirectory(prefix="bench-annotate-") as tmp:
         for n in args.sequences:
             print(json.dumps(bench_mmseqs(n, Path(tmp), args.threads, args.max_mem_mb)), flush=True)

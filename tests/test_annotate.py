@@ -317,7 +317,7 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == int(1000 + fixed + 4687.5 + 6000 + 1)
     assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 1800  # never below the fixed arrays
     assert mem_mb("mmseqs_cluster", InputSize(10**9, 2.5 * 10**11), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000  # the cap
-    assert split_memory_limit(16000) == "11200M"
+    assert split_memory_limit(16000) == "12600M" and split_memory_limit(2000, 564) == "948M"
     one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))
     assert one > four >= 10 and runtime_min("foldseek_cluster", size, threads=4, attempt=2) == 2 * four
     with pytest.raises(ValueError, match="expected one of"):

@@ -33,7 +33,7 @@ from .dbfiles import db_prefixes
 from .duck import connect, sql_path
 from .layout import HIGHCONF, shard_glob
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
-from .sizing import split_memory_limit
+from .sizing import sequences_size, split_memory_limit
 from .tables import HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_batches, write_table
 from .tools import find_binary, run_tool
 
@@ -253,8 +253,8 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
     """Sequence clusters of the unique sequences with ``mmseqs easy-linclust`` (defaults:
     the ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its
     row count. The FASTA is written batch by batch and the cluster TSV read by DuckDB;
-    with ``mem_mb``, mmseqs is held to 70% of it (``--split-memory-limit``)."""
-    split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
+    with ``mem_mb``, mmseqs gets ``--split-memory-limit`` (what ``mem_mb`` leaves beside the sequences)."""
+    split = ["--split-memory-limit", split_memory_limit(mem_mb, sequences_size(sequences).residues / 1e6)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
         fasta = Path(tmp) / "unique.fasta"
         if _write_fasta(sequences, fasta) == 0:

@@ -14,9 +14,9 @@ resources"):
   target database in ``7 x residues + 8 x a^k`` bytes, a = 21 letters and k = 6 for 3Di
   (686 MB however small the database: a foldseek job never gets less than about 2 GB);
   ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
-- a job never asks for more than the section's ``max_mem_mb``: past it, mmseqs and
-  foldseek are given ``--split-memory-limit`` (:func:`split_memory_limit`) and work in
-  several passes instead of failing.
+- a job never asks for more than the section's ``max_mem_mb``; mmseqs and foldseek are
+  always given ``--split-memory-limit`` (:func:`split_memory_limit`: what the request
+  leaves beside their database) and work in several passes instead of outgrowing it.
 
 Runtimes are ``RUNTIME_BASE_MIN`` plus the work at a per-thread rate measured on this
 project's benchmark machine (bench/annotate_sizes.py, bench/RESULTS.md), times
@@ -64,8 +64,8 @@ PREFILTER_FIXED_BYTES = 8 * 21**6
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
 #: Residues per thread-second of each job kind, measured by bench/annotate_sizes.py on 2
-#: cores (bench/RESULTS.md): linclust 1.4-2.1x10^6, createdb 1.1x10^5 and cluster
-#: 3.5x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
+#: cores (bench/RESULTS.md): linclust 1.7-3.1x10^6, createdb 1.9x10^5 and cluster
+#: 3.2x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
 #: given cluster's rate.
 RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
 RUNTIME_BASE_MIN = 10
@@ -135,10 +135,14 @@ def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> in
     return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
 
 
-def split_memory_limit(mem_mb: int) -> str:
-    """``--split-memory-limit`` for a job granted ``mem_mb``: 70% of it (the rest is the
-    program, buffers and the sequence database), as mmseqs and foldseek write it (``1234M``)."""
-    return f"{max(100, int(mem_mb * 0.7))}M"
+def split_memory_limit(mem_mb: int, resident_mb: float = 0) -> str:
+    """``--split-memory-limit`` for a job granted ``mem_mb`` whose program also keeps
+    ``resident_mb`` of database in memory (linclust's sequences, 1 B per residue; foldseek's
+    database, 8 B per residue), as mmseqs and foldseek write it (``1234M``): 80% of what
+    is left, less 200 MB. The split limit bounds the k-mer and index tables only:
+    bench/RESULTS.md has a run capped at 2,000 MB whose linclust peaked at 1,400 MB of
+    tables plus its 564 MB of sequences."""
+    return f"{max(100, int(0.8 * (mem_mb - resident_mb) - 200))}M"
 
 
 def _db_folder_size(folder: Path) -> InputSize:
