@@ -301,6 +301,7 @@ class FoldseekSettings(Section):
     enabled: bool
     binary: str
     threads: int
+    max_mem_mb: int
     representative: str
     cluster: FoldseekClusterSettings
     search: FoldseekSearchSettings
@@ -316,7 +317,10 @@ class MmseqsSettings(Section):
     min_seq_id: float
     coverage: float
     cov_mode: int
+    cluster_mode: int
+    kmer_per_seq: int
     threads: int
+    max_mem_mb: int
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprin
 from foldatlas.slurm import site_resources
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
+from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
 
 
 wildcard_constraints:
@@ -199,3 +200,32 @@ def final_targets(wildcards):
     if config["mmseqs"]["enabled"]:
         targets.append(LAYOUT.mmseqs_clusters)
     return targets
+
+
+def sized_mem(kind, name):
+    """mem_mb of an annotate job from the size of its input ``name`` (capped by the
+    section's max_mem_mb), growing with the attempt."""
+    section = config["mmseqs"] if kind == "mmseqs_cluster" else config["foldseek"]
+    kmers = section.get("kmer_per_seq", 300 if kind == "foldseek_cluster" else 0)
+    targets = config["foldseek"]["search"]["targets"]
+
+    def mem_mb(wildcards, input, attempt):
+        size = job_size(kind, input[name], targets=targets)
+        cap = section["max_mem_mb"]
+        return sized_mem_mb(
+            kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers
+        )
+
+    return mem_mb
+
+
+def sized_runtime(kind, name):
+    """runtime (minutes) of an annotate job from the size of its input ``name`` (a
+    search: its queries, the shard databases), growing with the attempt."""
+    size_kind = "foldseek_cluster" if kind == "foldseek_search" else kind
+
+    def runtime(wildcards, input, threads, attempt):
+        size = job_size(size_kind, input[name])
+        return runtime_min(kind, size, threads=threads, attempt=attempt)
+
+    return runtime
