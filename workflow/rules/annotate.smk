@@ -17,7 +17,7 @@ rule foldseek_createdb:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
     params:
         binary=config["foldseek"]["binary"],
     script:
@@ -40,7 +40,7 @@ rule foldseek_cluster:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(240, attempt),
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
@@ -63,7 +63,7 @@ rule foldseek_search:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 16000 * attempt,
-        runtime=lambda wc, attempt: 480 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(480, attempt),
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
@@ -86,7 +86,7 @@ rule mmseqs_cluster:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(240, attempt),
     params:
         binary=config["mmseqs"]["binary"],
         mmseqs=config["mmseqs"],
