@@ -148,7 +148,7 @@ SLURM = SlurmSettings.from_config(config["slurm"])
 
 
 def runtime_minutes(minutes, attempt):
-    """The runtime every rule asks for: ``minutes`` x ``attempt``, at most
+    """Runtime asked for by every job, in minutes: ``minutes`` x ``attempt``, at most
     slurm.max_runtime (the partitions' limit), so that a retry is never refused."""
     return runtime_request(minutes, attempt, SLURM.max_runtime)
 
