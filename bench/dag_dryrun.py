@@ -4,6 +4,8 @@ A working directory is made with a finished ingest (records, sequences, a plan o
 chunks, N empty chunk files), so that the dry run evaluates the plan_chunks checkpoint
 and schedules N fold_chunk jobs plus the atlas rules, exactly as a real run of that
 size would. Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000]
+[--persistence-backend file db] (Snakemake's metadata in files, its default, or in a
+SQLite database under .snakemake/; each backend gets a fresh working directory).
 """
 
 from __future__ import annotations
@@ -53,24 +55,27 @@ def make_workdir(root: Path, n: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--persistence-backend", nargs="+", choices=["file", "db"], default=["file"])
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dag-") as tmp:
         for n in args.chunks:
-            wd = make_workdir(Path(tmp), n)
-            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
-                   "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules"]  # fmt: skip
-            t = time.perf_counter()
-            res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True)
-            wall = time.perf_counter() - t
-            if res.returncode != 0:
-                sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
-            jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith("fold_chunk")), "").split()
-            rows.append((n, wall, jobs[-1] if jobs else "?"))
-            print(f"{n} chunks: {wall:.1f} s, fold_chunk jobs: {rows[-1][2]}", flush=True)
-    print("\n| chunks | dry-run wall s | fold_chunk jobs |\n| --- | --- | --- |")
-    for n, wall, jobs in rows:
-        print(f"| {n:,} | {wall:.1f} | {jobs} |")
+            for backend in args.persistence_backend:
+                wd = make_workdir(Path(tmp) / backend, n)
+                cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
+                       "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules",
+                       "--persistence-backend", backend]  # fmt: skip
+                t = time.perf_counter()
+                res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True)
+                wall = time.perf_counter() - t
+                if res.returncode != 0:
+                    sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
+                jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith("fold_chunk")), "").split()
+                rows.append((n, backend, wall, jobs[-1] if jobs else "?"))
+                print(f"{n} chunks, {backend} persistence: {wall:.1f} s, fold_chunk jobs: {rows[-1][3]}", flush=True)
+    print("\n| chunks | persistence | dry-run wall s | fold_chunk jobs |\n| --- | --- | --- | --- |")
+    for n, backend, wall, jobs in rows:
+        print(f"| {n:,} | {backend} | {wall:.1f} | {jobs} |")
 
 
 if __name__ == "__main__":

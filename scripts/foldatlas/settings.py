@@ -333,3 +333,5 @@ class SlurmSettings(Section):
     account: str | None
     gpu_model: str | None
     constraint: str | None
+    #: minutes; the cap of every job's runtime request (None: no cap)
+    max_runtime: int | None

@@ -6,9 +6,9 @@ import os
 from foldatlas.chunking import read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.inputs import input_list_change
-from foldatlas.layout import Layout
+from foldatlas.layout import CHUNK_ID_PATTERN, Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
-from foldatlas.slurm import site_resources
+from foldatlas.slurm import runtime_request, site_resources
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
 from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
@@ -16,7 +16,8 @@ from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
 
 wildcard_constraints:
     source=r"\d+",
-    chunk=r"\d{6}",
+    # 000042 ... 999999, then 1000000 ...: ids never run out (foldatlas.layout.chunk_id)
+    chunk=CHUNK_ID_PATTERN,
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -146,21 +147,29 @@ def fold_gpus():
     return 0 if config["fold"]["device"] == "cpu" else 1
 
 
+# Site settings of Slurm jobs (slurm: section); ignored by local runs.
+SLURM = SlurmSettings.from_config(config["slurm"])
+
+
+def runtime_minutes(minutes, attempt):
+    """Runtime asked for by every job, in minutes: ``minutes`` x ``attempt``, at most
+    slurm.max_runtime (the partitions' limit), so that a retry is never refused."""
+    return runtime_request(minutes, attempt, SLURM.max_runtime)
+
+
 def cpu_site():
     """Slurm site settings (partition, account, constraint) of CPU jobs."""
-    return site_resources(SlurmSettings.from_config(config["slurm"]), gpu=False)
+    return site_resources(SLURM, gpu=False)
 
 
 def gpu_site():
     """Slurm site settings of fold jobs (GPU partition and model when they ask for a GPU)."""
-    return site_resources(
-        SlurmSettings.from_config(config["slurm"]), gpu=fold_gpus() > 0
-    )
+    return site_resources(SLURM, gpu=fold_gpus() > 0)
 
 
 def fold_runtime_minutes(wildcards):
     """Runtime asked for a fold job: twice the chunk's estimated GPU time plus 15 min
-    for start-up and merging (the caller multiplies by the attempt number)."""
+    for start-up and merging (runtime_minutes multiplies it by the attempt number)."""
     est = chunk_plan(wildcards.chunk).est_seconds
     return int(15 + 2 * est / 60)
 
@@ -226,6 +235,9 @@ def sized_runtime(kind, name):
 
     def runtime(wildcards, input, threads, attempt):
         size = job_size(size_kind, input[name])
-        return runtime_min(kind, size, threads=threads, attempt=attempt)
+        # grows with the attempt, capped at slurm.max_runtime (runtime_minutes)
+        return runtime_minutes(
+            runtime_min(kind, size, threads=threads, attempt=1), attempt
+        )
 
     return runtime
