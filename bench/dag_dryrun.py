@@ -5,6 +5,8 @@ chunks, N empty chunk files), so that the dry run evaluates the plan_chunks chec
 and schedules N fold_chunk jobs (or N / K fold_package jobs with ``--chunks-per-job K``,
 ``fold.chunks_per_job``) plus the atlas rules, exactly as a real run of that size would.
 Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000] [--chunks-per-job 1]
+[--persistence-backend file db] (Snakemake's metadata in files, its default, or in a
+SQLite database under .snakemake/; each backend gets a fresh working directory).
 """
 
 from __future__ import annotations
@@ -55,27 +57,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--chunks-per-job", type=int, default=1, help="fold.chunks_per_job (fold packages)")
+    ap.add_argument("--persistence-backend", nargs="+", choices=["file", "db"], default=["file"])
     args = ap.parse_args()
     rule = "fold_chunk" if args.chunks_per_job == 1 else "fold_package"
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dag-") as tmp:
         for n in args.chunks:
-            t = time.perf_counter()
-            wd = make_workdir(Path(tmp), n, args.chunks_per_job)
-            print(f"{n} chunks: work directory made in {time.perf_counter() - t:.1f} s", flush=True)
-            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
-                   "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules"]  # fmt: skip
-            t = time.perf_counter()
-            res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True)
-            wall = time.perf_counter() - t
-            if res.returncode != 0:
-                sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
-            jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith(rule)), "").split()
-            rows.append((n, wall, jobs[-1] if jobs else "?"))
-            print(f"{n} chunks: {wall:.1f} s, {rule} jobs: {rows[-1][2]}", flush=True)
-    print(f"\n| chunks | chunks per job | dry-run wall s | {rule} jobs |\n| --- | --- | --- | --- |")
-    for n, wall, jobs in rows:
-        print(f"| {n:,} | {args.chunks_per_job} | {wall:.1f} | {jobs} |")
+            for backend in args.persistence_backend:
+                t = time.perf_counter()
+                wd = make_workdir(Path(tmp) / backend, n, args.chunks_per_job)
+                print(f"{n} chunks: work directory made in {time.perf_counter() - t:.1f} s", flush=True)
+                cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
+                       "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules",
+                       "--persistence-backend", backend]  # fmt: skip
+                t = time.perf_counter()
+                res = subprocess.run(cmd, cwd=wd, capture_output=True, text=True)
+                wall = time.perf_counter() - t
+                if res.returncode != 0:
+                    sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
+                jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith(rule)), "").split()
+                rows.append((n, backend, wall, jobs[-1] if jobs else "?"))
+                print(f"{n} chunks, {backend} persistence: {wall:.1f} s, {rule} jobs: {rows[-1][3]}", flush=True)
+    print(f"\n| chunks | chunks per job | persistence | dry-run wall s | {rule} jobs |\n| --- | --- | --- | --- | --- |")
+    for n, backend, wall, jobs in rows:
+        print(f"| {n:,} | {args.chunks_per_job} | {backend} | {wall:.1f} | {jobs} |")
 
 
 if __name__ == "__main__":

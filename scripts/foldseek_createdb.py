@@ -1,4 +1,4 @@
-"""Rule foldseek_createdb: a foldseek database straight from the high-confidence shards."""
+"""Rule foldseek_createdb: one foldseek database per high-confidence shard, read straight from the .tar."""
 
 from foldatlas.annotate import atlas_db, tool_binary
 from foldatlas.logs import rule_script

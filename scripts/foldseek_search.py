@@ -12,4 +12,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sm.output.hits,
         search=FoldseekSettings.from_config(sm.params.foldseek).search,
         threads=sm.threads,
+        mem_mb=sm.resources.mem_mb,
     )

@@ -9,7 +9,8 @@ CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS, which Slurm sets to 0): fold jobs with
 the variables set they would stop, as a fold job allocated a GPU that torch cannot see
 must (:class:`foldatlas.model.GpuUnavailableError`). No accounting
 daemon: poll with ``--slurm-status-command squeue`` (MinJobAge keeps finished jobs
-visible for an hour).
+visible for an hour). The partition has a time limit (:data:`MAX_TIME_MINUTES`), enforced
+at submission, so a workflow that asks for more is refused instead of hanging.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ GRES = Path("/etc/slurm/gres.conf")
 TASK_PROLOG = Path("/etc/slurm/task_prolog.sh")
 PIDS = {"slurmd": Path("/run/slurmd.pid"), "slurmctld": Path("/run/slurmctld.pid"), "munged": Path("/run/munge/munged.pid")}
 BINARIES = ("slurmctld", "slurmd", "sinfo", "squeue", "sbatch", "scontrol", "munged")
+#: The partition's time limit (minutes); EnforcePartLimits=ALL refuses a job asking more.
+MAX_TIME_MINUTES = 60
 
 
 def unavailable() -> str | None:
@@ -81,7 +84,10 @@ def start() -> None:
                 "SlurmctldLogFile=/var/log/slurm/slurmctld.log",
                 "SlurmdLogFile=/var/log/slurm/slurmd.log",
                 f"NodeName=localhost CPUs={cpus} RealMemory={_memory_mb()} Gres=gpu:1 State=UNKNOWN",
-                "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+                # a time limit, as sites have, below what some rules ask for (slurm.max_runtime
+                # caps them); a job over it is refused at once instead of pending forever
+                "EnforcePartLimits=ALL",
+                f"PartitionName=debug Nodes=localhost Default=YES MaxTime={MAX_TIME_MINUTES} State=UP",
                 "",
             ]
         )

@@ -7,6 +7,7 @@ with the reason, when the binary is not on PATH.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from foldatlas.annotate import cluster_args, clusters_table, entry_checksum, mmseqs_linclust, parse_cluster_tsv, parse_m8
+from foldatlas.annotate import cluster_args, entry_checksum, linclust_args, mmseqs_linclust, parse_cluster_tsv, parse_m8
+from foldatlas.duck import connect
 from foldatlas.errors import ConfigError
 from foldatlas.settings import FoldseekSettings, MmseqsSettings
-from foldatlas.tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEQ_CLUSTERS_SCHEMA
+from foldatlas.tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA
 from foldatlas.fasta import sequence_checksum
 from foldatlas.tools import ToolError, find_binary, run_tool
 
@@ -66,29 +68,54 @@ def test_cluster_params_build_the_documented_options():
     ]  # fmt: skip
 
 
-def test_best_confidence_representatives():
-    a, b, c = "a" * 32, "b" * 32, "c" * 32
-    conf = {a: (0.5, 0.5), b: (0.9, 0.8), c: (0.95, 0.1)}
-    t = clusters_table([(a, a), (a, b), (a, c)], conf, best_confidence=True).to_pylist()
-    assert {r["representative"] for r in t} == {b}
-    assert sorted(r["member"] for r in t) == [a, b, c] and [r["is_representative"] for r in t if r["member"] == b] == [True]
-    t = clusters_table([(a, a), (a, b), (a, c)], conf, best_confidence=False).to_pylist()
-    assert {r["representative"] for r in t} == {a} and t[0]["cluster_size"] == 3
+def test_linclust_defaults_are_the_atlas_clust30():
+    assert linclust_args(MmseqsSettings.from_config({})) == [
+        "--min-seq-id", "0.3", "-c", "0.8", "--cov-mode", "1", "--cluster-mode", "2", "--kmer-per-seq", "100",
+    ]  # fmt: skip
+
+
+def _old_parse_cluster_tsv(path):
+    """The plain-Python parser the DuckDB one replaced (reference for the comparison)."""
+    pairs = set()
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if row:
+                pairs.add((entry_checksum(row[0]), entry_checksum(row[1])))
+    return sorted(pairs)
+
+
+def _old_parse_m8(path, target_db):
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            row = {"query": entry_checksum(r["query"]), "target_db": target_db, "target": r["target"]}
+            for c in SEARCH_COLUMNS[2:]:
+                row[c] = float(r[c]) if pa.types.is_floating(HITS_SCHEMA.field(c).type) else int(float(r[c]))
+            rows.append(row)
+    rows.sort(key=lambda r: (r["query"], r["evalue"], -r["bits"], r["target"]))
+    return pa.Table.from_pylist(rows, schema=HITS_SCHEMA)
 
 
 @pytest.mark.skipif(not (DATA / "cluster.tsv").exists(), reason="no recorded foldseek output in tests/data/foldseek")
-def test_parsers_on_real_foldseek_output():
-    pairs = parse_cluster_tsv(DATA / "cluster.tsv")
-    assert pairs == sorted(pairs) and len({m for _, m in pairs}) == len(pairs)
-    reps = {r for r, _ in pairs}
-    assert all((r, r) in pairs for r in reps)  # foldseek lists each representative as its own member
+def test_streaming_parsers_give_the_tables_of_the_python_parsers_on_real_foldseek_output():
+    table = parse_cluster_tsv(DATA / "cluster.tsv")
+    pairs = list(zip(table["representative"].to_pylist(), table["member"].to_pylist()))
+    assert pairs == _old_parse_cluster_tsv(DATA / "cluster.tsv")
+    assert len({m for _, m in pairs}) == len(pairs)
+    assert all((r, r) in pairs for r, _ in pairs)  # foldseek lists each representative as its own member
     hits = parse_m8(DATA / "hits.m8", target_db="self")
-    assert hits.schema.equals(HITS_SCHEMA)
+    assert hits.schema.equals(HITS_SCHEMA) and hits.equals(_old_parse_m8(DATA / "hits.m8", "self"))
     rows = hits.to_pylist()
-    assert rows == sorted(rows, key=lambda r: (r["query"], r["evalue"], -r["bits"], r["target"]))
     assert all(0 <= r["prob"] <= 1 and 0 <= r["alntmscore"] <= 1.1 for r in rows)  # foldseek reports alntmscore slightly above 1
     self_hits = [r for r in rows if r["target"].startswith(r["query"])]
     assert self_hits and all(r["fident"] == 1.0 for r in self_hits)
+
+
+def test_cluster_tsv_with_an_entry_that_is_no_checksum_names_it(tmp_path):
+    bad = tmp_path / "clu.tsv"
+    bad.write_text(f"{'a' * 32}\t{'a' * 32}\n{'a' * 32}\t../etc/passwd_A\n")
+    with pytest.raises(ValueError, match=r"clu.tsv: expected entries named after a 32-digit checksum, found '../etc/passwd_A'"):
+        parse_cluster_tsv(bad)
 
 
 def _families(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -112,9 +139,10 @@ def _families(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 @pytest.mark.skipif(MMSEQS is None, reason="mmseqs not on PATH (apt-get install mmseqs2); .ci/run installs it")
 def test_mmseqs_linclust_groups_families(tmp_path):
     path, family = _families(tmp_path)
-    t = mmseqs_linclust(MMSEQS, path, tmp_path / "clusters.parquet", settings=MmseqsSettings.from_config({"min_seq_id": 0.3, "coverage": 0.8, "cov_mode": 1}), threads=2)
+    n = mmseqs_linclust(MMSEQS, path, tmp_path / "clusters.parquet", settings=MmseqsSettings.from_config({}), threads=2, mem_mb=2000)
     assert pq.read_schema(tmp_path / "clusters.parquet").equals(SEQ_CLUSTERS_SCHEMA, check_metadata=False)
-    rows = t.to_pylist()
+    rows = pq.read_table(tmp_path / "clusters.parquet").to_pylist()
+    assert n == len(rows) and rows == sorted(rows, key=lambda r: (r["cluster_id"], r["member"]))
     assert sorted(r["member"] for r in rows) == sorted(family)  # every sequence exactly once
     for r in rows:
         assert family[r["member"]] == family[r["representative"]]
@@ -128,22 +156,107 @@ def test_mmseqs_failure_is_reported_with_command(tmp_path):
     assert info.value.returncode != 0 and "easy-linclust" in info.value.command
 
 
-@pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source to run these)")
-def test_foldseek_createdb_reads_the_shards_directly(tmp_path):
-    from foldatlas.annotate import atlas_db
+NEEDS_FOLDSEEK = pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source and put it on PATH to run these)")
+
+
+def _shards(tmp_path: Path, n: int = 7) -> tuple[Path, list[str]]:
+    """Three high-confidence shards of ``n`` ideal helices (40, 45, ... residues), each
+    with a ModelCIF member foldseek must not read."""
     from foldatlas.archive import ShardWriter
     from ideal import ideal_pdb
 
     writer = ShardWriter(tmp_path / "structures", "highconf", 3, archive_dir="structures")
-    sums = [f"{k:032x}" for k in range(7)]
+    sums = [f"{k:032x}" for k in range(n)]
     for k, c in enumerate(sums):
         writer.add(c, {"pdb": ideal_pdb(40 + 5 * k, unknown=(3,)).encode(), "cif": b"data_not_read\n"})
     assert len(writer.close()) == 3
-    db = atlas_db(FOLDSEEK, tmp_path / "structures", tmp_path / "db", threads=1)
-    names = [line.split("\t")[1] for line in Path(f"{db}.lookup").read_text().splitlines()]
+    return tmp_path / "structures", sums
+
+
+@NEEDS_FOLDSEEK
+def test_foldseek_createdb_makes_one_database_per_shard(tmp_path):
+    from foldatlas.annotate import atlas_db
+    from foldatlas.dbfiles import db_size, read_lookup
+
+    structures, sums = _shards(tmp_path)
+    dbs = atlas_db(FOLDSEEK, structures, tmp_path / "db", threads=1)
+    assert [d.parent.name for d in dbs] == ["highconf_000000", "highconf_000001", "highconf_000002"]
+    names = [n for d in dbs for n in read_lookup(d)]
     assert sorted(names) == sums  # every PDB member of every shard, once; the ModelCIF members are not read
-    lengths = sorted(int(line.split("\t")[2]) - 2 for line in Path(f"{db}.index").read_text().splitlines())  # sequence + newline + NUL
+    lengths = sorted(int(line.split("\t")[2]) - 2 for d in dbs for line in Path(f"{d}.index").read_text().splitlines())
     assert lengths == [40 + 5 * k for k in range(7)]  # every residue, the unknown one included
+    assert sum(db_size(d).residues for d in dbs) == sum(lengths) and sum(db_size(d).entries for d in dbs) == 7
+
+
+def _atlas_tables(tmp_path: Path, sums: list[str]) -> tuple[Path, Path, dict[str, str]]:
+    """metadata.parquet and mmseqs clusters.parquet for 7 structures plus one low-confidence
+    sequence: sequence clusters {0,1,2,7}, {3,4}, {5}, {6}; 3 and 4 tie on pTM x pLDDT."""
+    low = "f" * 32
+    conf = {sums[0]: (0.80, 0.80), sums[1]: (0.90, 0.75), sums[2]: (0.95, 0.90), low: (0.99, 0.50),
+            sums[3]: (0.80, 0.90), sums[4]: (0.90, 0.80), sums[5]: (0.75, 0.75), sums[6]: (0.72, 0.95)}  # fmt: skip
+    rows = [{"checksum": c, "plddt": pl, "ptm": pt, "is_duplicate": False, "status": "folded", "high_confidence": c != low} for c, (pl, pt) in conf.items()]
+    rows.append({**rows[0], "is_duplicate": True})  # a duplicate record of sums[0]: one row all the same
+    meta = tmp_path / "metadata.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), meta)
+    seq_rep = {sums[0]: low, sums[1]: low, sums[2]: low, low: low, sums[3]: sums[4], sums[4]: sums[4], sums[5]: sums[5], sums[6]: sums[6]}
+    ids = {r: k for k, r in enumerate(sorted(set(seq_rep.values())))}
+    seq = tmp_path / "seq_clusters.parquet"
+    pq.write_table(pa.Table.from_pylist([{"cluster_id": ids[r], "representative": r, "member": m, "cluster_size": 0} for m, r in seq_rep.items()], SEQ_CLUSTERS_SCHEMA), seq)
+    return meta, seq, seq_rep
+
+
+def test_representatives_are_the_best_ptm_x_plddt_structure_of_each_sequence_cluster(tmp_path):
+    from foldatlas.clustering import representatives
+
+    sums = [f"{k:032x}" for k in range(7)]
+    meta, seq, seq_rep = _atlas_tables(tmp_path, sums)
+    con = connect()
+    assert representatives(con, meta, seq) == 7  # high-confidence structures, each once
+    rows = {m: (r, s, n) for m, r, s, n in con.execute("SELECT member, representative, seq_representative, seq_cluster_structures FROM hc").fetchall()}
+    # {0,1,2}: 2 has the best pTM x pLDDT (the low-confidence 7 is never a representative, though mmseqs chose it)
+    assert {m: r for m, (r, _, _) in rows.items()} == {sums[0]: sums[2], sums[1]: sums[2], sums[2]: sums[2], sums[3]: sums[3], sums[4]: sums[3], sums[5]: sums[5], sums[6]: sums[6]}
+    assert all(s == seq_rep[m] for m, (_, s, _) in rows.items())  # 3 and 4 tie (0.72): the smaller checksum, 3, wins
+    assert rows[sums[0]][2] == 3 and rows[sums[3]][2] == 2 and rows[sums[6]][2] == 1
+    con = connect()  # without mmseqs, every structure is its own sequence cluster
+    representatives(con, meta, None)
+    assert con.execute("SELECT count(*) FROM hc WHERE member = representative AND seq_cluster_id IS NULL").fetchone()[0] == 7
+
+
+@NEEDS_FOLDSEEK
+def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one_row(tmp_path):
+    from foldatlas.annotate import atlas_db
+    from foldatlas.clustering import _representatives_db, representatives, structural_clusters
+    from foldatlas.dbfiles import read_lookup
+
+    structures, sums = _shards(tmp_path)
+    atlas_db(FOLDSEEK, structures, tmp_path / "db", threads=1)
+    meta, seq, _ = _atlas_tables(tmp_path, sums)
+    con = connect()
+    representatives(con, meta, seq)
+    assert _representatives_db(con, tmp_path / "db", tmp_path / "reps" / "db") == 4
+    assert sorted(read_lookup(tmp_path / "reps" / "db")) == [sums[2], sums[3], sums[5], sums[6]]  # what foldseek clusters
+    out = tmp_path / "clusters.parquet"
+    n = structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=2000)
+    t = pq.read_table(out)
+    assert t.schema.equals(CLUSTERS_SCHEMA, check_metadata=False) and n == t.num_rows == 7
+    rows = t.to_pylist()
+    assert sorted(r["member"] for r in rows) == sums  # every high-confidence structure once
+    assert rows == sorted(rows, key=lambda r: (r["cluster_id"], r["representative"], r["member"]))
+    reps = {r["representative"]: r for r in rows if r["is_representative"]}
+    assert sorted(reps) == [sums[2], sums[3], sums[5], sums[6]]
+    assert sum({r["cluster_id"]: r["cluster_size"] for r in rows}.values()) == 4  # foldseek's entries: the representatives only
+    for r in rows:  # a member's structural cluster is its representative's
+        assert (r["cluster_id"], r["cluster_representative"]) == (reps[r["representative"]]["cluster_id"], reps[r["representative"]]["cluster_representative"])
+        assert r["cluster_representative"] in reps
+    by_cluster = {}
+    for r in rows:
+        by_cluster.setdefault(r["cluster_id"], []).append(r)
+    for members in by_cluster.values():  # best_confidence: the best representative of the cluster represents it
+        best = min((m for m in members if m["is_representative"]), key=lambda m: (-m["ptm"] * m["plddt"], m["member"]))
+        assert {m["cluster_representative"] for m in members} == {best["member"]} and members[0]["cluster_structures"] == len(members)
+    structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({"representative": "foldseek"}), threads=1)
+    again = pq.read_table(out).to_pylist()  # foldseek's own choice: still one of the representatives, same members
+    assert sorted(r["member"] for r in again) == sums and {r["cluster_representative"] for r in again} <= set(reps)
 
 
 @pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PATH (bioconda only; build it from source to run these)")
@@ -169,14 +282,56 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     meta = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
     hc = {r["checksum"] for r in meta if r["high_confidence"]}
     assert sorted(clusters["member"].to_pylist()) == sorted(hc)  # every high-confidence structure clustered once, from the .tar shards
-    lookup = (wd / "results/foldseek/db/highconf.lookup").read_text().split("\n")
-    assert sorted(line.split("\t")[1] for line in lookup if line) == sorted(hc)  # PDB members only (the shards hold ModelCIF too)
+    lookups = sorted((wd / "results/foldseek/db").glob("highconf_*/highconf.lookup"))  # one database per shard
+    assert len(lookups) == len(list((wd / "results/atlas/structures").glob("highconf_*.tar")))
+    names = [line.split("\t")[1] for p in lookups for line in p.read_text().splitlines()]
+    assert sorted(names) == sorted(hc)  # PDB members only (the shards hold ModelCIF too)
     conf = {r["checksum"]: (r["plddt"], r["ptm"]) for r in meta if r["status"] == "folded"}
-    for r in clusters.to_pylist():
+    rows = clusters.to_pylist()
+    for r in rows:
         assert (r["plddt"], r["ptm"]) == pytest.approx(conf[r["member"]])
+    if MMSEQS:  # each sequence cluster's representative: its best pTM x pLDDT structure
+        seq = {r["member"]: r["representative"] for r in pq.read_table(wd / "results/mmseqs/clusters.parquet").to_pylist()}
+        for r in rows:
+            assert r["seq_representative"] == seq[r["member"]]
+            same = [x for x in rows if seq[x["member"]] == seq[r["member"]]]
+            assert r["representative"] == min(same, key=lambda x: (-x["ptm"] * x["plddt"], x["member"]))["member"]
     hits = pq.read_table(wd / "results/foldseek/hits.parquet").to_pylist()
     extracted = {p.name.removesuffix(".pdb.gz") for p in (wd / "resources/demo/targets").iterdir()}
     assert len(extracted) == len(list((wd / "resources/demo/targets").iterdir())) > 0
     assert {h["query"] for h in hits} >= extracted  # every structure finds itself
     if MMSEQS:
         assert pq.read_table(wd / "results/mmseqs/clusters.parquet").num_rows == pq.read_metadata(wd / "results/ingest/sequences.parquet").num_rows
+
+
+def test_resource_formula_follows_the_documented_bytes_and_caps():
+    from foldatlas.sizing import InputSize, mem_mb, runtime_min, split_memory_limit
+
+    size = InputSize(sequences=1_000_000, residues=250_000_000)
+    # mmseqs: 16 B x 100 k-mers per sequence + 1 B per residue, 25% headroom, 1 GB base
+    assert mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=100) == 1000 + 2313
+    assert mem_mb("mmseqs_cluster", size, attempt=2, max_mem_mb=10**6, kmer_per_seq=100) == 2 * 3313
+    # foldseek: 8 B per residue held + the prefilter's 7 B per residue and 8 x 21^6 B (+ the k-mer table in cluster)
+    fixed = 8 * 21**6 * 1.25 / 1e6
+    assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == int(1000 + fixed + 4687.5 + 1)
+    assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == int(1000 + fixed + 4687.5 + 6000 + 1)
+    assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 1800  # never below the fixed arrays
+    assert mem_mb("mmseqs_cluster", InputSize(10**9, 2.5 * 10**11), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000  # the cap
+    assert split_memory_limit(16000) == "12600M" and split_memory_limit(2000, 564) == "948M"
+    one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))
+    assert one > four >= 10 and runtime_min("foldseek_cluster", size, threads=4, attempt=2) == 2 * four
+    with pytest.raises(ValueError, match="expected one of"):
+        mem_mb("foldseek_nothing", size, attempt=1, max_mem_mb=1000)
+
+
+def test_job_sizes_come_from_the_inputs_and_wait_for_missing_ones(tmp_path):
+    from foldatlas.sizing import job_size
+
+    seqs = ["M" + "ACDEFGHIKL" * (3 + k % 40) for k in range(5000)]
+    path = tmp_path / "sequences.parquet"
+    pq.write_table(pa.table({"checksum": [f"{k:032x}" for k in range(5000)], "sequence": seqs}), path, row_group_size=1000)
+    size = job_size("mmseqs_cluster", path)
+    assert size.sequences == 5000 and size.residues == sum(map(len, seqs))
+    with pytest.raises(FileNotFoundError) as info:  # Snakemake sizes the job once its input exists
+        job_size("foldseek_cluster", tmp_path / "db")
+    assert info.value.filename == str(tmp_path / "db")

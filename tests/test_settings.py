@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -10,8 +11,9 @@ import yaml
 from conftest import REPO
 from foldatlas import settings as S
 from foldatlas.config import load_schema
-from foldatlas.errors import ConfigError
-from foldatlas.layout import Layout
+from foldatlas.errors import ConfigError, InternalError
+from foldatlas.layout import CHUNK_ID_PATTERN, Layout, StoreLayout, chunk_id, parse_chunk_id
+from foldatlas.slurm import runtime_request
 
 #: config section -> its settings class
 SECTIONS = {
@@ -124,6 +126,53 @@ def test_layout_puts_every_path_under_its_root(tmp_path):
     assert (back.root, back.fingerprint) == (store.root, store.fingerprint)
     assert store.dir == tmp_path / "elsewhere" / "store" / "0123456789abcdef"
     assert Layout(tmp_path / "r", tmp_path / "shared").store("f").dir == tmp_path / "shared" / "f"
+
+
+def test_chunk_ids_run_past_a_million_and_keep_the_six_digit_names(tmp_path):
+    """Ids have six digits at least (the folder names of 0.4.0 stores stay valid) and no
+    upper bound: 999999 and 1000000 round-trip through id, parse, the {chunk} wildcard
+    as Snakemake matches it and the layout; chunk folders list in numeric order."""
+    from snakemake.io import regex_from_filepattern, update_wildcard_constraints
+
+    assert "chunk=CHUNK_ID_PATTERN," in (REPO / "workflow/rules/common.smk").read_text()
+    layout = Layout(tmp_path)
+    store = layout.store("f" * 16)
+    wildcard = re.compile(regex_from_filepattern(update_wildcard_constraints(str(layout.chunk_file("{chunk}")), {}, {"chunk": CHUNK_ID_PATTERN})))
+    for n, cid in [(0, "000000"), (42, "000042"), (999999, "999999"), (10**6, "1000000"), (123456789, "123456789")]:
+        assert chunk_id(n) == cid and parse_chunk_id(cid) == n
+        assert wildcard.match(str(layout.chunk_file(cid)))["chunk"] == cid
+        assert store.chunk_outputs(cid).chunk == n
+        assert StoreLayout.of_chunk_outputs(store.chunk_outputs(cid).predictions).dir == store.dir
+    for bad in ("42", "0000042", "01000000", "00004a", "\u0660" * 6, ""):
+        assert wildcard.match(str(layout.chunk_file(bad))) is None, bad
+        with pytest.raises(ValueError, match="expected a chunk id"):
+            parse_chunk_id(bad)
+    for n in (10**7, 999999, 5, 10**6, 0):
+        (store.dir / "chunks" / f"chunk_{chunk_id(n)}").mkdir(parents=True)
+    (store.dir / "chunks" / "chunk_notes").mkdir()
+    assert store.chunk_numbers() == [0, 5, 999999, 10**6, 10**7]
+
+
+def test_runtime_requests_grow_with_the_attempt_up_to_slurm_max_runtime():
+    """Every rule asks runtime x attempt through one function, capped by slurm.max_runtime:
+    a third attempt never asks more than the partition's limit."""
+    assert [runtime_request(120, a, None) for a in (1, 2, 3)] == [120, 240, 360]
+    assert [runtime_request(120, a, 300) for a in (1, 2, 3)] == [120, 240, 300]
+    assert runtime_request(15.2, 1, None) == 16  # rounded up: never less than estimated
+    assert runtime_request(500, 1, 300) == 300  # a fold estimate above the cap asks for the cap
+    for minutes, attempt in ((0, 1), (-5, 1), (float("nan"), 1), (10, 0)):
+        with pytest.raises(InternalError):
+            runtime_request(minutes, attempt, None)
+    assert S.SlurmSettings.from_config({"max_runtime": 2880}).max_runtime == 2880
+    with pytest.raises(ConfigError, match="slurm.max_runtime"):
+        S.SlurmSettings.from_config({"max_runtime": 0})
+    rules = {f.name: f.read_text() for f in (REPO / "workflow/rules").glob("*.smk")}
+    requests = [line.strip() for text in rules.values() for line in text.splitlines() if line.strip().startswith("runtime=")]
+    # annotate rules size their runtime from their input (sized_runtime, which calls runtime_minutes)
+    assert all(re.fullmatch(r"runtime=lambda wc, attempt: runtime_minutes\(.+, attempt\),|runtime=sized_runtime\(.+\),", r) for r in requests), requests
+    sized = (REPO / "workflow/rules/common.smk").read_text().split("def sized_runtime")[1].split("\ndef ")[0]
+    assert "runtime_minutes(" in sized
+    assert sum(len(re.findall(r"^(?:rule|checkpoint) \w+:", text, re.M)) for text in rules.values()) == len(requests) > 0
 
 
 def test_fold_outputs_key_holds_exactly_what_can_change_a_fold_jobs_outputs():

@@ -135,6 +135,19 @@ def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(re
     assert [p.chunk for p in read_plan(out / "chunks/plan.tsv")] == [2, 3]
 
 
+def test_chunks_past_a_million_are_numbered_after_as_numbers(release1):
+    """A plan numbers its chunks after the highest reserved folder as a number (as
+    strings, ``chunk_999999`` sorts after ``chunk_1000000``)."""
+    tmp, store, _ = release1
+    reserve_chunks(store, [999999, 10**6])
+    assert store.chunk_numbers() == [0, 1, 999999, 10**6]
+    rel, _ = plan_release(store, "", KEY)
+    assert rel.first_chunk == 10**6 + 1
+    check_unpublished(store, "1000001")
+    with pytest.raises(StaleOutputError, match=r"chunk 000001 belongs to a published release"):
+        check_unpublished(store, "000001")
+
+
 def test_publication_refuses_what_it_cannot_vouch_for(release1):
     tmp, store, _ = release1
     inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})

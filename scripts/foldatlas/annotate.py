@@ -1,54 +1,69 @@
-"""Structural and sequence annotation: foldseek clustering and search, mmseqs2 clustering.
+"""Structural and sequence annotation: foldseek databases and search, mmseqs2 clustering.
 
 Every program runs through :func:`foldatlas.tools.run_tool` (argument lists, recorded
 command, exit code and stderr), and is looked for with :func:`tool_binary` where it
 runs: at the start of a local run on the host (``onstart``), and in every rule's own
 environment (so ``--sdm conda`` works and a missing program fails the rule clearly).
-foldseek's row order varies between identical runs, so every table is sorted before it
-is written. ``foldseek createdb`` reads the atlas's ``.tar`` shards directly, their PDB
-members only (``--file-include``); entry names are mapped back to sequence checksums
-(foldseek names an entry after its member, ``<checksum>.pdb.gz``, plus a chain suffix).
+
+``foldseek createdb`` runs once per atlas shard (a ``.tar`` read directly, its PDB
+members only: ``--file-include``), so each call holds one shard; entry names are mapped
+back to sequence checksums (foldseek names an entry after its member, ``<checksum>``,
+plus a chain suffix for multi-chain files). Result files of foldseek and mmseqs (cluster
+TSVs, alignment tables) are read by DuckDB, never as Python lists of rows, and every table
+is sorted before it is written, since foldseek's row order varies between identical runs.
+The Atlas-style clustering (sequence clusters, their best structure, foldseek clusters of
+those) is :mod:`foldatlas.clustering`.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .layout import HIGHCONF, foldseek_db_prefix, shard_glob
-from .settings import FoldseekClusterSettings, FoldseekSearchSettings, FoldseekSettings, MmseqsSettings
-from .status import Status
-from .tables import CLUSTERS_SCHEMA, HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_table
+from .atomic import atomic_dir
+from .dbfiles import db_prefixes
+from .duck import connect, sql_path
+from .layout import HIGHCONF, shard_glob
+from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
+from .sizing import sequences_size, split_memory_limit
+from .tables import HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_batches, write_table
 from .tools import find_binary, run_tool
 
 __all__ = [
     "TOOLS",
+    "CHECKSUM_SQL",
     "tool_binary",
     "entry_checksum",
+    "cluster_pairs_sql",
     "parse_cluster_tsv",
     "parse_m8",
     "foldseek_createdb",
-    "foldseek_cluster",
     "foldseek_search",
+    "linclust_args",
     "mmseqs_linclust",
-    "clusters_table",
     "shard_list",
     "atlas_db",
+    "shard_dbs",
     "empty_output",
     "cluster_args",
+    "arrow_batches",
+    "duckdb_gb",
+    "duck_connection",
 ]
 
 log = logging.getLogger("foldatlas.annotate")
 
 _CHECKSUM = re.compile(r"^([0-9a-f]{32})(?:\.pdb|\.cif)?(?:\.gz)?(?:_[A-Za-z0-9]+)?$")
+#: The same rule in DuckDB: the checksum an entry name starts with ('' when none).
+CHECKSUM_SQL = "regexp_extract({col}, '^([0-9a-f]{{32}})(?:\\.pdb|\\.cif)?(?:\\.gz)?(?:_[A-Za-z0-9]+)?$', 1)"
 #: foldseek createdb reads only the PDB members of a shard (a shard may hold ModelCIF too).
 PDB_MEMBERS = r"\.pdb\.gz$"
 
@@ -57,6 +72,14 @@ TOOLS = {
     "foldseek": "Install it from bioconda (conda install -c bioconda foldseek, or run with --sdm conda: envs/foldseek.yaml), or set foldseek.enabled: false.",
     "mmseqs": "Install it (apt-get install mmseqs2, or conda install -c bioconda mmseqs2, or run with --sdm conda), or set mmseqs.enabled: false.",
 }
+
+
+def duck_connection(database: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+    """:func:`foldatlas.duck.connect` without DuckDB's progress bar (which it prints on
+    stdout for long queries, even into a job's log)."""
+    con = connect(database, **kwargs)
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def tool_binary(tool: str, binary: str) -> str:
@@ -74,6 +97,15 @@ def cluster_args(params: FoldseekClusterSettings) -> list[str]:
     ]  # fmt: skip
 
 
+def linclust_args(settings: MmseqsSettings) -> list[str]:
+    """``mmseqs easy-linclust`` options of the ``mmseqs`` section (defaults: the ESM Atlas's
+    clust30, ``--min-seq-id 0.3 --kmer-per-seq 100 --cluster-mode 2 --cov-mode 1 -c 0.8``)."""
+    return [
+        "--min-seq-id", str(settings.min_seq_id), "-c", str(settings.coverage), "--cov-mode", str(settings.cov_mode),
+        "--cluster-mode", str(settings.cluster_mode), "--kmer-per-seq", str(settings.kmer_per_seq),
+    ]  # fmt: skip
+
+
 def entry_checksum(name: str) -> str:
     """The sequence checksum behind a foldseek entry name (``<checksum>.pdb_A``, ``<checksum>_A``...)."""
     m = _CHECKSUM.match(name.strip())
@@ -82,32 +114,53 @@ def entry_checksum(name: str) -> str:
     return m.group(1)
 
 
-def parse_cluster_tsv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """(representative, member) checksum pairs of a cluster TSV, sorted."""
-    pairs = set()
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh, delimiter="\t"):
-            if row:
-                pairs.add((entry_checksum(row[0]), entry_checksum(row[1])))
-    return sorted(pairs)
+def _check_names(con: Any, path: str | os.PathLike[str], relation: str, columns: Sequence[str]) -> None:
+    """Raise, naming the file and the entry, when an entry name is not a checksum's."""
+    for col in columns:
+        bad = next(iter(con.execute(f"SELECT {col} FROM {relation} WHERE {CHECKSUM_SQL.format(col=col)} = '' LIMIT 1").fetchall()), None)
+        if bad is not None:
+            raise ValueError(f"{path}: expected entries named after a 32-digit checksum, found {bad[0]!r}")
+
+
+def cluster_pairs_sql(con: Any, path: str | os.PathLike[str]) -> str:
+    """A DuckDB query (over the file, streamed) of the distinct (representative, member)
+    checksum pairs of a cluster TSV (foldseek or mmseqs ``createtsv``), after checking that
+    every entry name is a checksum's."""
+    raw = f"read_csv({sql_path(path)}, delim='\\t', header=false, columns={{'rep': 'VARCHAR', 'mem': 'VARCHAR'}}, quote='', escape='')"
+    _check_names(con, path, raw, ("rep", "mem"))
+    rep, mem = CHECKSUM_SQL.format(col="rep"), CHECKSUM_SQL.format(col="mem")
+    return f"SELECT DISTINCT {rep} AS representative, {mem} AS member FROM {raw}"
+
+
+def parse_cluster_tsv(path: str | os.PathLike[str]) -> pa.Table:
+    """(representative, member) checksum pairs of a cluster TSV, distinct and sorted."""
+    con = duck_connection(threads=1)
+    return con.sql(f"SELECT * FROM ({cluster_pairs_sql(con, path)}) ORDER BY representative, member").to_arrow_table()
+
+
+def _m8_sql(con: Any, path: str | os.PathLike[str], target_db: str, checksum_targets: bool) -> str:
+    head = con.sql(f"SELECT * FROM read_csv({sql_path(path)}, delim='\\t', header=true, all_varchar=true) LIMIT 0").columns
+    missing = set(SEARCH_COLUMNS) - set(head)
+    if missing:
+        raise ValueError(f"{path}: expected columns {', '.join(SEARCH_COLUMNS)}, missing {', '.join(sorted(missing))}")
+    raw = f"read_csv({sql_path(path)}, delim='\\t', header=true, all_varchar=true, quote='', escape='')"
+    _check_names(con, path, raw, ("query", *(("target",) if checksum_targets else ())))
+    target = CHECKSUM_SQL.format(col="target") if checksum_targets else "target"
+    cols = [f"{CHECKSUM_SQL.format(col='query')} AS query", f"{sql_path(target_db)} AS target_db", f"{target} AS target"]
+    for c in SEARCH_COLUMNS[2:]:
+        kind = "DOUBLE" if pa.types.is_floating(HITS_SCHEMA.field(c).type) else "BIGINT"
+        cols.append(f"CAST(CAST({c} AS DOUBLE) AS {kind}) AS {c}" if kind == "BIGINT" else f"CAST({c} AS DOUBLE) AS {c}")
+    return f"SELECT {', '.join(cols)} FROM {raw}"
+
+
+_HITS_ORDER = "ORDER BY query, evalue, bits DESC, target, target_db"
 
 
 def parse_m8(path: str | os.PathLike[str], *, target_db: str, checksum_targets: bool = False) -> pa.Table:
-    """A ``--format-mode 4`` alignment file (header line) as a table, sorted by query, e-value, target."""
-    rows = []
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        missing = set(SEARCH_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: expected columns {', '.join(SEARCH_COLUMNS)}, missing {', '.join(sorted(missing))}")
-        for r in reader:
-            row = {"query": entry_checksum(r["query"]), "target_db": target_db,
-                   "target": entry_checksum(r["target"]) if checksum_targets else r["target"]}  # fmt: skip
-            for c in SEARCH_COLUMNS[2:]:
-                row[c] = float(r[c]) if pa.types.is_floating(HITS_SCHEMA.field(c).type) else int(float(r[c]))
-            rows.append(row)
-    rows.sort(key=lambda r: (r["query"], r["evalue"], -r["bits"], r["target"]))
-    return pa.Table.from_pylist(rows, schema=HITS_SCHEMA)
+    """A ``--format-mode 4`` alignment file (header line) as a table, sorted by query,
+    e-value, bits (descending), target; read by DuckDB."""
+    con = duck_connection(threads=1)
+    return con.sql(f"SELECT * FROM ({_m8_sql(con, path, target_db, checksum_targets)}) {_HITS_ORDER}").to_arrow_table().cast(HITS_SCHEMA)
 
 
 def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db: str | os.PathLike[str], *, threads: int, include: str | None = None) -> Path:
@@ -119,113 +172,102 @@ def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db:
     return Path(db)
 
 
-def _confidence(metadata: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
-    t = pq.read_table(metadata, columns=["checksum", "plddt", "ptm", "is_duplicate", "status"])
-    out = {}
-    for c, pl, pt, dup, st in zip(*(t[k].to_pylist() for k in ("checksum", "plddt", "ptm", "is_duplicate", "status"))):
-        if st == Status.FOLDED and not dup:
-            out[c] = (pl, pt)
+def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> list[Path]:
+    """One foldseek database per high-confidence shard, ``<db_dir>/<shard>/highconf``
+    (``db_dir`` written atomically; empty when there is no high-confidence structure).
+    Each ``createdb`` holds one shard, so memory does not grow with the atlas."""
+    out = []
+    with atomic_dir(db_dir) as tmp:
+        for shard in shard_list(structures):
+            db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
+            out.append(Path(db_dir) / db.relative_to(tmp))
     return out
 
 
-def clusters_table(pairs: list[tuple[str, str]], confidence: dict[str, tuple[float | None, float | None]], *, best_confidence: bool) -> pa.Table:
-    """Cluster table from (representative, member) pairs; with ``best_confidence`` the
-    representative of each cluster is re-chosen Atlas-style: the member with the highest
-    pTM x pLDDT (ties: smallest checksum)."""
-    groups: dict[str, list[str]] = {}
-    for rep, mem in pairs:
-        groups.setdefault(rep, []).append(mem)
-    if best_confidence:
-        def score(c: str) -> tuple[float, str]:
-            pl, pt = confidence.get(c, (None, None))
-            return (-(pl or 0.0) * (pt or 0.0), c)
-
-        groups = {min(mems, key=score): mems for mems in groups.values()}
-    rows = []
-    for cid, rep in enumerate(sorted(groups)):
-        mems = sorted(set(groups[rep]) | {rep})
-        for m in mems:
-            pl, pt = confidence.get(m, (None, None))
-            rows.append({"cluster_id": cid, "representative": rep, "member": m, "is_representative": m == rep, "plddt": pl, "ptm": pt, "cluster_size": len(mems)})
-    return pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA)
+def shard_dbs(db_dir: str | os.PathLike[str]) -> list[Path]:
+    """The shard databases of a ``foldseek_createdb`` output folder, in shard order."""
+    return db_prefixes(db_dir, HIGHCONF)
 
 
-def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> Path | None:
-    """The foldseek database of an atlas's high-confidence shards in ``db_dir`` (created);
-    None, and an empty folder, when there is no high-confidence structure."""
-    Path(db_dir).mkdir(parents=True, exist_ok=True)
-    shards = shard_list(structures)
-    return foldseek_createdb(binary, shards, foldseek_db_prefix(db_dir), threads=threads, include=PDB_MEMBERS) if shards else None
+def _search_one(binary: str, db: Path, tdb: str | Path, tmp: Path, search: FoldseekSearchSettings, threads: int, split: list[str]) -> Path:
+    aln, m8 = tmp / "aln", tmp / "hits.m8"
+    run_tool([binary, "search", db, tdb, aln, tmp / "tmp", "-a", "-e", str(search.evalue), "--max-seqs", str(search.max_seqs),
+              "--threads", str(threads), *split], logger=log)  # fmt: skip
+    run_tool([binary, "convertalis", db, tdb, aln, m8, "--format-mode", "4", "--format-output", ",".join(SEARCH_COLUMNS), "--threads", str(threads)], logger=log)
+    return m8
 
 
-def _existing_db(db_dir: str | os.PathLike[str]) -> Path | None:
-    db = foldseek_db_prefix(db_dir)
-    return db if Path(f"{db}.dbtype").exists() else None
-
-
-def foldseek_cluster(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str], settings: FoldseekSettings, threads: int) -> pa.Table:
-    """``foldseek cluster`` + ``createtsv`` of the database in ``db_dir``; writes ``out``
-    (clusters.parquet; empty when there is no database) and returns it."""
-    db = _existing_db(db_dir)
-    if db is None:
-        return empty_output(out, CLUSTERS_SCHEMA)
+def foldseek_search(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, search: FoldseekSearchSettings, threads: int, mem_mb: int | None = None) -> int:
+    """Search every shard database in ``db_dir`` against each target (a foldseek DB, or a
+    folder / archive of structures, turned into a DB first); the hits of every (shard,
+    target) go into one DuckDB table on disk, written sorted to ``out`` (hits.parquet;
+    empty without a database or targets). Returns the number of hits."""
+    dbs = shard_dbs(db_dir)
+    if not dbs or not search.targets:
+        return empty_output(out, HITS_SCHEMA).num_rows
+    split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
-        clu = Path(tmp) / "clu"
-        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *cluster_args(settings.cluster), "--threads", str(threads)], logger=log)
-        tsv = Path(tmp) / "clu.tsv"
-        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
-        table = clusters_table(parse_cluster_tsv(tsv), _confidence(metadata), best_confidence=settings.representative == "best_confidence")
-    write_table(table, out, CLUSTERS_SCHEMA)
-    return table
-
-
-def foldseek_search(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, search: FoldseekSearchSettings, threads: int) -> pa.Table:
-    """Search the database in ``db_dir`` against each target (a foldseek DB, or a folder /
-    archive of structures, turned into a DB first); writes hits.parquet, sorted (empty
-    without a database or targets)."""
-    db = _existing_db(db_dir)
-    if db is None or not search.targets:
-        return empty_output(out, HITS_SCHEMA)
-    tables = []
-    evalue, max_seqs = search.evalue, search.max_seqs
-    with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
+        con = duck_connection(Path(tmp) / "hits.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        con.execute(f"CREATE TABLE hits AS SELECT * FROM ({_empty_hits_sql()})")
         for k, target in enumerate(search.targets):
             tdb: str | Path = target
             if not Path(f"{target}.dbtype").exists():  # structures, not a DB
                 tdb = foldseek_createdb(binary, [target], Path(tmp) / f"target{k}" / "db", threads=threads)
-            aln = Path(tmp) / f"aln{k}"
-            run_tool([binary, "search", db, tdb, aln, Path(tmp) / "tmp", "-a", "-e", str(evalue), "--max-seqs", str(max_seqs), "--threads", str(threads)], logger=log)
-            m8 = Path(tmp) / f"hits{k}.m8"
-            run_tool([binary, "convertalis", db, tdb, aln, m8, "--format-mode", "4", "--format-output", ",".join(SEARCH_COLUMNS), "--threads", str(threads)], logger=log)
-            tables.append(parse_m8(m8, target_db=str(target)))
-    table = pa.concat_tables(tables) if tables else HITS_SCHEMA.empty_table()
-    write_table(table, out, HITS_SCHEMA)
-    return table
+            for n, db in enumerate(dbs):
+                work = Path(tmp) / f"t{k}s{n}"
+                work.mkdir()
+                m8 = _search_one(binary, db, tdb, work, search, threads, split)
+                con.execute(f"INSERT INTO hits {_m8_sql(con, m8, str(target), False)}")
+                m8.unlink()
+        return write_batches(arrow_batches(con, f"SELECT * FROM hits {_HITS_ORDER}"), out, HITS_SCHEMA)
 
 
-def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int) -> pa.Table:
-    """Sequence clustering of the unique sequences with ``mmseqs easy-linclust`` (the ESM
-    Atlas's clust30: 30% identity, 80% coverage, cov-mode 1); writes ``out``."""
-    ms = settings
-    t = pq.read_table(sequences, columns=["checksum", "sequence"])
+def _empty_hits_sql() -> str:
+    cols = ["''::VARCHAR AS query", "''::VARCHAR AS target_db", "''::VARCHAR AS target"]
+    cols += [f"0::{'DOUBLE' if pa.types.is_floating(HITS_SCHEMA.field(c).type) else 'BIGINT'} AS {c}" for c in SEARCH_COLUMNS[2:]]
+    return f"SELECT {', '.join(cols)} LIMIT 0"
+
+
+def duckdb_gb(mem_mb: int | None) -> float | None:
+    """DuckDB's share of a job's memory: half of it (the programs run one at a time)."""
+    return None if not mem_mb else max(0.25, mem_mb / 2 / 1000)
+
+
+def arrow_batches(con: Any, sql: str, rows: int = 1 << 17) -> Iterator[pa.RecordBatch]:
+    """The result of ``sql`` as a stream of Arrow record batches."""
+    reader = con.sql(sql).to_arrow_reader(rows)
+    yield from reader
+
+
+def _write_fasta(sequences: str | os.PathLike[str], fasta: Path) -> int:
+    n = 0
+    with open(fasta, "w") as fh:
+        for batch in pq.ParquetFile(sequences).iter_batches(batch_size=1 << 16, columns=["checksum", "sequence"]):
+            sums, seqs = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            fh.writelines(f">{c}\n{s}\n" for c, s in zip(sums, seqs))
+            n += len(sums)
+    return n
+
+
+def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int, mem_mb: int | None = None) -> int:
+    """Sequence clusters of the unique sequences with ``mmseqs easy-linclust`` (defaults:
+    the ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its
+    row count. The FASTA is written batch by batch and the cluster TSV read by DuckDB;
+    with ``mem_mb``, mmseqs gets ``--split-memory-limit`` (what ``mem_mb`` leaves beside the sequences)."""
+    split = ["--split-memory-limit", split_memory_limit(mem_mb, sequences_size(sequences).residues / 1e6)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
         fasta = Path(tmp) / "unique.fasta"
-        with open(fasta, "w") as fh:
-            for c, s in zip(t["checksum"].to_pylist(), t["sequence"].to_pylist()):
-                fh.write(f">{c}\n{s}\n")
-        pairs: list[tuple[str, str]] = []
-        if t.num_rows:
-            prefix = Path(tmp) / "clu"
-            run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", "--min-seq-id", str(ms.min_seq_id), "-c", str(ms.coverage),
-                      "--cov-mode", str(ms.cov_mode), "--threads", str(threads)], logger=log)  # fmt: skip
-            pairs = parse_cluster_tsv(f"{prefix}_cluster.tsv")
-    groups: dict[str, list[str]] = {}
-    for rep, mem in pairs:
-        groups.setdefault(rep, []).append(mem)
-    rows = [{"cluster_id": cid, "representative": rep, "member": m, "cluster_size": len(groups[rep])} for cid, rep in enumerate(sorted(groups)) for m in sorted(groups[rep])]
-    table = pa.Table.from_pylist(rows, schema=SEQ_CLUSTERS_SCHEMA)
-    write_table(table, out, SEQ_CLUSTERS_SCHEMA)
-    return table
+        if _write_fasta(sequences, fasta) == 0:
+            return empty_output(out, SEQ_CLUSTERS_SCHEMA).num_rows
+        prefix = Path(tmp) / "clu"
+        run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), *split], logger=log)
+        fasta.unlink()
+        con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        pairs = cluster_pairs_sql(con, f"{prefix}_cluster.tsv")
+        sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,
+                         count(*) OVER (PARTITION BY representative) AS cluster_size
+                  FROM ({pairs}) ORDER BY cluster_id, member"""
+        return write_batches(arrow_batches(con, sql), out, SEQ_CLUSTERS_SCHEMA)
 
 
 def shard_list(structures: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:

@@ -24,6 +24,7 @@ here; nothing else spells out a path of the results tree::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ __all__ = [
     "ALL",
     "COLLECTIONS",
     "CHUNK_ID_DIGITS",
+    "CHUNK_ID_PATTERN",
     "BUCKET_DIGITS",
     "chunk_id",
+    "parse_chunk_id",
     "ChunkOutputs",
     "AtlasOutputs",
     "Layout",
@@ -56,8 +59,14 @@ HIGHCONF = "highconf"
 #: Collection of every folded structure (``atlas.all_structures``).
 ALL = "all"
 COLLECTIONS = (HIGHCONF, ALL)
-#: Digits of a chunk id in file names (``chunk_000042``).
+#: Least digits of a chunk id in file names (``chunk_000042``); numbers from 10^6 on
+#: have more (``chunk_1000000``), so ids never run out.
 CHUNK_ID_DIGITS = 6
+#: Regular expression of a chunk id, exactly what :func:`chunk_id` writes: six digits
+#: (zero-padded, the only form before 0.5) or more without a leading zero. One number,
+#: one id: ``0000042`` is no id. ASCII digits only. The ``{chunk}`` wildcard's constraint,
+#: hence no open repeat (``{6,}``): Snakemake reads only ``{m}`` and ``{m,n}`` inside one.
+CHUNK_ID_PATTERN = rf"[0-9]{{{CHUNK_ID_DIGITS}}}|[1-9][0-9]{{{CHUNK_ID_DIGITS}}}[0-9]*"
 #: Hex digits of the checksum prefix that buckets the store's keys and index (256 buckets).
 BUCKET_DIGITS = 2
 
@@ -73,10 +82,24 @@ MEMBERS_FILE = "members.parquet"
 
 
 def chunk_id(chunk: int) -> str:
-    """The id of chunk number ``chunk`` as it appears in file names: ``000042``."""
+    """The id of chunk number ``chunk`` as it appears in file names: ``000042``,
+    ``1000000`` (at least :data:`CHUNK_ID_DIGITS` digits; compare numbers, not ids)."""
     if chunk < 0:
         raise ValueError(f"expected a chunk number >= 0, got {chunk}")
     return f"{chunk:0{CHUNK_ID_DIGITS}d}"
+
+
+def parse_chunk_id(chunk: str) -> int:
+    """The number of chunk id ``chunk`` (the inverse of :func:`chunk_id`).
+
+    Raises
+    ------
+    ValueError
+        When ``chunk`` is not an id :func:`chunk_id` writes (``42``, ``0000042``, ``x1``).
+    """
+    if re.fullmatch(CHUNK_ID_PATTERN, chunk) is None:
+        raise ValueError(f"expected a chunk id ({CHUNK_ID_DIGITS} digits or more, e.g. 000042 or 1000000), found {chunk!r}")
+    return int(chunk)
 
 
 @dataclass(frozen=True)
@@ -158,8 +181,14 @@ class StoreLayout:
 
     def chunk_outputs(self, chunk: str) -> ChunkOutputs:
         folder = self.dir / "chunks" / f"chunk_{chunk}"
-        number = int(chunk) if chunk.isdigit() else -1
+        number = parse_chunk_id(chunk) if re.fullmatch(CHUNK_ID_PATTERN, chunk) else -1
         return ChunkOutputs(number, folder / "predictions.parquet", folder / "embeddings.parquet", folder / "structures.tar")
+
+    def chunk_numbers(self) -> list[int]:
+        """The numbers of the chunk folders in this part of the store, ascending as
+        numbers (``chunk_1000000`` after ``chunk_999999``); other names are ignored."""
+        found = (p.name.removeprefix("chunk_") for p in (self.dir / "chunks").glob("chunk_*"))
+        return sorted(int(c) for c in found if re.fullmatch(CHUNK_ID_PATTERN, c))
 
     def release_dir(self, name: str) -> Path:
         return self.dir / "releases" / name

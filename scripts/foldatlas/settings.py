@@ -302,6 +302,7 @@ class FoldseekSettings(Section):
     enabled: bool
     binary: str
     threads: int
+    max_mem_mb: int
     representative: str
     cluster: FoldseekClusterSettings
     search: FoldseekSearchSettings
@@ -317,7 +318,10 @@ class MmseqsSettings(Section):
     min_seq_id: float
     coverage: float
     cov_mode: int
+    cluster_mode: int
+    kmer_per_seq: int
     threads: int
+    max_mem_mb: int
 
 
 @dataclass(frozen=True)
@@ -330,3 +334,5 @@ class SlurmSettings(Section):
     account: str | None
     gpu_model: str | None
     constraint: str | None
+    #: minutes; the cap of every job's runtime request (None: no cap)
+    max_runtime: int | None

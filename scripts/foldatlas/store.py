@@ -43,7 +43,7 @@ from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
-from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id
+from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, parse_chunk_id
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
@@ -110,8 +110,7 @@ def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[Plann
     known = [f for r in m["releases"] for f in _bucket_files(store, r["name"], "keys")]
     # after every published chunk and every chunk reserved by an earlier plan (folded or
     # not, published or not): a chunk folder is never written by two plans
-    taken = [int(p.name.removeprefix("chunk_")) for p in (store.dir / "chunks").glob("chunk_*") if p.name.removeprefix("chunk_").isdigit()]
-    first = max([int(m["next_chunk"]), *(c + 1 for c in taken)])
+    first = max([int(m["next_chunk"]), *(c + 1 for c in store.chunk_numbers())])
     return PlannedRelease(name, store.fingerprint, first, int(m["generation"])), known
 
 
@@ -455,7 +454,7 @@ def check_unpublished(store: StoreLayout, chunk: str) -> None:
         The chunk is published; the message says to plan again.
     """
     m = read_manifest(store)
-    if int(chunk) < int(m["next_chunk"]):
+    if parse_chunk_id(chunk) < int(m["next_chunk"]):
         raise StaleOutputError(
             str(store.chunk_outputs(chunk).predictions), f"chunk {chunk} belongs to a published release of the store (chunks up to {int(m['next_chunk']) - 1} are): "
             "this run's plan is older than the store's last release; plan again (snakemake --forcerun plan_chunks)",

@@ -298,15 +298,21 @@ SEGMENT_STRUCTURES_SCHEMA = pa.schema([("checksum", pa.string()), ("member", pa.
 SEARCH_COLUMNS = ("query", "target", "fident", "alnlen", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qlen", "tlen", "qcov", "tcov")
 _FLOAT_COLUMNS = {"fident", "evalue", "bits", "prob", "alntmscore", "qtmscore", "ttmscore", "lddt", "qcov", "tcov"}
 
-#: ``results/foldseek/clusters.parquet``
+#: ``results/foldseek/clusters.parquet``: one row per high-confidence structure (ESM Atlas
+#: style: sequence clusters, their best structure, foldseek clusters of those).
 CLUSTERS_SCHEMA = _schema(
-    ("cluster_id", pa.int64(), False, "0-based cluster number (clusters ordered by representative checksum)"),
-    ("representative", pa.string(), False, "checksum of the cluster's representative"),
-    ("member", pa.string(), False, "checksum of the member (the representative is a member of its own cluster)"),
+    ("member", pa.string(), False, "checksum of the high-confidence structure (joins metadata.parquet on checksum)"),
+    ("plddt", pa.float32(), True, "its mean pLDDT, 0-1"),
+    ("ptm", pa.float32(), True, "its pTM, 0-1"),
+    ("seq_cluster_id", pa.int64(), True, "its sequence cluster (cluster_id of mmseqs/clusters.parquet); null without mmseqs.enabled, when every structure is its own sequence cluster"),
+    ("seq_representative", pa.string(), False, "mmseqs's representative sequence of that cluster (may have no structure here); the member itself without mmseqs"),
+    ("seq_cluster_structures", pa.int64(), False, "high-confidence structures in the sequence cluster"),
+    ("representative", pa.string(), False, "the sequence cluster's structure of highest pTM x pLDDT (ties: smallest checksum): the one foldseek clustered"),
     ("is_representative", pa.bool_(), False, "member == representative"),
-    ("plddt", pa.float32(), True, "member's mean pLDDT, 0-1"),
-    ("ptm", pa.float32(), True, "member's pTM, 0-1"),
-    ("cluster_size", pa.int64(), False, "members in the cluster"),
+    ("cluster_id", pa.int64(), False, "0-based structural cluster of the representative (ordered by cluster_representative)"),
+    ("cluster_representative", pa.string(), False, "representative of the structural cluster: the best pTM x pLDDT of its members (foldseek.representative: best_confidence) or foldseek's choice"),
+    ("cluster_size", pa.int64(), False, "sequence-cluster representatives in the structural cluster (the entries foldseek clustered)"),
+    ("cluster_structures", pa.int64(), False, "high-confidence structures in the structural cluster, all sequence clusters together"),
 )
 #: ``results/foldseek/hits.parquet``
 HITS_SCHEMA = _schema(
@@ -338,9 +344,9 @@ DOCUMENTED = (
     ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
-    ("results/foldseek/clusters.parquet", "one row per (cluster, member) of the high-confidence structures", CLUSTERS_SCHEMA),
+    ("results/foldseek/clusters.parquet", "one row per high-confidence structure, sorted by cluster_id, representative, member", CLUSTERS_SCHEMA),
     ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
-    ("results/mmseqs/clusters.parquet", "one row per (cluster, member) of the unique sequences", SEQ_CLUSTERS_SCHEMA),
+    ("results/mmseqs/clusters.parquet", "one row per unique sequence, sorted by cluster_id, member", SEQ_CLUSTERS_SCHEMA),
 )
 
 

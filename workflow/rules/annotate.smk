@@ -1,5 +1,32 @@
-# Annotate: foldseek clustering and search of the high-confidence structures, mmseqs2
-# clustering of the unique sequences. Results as sorted Parquet tables.
+# Annotate: mmseqs2 sequence clusters of the unique sequences; foldseek databases per
+# high-confidence shard, Atlas-style structural clusters (the best structure of each
+# sequence cluster, clustered by foldseek) and search. Results as sorted Parquet tables.
+# Memory and runtime requests follow the input's size (foldatlas.sizing; README
+# "Annotation resources"; sized_mem, sized_runtime in common.smk), sized when the
+# input exists.
+
+
+rule mmseqs_cluster:
+    input:
+        sequences=rules.plan_chunks.output.sequences,
+    output:
+        clusters=LAYOUT.mmseqs_clusters,
+    log:
+        LAYOUT.log("mmseqs_cluster"),
+    benchmark:
+        LAYOUT.benchmark("mmseqs_cluster")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["mmseqs"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("mmseqs_cluster", "sequences"),
+        runtime=sized_runtime("mmseqs_cluster", "sequences"),
+    params:
+        binary=config["mmseqs"]["binary"],
+        mmseqs=config["mmseqs"],
+    script:
+        "../../scripts/mmseqs_cluster.py"
 
 
 rule foldseek_createdb:
@@ -17,7 +44,7 @@ rule foldseek_createdb:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        runtime=sized_runtime("foldseek_createdb", "structures"),
     params:
         binary=config["foldseek"]["binary"],
     script:
@@ -28,6 +55,9 @@ rule foldseek_cluster:
     input:
         db=rules.foldseek_createdb.output.db,
         metadata=rules.assemble_atlas.output.metadata,
+        seq_clusters=(
+            rules.mmseqs_cluster.output.clusters if config["mmseqs"]["enabled"] else []
+        ),
     output:
         clusters=LAYOUT.foldseek_clusters,
     log:
@@ -39,8 +69,8 @@ rule foldseek_cluster:
     threads: config["foldseek"]["threads"]
     resources:
         **cpu_site(),
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=sized_mem("foldseek_cluster", "db"),
+        runtime=sized_runtime("foldseek_cluster", "db"),
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
@@ -62,33 +92,10 @@ rule foldseek_search:
     threads: config["foldseek"]["threads"]
     resources:
         **cpu_site(),
-        mem_mb=lambda wc, attempt: 16000 * attempt,
-        runtime=lambda wc, attempt: 480 * attempt,
+        mem_mb=sized_mem("foldseek_search", "db"),
+        runtime=sized_runtime("foldseek_search", "db"),
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
     script:
         "../../scripts/foldseek_search.py"
-
-
-rule mmseqs_cluster:
-    input:
-        sequences=rules.plan_chunks.output.sequences,
-    output:
-        clusters=LAYOUT.mmseqs_clusters,
-    log:
-        LAYOUT.log("mmseqs_cluster"),
-    benchmark:
-        LAYOUT.benchmark("mmseqs_cluster")
-    conda:
-        "../../envs/foldseek.yaml"
-    threads: config["mmseqs"]["threads"]
-    resources:
-        **cpu_site(),
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
-    params:
-        binary=config["mmseqs"]["binary"],
-        mmseqs=config["mmseqs"],
-    script:
-        "../../scripts/mmseqs_cluster.py"

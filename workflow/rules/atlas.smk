@@ -27,7 +27,7 @@ rule assemble_atlas:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
-        runtime=lambda wc, attempt: 240 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(240, attempt),
     params:
         store=str(STORE.root),
         fingerprint=STORE.fingerprint,
@@ -61,7 +61,7 @@ rule check_accounting:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(60, attempt),
     params:
         output=config["output"],
     script:
@@ -92,6 +92,6 @@ rule atlas_report:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(30, attempt),
     script:
         "../../scripts/atlas_report.py"

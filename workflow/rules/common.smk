@@ -6,18 +6,20 @@ import os
 from foldatlas.chunking import fold_packages, read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.inputs import input_list_change
-from foldatlas.layout import Layout
+from foldatlas.layout import CHUNK_ID_PATTERN, Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
-from foldatlas.slurm import site_resources
+from foldatlas.slurm import runtime_request, site_resources
 from foldatlas.store import read_manifest
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
+from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
 
 
 wildcard_constraints:
     source=r"\d+",
-    chunk=r"\d{6}",
-    package=r"\d{6}",
+    # 000042 ... 999999, then 1000000 ...: ids never run out (foldatlas.layout.chunk_id)
+    chunk=CHUNK_ID_PATTERN,
+    package=CHUNK_ID_PATTERN,
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -126,14 +128,18 @@ def packages():
     key = (id(plans), config["fold"]["chunks_per_job"])
     if key not in _PACKAGES:
         _PACKAGES.clear()
-        _PACKAGES[key] = fold_packages(list(plans.values()), config["fold"]["chunks_per_job"])
+        _PACKAGES[key] = fold_packages(
+            list(plans.values()), config["fold"]["chunks_per_job"]
+        )
     return _PACKAGES[key]
 
 
 def package_chunks(wildcards):
     """Chunk ids of the package behind {package}."""
     if wildcards.package not in packages():
-        raise ValueError(f"package {wildcards.package} is not in the plan ({LAYOUT.plan})")
+        raise ValueError(
+            f"package {wildcards.package} is not in the plan ({LAYOUT.plan})"
+        )
     return [p.id for p in packages()[wildcards.package]]
 
 
@@ -153,7 +159,7 @@ def package_content(wildcards):
     return ",".join(p.content for p in packages()[wildcards.package])
 
 
-def package_runtime_minutes(wildcards):
+def package_minutes(wildcards):
     """Runtime asked for a fold package: twice its chunks' estimated GPU time plus 15 min
     for start-up and merging (the caller multiplies by the attempt number)."""
     return int(15 + 2 * sum(p.est_seconds for p in packages()[wildcards.package]) / 60)
@@ -190,21 +196,29 @@ def fold_gpus():
     return 0 if config["fold"]["device"] == "cpu" else 1
 
 
+# Site settings of Slurm jobs (slurm: section); ignored by local runs.
+SLURM = SlurmSettings.from_config(config["slurm"])
+
+
+def runtime_minutes(minutes, attempt):
+    """Runtime asked for by every job, in minutes: ``minutes`` x ``attempt``, at most
+    slurm.max_runtime (the partitions' limit), so that a retry is never refused."""
+    return runtime_request(minutes, attempt, SLURM.max_runtime)
+
+
 def cpu_site():
     """Slurm site settings (partition, account, constraint) of CPU jobs."""
-    return site_resources(SlurmSettings.from_config(config["slurm"]), gpu=False)
+    return site_resources(SLURM, gpu=False)
 
 
 def gpu_site():
     """Slurm site settings of fold jobs (GPU partition and model when they ask for a GPU)."""
-    return site_resources(
-        SlurmSettings.from_config(config["slurm"]), gpu=fold_gpus() > 0
-    )
+    return site_resources(SLURM, gpu=fold_gpus() > 0)
 
 
 def fold_runtime_minutes(wildcards):
     """Runtime asked for a fold job: twice the chunk's estimated GPU time plus 15 min
-    for start-up and merging (the caller multiplies by the attempt number)."""
+    for start-up and merging (runtime_minutes multiplies it by the attempt number)."""
     est = chunk_plan(wildcards.chunk).est_seconds
     return int(15 + 2 * est / 60)
 
@@ -252,3 +266,35 @@ def final_targets(wildcards):
     if config["mmseqs"]["enabled"]:
         targets.append(LAYOUT.mmseqs_clusters)
     return targets
+
+
+def sized_mem(kind, name):
+    """mem_mb of an annotate job from the size of its input ``name`` (capped by the
+    section's max_mem_mb), growing with the attempt."""
+    section = config["mmseqs"] if kind == "mmseqs_cluster" else config["foldseek"]
+    kmers = section.get("kmer_per_seq", 300 if kind == "foldseek_cluster" else 0)
+    targets = config["foldseek"]["search"]["targets"]
+
+    def mem_mb(wildcards, input, attempt):
+        size = job_size(kind, input[name], targets=targets)
+        cap = section["max_mem_mb"]
+        return sized_mem_mb(
+            kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers
+        )
+
+    return mem_mb
+
+
+def sized_runtime(kind, name):
+    """runtime (minutes) of an annotate job from the size of its input ``name`` (a
+    search: its queries, the shard databases), growing with the attempt."""
+    size_kind = "foldseek_cluster" if kind == "foldseek_search" else kind
+
+    def runtime(wildcards, input, threads, attempt):
+        size = job_size(size_kind, input[name])
+        # grows with the attempt, capped at slurm.max_runtime (runtime_minutes)
+        return runtime_minutes(
+            runtime_min(kind, size, threads=threads, attempt=1), attempt
+        )
+
+    return runtime

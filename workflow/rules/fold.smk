@@ -26,7 +26,7 @@ rule fold_chunk:
         **gpu_site(),
         gpu=fold_gpus(),
         mem_mb=lambda wc, attempt: config["fold"]["mem_mb"] * attempt,
-        runtime=lambda wc, attempt: fold_runtime_minutes(wc) * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(fold_runtime_minutes(wc), attempt),
     params:
         partial=lambda wc: LAYOUT.partial(wc.chunk),
         content=chunk_content,
@@ -54,7 +54,7 @@ rule fold_package:
         **gpu_site(),
         gpu=fold_gpus(),
         mem_mb=lambda wc, attempt: config["fold"]["mem_mb"] * attempt,
-        runtime=lambda wc, attempt: package_runtime_minutes(wc) * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(package_minutes(wc), attempt),
     params:
         chunks=package_chunks,
         files=package_chunk_files,
@@ -86,7 +86,7 @@ rule publish_release:
         **cpu_site(),
         # reads every new file once (SHA-256), holds one chunk's checksums
         mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
     params:
         store=str(STORE.root),
         fingerprint=STORE.fingerprint,

@@ -19,7 +19,7 @@ rule read_fasta:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 1500 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
     params:
         source=input_fasta,
         ingest=config["ingest"],
@@ -50,7 +50,7 @@ checkpoint plan_chunks:
         mem_mb=lambda wc, attempt: int(
             (config["ingest"]["memory_gb"] * 1024 * 1.5 + 1024) * attempt
         ),
-        runtime=lambda wc, attempt: 240 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(240, attempt),
     params:
         ingest=config["ingest"],
         chunks=config["chunks"],

@@ -1,0 +1,166 @@
+"""Annotation jobs against the sizing formula (foldatlas.sizing): wall time and peak memory
+of mmseqs linclust (ESM Atlas clust30 settings) and of foldseek createdb / cluster, at
+sizes a decade apart, with the memory the formula asks for beside each.
+
+    python bench/annotate_sizes.py --sequences 20000 200000 --structures 300 3000
+    (foldseek: put it on PATH, e.g. PATH=/opt/foldseek-local/bin:$PATH)
+
+Sequences: synthetic families (log-normal lengths around 250, 5 variants at ~90%
+identity per family). Structures: ideal helices of 60-300 residues in 1000-member
+shards (foldseek's speed on real folds differs; the residues per second here are an
+upper bound for createdb and a rough figure for cluster). Peak memory is the largest
+RSS of the programs (``getrusage(RUSAGE_CHILDREN)``) and of the Python job itself
+(``RUSAGE_SELF``: DuckDB, Arrow), taken in a fresh subprocess per measurement started
+from a small parent (inputs are made in another subprocess). One JSON line per measurement on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def _sequences(n: int, path: str, seed: int = 1) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from foldatlas.fasta import sequence_checksum
+
+    rng = np.random.default_rng(seed)
+    seqs, residues = [], 0
+    while len(seqs) < n:
+        base = rng.integers(0, 20, int(np.clip(rng.lognormal(np.log(250), 0.5), 30, 1000)))
+        for _ in range(5):
+            v = base.copy()
+            mut = rng.random(len(v)) < 0.1
+            v[mut] = rng.integers(0, 20, int(mut.sum()))
+            seqs.append("".join(AA[i] for i in v))
+            residues += len(v)
+    seqs = list(dict.fromkeys(seqs[:n]))
+    pq.write_table(pa.table({"checksum": [sequence_checksum(s.encode()) for s in seqs], "sequence": seqs, "length": [len(s) for s in seqs]}), path)
+    return residues
+
+
+def _child(code: str) -> dict:
+    """Run ``code`` in a fresh Python; return its JSON line plus wall time and peak RSS of its children."""
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    res = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    res["wall_s"] = round(time.perf_counter() - t, 2)
+    return res
+
+
+_PEAK = "import resource, json; peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024; self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024"
+
+
+def _in_child(function: str, *args: object) -> None:
+    """Run ``function(*args)`` of this script in a fresh Python, so this process stays
+    small: Linux keeps a process's peak RSS across fork and exec, and every measuring
+    child would otherwise report this one's peak."""
+    subprocess.run([sys.executable, __file__, "--make", function, *map(str, args)], check=True, cwd=REPO)
+
+
+def bench_mmseqs(n: int, tmp: Path, threads: int, max_mem_mb: int = 16000) -> dict:
+    seqs = tmp / f"seqs{n}.parquet"
+    _in_child("_sequences", n, str(seqs))
+    code = f"""
+from foldatlas.annotate import mmseqs_linclust
+from foldatlas.settings import MmseqsSettings
+from foldatlas.sizing import job_size, mem_mb
+size = job_size("mmseqs_cluster", {str(seqs)!r})
+ask = mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb={max_mem_mb}, kmer_per_seq=100)
+rows = mmseqs_linclust("mmseqs", {str(seqs)!r}, {str(tmp / 'clu.parquet')!r}, settings=MmseqsSettings.from_config({{}}), threads={threads}, mem_mb=ask)
+{_PEAK}
+print(json.dumps({{"job": "mmseqs_cluster", "sequences": size.sequences, "residues": size.residues, "rows": rows, "asked_mb": ask, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
+"""
+    return _child(code)
+
+
+def _shards(n: int, folder: str) -> None:
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("ideal", REPO / "tests/ideal.py")
+    ideal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ideal)
+    ideal_pdb = ideal.ideal_pdb
+
+    from foldatlas.archive import ShardWriter
+
+    rng = np.random.default_rng(2)
+    writer = ShardWriter(folder, "highconf", 1000, archive_dir="structures")
+    for k in range(n):
+        writer.add(f"{k:032x}", {"pdb": ideal_pdb(int(rng.integers(60, 300))).encode()})
+    writer.close()
+
+
+def bench_foldseek(n: int, tmp: Path, threads: int) -> list[dict]:
+    structures = tmp / f"structures{n}"
+    _in_child("_shards", n, str(structures))
+    db = tmp / f"db{n}"
+    create = f"""
+from foldatlas.annotate import atlas_db
+from foldatlas.sizing import job_size
+dbs = atlas_db("foldseek", {str(structures)!r}, {str(db)!r}, threads={threads})
+size = job_size("foldseek_cluster", {str(db)!r})
+{_PEAK}
+print(json.dumps({{"job": "foldseek_createdb", "structures": size.sequences, "residues": size.residues, "shards": len(dbs), "tool_peak_mib": peak}}))
+"""
+    out = [_child(create)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = tmp / f"meta{n}.parquet"  # small: n rows
+    pq.write_table(pa.table({"checksum": [f"{k:032x}" for k in range(n)], "plddt": [0.8] * n, "ptm": [0.8] * n,
+                             "is_duplicate": [False] * n, "status": ["folded"] * n, "high_confidence": [True] * n}), meta)  # fmt: skip
+    cluster = f"""
+from foldatlas.clustering import structural_clusters
+from foldatlas.settings import FoldseekSettings
+from foldatlas.sizing import job_size, mem_mb
+size = job_size("foldseek_cluster", {str(db)!r})
+ask = mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=16000, kmer_per_seq=300)
+rows = structural_clusters("foldseek", {str(db)!r}, {str(tmp / f'fclu{n}.parquet')!r}, metadata={str(meta)!r}, seq_clusters=None,
+                           settings=FoldseekSettings.from_config({{}}), threads={threads}, mem_mb=ask)
+{_PEAK}
+print(json.dumps({{"job": "foldseek_cluster", "structures": size.sequences, "residues": size.residues, "rows": rows, "asked_mb": ask, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
+"""
+    out.append(_child(cluster))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequences", type=int, nargs="*", default=[20000, 200000])
+    ap.add_argument("--structures", type=int, nargs="*", default=[300, 3000])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-mem-mb", type=int, default=16000, help="mmseqs.max_mem_mb: the cap of the request")
+    ap.add_argument("--make", nargs=3, metavar=("WHAT", "N", "PATH"), help=argparse.SUPPRESS)  # inputs, in a child
+    args = ap.parse_args()
+    if args.make:
+        {"_sequences": _sequences, "_shards": _shards}[args.make[0]](int(args.make[1]), args.make[2])
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-annotate-") as tmp:
+        for n in args.sequences:
+            print(json.dumps(bench_mmseqs(n, Path(tmp), args.threads, args.max_mem_mb)), flush=True)
+        if args.structures and shutil.which("foldseek") is None:
+            print(json.dumps({"skipped": "foldseek not on PATH"}), flush=True)
+            return
+        for n in args.structures:
+            for res in bench_foldseek(n, Path(tmp), args.threads):
+                print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Atlas-style structural clusters: sequence clusters first, then the best structure of each,
+then foldseek clusters of those representatives only (ESM Atlas, ``highquality_clust30``).
+
+1. The unique sequences are clustered by mmseqs ``easy-linclust`` at 30% identity
+   (:func:`foldatlas.annotate.mmseqs_linclust`; without ``mmseqs.enabled`` every structure
+   is its own sequence cluster).
+2. Of the high-confidence structures of each sequence cluster, the one with the highest
+   pTM x pLDDT represents it (ties: the smallest checksum, so the choice never depends on
+   row order).
+3. Only those representatives are put into one foldseek database (their entries copied
+   from the shard databases, :func:`foldatlas.dbfiles.select_entries`) and clustered.
+4. Every high-confidence structure gets one row: its sequence cluster, its representative,
+   and the representative's structural cluster.
+
+All joins run in DuckDB over the Parquet files and foldseek's TSV, with a memory limit
+and a spill folder, so no step holds the atlas in Python objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .annotate import CHECKSUM_SQL, arrow_batches, cluster_args, cluster_pairs_sql, duck_connection, duckdb_gb, empty_output, shard_dbs
+from .dbfiles import db_size, select_entries
+from .duck import sql_path
+from .errors import InternalError
+from .settings import FoldseekSettings
+from .sizing import FOLDSEEK_BYTES_PER_RESIDUE, split_memory_limit
+from .status import Status
+from .tables import CLUSTERS_SCHEMA, write_batches
+from .tools import run_tool
+
+__all__ = ["representatives", "structural_clusters"]
+
+log = logging.getLogger("foldatlas.clustering")
+
+_SCORE = "ptm * plddt DESC, member"
+
+
+def representatives(con: Any, metadata: str | os.PathLike[str], seq_clusters: str | os.PathLike[str] | None) -> int:
+    """Create table ``hc`` in ``con``: every high-confidence structure (folded, first
+    occurrence) with its sequence cluster and the cluster's representative, the member of
+    highest pTM x pLDDT (ties: smallest checksum). Returns the number of structures."""
+    structures = f"""SELECT DISTINCT checksum AS member, plddt, ptm FROM read_parquet({sql_path(metadata)})
+                     WHERE high_confidence AND NOT is_duplicate AND status = '{Status.FOLDED}'"""
+    if seq_clusters is None:
+        clustered = f"SELECT s.*, NULL::BIGINT AS seq_cluster_id, s.member AS seq_representative FROM ({structures}) s"
+    else:
+        clustered = f"""SELECT s.*, c.cluster_id AS seq_cluster_id, c.representative AS seq_representative
+                        FROM ({structures}) s LEFT JOIN read_parquet({sql_path(seq_clusters)}) c ON c.member = s.member"""
+    con.execute(f"""CREATE TABLE hc AS
+        SELECT *, first(member ORDER BY {_SCORE}) OVER w AS representative, count(*) OVER w AS seq_cluster_structures
+        FROM ({clustered}) WINDOW w AS (PARTITION BY seq_representative)""")
+    missing = next(iter(con.execute("SELECT member FROM hc WHERE seq_representative IS NULL LIMIT 1").fetchall()), None)
+    if missing is not None:
+        raise InternalError(f"{seq_clusters}: expected every high-confidence structure in a sequence cluster, {missing[0]} is in none")
+    return con.execute("SELECT count(*) FROM hc").fetchall()[0][0]
+
+
+def _representatives_db(con: Any, db_dir: str | os.PathLike[str], out: Path) -> int:
+    """Copy the representatives' entries from every shard database into one database."""
+    parts = []
+    for db in shard_dbs(db_dir):
+        keys = con.execute(f"""SELECT l.key FROM read_csv({sql_path(f'{db}.lookup')}, delim='\\t', header=false, quote='', escape='',
+                                   columns={{'key': 'BIGINT', 'name': 'VARCHAR', 'file': 'BIGINT'}}) l
+                               JOIN (SELECT DISTINCT representative FROM hc) r ON r.representative = {CHECKSUM_SQL.format(col='l.name')}
+                               ORDER BY l.key""").fetchall()
+        if keys:
+            parts.append((db, [k for (k,) in keys]))
+    n = select_entries(parts, out) if parts else 0
+    want = con.execute("SELECT count(DISTINCT representative) FROM hc").fetchall()[0][0]
+    if n != want:
+        raise InternalError(f"{db_dir}: expected {want} representatives in the shard databases, found {n}")
+    return n
+
+
+def _final_sql(best_confidence: bool) -> str:
+    """Every structure with its structural cluster (table ``struct``: representative ->
+    foldseek's cluster representative), re-chosen Atlas-style with ``best_confidence``."""
+    reps = "SELECT DISTINCT s.rep, s.fs_rep, h.ptm, h.plddt FROM struct s JOIN hc h ON h.member = s.rep"
+    pick = "first(rep ORDER BY ptm * plddt DESC, rep) OVER (PARTITION BY fs_rep)" if best_confidence else "fs_rep"
+    return f"""WITH r AS (SELECT rep, {pick} AS cluster_representative FROM ({reps})),
+                    c AS (SELECT *, dense_rank() OVER (ORDER BY cluster_representative) - 1 AS cluster_id,
+                                 count(*) OVER (PARTITION BY cluster_representative) AS cluster_size FROM r)
+               SELECT h.member, h.plddt, h.ptm, h.seq_cluster_id, h.seq_representative, h.seq_cluster_structures,
+                      h.representative, h.member = h.representative AS is_representative,
+                      c.cluster_id, c.cluster_representative, c.cluster_size,
+                      count(*) OVER (PARTITION BY c.cluster_id) AS cluster_structures
+               FROM hc h JOIN c ON c.rep = h.representative
+               ORDER BY c.cluster_id, h.representative, h.member"""
+
+
+def structural_clusters(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str],
+                        seq_clusters: str | os.PathLike[str] | None, settings: FoldseekSettings, threads: int,
+                        mem_mb: int | None = None) -> int:  # fmt: skip
+    """Atlas-style clusters of the high-confidence structures (module docstring) into
+    ``out`` (clusters.parquet, sorted by structural cluster, representative, member; empty
+    when there is no database); returns its row count."""
+    if not shard_dbs(db_dir):
+        return empty_output(out, CLUSTERS_SCHEMA).num_rows
+    with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
+        con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        if representatives(con, metadata, seq_clusters) == 0:
+            return empty_output(out, CLUSTERS_SCHEMA).num_rows
+        db = Path(tmp) / "reps" / "db"
+        n = _representatives_db(con, db_dir, db)
+        log.info("foldseek cluster of %d sequence-cluster representatives", n)
+        clu, tsv = Path(tmp) / "clu", Path(tmp) / "clu.tsv"
+        resident = FOLDSEEK_BYTES_PER_RESIDUE * db_size(db).residues / 1e6
+        split = ["--split-memory-limit", split_memory_limit(mem_mb, resident)] if mem_mb else []
+        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *cluster_args(settings.cluster), "--threads", str(threads), *split], logger=log)
+        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+        con.execute(f"CREATE TABLE struct AS SELECT representative AS fs_rep, member AS rep FROM ({cluster_pairs_sql(con, tsv)})")
+        clustered = con.execute("SELECT count(DISTINCT rep) FROM struct").fetchall()[0][0]
+        if clustered != n:
+            raise InternalError(f"{tsv}: expected all {n} representatives in foldseek's clusters, found {clustered}")
+        return write_batches(arrow_batches(con, _final_sql(settings.representative == "best_confidence")), out, CLUSTERS_SCHEMA)

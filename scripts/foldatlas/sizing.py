@@ -1,0 +1,181 @@
+"""Memory and runtime requests of the annotation jobs, from the size of their inputs.
+
+Each request is a small formula over counts read cheaply before the job runs (one
+integer column of a Parquet file, a foldseek index, file sizes), so a Slurm job asks for what its input needs
+instead of a fixed 4-16 GB. The constants and where each comes from (README, "Annotation
+resources"):
+
+- mmseqs ``linclust`` keeps a table of ``--kmer-per-seq`` k-mers per sequence, 16 bytes
+  each at most (MMseqs2's packed ``KmerPosition``: k-mer 8, sequence id 4, position 2, and
+  in some steps the length 2), plus the sequence database (1 byte per residue);
+- foldseek keeps 8 bytes per residue of a database it searches or clusters (6 of
+  C-alpha coordinates, 1 of 3Di, 1 of amino acid: foldseek's README, "Memory
+  requirements"); its prefilter (MMseqs2's, README "Memory Requirements") indexes the
+  target database in ``7 x residues + 8 x a^k`` bytes, a = 21 letters and k = 6 for 3Di
+  (686 MB however small the database: a foldseek job never gets less than about 2 GB);
+  ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
+- a job never asks for more than the section's ``max_mem_mb``; mmseqs and foldseek are
+  always given ``--split-memory-limit`` (:func:`split_memory_limit`: what the request
+  leaves beside their database) and work in several passes instead of outgrowing it.
+
+Runtimes are ``RUNTIME_BASE_MIN`` plus the work at a per-thread rate measured on this
+project's benchmark machine (bench/annotate_sizes.py, bench/RESULTS.md), times
+``RUNTIME_SAFETY``; both grow with the attempt number, as every rule's resources do.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dbfiles import DbSize, db_prefixes, db_size
+from .layout import HIGHCONF
+
+__all__ = [
+    "BASE_MB",
+    "KMER_BYTES",
+    "FOLDSEEK_BYTES_PER_RESIDUE",
+    "PREFILTER_BYTES_PER_RESIDUE",
+    "PREFILTER_FIXED_BYTES",
+    "RATES",
+    "InputSize",
+    "sequences_size",
+    "structures_size",
+    "mem_mb",
+    "runtime_min",
+    "split_memory_limit",
+    "job_size",
+]
+
+#: Memory of a job beyond its data (the program, buffers, Python), MB.
+BASE_MB = 1000
+#: Bytes of one entry of the k-mer table of linclust and of foldseek cluster's first step.
+KMER_BYTES = 16
+#: Bytes per residue foldseek holds of a database it searches or clusters (6 + 1 + 1).
+FOLDSEEK_BYTES_PER_RESIDUE = 8
+#: Bytes per residue of the prefilter's index table (MMseqs2: 7 x N x L).
+PREFILTER_BYTES_PER_RESIDUE = 7
+#: The prefilter's two auxiliary arrays, 8 x a^k bytes: foldseek's 3Di, a = 21, k = 6.
+PREFILTER_FIXED_BYTES = 8 * 21**6
+#: Headroom on a computed request.
+MEM_HEADROOM = 1.25
+#: Residues per thread-second of each job kind, measured by bench/annotate_sizes.py on 2
+#: cores (bench/RESULTS.md): linclust 1.7-3.1x10^6, createdb 1.9x10^5 and cluster
+#: 3.2x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
+#: given cluster's rate.
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
+RUNTIME_BASE_MIN = 10
+RUNTIME_SAFETY = 3.0
+#: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
+#: for sizing before foldseek has read a shard.
+PDB_GZ_BYTES_PER_RESIDUE = 100
+
+
+@dataclass(frozen=True)
+class InputSize:
+    """Sequences (or chains) and residues of a job's input."""
+
+    sequences: int
+    residues: int
+
+
+def sequences_size(path: str | os.PathLike[str]) -> InputSize:
+    """Rows and residues of a sequences Parquet file: the sum of its ``length`` column
+    (one integer column, read by DuckDB: about a second per 10^8 rows), or of the
+    sequences' lengths when it has none."""
+    from .duck import connect, sql_path
+
+    con = connect(threads=2)
+    con.execute("SET enable_progress_bar = false")
+    names = con.sql(f"SELECT * FROM read_parquet({sql_path(path)}) LIMIT 0").columns
+    residues = "length" if "length" in names else "length(sequence)"
+    n, total = con.execute(f"SELECT count(*), coalesce(sum({residues}), 0) FROM read_parquet({sql_path(path)})").fetchall()[0]
+    return InputSize(int(n), int(total))
+
+
+def structures_size(paths: list[Path]) -> InputSize:
+    """Residues of structure archives (``.tar`` shards of gzip-compressed PDB), estimated
+    from their size; a folder counts every file under it."""
+    total = 0
+    for p in paths:
+        p = Path(p)
+        files = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
+        total += sum(f.stat().st_size for f in files)
+    residues = total // PDB_GZ_BYTES_PER_RESIDUE
+    return InputSize(residues // 250, residues)
+
+
+def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
+    kmers = size.sequences * kmer_per_seq * KMER_BYTES
+    foldseek = PREFILTER_FIXED_BYTES + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
+    if kind == "mmseqs_cluster":
+        data = kmers + size.residues
+    elif kind == "foldseek_cluster":
+        data = kmers + foldseek
+    elif kind in ("foldseek_search", "foldseek_createdb"):
+        data = foldseek
+    else:
+        raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
+    return BASE_MB + MEM_HEADROOM * data / 1e6
+
+
+def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_per_seq: int = 0) -> int:
+    """Memory request (MB) of a job of ``kind`` over ``size``: the formula above times the
+    attempt, never more than ``max_mem_mb``."""
+    return int(min(max_mem_mb, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt))
+
+
+def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> int:
+    """Runtime request (minutes) of a job of ``kind`` over ``size`` on ``threads`` threads."""
+    work = RUNTIME_SAFETY * size.residues / (RATES[kind] * max(1, threads)) / 60
+    return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
+
+
+def split_memory_limit(mem_mb: int, resident_mb: float = 0) -> str:
+    """``--split-memory-limit`` for a job granted ``mem_mb`` whose program also keeps
+    ``resident_mb`` of database in memory (linclust's sequences, 1 B per residue; foldseek's
+    database, 8 B per residue), as mmseqs and foldseek write it (``1234M``): 80% of what
+    is left, less 200 MB. The split limit bounds the k-mer and index tables only:
+    bench/RESULTS.md has a run capped at 2,000 MB whose linclust peaked at 1,400 MB of
+    tables plus its 564 MB of sequences."""
+    return f"{max(100, int(0.8 * (mem_mb - resident_mb) - 200))}M"
+
+
+def _db_folder_size(folder: Path) -> InputSize:
+    total = DbSize(0, 0)
+    for prefix in db_prefixes(folder, HIGHCONF):
+        total += db_size(prefix)
+    return InputSize(total.entries, total.residues)
+
+
+def _target_size(target: str) -> InputSize:
+    if Path(f"{target}.dbtype").exists():
+        d = db_size(target)
+        return InputSize(d.entries, d.residues)
+    return structures_size([Path(target)])
+
+
+def job_size(kind: str, path: str | os.PathLike[str], *, targets: Sequence[str] = ()) -> InputSize:
+    """The input size of a job of ``kind`` whose main input is ``path``: the sequences
+    Parquet file (mmseqs_cluster), the atlas structures folder (foldseek_createdb), the
+    shard databases' folder (foldseek_cluster: every high-confidence chain, an upper
+    bound of the representatives), or the search ``targets`` (foldseek_search). A missing
+    ``path`` raises FileNotFoundError naming it (Snakemake then sizes the job when its
+    input exists)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(errno.ENOENT, "input not made yet", str(path))
+    if kind == "mmseqs_cluster":
+        return sequences_size(p)
+    if kind == "foldseek_createdb":
+        return structures_size(sorted(p.glob(f"{HIGHCONF}_*.tar")))
+    if kind == "foldseek_cluster":
+        return _db_folder_size(p)
+    if kind == "foldseek_search":
+        sizes = [_target_size(t) for t in targets]
+        return InputSize(sum(s.sequences for s in sizes), sum(s.residues for s in sizes))
+    raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
