@@ -41,6 +41,9 @@ rule fold_package:
         # plan's folder, not each chunk file: at 10^5 chunks, resolving every file as an
         # input dominated the DAG's build time (params.content decides a refold)
         chunks=ancient(rules.plan_chunks.output.chunks),
+        # the checkpoint's first output: the params read the plan, and a job running on a
+        # cluster node evaluates them only with the checkpoint's target among its inputs
+        records=ancient(rules.plan_chunks.output.records),
     output:
         receipt=LAYOUT.fold_package("{package}"),
     log:
