@@ -2,8 +2,9 @@
 
 A working directory is made with a finished ingest (records, sequences, a plan of N
 chunks, N empty chunk files), so that the dry run evaluates the plan_chunks checkpoint
-and schedules N fold_chunk jobs plus the atlas rules, exactly as a real run of that
-size would. Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000]
+and schedules N fold_chunk jobs (or N / K fold_package jobs with ``--chunks-per-job K``,
+``fold.chunks_per_job``) plus the atlas rules, exactly as a real run of that size would.
+Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000] [--chunks-per-job 1]
 [--persistence-backend file db] (Snakemake's metadata in files, its default, or in a
 SQLite database under .snakemake/; each backend gets a fresh working directory).
 """
@@ -26,7 +27,7 @@ from foldatlas.tables import RECORDS_SCHEMA, SEQUENCES_SCHEMA
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_workdir(root: Path, n: int) -> Path:
+def make_workdir(root: Path, n: int, per_job: int = 1) -> Path:
     import pyarrow.parquet as pq
 
     from foldatlas.atomic import write_json
@@ -37,7 +38,7 @@ def make_workdir(root: Path, n: int) -> Path:
     (wd / "config").mkdir(parents=True)
     (wd / "config/config.yaml").write_text((REPO / "config/config.yaml").read_text())
     (wd / "in.fa").write_text(">a\nMKTAYIAKQRQISFVKSHFSRQ\n")
-    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}, "foldseek": {"enabled": False}}))
+    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}, "foldseek": {"enabled": False}, "fold": {"chunks_per_job": per_job}}))
     old = time.time() - 3600
     os.utime(wd / "in.fa", (old, old))
     chunks = wd / "results/chunks"
@@ -55,13 +56,17 @@ def make_workdir(root: Path, n: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--chunks-per-job", type=int, default=1, help="fold.chunks_per_job (fold packages)")
     ap.add_argument("--persistence-backend", nargs="+", choices=["file", "db"], default=["file"])
     args = ap.parse_args()
+    rule = "fold_chunk" if args.chunks_per_job == 1 else "fold_package"
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dag-") as tmp:
         for n in args.chunks:
             for backend in args.persistence_backend:
-                wd = make_workdir(Path(tmp) / backend, n)
+                t = time.perf_counter()
+                wd = make_workdir(Path(tmp) / backend, n, args.chunks_per_job)
+                print(f"{n} chunks: work directory made in {time.perf_counter() - t:.1f} s", flush=True)
                 cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
                        "--configfile", "run.yaml", "--rerun-triggers", "mtime", "--quiet", "rules",
                        "--persistence-backend", backend]  # fmt: skip
@@ -70,12 +75,12 @@ def main() -> None:
                 wall = time.perf_counter() - t
                 if res.returncode != 0:
                     sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
-                jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith("fold_chunk")), "").split()
+                jobs = next((ln for ln in res.stdout.splitlines() if ln.startswith(rule)), "").split()
                 rows.append((n, backend, wall, jobs[-1] if jobs else "?"))
-                print(f"{n} chunks, {backend} persistence: {wall:.1f} s, fold_chunk jobs: {rows[-1][3]}", flush=True)
-    print("\n| chunks | persistence | dry-run wall s | fold_chunk jobs |\n| --- | --- | --- | --- |")
+                print(f"{n} chunks, {backend} persistence: {wall:.1f} s, {rule} jobs: {rows[-1][3]}", flush=True)
+    print(f"\n| chunks | chunks per job | persistence | dry-run wall s | {rule} jobs |\n| --- | --- | --- | --- | --- |")
     for n, backend, wall, jobs in rows:
-        print(f"| {n:,} | {backend} | {wall:.1f} | {jobs} |")
+        print(f"| {n:,} | {args.chunks_per_job} | {backend} | {wall:.1f} | {jobs} |")
 
 
 if __name__ == "__main__":

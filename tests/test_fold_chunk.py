@@ -236,3 +236,37 @@ def test_gpu_job_without_cuda_stops_at_once(reference, tmp_path):
     assert proc.returncode != 0
     assert "SLURM_JOB_GPUS=0" in err and "CPU-only build" in err and "fold.device: cpu" in err
     assert not (tmp_path / "partial").exists()  # nothing folded
+
+
+def test_a_fold_package_loads_the_model_once_and_skips_chunks_folded_before(tmp_path, demo_sequences, monkeypatch, caplog):
+    """fold.chunks_per_job: one job folds its chunks in turn with one model load; run
+    again after losing one chunk's outputs, it folds that chunk only."""
+    import logging
+
+    import foldatlas.model
+    from foldatlas.fold import fold_package_job
+    from foldatlas.settings import EmbeddingSettings, FoldSettings
+
+    loads = []
+    real = foldatlas.model.load_folding_model
+    monkeypatch.setattr(foldatlas.model, "load_folding_model", lambda *a, **k: loads.append(1) or real(*a, **k))
+    short = sorted(set(demo_sequences), key=lambda s: (len(s), s))[:6]
+    jobs = []
+    for k in range(2):
+        chunk = tmp_path / f"chunk_00000{k}.parquet"
+        make_chunk(chunk, short[3 * k : 3 * k + 3])
+        jobs.append((chunk, outputs(tmp_path / f"out{k}"), tmp_path / f"partial{k}"))
+        (tmp_path / f"out{k}").mkdir()
+    settings = {"fold": FoldSettings.from_config(FOLD), "embeddings": EmbeddingSettings.from_config(EMB), "outputs_key": "key"}
+    counts = fold_package_job(jobs, **settings)
+    assert loads == [1] and counts == [{"ok": 3}, {"ok": 3}]
+    first = [pq.read_table(j[1].predictions)["checksum"].to_pylist() for j in jobs]
+    kept = jobs[0][1].predictions.stat().st_mtime_ns
+    jobs[1][1].structures.unlink()
+    with caplog.at_level(logging.INFO, logger="foldatlas.fold"):
+        assert fold_package_job(jobs, **settings) == [{"ok": 3}, {"ok": 3}]
+    assert jobs[0][1].predictions.stat().st_mtime_ns == kept and "folded already by an earlier attempt" in caplog.text
+    assert [pq.read_table(j[1].predictions)["checksum"].to_pylist() for j in jobs] == first and jobs[1][1].structures.exists()
+    # outputs made under other settings are folded again, not taken
+    assert fold_package_job(jobs[:1], **{**settings, "outputs_key": "other"}) == [{"ok": 3}]
+    assert jobs[0][1].predictions.stat().st_mtime_ns != kept

@@ -90,15 +90,21 @@ def test_jobs_really_went_through_slurm(cluster_demo):
     assert json.loads((wd / "results/atlas/accounting.json").read_text())["ok"] is True
 
 
+#: The same demo folded in packages (fold.chunks_per_job) of chunks of at most 6 sequences.
+PACKAGED = {**EXTRA, "fold": {**EXTRA["fold"], "chunks_per_job": 2}, "chunks": {"max_sequences": 6}}
+
+
 def test_cancelled_fold_job_fails_the_run_and_a_rerun_completes(cluster_demo, slurm, tmp_path):
-    wd = prepare(tmp_path, EXTRA)
+    """In fold packages: a package cancelled while it runs fails the run; the rerun
+    completes, and the atlas is that of the plain run (one job per chunk)."""
+    wd = prepare(tmp_path, PACKAGED)
     env = dict(os.environ, FOLDATLAS_INJECT_FAULTS=json.dumps({"sleep_seconds": 2.0}))
     proc = cluster_run(wd, "--retries", "0", env=env, wait=False)  # the profile would retry it
     cancelled = None
     deadline = time.monotonic() + 300
     while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
         for j in jobs_of(wd):
-            if j.get("Comment", "").startswith("rule_fold_chunk") and j["JobState"] == "RUNNING":
+            if j.get("Comment", "").startswith("rule_fold_package") and j["JobState"] == "RUNNING":
                 subprocess.run(["scancel", j["JobId"]], check=True)
                 cancelled = j["JobId"]
                 break
@@ -106,10 +112,14 @@ def test_cancelled_fold_job_fails_the_run_and_a_rerun_completes(cluster_demo, sl
     out, _ = proc.communicate(timeout=600)
     assert cancelled is not None, "no fold job was seen running"
     assert proc.returncode != 0
-    assert "CANCELLED" in out or "Error in rule fold_chunk" in out, out[-3000:]
+    assert "CANCELLED" in out or "Error in rule fold_package" in out, out[-3000:]
     assert not (wd / "results/atlas/accounting.json").exists()
     rc, out = cluster_run(wd)
     assert rc == 0, out[-5000:]
+    n_chunks = len(list((wd / "results/chunks").glob("chunk_*.parquet")))
+    packages = [j for j in jobs_of(wd) if j.get("Comment", "").startswith("rule_fold_package")]
+    assert n_chunks >= 3 and len({j["Comment"] for j in packages}) == (n_chunks + 1) // 2, (n_chunks, [j["Comment"] for j in packages])
+    assert all("gpu" in (j.get("TresPerJob", "") + j.get("TresPerNode", "")) for j in packages)
     a = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
     b = pq.read_table(cluster_demo / "results/atlas/metadata.parquet").to_pylist()
     assert [(r["id"], r["status"], r["checksum"]) for r in a] == [(r["id"], r["status"], r["checksum"]) for r in b]

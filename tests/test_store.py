@@ -328,7 +328,11 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd))]}})
     folded_1 = {c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
     assert folded_1 == fasta_checksums(a, 16, 80)
-    out = snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}})
+    # release 2 folds in packages (fold.chunks_per_job: 2) of one-sequence chunks: the
+    # comparison with one plain run below proves they change no prediction
+    packaged = {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}, "chunks": {**config.get("chunks", {}), "max_sequences": 1},
+                "fold": {**config["fold"], "chunks_per_job": 2}}  # fmt: skip
+    out = snakemake(wd, packaged)
     release = json.loads((wd / "results/release.json").read_text())
     assert release["release"] == "r0002" and release["releases"] == ["r0001", "r0002"]
     expected = fasta_checksums(b, 16, 80) - fasta_checksums(a, 16, 80)
@@ -336,7 +340,9 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     plan = read_plan(wd / "results/chunks/plan.tsv")
     preds = [pq.read_table(Layout(wd / "results").store(release["fingerprint"]).chunk_outputs(f"{p.chunk:06d}").predictions)["checksum"].to_pylist() for p in plan]
     assert {c for p in preds for c in p} == expected and sum(map(len, preds)) == 3
-    logs = "".join((wd / f"results/logs/fold_chunk/{p.chunk:06d}.log").read_text() for p in plan)
+    packages = sorted((wd / "results/logs/fold_package").glob("*.log"))
+    assert len(plan) == 3 and [p.stem for p in packages] == [f"{plan[0].chunk:06d}", f"{plan[2].chunk:06d}"], "3 chunks in 2 packages"
+    logs = "".join(p.read_text() for p in packages)
     assert sum(int(n) for n in re.findall(r"chunk \S+: \d+ sequences, \d+ already folded, (\d+) to fold", logs)) == 3, logs[-2000:]
     all_preds = [c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()]
     assert len(all_preds) == len(set(all_preds)), "a checksum in two prediction files"
@@ -345,6 +351,12 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     assert "Nothing to be done" not in out
     report = (wd / "results/report/atlas_report.html").read_text().split('<table id="releases">')[1].split("</table>")[0]
     assert report.count("<tr") == 3 and report.count('<tr class="this"><td>r0002</td>') == 1
+
+    # another package size after publication: nothing is folded, the atlas stays
+    mtimes = {p: p.stat().st_mtime_ns for p in (wd / "results/store").glob("*/chunks/chunk_*/*")}
+    out = snakemake(wd, {**packaged, "fold": {**packaged["fold"], "chunks_per_job": 3}})
+    assert "fold_package" not in out and "fold_chunk" not in out, out[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in (wd / "results/store").glob("*/chunks/chunk_*/*")} == mtimes
 
     single = prepare(tmp_path / "single", {"ingest": {"max_length": 80}, "fold": {"max_batch_size": 1}})
     (single / "b.fa").write_bytes(b.read_bytes())

@@ -38,7 +38,7 @@ from .store import plan_release, published_files, reserve_chunks
 from .status import Status
 from .tables import CHUNK_SCHEMA, MEMBERS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
-__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
+__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "fold_packages", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
 
 log = logging.getLogger("foldatlas.chunking")
 
@@ -582,6 +582,15 @@ def _write_chunk_file(table: pa.Table, path: Path) -> None:
     # barely compresses with a fast codec (1% with lz4), and zstd costs 0.5 s per 1M
     # sequences on the critical path
     pq.write_table(table.select(CHUNK_SCHEMA.names).cast(CHUNK_SCHEMA), path, compression="none")
+
+
+def fold_packages(plans: Sequence[ChunkPlan], per_job: int) -> dict[str, list[ChunkPlan]]:
+    """The plan's chunks in fold packages of ``per_job`` (``fold.chunks_per_job``):
+    consecutive chunks of the plan (of similar lengths: the plan is length-sorted), each
+    package named after its first chunk's id."""
+    if per_job < 1:
+        raise ConfigError(f"config key 'fold.chunks_per_job' = {per_job}: expected at least 1", key="fold.chunks_per_job", value=per_job)
+    return {plans[k].id: list(plans[k : k + per_job]) for k in range(0, len(plans), per_job)}
 
 
 def chunk_content(checksums: Sequence[str]) -> str:

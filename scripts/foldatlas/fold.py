@@ -25,7 +25,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from .status import Status
 from .structures import member_name
 from .tables import CHUNK_SCHEMA, OUTPUTS_KEY, PREDICTIONS_SCHEMA, SEGMENT_STRUCTURES_SCHEMA, compress_pae, embeddings_schema, write_batches
 
-__all__ = ["SEGMENT_FORMAT", "ALLOC_CONF", "fold_chunk", "fold_chunk_job", "device_name", "configure_cuda_allocator"]
+__all__ = ["SEGMENT_FORMAT", "ALLOC_CONF", "fold_chunk", "fold_chunk_job", "fold_package_job", "device_name", "configure_cuda_allocator"]
 
 log = logging.getLogger("foldatlas.fold")
 
@@ -469,6 +469,24 @@ def fold_chunk_job(
     recorded in ``predictions.parquet`` (key-value metadata ``foldatlas_outputs_key``),
     so that the assembly can refuse outputs folded under other settings.
     """
+    done = fold_package_job([(chunk_path, outputs, partial_dir)], fold=fold, embeddings=embeddings, structures=structures, threads=threads, outputs_key=outputs_key)
+    return done[0]
+
+
+def fold_package_job(
+    chunks: Sequence[tuple[str | Path, ChunkOutputs, str | Path]],
+    *,
+    fold: FoldSettings,
+    embeddings: EmbeddingSettings,
+    structures: StructureSettings | None = None,
+    threads: int | None = None,
+    outputs_key: str | None = None,
+) -> list[dict[str, int]]:
+    """One job folding several chunks in turn (``fold.chunks_per_job``) with the model
+    loaded once: ``chunks`` are (chunk file, outputs, partial folder) as for
+    :func:`fold_chunk_job`. A chunk whose outputs are complete already (a package run
+    again after a failure in a later chunk) is not folded again: its predictions hold
+    exactly the chunk's sequences under ``outputs_key``. Returns each chunk's counts."""
     configure_cuda_allocator()
     import torch
 
@@ -484,11 +502,33 @@ def fold_chunk_job(
     if free is not None:
         log.info("%.1f GiB of GPU memory free after loading; memory budget %.1f GiB per forward pass", free / 2**30, settings.memory_budget / 2**30)
     engine = FoldEngine(loaded, settings, standalone_embedder=embedder)
+    formats = structures.formats if structures is not None else ("pdb",)
+    out = []
     try:
-        formats = structures.formats if structures is not None else ("pdb",)
-        return fold_chunk(
-            chunk_path, outputs, partial_dir, engine,
-            commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds, formats=formats, outputs_key=outputs_key,
-        )  # fmt: skip
+        for k, (chunk_path, outputs, partial_dir) in enumerate(chunks):
+            if (counts := _complete(chunk_path, outputs, outputs_key)) is not None:
+                log.info("chunk %s: folded already by an earlier attempt of this package (%d/%d)", outputs.predictions.parent.name, k + 1, len(chunks))
+                out.append(counts)
+                continue
+            out.append(fold_chunk(
+                chunk_path, outputs, partial_dir, engine,
+                commit_seconds=fold.commit_seconds, progress_seconds=fold.progress_seconds, formats=formats, outputs_key=outputs_key,
+            ))  # fmt: skip
     finally:
         engine.close()
+    return out
+
+
+def _complete(chunk_path: str | Path, outputs: ChunkOutputs, outputs_key: str | None) -> dict[str, int] | None:
+    """The status counts of a chunk whose three outputs exist and whose predictions hold
+    exactly its sequences, folded under ``outputs_key``; None otherwise."""
+    if not all(p.exists() for p in (outputs.predictions, outputs.embeddings, outputs.structures)):
+        return None
+    preds = pq.read_table(outputs.predictions, columns=["checksum", "status"])
+    meta = pq.read_schema(outputs.predictions).metadata or {}
+    if outputs_key is not None and meta.get(OUTPUTS_KEY, b"").decode() != outputs_key:
+        return None
+    if sorted(preds["checksum"].to_pylist()) != sorted(pq.read_table(chunk_path, columns=["checksum"])["checksum"].to_pylist()):
+        return None
+    statuses = preds["status"].to_pylist()
+    return {s: statuses.count(s) for s in sorted(set(statuses))}

@@ -289,6 +289,11 @@ class Layout:
     def partial(self, chunk: str) -> Path:
         return self.root / "fold" / "partial" / f"chunk_{chunk}"
 
+    def fold_package(self, package: str) -> Path:
+        """Receipt of a fold package (``fold.chunks_per_job`` > 1): the chunks one job
+        folded into the store, named after its first chunk."""
+        return self.root / "fold" / "packages" / f"package_{package}.json"
+
     # atlas
     @property
     def atlas(self) -> AtlasOutputs:

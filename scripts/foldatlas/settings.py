@@ -197,11 +197,12 @@ class FoldSettings(Section):
     progress_seconds: float
     threads: int
     mem_mb: int
+    chunks_per_job: int
 
     #: Keys that change how a fold job cuts, commits and reports its work, never what it
     #: records: changing one refolds nothing (see :func:`fold_outputs_key`).
     OPERATIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"max_tokens_per_batch", "max_pair_tokens_per_batch", "gpu_memory_fraction", "max_batch_size", "commit_seconds", "progress_seconds", "threads", "mem_mb"}
+        {"max_tokens_per_batch", "max_pair_tokens_per_batch", "gpu_memory_fraction", "max_batch_size", "commit_seconds", "progress_seconds", "threads", "mem_mb", "chunks_per_job"}
     )
 
     def __post_init__(self) -> None:

@@ -3,12 +3,13 @@
 # defined here.
 import os
 
-from foldatlas.chunking import read_plan
+from foldatlas.chunking import fold_packages, read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.inputs import input_list_change
 from foldatlas.layout import CHUNK_ID_PATTERN, Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import runtime_request, site_resources
+from foldatlas.store import read_manifest
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
 from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
@@ -18,6 +19,7 @@ wildcard_constraints:
     source=r"\d+",
     # 000042 ... 999999, then 1000000 ...: ids never run out (foldatlas.layout.chunk_id)
     chunk=CHUNK_ID_PATTERN,
+    package=CHUNK_ID_PATTERN,
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -116,6 +118,53 @@ def chunk_plans():
     return _PLANS[key]
 
 
+_PACKAGES = {}
+
+
+def packages():
+    """The plan's fold packages (fold.chunks_per_job > 1) as {package id: [ChunkPlan]},
+    computed once per plan (every fold job's input, params and resources ask)."""
+    plans = chunk_plans()
+    key = (id(plans), config["fold"]["chunks_per_job"])
+    if key not in _PACKAGES:
+        _PACKAGES.clear()
+        _PACKAGES[key] = fold_packages(
+            list(plans.values()), config["fold"]["chunks_per_job"]
+        )
+    return _PACKAGES[key]
+
+
+def package_chunks(wildcards):
+    """Chunk ids of the package behind {package}."""
+    if wildcards.package not in packages():
+        raise ValueError(
+            f"package {wildcards.package} is not in the plan ({LAYOUT.plan})"
+        )
+    return [p.id for p in packages()[wildcards.package]]
+
+
+def package_chunk_files(wildcards):
+    """The chunk files of the package behind {package}."""
+    return [str(LAYOUT.chunk_file(c)) for c in package_chunks(wildcards)]
+
+
+def package_partials(wildcards):
+    """Where each chunk of the package keeps its committed segments."""
+    return [str(LAYOUT.partial(c)) for c in package_chunks(wildcards)]
+
+
+def package_content(wildcards):
+    """What the package holds (its chunks' contents, in order): a param of fold_package,
+    as chunk_content is of fold_chunk."""
+    return ",".join(p.content for p in packages()[wildcards.package])
+
+
+def package_minutes(wildcards):
+    """Runtime asked for a fold package: twice its chunks' estimated GPU time plus 15 min
+    for start-up and merging (the caller multiplies by the attempt number)."""
+    return int(15 + 2 * sum(p.est_seconds for p in packages()[wildcards.package]) / 60)
+
+
 def planned_chunks():
     """Chunk ids decided by the plan_chunks checkpoint (re-evaluated after it runs)."""
     return list(chunk_plans())
@@ -176,7 +225,15 @@ def fold_runtime_minutes(wildcards):
 
 def fold_outputs(wildcards):
     """Predictions, embeddings and structure archive of every chunk planned in this
-    release (the chunks of earlier releases are in the store already)."""
+    release (the chunks of earlier releases are in the store already), or with
+    fold.chunks_per_job > 1 the receipt of every fold package."""
+    if config["fold"]["chunks_per_job"] > 1:
+        # a package is a job, not a product: once the store published its chunks (this
+        # plan's release, published by an earlier run), it is not needed again, whatever
+        # chunks_per_job says now
+        published = read_manifest(STORE)["next_chunk"]
+        pending = [p for p, plans in packages().items() if plans[-1].chunk >= published]
+        return {"packages": expand(rules.fold_package.output.receipt, package=pending)}
     out = rules.fold_chunk.output
     chunks = planned_chunks()
     return {

@@ -1,5 +1,6 @@
-# Fold: one job per chunk runs ESMFold (loaded once) over the chunk's sequences and
-# writes predictions, embeddings and a structure archive into the store. Resumes after
+# Fold: one job per chunk (or per package of fold.chunks_per_job chunks) runs ESMFold
+# (loaded once) over the chunk's sequences and writes predictions, embeddings and a
+# structure archive into the store. Resumes after
 # a kill from the chunk's partial folder. Then the release is published. A fold job reruns when its chunk's content or a setting
 # that can change its outputs changed (its params), never for a newer chunk file alone;
 # the settings themselves it reads from the config (so that the others are no params).
@@ -32,6 +33,41 @@ rule fold_chunk:
         outputs_key=FOLD_OUTPUTS_KEY,
     script:
         "../../scripts/fold_chunk.py"
+
+
+rule fold_package:
+    input:
+        # fold.chunks_per_job > 1: several chunks in one job, the model loaded once. The
+        # plan's folder, not each chunk file: at 10^5 chunks, resolving every file as an
+        # input dominated the DAG's build time (params.content decides a refold)
+        chunks=ancient(rules.plan_chunks.output.chunks),
+        # the checkpoint's first output: the params read the plan, and a job running on a
+        # cluster node evaluates them only with the checkpoint's target among its inputs
+        records=ancient(rules.plan_chunks.output.records),
+    output:
+        receipt=LAYOUT.fold_package("{package}"),
+    log:
+        LAYOUT.log("fold_package", "{package}"),
+    benchmark:
+        LAYOUT.benchmark("fold_package", "{package}")
+    conda:
+        "../../envs/foldatlas-gpu.yaml"
+    threads: config["fold"]["threads"]
+    resources:
+        **gpu_site(),
+        gpu=fold_gpus(),
+        mem_mb=lambda wc, attempt: config["fold"]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(package_minutes(wc), attempt),
+    params:
+        chunks=package_chunks,
+        files=package_chunk_files,
+        partial=package_partials,
+        content=package_content,
+        outputs_key=FOLD_OUTPUTS_KEY,
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
+    script:
+        "../../scripts/fold_package.py"
 
 
 rule publish_release:
