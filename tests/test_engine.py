@@ -329,7 +329,7 @@ def test_operational_fold_keys_never_change_what_the_engine_records(free_memory)
 
     base = {"model": "tiny", "device": "cpu"}
     other = {"max_tokens_per_batch": 512, "max_pair_tokens_per_batch": 4096, "gpu_memory_fraction": 0.5, "max_batch_size": 4,
-             "commit_seconds": 7, "progress_seconds": 3, "threads": 3, "mem_mb": 3000,
+             "commit_seconds": 7, "progress_seconds": 3, "threads": 3, "mem_mb": 3000, "chunks_per_job": 4,
              "num_recycles": 1, "chunk_size": 64, "save_pae": True, "artefact_max_plddt": 0.5}  # fmt: skip
     assert set(FoldSettings.OPERATIONAL) <= set(other)
     emb = EmbeddingSettings.from_config({})
