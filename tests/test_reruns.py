@@ -66,10 +66,11 @@ def test_unchanged_config_runs_nothing(done):
 def test_settings_that_cannot_change_a_prediction_fold_nothing(done):
     wd, config = done
     harmless = changed(config, "fold", threads=2, mem_mb=3000, commit_seconds=7, progress_seconds=3, max_batch_size=4,
-                       max_tokens_per_batch=512, max_pair_tokens_per_batch=4096, gpu_memory_fraction=0.5)  # fmt: skip
+                       max_tokens_per_batch=512, max_pair_tokens_per_batch=4096, gpu_memory_fraction=0.5, chunks_per_job=3)  # fmt: skip
     assert set(harmless["fold"]) - set(config["fold"]) | {k for k in config["fold"] if harmless["fold"][k] != config["fold"][k]} == set(FoldSettings.OPERATIONAL)
     jobs, _ = snakemake(wd, harmless, "-n")
-    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0
+    # fold packages of a published release are not needed again: no fold job of either kind
+    assert jobs["fold_chunk"] == 0 and jobs["fold_package"] == 0 and jobs["plan_chunks"] == 0
 
 
 def test_reordered_keys_run_nothing(done):
