@@ -531,8 +531,13 @@ def _write_metadata(
             WHERE r.status IN {sql_in(VALID)} GROUP BY r.checksum"""
     )
     valid = sql_in(VALID)
-    index = f"""(SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
-                   QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1)"""
+    # one archive per structure (high-confidence shard first), computed once: records and
+    # their representatives both point into it
+    con.execute(
+        f"""CREATE TABLE located AS SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
+            QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1"""
+    )
+    index = "located"
     member = "q.representative IS NOT NULL"
     query = f"""
         SELECT r.id, r.source, r.source_index, src.source_id, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
