@@ -107,14 +107,20 @@ _PLANS = {}
 def chunk_plans():
     """The plan_chunks checkpoint's plan as {chunk id: ChunkPlan}, read once per plan file.
 
-    Input and resource functions of every fold job call this: without the cache, a
-    plan of N chunks would be read N times (a DAG of 10^4 chunks took minutes)."""
-    checkpoints.plan_chunks.get()
+    Input, params and resource functions of every fold job call this: without the
+    cache, a plan of N chunks would be read N times (a DAG of 10^4 chunks took minutes).
+    Once the checkpoint's output was found complete it stays so for this process
+    (Snakemake's set of created checkpoint outputs only grows), so the check is made
+    until it first succeeds; a plan rewritten by the checkpoint within this run has a
+    new mtime and is read again."""
+    if not _PLANS.get("checkpoint_done"):
+        checkpoints.plan_chunks.get()
     path = LAYOUT.plan
     key = (path, os.stat(path).st_mtime_ns)
     if key not in _PLANS:
         _PLANS.clear()
         _PLANS[key] = {p.id: p for p in read_plan(path)}
+    _PLANS["checkpoint_done"] = True
     return _PLANS[key]
 
 
@@ -131,38 +137,60 @@ def packages():
         _PACKAGES[key] = fold_packages(
             list(plans.values()), config["fold"]["chunks_per_job"]
         )
+        _PACKAGES["params"] = {}
     return _PACKAGES[key]
+
+
+def package_params(package):
+    """What fold_package's params and resources say about ``package`` (chunk ids, chunk
+    files, partial folders, content, minutes), computed once per package: Snakemake asks
+    for every param of every job more than once, and at 2x10^4 packages of 50 chunks
+    the paths alone took tens of seconds of a dry run."""
+    plans = packages()
+    memo = _PACKAGES["params"]
+    if package not in memo:
+        if package not in plans:
+            raise ValueError(f"package {package} is not in the plan ({LAYOUT.plan})")
+        ids = [p.id for p in plans[package]]
+        # the layout's paths with a NUL (never in a path) where the chunk id goes
+        chunk_file, partial = str(LAYOUT.chunk_file("\0")), str(LAYOUT.partial("\0"))
+        memo[package] = {
+            "chunks": ids,
+            "files": [chunk_file.replace("\0", c) for c in ids],
+            "partial": [partial.replace("\0", c) for c in ids],
+            "content": ",".join(p.content for p in plans[package]),
+            # twice the chunks' estimated GPU time plus 15 min for start-up and merging
+            # (runtime_minutes multiplies it by the attempt number)
+            "minutes": int(15 + 2 * sum(p.est_seconds for p in plans[package]) / 60),
+        }
+    return memo[package]
 
 
 def package_chunks(wildcards):
     """Chunk ids of the package behind {package}."""
-    if wildcards.package not in packages():
-        raise ValueError(
-            f"package {wildcards.package} is not in the plan ({LAYOUT.plan})"
-        )
-    return [p.id for p in packages()[wildcards.package]]
+    return package_params(wildcards.package)["chunks"]
 
 
 def package_chunk_files(wildcards):
     """The chunk files of the package behind {package}."""
-    return [str(LAYOUT.chunk_file(c)) for c in package_chunks(wildcards)]
+    return package_params(wildcards.package)["files"]
 
 
 def package_partials(wildcards):
     """Where each chunk of the package keeps its committed segments."""
-    return [str(LAYOUT.partial(c)) for c in package_chunks(wildcards)]
+    return package_params(wildcards.package)["partial"]
 
 
 def package_content(wildcards):
     """What the package holds (its chunks' contents, in order): a param of fold_package,
     as chunk_content is of fold_chunk."""
-    return ",".join(p.content for p in packages()[wildcards.package])
+    return package_params(wildcards.package)["content"]
 
 
 def package_minutes(wildcards):
     """Runtime asked for a fold package: twice its chunks' estimated GPU time plus 15 min
     for start-up and merging (the caller multiplies by the attempt number)."""
-    return int(15 + 2 * sum(p.est_seconds for p in packages()[wildcards.package]) / 60)
+    return package_params(wildcards.package)["minutes"]
 
 
 def planned_chunks():
