@@ -159,6 +159,9 @@ def test_publication_refuses_what_it_cannot_vouch_for(release1):
     make_chunk(store.dir / "chunks", 2, SEQS[6:8])  # one planned sequence short
     with pytest.raises(StaleOutputError, match=r"expected the 3 sequences planned into chunk 000002, found 2 \(1 missing, 0 not planned\)"):
         publish_release(store, **args)
+    make_chunk(store.dir / "chunks", 2, [*SEQS[6:8], SEQS[0]])  # as many, one of them another chunk's
+    with pytest.raises(StaleOutputError, match=r"expected the 3 sequences planned into chunk 000002, found 3 \(1 missing, 1 not planned\)"):
+        publish_release(store, **args)
     assert read_manifest(store)["generation"] == 1 and not (tmp / "receipt2.json").exists()
     other = planned(tmp, store, "r0001", [2])  # a published name, other content
     with pytest.raises(StaleOutputError, match=r"release r0001 is published already, with other inputs or chunks"):

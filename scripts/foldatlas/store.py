@@ -30,10 +30,11 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -171,7 +172,8 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         _write_receipt(store, receipt, m, same["name"])
         return same
     keys = _release_keys(sequences, plan.name)
-    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), keys, c) for c in chunks}
+    planned_in = _planned_by_chunk(keys)
+    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), planned_in(c), c) for c in chunks}
     record = {
         "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -257,18 +259,33 @@ def _release_rows(sequences: str | os.PathLike[str], name: str, columns: str) ->
     return t
 
 
-def _check_chunk(outputs: ChunkOutputs, keys: pa.Table, chunk: int) -> dict:
+def _planned_by_chunk(keys: pa.Table) -> Callable[[int], pa.ChunkedArray]:
+    """A function from a chunk number to the checksums the plan put into that chunk,
+    sorted: ``keys`` sorted once by chunk and checksum, each chunk a slice of it (a scan
+    of every key per chunk made publishing quadratic in the release's size)."""
+    by = keys.select(["chunk", "checksum"]).sort_by([("chunk", "ascending"), ("checksum", "ascending")])
+    numbers = by["chunk"].to_numpy()
+
+    def planned(chunk: int) -> pa.ChunkedArray:
+        lo, hi = np.searchsorted(numbers, [chunk, chunk + 1])
+        return by["checksum"].slice(int(lo), int(hi - lo))
+
+    return planned
+
+
+def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) -> dict:
     """The checksums of a new chunk's files, once its predictions are found to hold exactly
-    the sequences planned into it."""
+    the sequences planned into it (``planned``: their checksums, sorted)."""
     for f in _FILES:
         if not getattr(outputs, f).exists():
             raise StaleOutputError(str(getattr(outputs, f)), f"missing: chunk {chunk_id(chunk)} of this release has not been folded")
-    planned = sorted(c for c, k in zip(keys["checksum"].to_pylist(), keys["chunk"].to_pylist()) if k == chunk)
-    found = sorted(pq.read_table(outputs.predictions, columns=["checksum"])["checksum"].to_pylist())
-    if found != planned:
+    found = pq.read_table(outputs.predictions, columns=["checksum"])["checksum"]
+    found = found.take(pc.sort_indices(found))
+    if len(found) != len(planned) or not found.equals(planned.cast(found.type)):
+        want, got = set(planned.to_pylist()), set(found.to_pylist())
         raise StaleOutputError(
             str(outputs.predictions), f"expected the {len(planned)} sequences planned into chunk {chunk_id(chunk)}, found {len(found)} "
-            f"({len(set(planned) - set(found))} missing, {len(set(found) - set(planned))} not planned): fold the chunk again (delete its folder)",
+            f"({len(want - got)} missing, {len(got - want)} not planned): fold the chunk again (delete its folder)",
         )  # fmt: skip
     return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
 
