@@ -385,26 +385,34 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> lis
         differs from its release record (a truncated or replaced file).
     """
     con = duck.connect()
-    rows = con.execute(
-        f"SELECT chunk, release, count(DISTINCT coalesce(representative, checksum)) FROM read_parquet({duck.sql_path(sequences)}) GROUP BY chunk, release ORDER BY chunk"
-    ).fetchall()
-    records: dict[str, dict] = {}
-    out = []
+    source = f"read_parquet({duck.sql_path(sequences)})"
+    rows = con.execute(f"SELECT chunk, release, count(DISTINCT coalesce(representative, checksum)) FROM {source} GROUP BY chunk, release ORDER BY chunk").fetchall()
+    # each release record read once, and its chunks looked up in a dict made once (made
+    # per chunk, it was quadratic in the number of chunks)
+    listed_in: dict[str, dict[int, dict]] = {}
+    found = []
     for chunk, release, n in rows:
-        if release not in records:
-            records[release] = json.loads(store.release_file(release).read_text()) if store.release_file(release).exists() else {"chunks": []}
-        listed = {c["chunk"]: c["files"] for c in records[release]["chunks"]}
+        if release not in listed_in:
+            record = json.loads(store.release_file(release).read_text()) if store.release_file(release).exists() else {"chunks": []}
+            listed_in[release] = {c["chunk"]: c["files"] for c in record["chunks"]}
         ch = store.chunk_outputs(chunk_id(chunk))
-        if chunk not in listed:
+        if chunk not in listed_in[release]:
             raise StaleOutputError(str(store.release_file(release)), f"expected chunk {chunk_id(chunk)} in release {release}, found it not published there: plan again (snakemake --forcerun plan_chunks)")
-        _check_sizes(ch, listed[chunk])
-        total = pq.ParquetFile(ch.predictions).metadata.num_rows
-        only = None
-        if n != total:
-            only = frozenset(r[0] for r in con.execute(f"SELECT DISTINCT coalesce(representative, checksum) FROM read_parquet({duck.sql_path(sequences)}) WHERE chunk = ?", [chunk]).fetchall())
-        out.append(ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only))
+        _check_sizes(ch, listed_in[release][chunk])
+        found.append((ch, n != pq.ParquetFile(ch.predictions).metadata.num_rows))
+    # the sequences needed from chunks the run shares with other inputs: one scan for all
+    # of them (one query per such chunk read sequences.parquet once per chunk)
+    partial = [ch.chunk for ch, shared in found if shared]
+    only: dict[int, frozenset[str]] = {}
+    if partial:
+        cur = con.execute(
+            f"""SELECT chunk, list(DISTINCT coalesce(representative, checksum)) FROM {source}
+                WHERE chunk IN (SELECT unnest(?::BIGINT[])) GROUP BY chunk""",
+            [partial],
+        )
+        only = {c: frozenset(keys) for c, keys in cur.fetchall()}
     con.close()
-    return out
+    return [ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only[ch.chunk] if shared else None) for ch, shared in found]
 
 
 def _check_sizes(ch: ChunkOutputs, files: Mapping[str, Mapping[str, int]]) -> None:
