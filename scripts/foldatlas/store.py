@@ -293,15 +293,18 @@ def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) ->
 def _write_buckets(table: pa.Table, folder: Path, schema: pa.Schema) -> dict:
     """Write ``table`` (sorted by checksum) as one file per checksum bucket; return the
     rows, and per bucket its rows, SHA-256 and size (for the release record)."""
-    buckets = pc.utf8_slice_codeunits(table["checksum"], 0, BUCKET_DIGITS).to_pylist()
+    # where the prefix changes, found with Arrow kernels (no Python object per row)
+    buckets = pc.utf8_slice_codeunits(table["checksum"], 0, BUCKET_DIGITS).combine_chunks()
+    n = len(buckets)
+    changes = np.flatnonzero(pc.not_equal(buckets.slice(1), buckets.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1 if n > 1 else np.array([], int)
     out: dict[str, dict] = {}
-    start = 0
-    for end in [*(k for k in range(1, len(buckets)) if buckets[k] != buckets[k - 1]), len(buckets)] if buckets else []:
-        path = StoreLayout.bucket_file(folder, buckets[start])
+    starts = [0, *changes.tolist()] if n else []
+    for start, end in zip(starts, [*starts[1:], n]):
+        bucket = buckets[start].as_py()
+        path = StoreLayout.bucket_file(folder, bucket)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_table(table.slice(start, end - start), path, schema)
-        out[buckets[start]] = {"rows": end - start, **file_checksum(path)}
-        start = end
+        out[bucket] = {"rows": end - start, **file_checksum(path)}
     return {"rows": table.num_rows, "buckets": out}
 
 
