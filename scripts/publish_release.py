@@ -12,4 +12,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sequences=sm.input.sequences,
         inputs=sm.input.inputs,
         receipt=sm.output.receipt,
+        scratch_dir=sm.params.scratch,
     )

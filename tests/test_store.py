@@ -368,3 +368,42 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     assert campaign["records"] == one["records"]
     assert campaign["high_confidence"] == one["high_confidence"]
     assert campaign["members"].keys() == one["members"].keys() and campaign["members"] == one["members"]
+
+
+def test_bucket_files_are_written_from_a_stream_of_batches_that_cross_buckets(tmp_path):
+    """A release's tables reach their checksum buckets one batch at a time: batches that
+    end inside a bucket, one that spans several, and an empty one give the same files as
+    the whole table; rows out of checksum order are refused, never written twice."""
+    from foldatlas.errors import InternalError
+    from foldatlas.store import _write_buckets
+    from foldatlas.tables import KEYS_SCHEMA
+
+    sums = sorted(hashlib.md5(str(k).encode()).hexdigest() for k in range(3000))
+    table = pa.table({"checksum": sums, "chunk": pa.array(range(3000), pa.int32()), "length": pa.array([50] * 3000, pa.int32()), "release": ["r0001"] * 3000})
+    whole = _write_buckets(table, tmp_path / "whole", KEYS_SCHEMA)
+    batches = [*table.slice(0, 7).to_batches(), *table.slice(7, 0).to_batches(), *table.slice(7, 2000).to_batches(max_chunksize=333), *table.slice(2007).to_batches()]
+    streamed = _write_buckets(iter(batches), tmp_path / "streamed", KEYS_SCHEMA)
+    assert streamed == whole and whole["rows"] == 3000 and len(whole["buckets"]) == 256
+    for bucket, entry in streamed["buckets"].items():
+        t = pq.read_table(StoreLayout.bucket_file(tmp_path / "streamed", bucket))
+        assert t.num_rows == entry["rows"] and {c[:2] for c in t["checksum"].to_pylist()} == {bucket}
+        assert t["checksum"].to_pylist() == sorted(t["checksum"].to_pylist())
+    shuffled = pa.concat_tables([table.slice(1500), table.slice(0, 1500)])
+    with pytest.raises(InternalError, match=r"expected rows sorted by checksum, found bucket 00 after ff"):
+        _write_buckets(shuffled, tmp_path / "shuffled", KEYS_SCHEMA)
+
+
+def test_each_chunk_gets_exactly_its_planned_checksums_from_the_sorted_stream():
+    """The plan's checksums per chunk, from one stream sorted by chunk and checksum: a
+    chunk split across batches is whole, a chunk the stream lacks is empty (its
+    predictions must then be empty too), and a key in a chunk of another release stops."""
+    from foldatlas.errors import InternalError
+    from foldatlas.store import _per_chunk
+
+    rows = pa.table({"chunk": [3, 3, 3, 5, 9, 9], "checksum": ["a", "b", "c", "d", "e", "f"]})
+    stream = rows.to_batches(max_chunksize=2)  # chunk 3 spans two batches, 9 starts in one and ends in the next
+    got = {c: found.to_pylist() for c, found in _per_chunk(stream, [9, 3, 4, 5, 11])}
+    assert got == {3: ["a", "b", "c"], 4: [], 5: ["d"], 9: ["e", "f"], 11: []}
+    assert list(got) == [3, 4, 5, 9, 11]
+    with pytest.raises(InternalError, match=r"found one planned into chunk 000005"):
+        list(_per_chunk(rows.to_batches(), [3, 9]))

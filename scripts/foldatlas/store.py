@@ -25,14 +25,17 @@ release planned while another run published is stopped at publication (the manif
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +47,7 @@ from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
-from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, parse_chunk_id
+from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, fresh_dir, parse_chunk_id
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
@@ -143,9 +146,12 @@ def file_checksum(path: str | os.PathLike[str]) -> dict:
     return {"sha256": h.hexdigest(), "bytes": n}
 
 
-def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict:
+def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str], memory_gb: float = 1.0, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
     """Publish the release a plan made (``planned``: the chunks folder's ``release.json``)
     once its fold jobs are done, and write the run's ``receipt``; return the release record.
+    ``memory_gb`` caps DuckDB's sorts of the release's tables; they spill beyond it to
+    ``scratch_dir`` (emptied first and removed at the end; by default a hidden folder
+    beside ``receipt``).
 
     Idempotent: a release published already with the same chunks and inputs (a rerun) is
     only acknowledged. A plan without new sequences over the inputs of a published release
@@ -171,29 +177,14 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
         _write_receipt(store, receipt, m, same["name"])
         return same
-    keys = _release_keys(sequences, plan.name)
-    planned_in = _planned_by_chunk(keys)
-    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), planned_in(c), c) for c in chunks}
-    record = {
-        "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
-        "counts": _release_counts(sequences, plan.name, inputs),
-        "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
-    }  # fmt: skip
     if any(r["name"] == plan.name for r in m["releases"]):
         raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
-    with atomic_dir(store.release_dir(plan.name)) as staging:
-        record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
-        index = _structure_index(store, chunks)
-        record["structures"] = _write_buckets(index, staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
-        # only sequences with a structure can represent others
-        texts = _release_texts(sequences, plan.name)
-        texts = texts.filter(pc.is_in(texts["checksum"], value_set=index["checksum"]))
-        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
-        if members.exists():
-            record["members"] = _write_buckets(pq.read_table(members).sort_by("checksum"), staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
-        write_json(staging / store.release_file(plan.name).name, record)
+    tmp = fresh_dir(scratch_dir or Path(receipt).parent / ".publish_release.scratch")
+    try:
+        with contextlib.closing(duck.connect(tmp / "publish.duckdb", memory_gb=memory_gb, spill_dir=tmp / "spill")) as con:
+            record = _publish(store, plan, chunks, con, tmp, sequences=sequences, inputs=inputs, members=members)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
     entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
     next_chunk = max([int(m["next_chunk"]), *(c + 1 for c in chunks)])
@@ -201,6 +192,38 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
     faults.kill_point("manifest_written")
     log.info("published release %s: %d new sequences in %d chunks", plan.name, record["counts"]["new_sequences"], len(chunks))
     _write_receipt(store, receipt, read_manifest(store), plan.name)
+    return record
+
+
+def _publish(store: StoreLayout, plan: PlannedRelease, chunks: list[int], con: Any, tmp: Path, *, sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], members: Path) -> dict:
+    """Check the new chunks against the plan and write the release's folder (its record
+    and bucket files); return the record. Every whole-release table is streamed through
+    DuckDB in sorted order (spilling under its memory limit) and written one batch at a
+    time: this holds one chunk's checksums and one batch, whatever the release's size."""
+    seqs = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE release = $name AND representative IS NULL)"
+    planned_rows = _batches(con, f"SELECT chunk, checksum FROM {seqs} ORDER BY chunk, checksum", name=plan.name)
+    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), found, c) for c, found in _per_chunk(planned_rows, chunks)}
+    index = Path(tmp) / "index.parquet"
+    _structure_index(store, chunks, index)
+    record = {
+        "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
+        "counts": _release_counts(sequences, plan.name, inputs),
+        "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
+    }  # fmt: skip
+    with atomic_dir(store.release_dir(plan.name)) as staging:
+        keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=plan.name)
+        record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
+        structures = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(index)}) ORDER BY checksum")
+        record["structures"] = _write_buckets(structures, staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        # only sequences with a structure can represent others
+        texts = _batches(con, f"SELECT s.checksum, s.sequence FROM {seqs} s SEMI JOIN read_parquet({duck.sql_path(index)}) i ON i.checksum = s.checksum ORDER BY s.checksum", name=plan.name)
+        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
+        if members.exists():
+            resolved = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(members)}) ORDER BY checksum")
+            record["members"] = _write_buckets(resolved, staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
+        write_json(staging / store.release_file(plan.name).name, record)
     return record
 
 
@@ -245,11 +268,6 @@ def _release_keys(sequences: str | os.PathLike[str], name: str) -> pa.Table:
     return _release_rows(sequences, name, "checksum, chunk, length, release")
 
 
-def _release_texts(sequences: str | os.PathLike[str], name: str) -> pa.Table:
-    """``checksum, sequence`` of the sequences this release folds, by checksum."""
-    return _release_rows(sequences, name, "checksum, sequence")
-
-
 def _release_rows(sequences: str | os.PathLike[str], name: str, columns: str) -> pa.Table:
     con = duck.connect()
     t = con.sql(
@@ -259,18 +277,53 @@ def _release_rows(sequences: str | os.PathLike[str], name: str, columns: str) ->
     return t
 
 
-def _planned_by_chunk(keys: pa.Table) -> Callable[[int], pa.ChunkedArray]:
-    """A function from a chunk number to the checksums the plan put into that chunk,
-    sorted: ``keys`` sorted once by chunk and checksum, each chunk a slice of it (a scan
-    of every key per chunk made publishing quadratic in the release's size)."""
-    by = keys.select(["chunk", "checksum"]).sort_by([("chunk", "ascending"), ("checksum", "ascending")])
-    numbers = by["chunk"].to_numpy()
+def _batches(con: Any, sql: str, **params: object) -> Iterator[pa.RecordBatch]:
+    """The result of ``sql`` (named ``$params``) streamed as Arrow record batches."""
+    yield from con.sql(sql, params=params or None).to_arrow_reader(1 << 17)
 
-    def planned(chunk: int) -> pa.ChunkedArray:
-        lo, hi = np.searchsorted(numbers, [chunk, chunk + 1])
-        return by["checksum"].slice(int(lo), int(hi - lo))
 
-    return planned
+def _groups(rows: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, pa.ChunkedArray]]:
+    """``(chunk, checksums)`` for each run of equal chunks in batches of ``chunk, checksum``."""
+    current: int | None = None
+    pending: list[pa.Array] = []
+    for batch in rows:
+        numbers = batch.column("chunk").to_numpy(zero_copy_only=False)
+        starts = [0, *(np.flatnonzero(numbers[1:] != numbers[:-1]) + 1).tolist()] if len(numbers) else []
+        for start, end in zip(starts, [*starts[1:], len(numbers)]):
+            c = int(numbers[start])
+            if c != current and current is not None:
+                yield current, pa.chunked_array(pending, pa.string())
+                pending = []
+            current = c
+            pending.append(batch.column("checksum").slice(start, end - start).cast(pa.string()))
+    if current is not None:
+        yield current, pa.chunked_array(pending, pa.string())
+
+
+def _per_chunk(rows: Iterable[pa.RecordBatch], chunks: Sequence[int]) -> Iterator[tuple[int, pa.ChunkedArray]]:
+    """``(chunk, checksums the plan put into it, sorted)`` for every chunk of ``chunks``,
+    in ascending order, from batches of ``chunk, checksum`` sorted by chunk and checksum:
+    one chunk held at a time (a scan of every key per chunk made publishing quadratic in
+    the release's size).
+
+    Raises
+    ------
+    InternalError
+        A sequence of the release is planned into a chunk that is not the release's.
+    """
+    wanted = sorted(chunks)
+    known = set(wanted)
+    k = 0
+    for c, found in _groups(rows):
+        if c not in known:
+            raise InternalError(f"expected the release's sequences in its {len(wanted)} new chunks, found one planned into chunk {chunk_id(c)}")
+        while wanted[k] < c:  # a chunk the plan put nothing into (its predictions must be empty too)
+            yield wanted[k], pa.chunked_array([], pa.string())
+            k += 1
+        yield c, found
+        k += 1
+    for c in wanted[k:]:
+        yield c, pa.chunked_array([], pa.string())
 
 
 def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) -> dict:
@@ -290,22 +343,74 @@ def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) ->
     return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
 
 
-def _write_buckets(table: pa.Table, folder: Path, schema: pa.Schema) -> dict:
-    """Write ``table`` (sorted by checksum) as one file per checksum bucket; return the
-    rows, and per bucket its rows, SHA-256 and size (for the release record)."""
-    # where the prefix changes, found with Arrow kernels (no Python object per row)
-    buckets = pc.utf8_slice_codeunits(table["checksum"], 0, BUCKET_DIGITS).combine_chunks()
-    n = len(buckets)
-    changes = np.flatnonzero(pc.not_equal(buckets.slice(1), buckets.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1 if n > 1 else np.array([], int)
+#: Rows per row group of a bucket file: the files' bytes do not depend on how the rows
+#: were batched on their way in.
+_BUCKET_ROW_GROUP = 1 << 17
+
+
+def _write_buckets(batches: Iterable[pa.RecordBatch] | pa.Table, folder: Path, schema: pa.Schema) -> dict:
+    """Write rows sorted by checksum as one file per checksum bucket, holding at most one
+    batch and one row group; return the rows, and per bucket its rows, SHA-256 and size
+    (for the release record).
+
+    Raises
+    ------
+    InternalError
+        The rows are not sorted by checksum (a bucket would be written twice).
+    """
+    if isinstance(batches, pa.Table):
+        batches = batches.to_batches()
     out: dict[str, dict] = {}
-    starts = [0, *changes.tolist()] if n else []
-    for start, end in zip(starts, [*starts[1:], n]):
-        bucket = buckets[start].as_py()
-        path = StoreLayout.bucket_file(folder, bucket)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_table(table.slice(start, end - start), path, schema)
-        out[bucket] = {"rows": end - start, **file_checksum(path)}
-    return {"rows": table.num_rows, "buckets": out}
+    writer: pq.ParquetWriter | None = None
+    bucket: str | None = None
+    pending: list[pa.Table] = []
+    rows = total = 0
+
+    def write(final: bool) -> None:
+        nonlocal pending
+        held = pa.concat_tables(pending) if pending else None
+        pending = []
+        while held is not None and (held.num_rows >= _BUCKET_ROW_GROUP or (final and held.num_rows)):
+            writer.write_table(held.slice(0, _BUCKET_ROW_GROUP))  # type: ignore[union-attr]
+            held = held.slice(_BUCKET_ROW_GROUP)
+        if held is not None and held.num_rows:
+            pending = [held]
+
+    def finish() -> None:
+        if writer is not None:
+            write(final=True)
+            writer.close()
+            out[str(bucket)] = {"rows": rows, **file_checksum(StoreLayout.bucket_file(folder, str(bucket)))}
+
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            # where the prefix changes, found with Arrow kernels (no Python object per row)
+            prefixes = pc.utf8_slice_codeunits(batch.column("checksum"), 0, BUCKET_DIGITS)
+            n = len(prefixes)
+            starts = [0, *(np.flatnonzero(pc.not_equal(prefixes.slice(1), prefixes.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1).tolist()]
+            for start, end in zip(starts, [*starts[1:], n]):
+                here = prefixes[start].as_py()
+                if here != bucket:
+                    if bucket is not None and (here < bucket or here in out):
+                        raise InternalError(f"{folder}: expected rows sorted by checksum, found bucket {here} after {bucket}")
+                    finish()
+                    bucket, rows = here, 0
+                    path = StoreLayout.bucket_file(folder, here)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(path, schema, compression="zstd")
+                pending.append(pa.Table.from_batches([batch.slice(start, end - start)]).select(schema.names).cast(schema))
+                if sum(t.num_rows for t in pending) >= _BUCKET_ROW_GROUP:
+                    write(final=False)
+                rows += end - start
+                total += end - start
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    finish()
+    return {"rows": total, "buckets": out}
 
 
 _BUCKETED = {"keys": StoreLayout.release_keys, "structures": StoreLayout.release_structures, "sequences": StoreLayout.release_sequences, "members": StoreLayout.release_members}
@@ -325,22 +430,30 @@ def published_files(store: StoreLayout, what: str) -> list[Path]:
     return [f for r in read_manifest(store)["releases"] for f in _bucket_files(store, r["name"], what)]
 
 
-def _structure_index(store: StoreLayout, chunks: list[int]) -> pa.Table:
-    """Where each ok prediction's PDB member lies in its chunk's archive (the fold job's
-    recorded byte range, its tar header read to check the member's name and size)."""
-    rows = []
-    for c in chunks:
-        ch = store.chunk_outputs(chunk_id(c))
-        archive = str(ch.structures.relative_to(store.dir))
-        preds = pq.read_table(ch.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"]).to_pylist()
-        with open(ch.structures, "rb") as fh:
-            for r in (r for r in preds if r["status"] == "ok"):
-                name, size = header_at(fh, r["archive_offset"], str(ch.structures))
-                if name != r["member"]:
-                    raise StaleOutputError(str(ch.structures), f"expected member {r['member']} at byte {r['archive_offset']}, found {name!r}")
-                rows.append({"checksum": r["checksum"], "chunk": c, "archive": archive, "member": name, "data_offset": r["archive_offset"] + BLOCK,
-                             "data_length": size, "plddt": r["plddt"], "ptm": r["ptm"]})  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=STORE_INDEX_SCHEMA).sort_by("checksum")
+def _structure_index(store: StoreLayout, chunks: list[int], out: Path) -> int:
+    """Write to ``out`` where each ok prediction's PDB member lies in its chunk's archive
+    (the fold job's recorded byte range, its tar header read to check the member's name
+    and size), one chunk at a time, in chunk order; return the rows."""
+    n = 0
+    with pq.ParquetWriter(out, STORE_INDEX_SCHEMA) as writer:
+        for c in chunks:
+            ch = store.chunk_outputs(chunk_id(c))
+            archive = str(ch.structures.relative_to(store.dir))
+            preds = pq.read_table(ch.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
+            ok = preds.filter(pc.equal(preds["status"], "ok"))
+            sizes = []
+            with open(ch.structures, "rb") as fh:
+                for member, offset in zip(ok["member"].to_pylist(), ok["archive_offset"].to_pylist()):
+                    name, size = header_at(fh, offset, str(ch.structures))
+                    if name != member:
+                        raise StaleOutputError(str(ch.structures), f"expected member {member} at byte {offset}, found {name!r}")
+                    sizes.append(size)
+            rows = {"checksum": ok["checksum"], "chunk": pa.array([c] * ok.num_rows, pa.int32()), "archive": pa.array([archive] * ok.num_rows, pa.string()),
+                    "member": ok["member"], "data_offset": pc.add(ok["archive_offset"], BLOCK), "data_length": pa.array(sizes, pa.int64()),
+                    "plddt": ok["plddt"], "ptm": ok["ptm"]}  # fmt: skip
+            writer.write_table(pa.table(rows).select(STORE_INDEX_SCHEMA.names).cast(STORE_INDEX_SCHEMA))
+            n += ok.num_rows
+    return n
 
 
 def _release_counts(sequences: str | os.PathLike[str], name: str, inputs: str | os.PathLike[str]) -> dict:

@@ -87,11 +87,13 @@ rule publish_release:
     threads: 1
     resources:
         **cpu_site(),
-        # reads every new file once (SHA-256), holds one chunk's checksums
+        # reads every new file once (SHA-256), holds one chunk's checksums and one
+        # batch; DuckDB sorts the release's tables within 1 GB and spills to scratch
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: runtime_minutes(120, attempt),
     params:
         store=str(STORE.root),
         fingerprint=STORE.fingerprint,
+        scratch=LAYOUT.scratch("publish_release"),
     script:
         "../../scripts/publish_release.py"
