@@ -240,15 +240,20 @@ def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: 
         or the name is published with other chunks or inputs (a published release is never
         written again).
     """
-    records = {r["name"]: json.loads(store.release_file(r["name"]).read_text()) for r in m["releases"]}
-    inputs_of = {n: sorted({i["source_id"] for i in r["inputs"]}) for n, r in records.items()}
-    rec = records.get(plan.name)
-    if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of[plan.name] == sources:
+    # a record lists every chunk of its release (hundreds of MB at 10^5-10^6 chunks): read
+    # one at a time, keeping only what is compared
+    release = lambda name: json.loads(store.release_file(name).read_text())  # noqa: E731
+    inputs_of = lambda rec: sorted({i["source_id"] for i in rec["inputs"]})  # noqa: E731
+    names = [r["name"] for r in m["releases"]]
+    rec = release(plan.name) if plan.name in names else None
+    if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of(rec) == sources:
         return rec
     if not chunks and not resolves:
-        for n in reversed(list(records)):
-            if inputs_of[n] == sources:
-                return records[n]
+        for n in reversed(names):
+            earlier = release(n)
+            if inputs_of(earlier) == sources:
+                return earlier
+            del earlier
     if m["generation"] != plan.generation:
         raise StaleOutputError(
             str(store.manifest), f"the store gained releases since this run planned release {plan.name} (generation {plan.generation}, now {m['generation']}): "
