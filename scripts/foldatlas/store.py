@@ -353,6 +353,36 @@ def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) ->
 _BUCKET_ROW_GROUP = 1 << 17
 
 
+class _BucketFile:
+    """One bucket file being written: its rows held until they fill a row group."""
+
+    def __init__(self, folder: Path, bucket: str, schema: pa.Schema) -> None:
+        self.bucket, self.path, self.rows = bucket, StoreLayout.bucket_file(folder, bucket), 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        self.pending: list[pa.Table] = []
+
+    def add(self, part: pa.Table) -> None:
+        self.pending.append(part)
+        self.rows += part.num_rows
+        if sum(t.num_rows for t in self.pending) >= _BUCKET_ROW_GROUP:
+            self._write(final=False)
+
+    def _write(self, *, final: bool) -> None:
+        held = pa.concat_tables(self.pending)
+        while held.num_rows >= _BUCKET_ROW_GROUP or (final and held.num_rows):
+            self.writer.write_table(held.slice(0, _BUCKET_ROW_GROUP))
+            held = held.slice(_BUCKET_ROW_GROUP)
+        self.pending = [held] if held.num_rows else []
+
+    def close(self) -> dict:
+        """Finish the file; return its rows, SHA-256 and size."""
+        if self.pending:
+            self._write(final=True)
+        self.writer.close()
+        return {"rows": self.rows, **file_checksum(self.path)}
+
+
 def _write_buckets(batches: Iterable[pa.RecordBatch] | pa.Table, folder: Path, schema: pa.Schema) -> dict:
     """Write rows sorted by checksum as one file per checksum bucket, holding at most one
     batch and one row group; return the rows, and per bucket its rows, SHA-256 and size
@@ -363,32 +393,11 @@ def _write_buckets(batches: Iterable[pa.RecordBatch] | pa.Table, folder: Path, s
     InternalError
         The rows are not sorted by checksum (a bucket would be written twice).
     """
-    if isinstance(batches, pa.Table):
-        batches = batches.to_batches()
     out: dict[str, dict] = {}
-    writer: pq.ParquetWriter | None = None
-    bucket: str | None = None
-    pending: list[pa.Table] = []
-    rows = total = 0
-
-    def write(final: bool) -> None:
-        nonlocal pending
-        held = pa.concat_tables(pending) if pending else None
-        pending = []
-        while held is not None and (held.num_rows >= _BUCKET_ROW_GROUP or (final and held.num_rows)):
-            writer.write_table(held.slice(0, _BUCKET_ROW_GROUP))  # type: ignore[union-attr]
-            held = held.slice(_BUCKET_ROW_GROUP)
-        if held is not None and held.num_rows:
-            pending = [held]
-
-    def finish() -> None:
-        if writer is not None:
-            write(final=True)
-            writer.close()
-            out[str(bucket)] = {"rows": rows, **file_checksum(StoreLayout.bucket_file(folder, str(bucket)))}
-
+    current: _BucketFile | None = None
+    total = 0
     try:
-        for batch in batches:
+        for batch in batches.to_batches() if isinstance(batches, pa.Table) else batches:
             if batch.num_rows == 0:
                 continue
             # where the prefix changes, found with Arrow kernels (no Python object per row)
@@ -397,24 +406,20 @@ def _write_buckets(batches: Iterable[pa.RecordBatch] | pa.Table, folder: Path, s
             starts = [0, *(np.flatnonzero(pc.not_equal(prefixes.slice(1), prefixes.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1).tolist()]
             for start, end in zip(starts, [*starts[1:], n]):
                 here = prefixes[start].as_py()
-                if here != bucket:
-                    if bucket is not None and (here < bucket or here in out):
-                        raise InternalError(f"{folder}: expected rows sorted by checksum, found bucket {here} after {bucket}")
-                    finish()
-                    bucket, rows = here, 0
-                    path = StoreLayout.bucket_file(folder, here)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    writer = pq.ParquetWriter(path, schema, compression="zstd")
-                pending.append(pa.Table.from_batches([batch.slice(start, end - start)]).select(schema.names).cast(schema))
-                if sum(t.num_rows for t in pending) >= _BUCKET_ROW_GROUP:
-                    write(final=False)
-                rows += end - start
+                if current is None or here != current.bucket:
+                    if current is not None and (here < current.bucket or here in out):
+                        raise InternalError(f"{folder}: expected rows sorted by checksum, found bucket {here} after {current.bucket}")
+                    if current is not None:
+                        out[current.bucket] = current.close()
+                    current = _BucketFile(folder, here, schema)
+                current.add(pa.Table.from_batches([batch.slice(start, end - start)]).select(schema.names).cast(schema))
                 total += end - start
     except BaseException:
-        if writer is not None:
-            writer.close()
+        if current is not None:
+            current.writer.close()
         raise
-    finish()
+    if current is not None:
+        out[current.bucket] = current.close()
     return {"rows": total, "buckets": out}
 
 
