@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +64,21 @@ def representatives(con: Any, metadata: str | os.PathLike[str], seq_clusters: st
 
 def _representatives_db(con: Any, db_dir: str | os.PathLike[str], out: Path) -> int:
     """Copy the representatives' entries from every shard database into one database."""
-    parts = []
-    for db in shard_dbs(db_dir):
-        keys = con.execute(f"""SELECT l.key FROM read_csv({sql_path(f'{db}.lookup')}, delim='\\t', header=false, quote='', escape='',
-                                   columns={{'key': 'BIGINT', 'name': 'VARCHAR', 'file': 'BIGINT'}}) l
-                               JOIN (SELECT DISTINCT representative FROM hc) r ON r.representative = {CHECKSUM_SQL.format(col='l.name')}
-                               ORDER BY l.key""").fetchall()
-        if keys:
-            parts.append((db, [k for (k,) in keys]))
-    n = select_entries(parts, out) if parts else 0
-    want = con.execute("SELECT count(DISTINCT representative) FROM hc").fetchall()[0][0]
+    # the distinct representatives once: recomputed in each shard's query, they made this
+    # O(shards x structures)
+    con.execute("CREATE TEMP TABLE reps AS SELECT DISTINCT representative FROM hc")
+    want = con.execute("SELECT count(*) FROM reps").fetchall()[0][0]
+
+    def parts() -> Iterator[tuple[Path, Any]]:
+        for db in shard_dbs(db_dir):
+            keys = con.execute(f"""SELECT l.key FROM read_csv({sql_path(f'{db}.lookup')}, delim='\\t', header=false, quote='', escape='',
+                                       columns={{'key': 'BIGINT', 'name': 'VARCHAR', 'file': 'BIGINT'}}) l
+                                   SEMI JOIN reps r ON r.representative = {CHECKSUM_SQL.format(col='l.name')}
+                                   ORDER BY l.key""").fetchnumpy()["key"]
+            if len(keys):
+                yield db, keys  # one shard's keys at a time, as a NumPy array
+
+    n = select_entries(parts(), out) if want else 0
     if n != want:
         raise InternalError(f"{db_dir}: expected {want} representatives in the shard databases, found {n}")
     return n
