@@ -407,3 +407,38 @@ def test_each_chunk_gets_exactly_its_planned_checksums_from_the_sorted_stream():
     assert list(got) == [3, 4, 5, 9, 11]
     with pytest.raises(InternalError, match=r"found one planned into chunk 000005"):
         list(_per_chunk(rows.to_batches(), [3, 9]))
+
+
+def test_a_scratch_folder_that_is_a_symlink_is_emptied_where_it_points(tmp_path):
+    """Scratch on a node's local disk (results/scratch/<step> a symlink): emptied, the
+    link kept; a link to nothing is replaced by a folder."""
+    from foldatlas.layout import fresh_dir
+
+    local = tmp_path / "local"
+    (local / "spill").mkdir(parents=True)
+    (local / "spill" / "old.tmp").write_text("x")
+    (local / "left.duckdb").write_text("x")
+    link = tmp_path / "scratch" / "publish_release"
+    link.parent.mkdir()
+    link.symlink_to(local)
+    assert fresh_dir(link) == link and link.is_symlink() and list(local.iterdir()) == []
+    dangling = tmp_path / "scratch" / "plan_chunks"
+    dangling.symlink_to(tmp_path / "gone")
+    assert fresh_dir(dangling).is_dir() and not dangling.is_symlink()
+
+
+def test_a_bucket_file_has_the_same_bytes_however_its_rows_were_batched(tmp_path):
+    """Publishing the same release twice gives the same SHA-256 sums: a bucket of several
+    data pages written from odd-sized batches equals the one written from the whole table."""
+    import random
+
+    from foldatlas.store import _write_buckets
+    from foldatlas.tables import STORE_SEQUENCES_SCHEMA
+
+    rng = random.Random(7)
+    sums = sorted("ab" + hashlib.md5(str(k).encode()).hexdigest()[2:] for k in range(20000))
+    table = pa.table({"checksum": sums, "sequence": ["".join(rng.choices(AA, k=200)) for _ in sums]})
+    whole = _write_buckets(table, tmp_path / "whole", STORE_SEQUENCES_SCHEMA)
+    odd = _write_buckets(iter(table.to_batches(max_chunksize=777)), tmp_path / "odd", STORE_SEQUENCES_SCHEMA)
+    assert pq.ParquetFile(StoreLayout.bucket_file(tmp_path / "whole", "ab")).metadata.row_group(0).total_byte_size > 2**20  # pages
+    assert odd == whole and list(whole["buckets"]) == ["ab"]

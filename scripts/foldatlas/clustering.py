@@ -18,6 +18,7 @@ and a spill folder, so no step holds the atlas in Python objects.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
@@ -78,7 +79,9 @@ def _representatives_db(con: Any, db_dir: str | os.PathLike[str], out: Path) -> 
             if len(keys):
                 yield db, keys  # one shard's keys at a time, as a NumPy array
 
-    n = select_entries(parts(), out) if want else 0
+    found = parts()
+    first = next(found, None)  # no shard holds a representative: n = 0, the error below
+    n = select_entries(itertools.chain([first], found), out) if first is not None else 0
     if n != want:
         raise InternalError(f"{db_dir}: expected {want} representatives in the shard databases, found {n}")
     return n

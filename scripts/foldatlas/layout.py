@@ -368,6 +368,15 @@ def chunk_file_name(chunk: str) -> str:
 def fresh_dir(path: str | os.PathLike[str]) -> Path:
     """Empty ``path`` (whatever a killed run left there) and create it; return it."""
     p = Path(path)
+    if p.is_symlink() and p.is_dir():  # e.g. scratch on a node's local disk: empty what it points to
+        for child in p.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return p
+    if p.is_symlink():  # pointing at nothing
+        p.unlink()
     shutil.rmtree(p, ignore_errors=True)
     p.mkdir(parents=True)
     return p

@@ -146,12 +146,12 @@ def file_checksum(path: str | os.PathLike[str]) -> dict:
     return {"sha256": h.hexdigest(), "bytes": n}
 
 
-def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str], memory_gb: float = 1.0, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
+def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str], memory_gb: float = 1.0, threads: int = 1, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
     """Publish the release a plan made (``planned``: the chunks folder's ``release.json``)
     once its fold jobs are done, and write the run's ``receipt``; return the release record.
-    ``memory_gb`` caps DuckDB's sorts of the release's tables; they spill beyond it to
-    ``scratch_dir`` (emptied first and removed at the end; by default a hidden folder
-    beside ``receipt``).
+    ``memory_gb`` caps DuckDB's sorts of the release's tables (run on ``threads``: each
+    thread adds to DuckDB's memory); they spill beyond it to ``scratch_dir`` (emptied
+    first and removed at the end; by default a hidden folder beside ``receipt``).
 
     Idempotent: a release published already with the same chunks and inputs (a rerun) is
     only acknowledged. A plan without new sequences over the inputs of a published release
@@ -181,7 +181,7 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
     tmp = fresh_dir(scratch_dir or Path(receipt).parent / ".publish_release.scratch")
     try:
-        with contextlib.closing(duck.connect(tmp / "publish.duckdb", memory_gb=memory_gb, spill_dir=tmp / "spill")) as con:
+        with contextlib.closing(duck.connect(tmp / "publish.duckdb", memory_gb=memory_gb, spill_dir=tmp / "spill", threads=threads)) as con:
             record = _publish(store, plan, chunks, con, tmp, sequences=sequences, inputs=inputs, members=members)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -371,7 +371,8 @@ class _BucketFile:
     def _write(self, *, final: bool) -> None:
         held = pa.concat_tables(self.pending)
         while held.num_rows >= _BUCKET_ROW_GROUP or (final and held.num_rows):
-            self.writer.write_table(held.slice(0, _BUCKET_ROW_GROUP))
+            # one contiguous row group: its pages do not follow the incoming batches
+            self.writer.write_table(held.slice(0, _BUCKET_ROW_GROUP).combine_chunks())
             held = held.slice(_BUCKET_ROW_GROUP)
         self.pending = [held] if held.num_rows else []
 
@@ -445,6 +446,7 @@ def _structure_index(store: StoreLayout, chunks: list[int], out: Path) -> int:
     (the fold job's recorded byte range, its tar header read to check the member's name
     and size), one chunk at a time, in chunk order; return the rows."""
     n = 0
+    pending: list[pa.Table] = []
     with pq.ParquetWriter(out, STORE_INDEX_SCHEMA) as writer:
         for c in chunks:
             ch = store.chunk_outputs(chunk_id(c))
@@ -461,8 +463,15 @@ def _structure_index(store: StoreLayout, chunks: list[int], out: Path) -> int:
             rows = {"checksum": ok["checksum"], "chunk": pa.array([c] * ok.num_rows, pa.int32()), "archive": pa.array([archive] * ok.num_rows, pa.string()),
                     "member": ok["member"], "data_offset": pc.add(ok["archive_offset"], BLOCK), "data_length": pa.array(sizes, pa.int64()),
                     "plddt": ok["plddt"], "ptm": ok["ptm"]}  # fmt: skip
-            writer.write_table(pa.table(rows).select(STORE_INDEX_SCHEMA.names).cast(STORE_INDEX_SCHEMA))
+            pending.append(pa.table(rows).select(STORE_INDEX_SCHEMA.names).cast(STORE_INDEX_SCHEMA))
             n += ok.num_rows
+            # row groups of 2^17 rows, not one per chunk: the writer keeps every row
+            # group's metadata until it closes (~13 KB per chunk)
+            if sum(t.num_rows for t in pending) >= _BUCKET_ROW_GROUP:
+                writer.write_table(pa.concat_tables(pending).combine_chunks(), row_group_size=_BUCKET_ROW_GROUP)
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending).combine_chunks(), row_group_size=_BUCKET_ROW_GROUP)
     return n
 
 
