@@ -181,12 +181,19 @@ class _Data:
 
     def ranked(self, n: int, *, best: bool) -> list[dict]:
         """The ``n`` best (or worst) unique structures by pTM x pLDDT, with where they are archived."""
-        loc = ""
-        if self.index.exists():
-            loc = f"""LEFT JOIN (SELECT checksum, archive AS shard, member AS pdb_member, data_offset, data_length FROM read_parquet({duck.sql_path(self.index)})
-                       QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)"""
-        cols = "id, checksum, length, plddt, ptm, bin, high_confidence" + (", shard, pdb_member, data_offset, data_length" if loc else "")
-        cur = self.con.execute(f"SELECT {cols} FROM {self.uniq} m {loc} ORDER BY ptm * plddt {'DESC' if best else 'ASC'}, checksum LIMIT {int(n)}")
+        order = f"ptm * plddt {'DESC' if best else 'ASC'}, checksum"
+        top = f"(SELECT id, checksum, length, plddt, ptm, bin, high_confidence FROM {self.uniq} ORDER BY {order} LIMIT {int(n)})"
+        if not self.index.exists():
+            cur = self.con.execute(f"SELECT * FROM {top} m ORDER BY {order}")
+        else:
+            # the top n first, then their index rows only: no window over the whole index
+            cur = self.con.execute(
+                f"""SELECT m.*, i.archive AS shard, i.member AS pdb_member, i.data_offset, i.data_length
+                    FROM {top} m LEFT JOIN (
+                        SELECT * FROM read_parquet({duck.sql_path(self.index)}) WHERE checksum IN (SELECT checksum FROM {top})
+                        QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)
+                    ORDER BY {order}"""
+            )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
