@@ -88,14 +88,14 @@ def synthetic_prediction(item: SeqItem, rng: np.random.Generator, mask37: np.nda
 class StandInEngine:
     """What ``fold_chunk`` needs of a FoldEngine; ``predict`` returns precomputed results."""
 
-    def __init__(self, predictions: dict[str, Prediction]) -> None:
+    def __init__(self, predictions: dict[str, Prediction], dim: int = DIM) -> None:
         self.predictions = predictions
         fold = FoldSettings.from_config({"max_tokens_per_batch": 10_000_000, "max_pair_tokens_per_batch": 1_000_000_000})
-        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [DIM]}), free_memory=None)
+        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [dim]}), free_memory=None)
         self.loaded = SimpleNamespace(model_id="bench-stand-in", model_version="none", lm_precision="fp32", tf32=False, weights_checksum="none")
         self.embedder = None
-        self.embedding_dim = DIM
-        self.embedding_layers = (DIM,)
+        self.embedding_dim = dim
+        self.embedding_layers = (dim,)
         self.device = torch.device("cpu")
 
     def batches(self, items: list[SeqItem]) -> list[list[SeqItem]]:

@@ -156,51 +156,36 @@ def fast_structures(atoms: str, dim: int):  # type: ignore[no-untyped-def]
     return structure_entries
 
 
-class StandInEngine:
-    """What ``fold_chunk`` needs of a FoldEngine; ``predict`` makes up confidences
-    (about half pass the default filter, as in ``bench/assemble_vs_tar.py``)."""
+def stand_in_engine(dim: int):  # type: ignore[no-untyped-def]
+    """``bench/assemble_vs_tar.py``'s stand-in engine (what ``fold_chunk`` needs of a
+    FoldEngine), with ``predict`` making up confidences (about half pass the default
+    filter, as there) instead of looking them up; imported only by the fold job."""
+    from assemble_vs_tar import StandInEngine
 
-    def __init__(self, dim: int) -> None:
-        from types import SimpleNamespace
+    from foldatlas.prediction import Prediction
 
-        import torch
+    class MadeUp(StandInEngine):
+        def __init__(self) -> None:
+            super().__init__({}, dim)
+            self.rng = np.random.default_rng(2)
 
-        from foldatlas.engine import EngineSettings
-        from foldatlas.settings import EmbeddingSettings, FoldSettings
+        def predict(self, items):  # type: ignore[no-untyped-def]
+            out = []
+            for it in items:
+                level = self.rng.uniform(0.5, 0.95)
+                res = np.clip(self.rng.normal(level, 0.08, size=it.length), 0, 1).astype(np.float32)
+                out.append(Prediction(
+                    checksum=it.checksum, length=it.length, plddt=float(res.mean()), plddt_ca=float(res.mean()),
+                    ptm=float(np.clip(level + self.rng.normal(0, 0.05), 0, 1)), num_conf=int((res > 0.7).sum()),
+                    max_pae=20.0, mean_pae=8.0, batch_size=len(items), residue_plddt=res,
+                    embeddings={self.embedding_dim: self.rng.normal(size=self.embedding_dim).astype(np.float32)},
+                ))  # fmt: skip
+            return out
 
-        fold = FoldSettings.from_config({"max_tokens_per_batch": 10_000_000, "max_pair_tokens_per_batch": 1_000_000_000})
-        self.settings = EngineSettings.resolve(fold, EmbeddingSettings.from_config({"layers": [dim]}), free_memory=None)
-        self.loaded = SimpleNamespace(model_id="bench-stand-in", model_version="none", lm_precision="fp32", tf32=False, weights_checksum="none")
-        self.embedder = None
-        self.embedding_dim = dim
-        self.embedding_layers = (dim,)
-        self.device = torch.device("cpu")
-        self.rng = np.random.default_rng(2)
+        def close(self) -> None:
+            pass
 
-    def batches(self, items):  # type: ignore[no-untyped-def]
-        from foldatlas.batching import make_batches
-
-        s = self.settings
-        cuts = make_batches([it.length for it in items], max_tokens=s.max_tokens, max_pair_tokens=s.max_pair_tokens, max_batch_size=s.max_batch_size)
-        return [[items[i] for i in batch] for batch in cuts]
-
-    def predict(self, items):  # type: ignore[no-untyped-def]
-        from foldatlas.prediction import Prediction
-
-        out = []
-        for it in items:
-            level = self.rng.uniform(0.5, 0.95)
-            res = np.clip(self.rng.normal(level, 0.08, size=it.length), 0, 1).astype(np.float32)
-            out.append(Prediction(
-                checksum=it.checksum, length=it.length, plddt=float(res.mean()), plddt_ca=float(res.mean()),
-                ptm=float(np.clip(level + self.rng.normal(0, 0.05), 0, 1)), num_conf=int((res > 0.7).sum()),
-                max_pae=20.0, mean_pae=8.0, batch_size=len(items), residue_plddt=res,
-                embeddings={self.embedding_dim: self.rng.normal(size=self.embedding_dim).astype(np.float32)},
-            ))  # fmt: skip
-        return out
-
-    def close(self) -> None:
-        pass
+    return MadeUp()
 
 
 def run_job(name: str, root: Path, source: int, atoms: str, dim: int) -> dict:
@@ -253,7 +238,7 @@ def run_job(name: str, root: Path, source: int, atoms: str, dim: int) -> dict:
         from foldatlas.store import check_unpublished
 
         fold_module.structure_entries = fast_structures(atoms, dim)  # type: ignore[assignment]
-        engine = StandInEngine(dim)
+        engine = stand_in_engine(dim)
         fold = config["fold"]
         per_chunk: list[float] = []
 
