@@ -186,7 +186,9 @@ def main() -> None:
         write_table(records, layout.records, RECORDS_SCHEMA)
         chunk_of = [k for k in range(args.chunks) for _ in range(args.per_chunk)]
         write_table(pa.table({"checksum": sums, "sequence": all_seqs, "length": [len(s) for s in all_seqs], "n_nonstandard": [0] * n,
-                              "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of, "release": ["bench"] * n}), layout.sequences, SEQUENCES_SCHEMA)  # fmt: skip
+                              "n_records": [1] * n, "est_seconds": [1.0] * n, "chunk": chunk_of, "release": ["bench"] * n,
+                              "representative": pa.nulls(n, pa.string()), "identity": pa.nulls(n, pa.float64()), "coverage": pa.nulls(n, pa.float64())}),
+                    layout.sequences, SEQUENCES_SCHEMA)  # fmt: skip
         write_json(layout.inputs, {"files": [{"source_index": 0, "source": "bench.fa", "format": "plain", "file_bytes": 0, "text_bytes": 0, "records": n, "text_sha256": "0" * 64}]})
         real_check = atlas_module.check_block
         atlas_module.check_block = headers_only  # type: ignore[assignment]
