@@ -159,9 +159,7 @@ def package_params(package):
             "files": [chunk_file.replace("\0", c) for c in ids],
             "partial": [partial.replace("\0", c) for c in ids],
             "content": ",".join(p.content for p in plans[package]),
-            # twice the chunks' estimated GPU time plus 15 min for start-up and merging
-            # (runtime_minutes multiplies it by the attempt number)
-            "minutes": int(15 + 2 * sum(p.est_seconds for p in plans[package]) / 60),
+            "minutes": fold_minutes(sum(p.est_seconds for p in plans[package])),
         }
     return memo[package]
 
@@ -188,8 +186,7 @@ def package_content(wildcards):
 
 
 def package_minutes(wildcards):
-    """Runtime asked for a fold package: twice its chunks' estimated GPU time plus 15 min
-    for start-up and merging (the caller multiplies by the attempt number)."""
+    """Runtime asked for a fold package (fold_minutes of its chunks together)."""
     return package_params(wildcards.package)["minutes"]
 
 
@@ -244,11 +241,15 @@ def gpu_site():
     return site_resources(SLURM, gpu=fold_gpus() > 0)
 
 
+def fold_minutes(est_seconds):
+    """Runtime asked for a fold job or package: twice its chunks' estimated GPU time plus
+    15 min for start-up and merging (runtime_minutes multiplies it by the attempt)."""
+    return int(15 + 2 * est_seconds / 60)
+
+
 def fold_runtime_minutes(wildcards):
-    """Runtime asked for a fold job: twice the chunk's estimated GPU time plus 15 min
-    for start-up and merging (runtime_minutes multiplies it by the attempt number)."""
-    est = chunk_plan(wildcards.chunk).est_seconds
-    return int(15 + 2 * est / 60)
+    """Runtime asked for a fold job (fold_minutes of its chunk)."""
+    return fold_minutes(chunk_plan(wildcards.chunk).est_seconds)
 
 
 def fold_outputs(wildcards):
