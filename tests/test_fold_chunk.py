@@ -20,6 +20,7 @@ from foldatlas.archive import check_block, read_member, read_structure_archive
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import ChunkOutputs
 from foldatlas.model import load_folding_model, weights_checksum
+from foldatlas.seal import checksums_digest, file_checksum, read_seal
 from foldatlas.tables import CHUNK_SCHEMA, PREDICTIONS_SCHEMA, decompress_pae
 
 FOLD = {
@@ -97,9 +98,18 @@ def test_outputs_account_for_every_sequence(reference):
     ranges = sorted(zip(preds["archive_offset"].to_pylist(), preds["archive_length"].to_pylist(), preds["member"].to_pylist()))
     assert ranges[0][0] == 0 and all(a + n == b for (a, n, _), (b, _, _) in zip(ranges, ranges[1:]))
     data = (out / "structures.tar").read_bytes()
+    located = {}
     for offset, length, member in ranges:
         (entry,) = check_block(data[offset : offset + length], member[:32])
         assert read_member(out / "structures.tar", offset + entry.data_start, entry.data_length, expect=member).decode() == archive[member.removesuffix(".gz")]
+        located[member] = (offset + entry.data_start, entry.data_length)
+    # the job's seal, written last: each file's SHA-256 and every structure's data range
+    seal = read_seal(outputs(out))
+    assert seal is not None and seal.sequences == 12 and seal.checksums_sha256 == checksums_digest(reversed(checksums))
+    assert seal.release_files() == {f: file_checksum(out / n) for f, n in (("predictions", "predictions.parquet"), ("embeddings", "embeddings.parquet"), ("structures", "structures.tar"))}
+    index = pq.read_table(out / "index.parquet")
+    assert {m: (o, n) for m, o, n in zip(*(index[c].to_pylist() for c in ("member", "data_offset", "data_length")))} == located
+    assert set(index["archive"].to_pylist()) == {f"{out.parent.name}/out/structures.tar"} and set(index["chunk"].to_pylist()) == {0}
     row = preds.slice(0, 1).to_pylist()[0]
     pae = decompress_pae(row["pae"], row["length"])
     assert pae.shape == (row["length"],) * 2 and float(pae.max()) == pytest.approx(row["max_pae"], abs=0.02)
@@ -262,10 +272,13 @@ def test_a_fold_package_loads_the_model_once_and_skips_chunks_folded_before(tmp_
     assert loads == [1] and counts == [{"ok": 3}, {"ok": 3}]
     first = [pq.read_table(j[1].predictions)["checksum"].to_pylist() for j in jobs]
     kept = jobs[0][1].predictions.stat().st_mtime_ns
+    assert all(read_seal(j[1]) is not None for j in jobs)
     jobs[1][1].structures.unlink()
-    with caplog.at_level(logging.INFO, logger="foldatlas.fold"):
+    jobs[0][1].index.unlink()  # folded, not sealed (killed before its seal, or by foldatlas < 0.6)
+    with caplog.at_level(logging.INFO, logger="foldatlas"):
         assert fold_package_job(jobs, **settings) == [{"ok": 3}, {"ok": 3}]
     assert jobs[0][1].predictions.stat().st_mtime_ns == kept and "folded already by an earlier attempt" in caplog.text
+    assert "sealing it now" in caplog.text and all(read_seal(j[1]) is not None for j in jobs)
     assert [pq.read_table(j[1].predictions)["checksum"].to_pylist() for j in jobs] == first and jobs[1][1].structures.exists()
     # outputs made under other settings are folded again, not taken
     assert fold_package_job(jobs[:1], **{**settings, "outputs_key": "other"}) == [{"ok": 3}]

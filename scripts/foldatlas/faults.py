@@ -10,8 +10,9 @@ Keys of the JSON object (all optional):
     The process SIGKILLs itself at the ``kill_after``-th time (default 1) it reaches the
     kill point named ``kill_at``. Fold jobs have ``model_load`` (while loading the
     model), ``segment_committed`` (after the writer committed a segment),
-    ``archive_entry`` (after each entry written to the chunk archive) and
-    ``between_outputs`` (after the archive, before the tables).
+    ``archive_entry`` (after each entry written to the chunk archive),
+    ``between_outputs`` (after the archive, before the tables) and ``before_seal``
+    (after the three outputs, before their seal).
 ``oom_tokens``
     Out-of-memory when a batch has more than this many padded tokens.
 ``oom_min_length`` with ``oom_max_chunk_size``

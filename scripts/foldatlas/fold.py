@@ -40,6 +40,7 @@ from .engine import EngineSettings, FoldEngine
 from .errors import FoldatlasError, InternalError
 from .layout import ChunkOutputs
 from .prediction import Prediction, SeqItem
+from .seal import chunk_seal, seal_chunk
 from .settings import EmbeddingSettings, FoldSettings, StructureSettings
 from .status import Status
 from .structures import member_name
@@ -354,6 +355,8 @@ def fold_chunk(
         writer.finish()
     progress.update(0, 0, force=True)
     counts = _merge(store, items, outputs, job.emb_schema, outputs_key)
+    faults.kill_point("before_seal")
+    seal_chunk(outputs)  # last: publishing reads it instead of hashing the files again
     shutil.rmtree(store.folder, ignore_errors=True)
     log.info("chunk %s done: %s", name, counts)
     return counts
@@ -390,6 +393,7 @@ def _write_archive(path: Path, segs: list[Path], order: dict[str, int]) -> dict[
 
 def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema, outputs_key: str | None) -> dict[str, int]:
     order = {it.checksum: k for k, it in enumerate(items)}
+    outputs.index.unlink(missing_ok=True)  # a seal of files about to be replaced
     segs = store.paths()
     preds = _merged_predictions(segs, order, store.folder)
     ranges = _write_archive(outputs.structures, segs, order)
@@ -508,6 +512,7 @@ def fold_package_job(
         for k, (chunk_path, outputs, partial_dir) in enumerate(chunks):
             if (counts := _complete(chunk_path, outputs, outputs_key)) is not None:
                 log.info("chunk %s: folded already by an earlier attempt of this package (%d/%d)", outputs.predictions.parent.name, k + 1, len(chunks))
+                chunk_seal(outputs)
                 out.append(counts)
                 continue
             out.append(fold_chunk(

@@ -114,6 +114,12 @@ class ChunkOutputs:
     #: release may hold sequences of other inputs too).
     only: frozenset[str] | None = None
 
+    @property
+    def index(self) -> Path:
+        """``index.parquet``: the chunk's seal (its structures' byte ranges and its files'
+        SHA-256, :mod:`foldatlas.seal`), written last by the fold job."""
+        return self.predictions.parent / "index.parquet"
+
 
 @dataclass(frozen=True)
 class AtlasOutputs:
@@ -143,7 +149,8 @@ class StoreLayout:
         <store>/<fingerprint>/
           key.json                         the settings the fingerprint stands for
           manifest.json                    the published releases (replaced atomically)
-          chunks/chunk_NNNNNN/             one fold job's outputs, written once
+          chunks/chunk_NNNNNN/             one fold job's outputs, written once, and
+                                           their seal (index.parquet, foldatlas.seal)
           releases/<name>/release.json     a published release: inputs, counts, chunks and
                                            the SHA-256 of every file
           releases/<name>/keys/HH.parquet  checksum -> chunk of each sequence it folded

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -43,11 +42,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__, duck, faults
-from .archive import BLOCK, header_at
 from .atomic import atomic_dir, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
 from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, fresh_dir, parse_chunk_id
+from .seal import chunk_seal, checksums_digest, file_checksum
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
@@ -133,17 +132,6 @@ def _check_key(store: StoreLayout, outputs_key: str) -> None:
             raise StaleOutputError(str(store.key), f"expected the settings of fingerprint {store.fingerprint} ({outputs_key}), found {json.dumps(found, sort_keys=True)}")
         return
     write_json(store.key, want)
-
-
-def file_checksum(path: str | os.PathLike[str]) -> dict:
-    """``{"sha256": ..., "bytes": ...}`` of a file (read in 4 MiB blocks)."""
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-            n += len(block)
-    return {"sha256": h.hexdigest(), "bytes": n}
 
 
 def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str], memory_gb: float = 1.0, threads: int = 1, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
@@ -332,20 +320,20 @@ def _per_chunk(rows: Iterable[pa.RecordBatch], chunks: Sequence[int]) -> Iterato
 
 
 def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) -> dict:
-    """The checksums of a new chunk's files, once its predictions are found to hold exactly
-    the sequences planned into it (``planned``: their checksums, sorted)."""
+    """The checksums of a new chunk's files (from its seal, :mod:`foldatlas.seal`), once
+    its predictions are found to hold exactly the sequences planned into it (``planned``:
+    their checksums, sorted)."""
     for f in _FILES:
         if not getattr(outputs, f).exists():
             raise StaleOutputError(str(getattr(outputs, f)), f"missing: chunk {chunk_id(chunk)} of this release has not been folded")
-    found = pq.read_table(outputs.predictions, columns=["checksum"])["checksum"]
-    found = found.take(pc.sort_indices(found))
-    if len(found) != len(planned) or not found.equals(planned.cast(found.type)):
-        want, got = set(planned.to_pylist()), set(found.to_pylist())
+    seal = chunk_seal(outputs)
+    if seal.sequences != len(planned) or seal.checksums_sha256 != checksums_digest(planned.to_pylist()):
+        want, got = set(planned.to_pylist()), set(pq.read_table(outputs.predictions, columns=["checksum"])["checksum"].to_pylist())
         raise StaleOutputError(
-            str(outputs.predictions), f"expected the {len(planned)} sequences planned into chunk {chunk_id(chunk)}, found {len(found)} "
+            str(outputs.predictions), f"expected the {len(planned)} sequences planned into chunk {chunk_id(chunk)}, found {seal.sequences} "
             f"({len(want - got)} missing, {len(got - want)} not planned): fold the chunk again (delete its folder)",
         )  # fmt: skip
-    return {f: file_checksum(getattr(outputs, f)) for f in _FILES}
+    return seal.release_files()
 
 
 #: Rows per row group of a bucket file: the files' bytes do not depend on how the rows
@@ -442,29 +430,18 @@ def published_files(store: StoreLayout, what: str) -> list[Path]:
 
 
 def _structure_index(store: StoreLayout, chunks: list[int], out: Path) -> int:
-    """Write to ``out`` where each ok prediction's PDB member lies in its chunk's archive
-    (the fold job's recorded byte range, its tar header read to check the member's name
-    and size), one chunk at a time, in chunk order; return the rows."""
+    """Write to ``out`` where each ok prediction's PDB member lies in its chunk's archive:
+    the rows of each chunk's seal (checked against the archive's tar headers when it was
+    sealed), one chunk at a time, in chunk order; return the rows."""
     n = 0
     pending: list[pa.Table] = []
     with pq.ParquetWriter(out, STORE_INDEX_SCHEMA) as writer:
         for c in chunks:
             ch = store.chunk_outputs(chunk_id(c))
-            archive = str(ch.structures.relative_to(store.dir))
-            preds = pq.read_table(ch.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
-            ok = preds.filter(pc.equal(preds["status"], "ok"))
-            sizes = []
-            with open(ch.structures, "rb") as fh:
-                for member, offset in zip(ok["member"].to_pylist(), ok["archive_offset"].to_pylist()):
-                    name, size = header_at(fh, offset, str(ch.structures))
-                    if name != member:
-                        raise StaleOutputError(str(ch.structures), f"expected member {member} at byte {offset}, found {name!r}")
-                    sizes.append(size)
-            rows = {"checksum": ok["checksum"], "chunk": pa.array([c] * ok.num_rows, pa.int32()), "archive": pa.array([archive] * ok.num_rows, pa.string()),
-                    "member": ok["member"], "data_offset": pc.add(ok["archive_offset"], BLOCK), "data_length": pa.array(sizes, pa.int64()),
-                    "plddt": ok["plddt"], "ptm": ok["ptm"]}  # fmt: skip
-            pending.append(pa.table(rows).select(STORE_INDEX_SCHEMA.names).cast(STORE_INDEX_SCHEMA))
-            n += ok.num_rows
+            chunk_seal(ch)  # sealed already by _check_chunk: this reads its footer
+            rows = pq.read_table(ch.index, schema=STORE_INDEX_SCHEMA)
+            pending.append(rows)
+            n += rows.num_rows
             # row groups of 2^17 rows, not one per chunk: the writer keeps every row
             # group's metadata until it closes (~13 KB per chunk)
             if sum(t.num_rows for t in pending) >= _BUCKET_ROW_GROUP:

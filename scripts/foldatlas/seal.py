@@ -1,0 +1,166 @@
+"""A chunk's seal: what publishing a folded chunk needs, computed once by the fold job
+that wrote it, while its files are fresh.
+
+``<store>/<fingerprint>/chunks/chunk_NNNNNN/index.parquet`` holds
+
+- one row per structure of the chunk (:data:`~foldatlas.tables.STORE_INDEX_SCHEMA`):
+  where its PDB member's data lies in the chunk's ``structures.tar``, each tar header
+  read back once and its member name checked against the predictions;
+- in its key-value metadata (``foldatlas_seal``, JSON): the number of predictions, the
+  SHA-256 of their checksums sorted (the chunk's content, whatever its order), and the
+  SHA-256, size and modification time of ``predictions.parquet``,
+  ``embeddings.parquet`` and ``structures.tar``.
+
+Publishing a release then reads one small file per chunk instead of hashing every byte
+of the store's new files and seeking to every structure's tar header (at 10^9 sequences:
+tens of TB and ~10^9 random reads, ~10-14 h in one job; see bench/RESULTS.md). A seal is
+trusted only while the three files have the size and modification time it recorded;
+otherwise (files written again, a chunk folded by foldatlas before 0.6 or copied without
+its times) it is computed again from the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .archive import BLOCK, header_at
+from .errors import StaleOutputError
+from .layout import ChunkOutputs
+from .tables import STORE_INDEX_SCHEMA, write_table
+
+__all__ = ["SEAL_KEY", "Seal", "chunk_seal", "checksums_digest", "file_checksum", "read_seal", "seal_chunk", "seal_rows"]
+
+log = logging.getLogger(__name__)
+
+#: Key of the seal's record in the index file's Parquet key-value metadata.
+SEAL_KEY = b"foldatlas_seal"
+_FORMAT = 1
+_FILES = ("predictions", "embeddings", "structures")
+
+
+def file_checksum(path: str | os.PathLike[str]) -> dict:
+    """``{"sha256": ..., "bytes": ...}`` of a file (read in 4 MiB blocks)."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+            n += len(block)
+    return {"sha256": h.hexdigest(), "bytes": n}
+
+
+def checksums_digest(checksums: Iterable[str]) -> str:
+    """SHA-256 of sequence checksums in sorted order, one per line: equal for two
+    collections exactly when they hold the same checksums (with repeats)."""
+    return hashlib.sha256("".join(f"{c}\n" for c in sorted(checksums)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A chunk's seal (see the module's docstring)."""
+
+    chunk: int
+    #: Rows of predictions.parquet (one per sequence of the chunk).
+    sequences: int
+    #: :func:`checksums_digest` of the predictions' checksums.
+    checksums_sha256: str
+    #: ``predictions``, ``embeddings``, ``structures``: sha256, bytes, mtime_ns.
+    files: dict[str, dict]
+
+    def release_files(self) -> dict[str, dict]:
+        """The files' SHA-256 and size, as a release record lists them."""
+        return {f: {"sha256": v["sha256"], "bytes": v["bytes"]} for f, v in self.files.items()}
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _archive_name(outputs: ChunkOutputs) -> str:
+    """The archive's path relative to the fingerprint's folder: chunks/chunk_N/structures.tar."""
+    folder = outputs.structures.parent
+    return f"{folder.parent.name}/{folder.name}/{outputs.structures.name}"
+
+
+def seal_rows(outputs: ChunkOutputs) -> pa.Table:
+    """Where each ok prediction's PDB member lies in the chunk's archive (the fold job's
+    recorded byte range, its tar header read to check the member's name and size).
+
+    Raises
+    ------
+    StaleOutputError
+        The archive holds no tar header of the predicted member at its recorded offset.
+    """
+    preds = pq.read_table(outputs.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
+    ok = preds.filter(pc.equal(preds["status"], "ok"))
+    sizes = []
+    try:
+        with open(outputs.structures, "rb") as fh:
+            for member, offset in zip(ok["member"].to_pylist(), ok["archive_offset"].to_pylist()):
+                name, size = header_at(fh, offset, str(outputs.structures))
+                if name != member:
+                    raise StaleOutputError(str(outputs.structures), f"expected member {member} at byte {offset}, found {name!r}")
+                sizes.append(size)
+    except ValueError as exc:  # not a tar header there
+        raise StaleOutputError(str(outputs.structures), str(exc)) from None
+    n = ok.num_rows
+    rows = {"checksum": ok["checksum"], "chunk": pa.array([outputs.chunk] * n, pa.int32()), "archive": pa.array([_archive_name(outputs)] * n, pa.string()),
+            "member": ok["member"], "data_offset": pc.add(ok["archive_offset"], BLOCK), "data_length": pa.array(sizes, pa.int64()),
+            "plddt": ok["plddt"], "ptm": ok["ptm"]}  # fmt: skip
+    return pa.table(rows).select(STORE_INDEX_SCHEMA.names).cast(STORE_INDEX_SCHEMA)
+
+
+def seal_chunk(outputs: ChunkOutputs) -> Seal:
+    """Compute the seal of a chunk's three files and write it (atomically) as the chunk's
+    ``index.parquet``; return it."""
+    stats = {f: _stat(getattr(outputs, f)) for f in _FILES}
+    rows = seal_rows(outputs)
+    checksums = pq.read_table(outputs.predictions, columns=["checksum"])["checksum"]
+    files = {f: {**file_checksum(getattr(outputs, f)), "mtime_ns": stats[f][1]} for f in _FILES}
+    if any(_stat(getattr(outputs, f)) != stats[f] for f in _FILES):
+        raise StaleOutputError(str(outputs.predictions.parent), "the chunk's files changed while it was being sealed: is another job writing them?")
+    seal = Seal(outputs.chunk, len(checksums), checksums_digest(checksums.to_pylist()), files)
+    record = {"format": _FORMAT, "chunk": seal.chunk, "sequences": seal.sequences, "checksums_sha256": seal.checksums_sha256, "files": files}
+    schema = STORE_INDEX_SCHEMA.with_metadata({**(STORE_INDEX_SCHEMA.metadata or {}), SEAL_KEY: json.dumps(record, sort_keys=True).encode()})
+    write_table(rows, outputs.index, schema)
+    return seal
+
+
+def read_seal(outputs: ChunkOutputs) -> Seal | None:
+    """The chunk's seal when it holds for its files as they are now (each file's size and
+    modification time as recorded); None when there is none, it is unreadable or of
+    another format, or a file changed since."""
+    try:
+        raw = (pq.read_schema(outputs.index).metadata or {}).get(SEAL_KEY)
+        record = json.loads(raw) if raw else None
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != _FORMAT or record.get("chunk") != outputs.chunk:
+        return None
+    files = record.get("files") or {}
+    try:
+        if any(_stat(getattr(outputs, f)) != (files[f]["bytes"], files[f]["mtime_ns"]) for f in _FILES):
+            return None
+    except (OSError, KeyError, TypeError):
+        return None
+    return Seal(record["chunk"], record["sequences"], record["checksums_sha256"], files)
+
+
+def chunk_seal(outputs: ChunkOutputs) -> Seal:
+    """The chunk's seal: read when it holds, computed (and written) otherwise."""
+    seal = read_seal(outputs)
+    if seal is None:
+        log.info("chunk %s: no seal that holds for its files (folded by foldatlas < 0.6, or its files changed): sealing it now", outputs.predictions.parent.name)
+        seal = seal_chunk(outputs)
+    return seal
