@@ -1,6 +1,8 @@
 """Rule assemble_atlas: filter the predictions of the run's sequences, read from the
 store, and write the atlas tables and archives."""
 
+import shutil
+
 from foldatlas.atlas import assemble_atlas
 from foldatlas.layout import Layout, StoreLayout
 from foldatlas.logs import rule_script
@@ -10,8 +12,9 @@ from foldatlas.store import atlas_sources
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
     layout = Layout.from_config(sm.params.output)
+    sources = layout.scratch("release_chunks")  # what the atlas takes from shared chunks
     assemble_atlas(
-        **atlas_sources(StoreLayout(sm.params.store, sm.params.fingerprint), sm.input.sequences, sm.input.release),
+        **atlas_sources(StoreLayout(sm.params.store, sm.params.fingerprint), sm.input.sequences, sm.input.release, scratch_dir=sources),
         records=sm.input.records,
         sequences=sm.input.sequences,
         outputs=layout.atlas,
@@ -24,3 +27,4 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         inputs=sm.input.inputs,
         outputs_key=fold_outputs_key(sm.params.config),
     )
+    shutil.rmtree(sources, ignore_errors=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +112,7 @@ class ChunkOutputs:
     structures: Path
     #: The checksums an atlas takes from this chunk; None: all (a chunk of an earlier
     #: release may hold sequences of other inputs too).
-    only: frozenset[str] | None = None
+    only: Collection[str] | None = None
 
     @property
     def index(self) -> Path:

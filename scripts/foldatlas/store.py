@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -484,11 +484,73 @@ def _write_receipt(store: StoreLayout, receipt: str | os.PathLike[str], m: dict,
                          "releases": [r["name"] for r in m["releases"]]})  # fmt: skip
 
 
-def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> list[ChunkOutputs]:
+class _SharedKeys:
+    """The checksums an atlas takes from each chunk it shares with other inputs, read
+    from a Parquet file of ``chunk, checksum`` sorted by both, one chunk at a time in
+    ascending chunk order; asked for an earlier chunk, it starts over. Each of the
+    atlas's passes over its chunks (in chunk order) reads the file once and holds one
+    chunk's checksums (as frozensets for every shared chunk at once: ~108 GB at 10^9)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._restart()
+
+    def _restart(self) -> None:
+        self._batches = pq.ParquetFile(self.path).iter_batches(batch_size=1 << 16)
+        self._buf: tuple[np.ndarray, pa.Array] | None = None
+        self._pos = 0
+        self.chunk, self.keys = -1, frozenset[str]()
+
+    def get(self, chunk: int) -> frozenset[str]:
+        """The checksums taken from ``chunk`` (empty when it has none in the file)."""
+        if chunk == self.chunk:
+            return self.keys
+        if chunk < self.chunk:
+            self._restart()
+        parts: list[pa.Array] = []
+        while True:
+            if self._buf is None:
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
+                self._buf, self._pos = (batch.column("chunk").to_numpy(), batch.column("checksum")), 0
+            numbers, keys = self._buf
+            lo = self._pos + int(np.searchsorted(numbers[self._pos :], chunk, "left"))
+            hi = self._pos + int(np.searchsorted(numbers[self._pos :], chunk, "right"))
+            parts.append(keys.slice(lo, hi - lo))
+            if hi < len(numbers):  # a later chunk starts in this batch
+                self._pos = hi
+                break
+            self._buf = None
+        self.chunk, self.keys = chunk, frozenset(k for part in parts for k in part.to_pylist())
+        return self.keys
+
+
+@dataclass(frozen=True)
+class SharedChunkKeys(Collection[str]):
+    """``ChunkOutputs.only`` of a shared chunk: its checksums the atlas takes, loaded
+    when first asked for (see :class:`_SharedKeys`)."""
+
+    chunk: int
+    source: _SharedKeys
+
+    def __contains__(self, checksum: object) -> bool:
+        return checksum in self.source.get(self.chunk)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.source.get(self.chunk))
+
+    def __len__(self) -> int:
+        return len(self.source.get(self.chunk))
+
+
+def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str], scratch_dir: str | os.PathLike[str] | None = None) -> list[ChunkOutputs]:
     """The store chunks a run's atlas reads: every chunk ``sequences.parquet`` points at,
     each with ``only`` set when the run needs only some of its sequences (a chunk of an
     earlier release, folded for other inputs too). A member's row points at its
     representative's chunk, and the atlas takes the representative's prediction.
+    The checksums needed from shared chunks are kept in ``scratch_dir`` (emptied first;
+    by default a hidden folder beside ``sequences``) and read one chunk at a time.
 
     Raises
     ------
@@ -499,6 +561,7 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> lis
     con = duck.connect()
     source = f"read_parquet({duck.sql_path(sequences)})"
     rows = con.execute(f"SELECT chunk, release, count(DISTINCT coalesce(representative, checksum)) FROM {source} GROUP BY chunk, release ORDER BY chunk").fetchall()
+    con.close()
     # each release record read once, and its chunks looked up in a dict made once (made
     # per chunk, it was quadratic in the number of chunks)
     listed_in: dict[str, dict[int, dict]] = {}
@@ -512,19 +575,25 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str]) -> lis
             raise StaleOutputError(str(store.release_file(release)), f"expected chunk {chunk_id(chunk)} in release {release}, found it not published there: plan again (snakemake --forcerun plan_chunks)")
         _check_sizes(ch, listed_in[release][chunk])
         found.append((ch, n != pq.ParquetFile(ch.predictions).metadata.num_rows))
-    # the sequences needed from chunks the run shares with other inputs: one scan for all
-    # of them (one query per such chunk read sequences.parquet once per chunk)
     partial = [ch.chunk for ch, shared in found if shared]
-    only: dict[int, frozenset[str]] = {}
-    if partial:
-        cur = con.execute(
-            f"""SELECT chunk, list(DISTINCT coalesce(representative, checksum)) FROM {source}
-                WHERE chunk IN (SELECT unnest(?::BIGINT[])) GROUP BY chunk""",
-            [partial],
+    shared_keys = _shared_keys(sequences, partial, Path(scratch_dir or Path(sequences).parent / ".release_chunks.scratch")) if partial else None
+    return [ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, SharedChunkKeys(ch.chunk, shared_keys) if shared and shared_keys else None) for ch, shared in found]
+
+
+def _shared_keys(sequences: str | os.PathLike[str], chunks: list[int], scratch_dir: Path) -> _SharedKeys:
+    """The checksums needed from each of ``chunks``, in one scan of ``sequences``, sorted by
+    DuckDB (1 GB, spilling) into ``scratch_dir``/shared_keys.parquet."""
+    tmp = fresh_dir(scratch_dir)
+    out = tmp / "shared_keys.parquet"
+    with contextlib.closing(duck.connect(memory_gb=1.0, spill_dir=tmp / "spill", threads=2)) as con:
+        con.execute(
+            f"""COPY (SELECT DISTINCT chunk, coalesce(representative, checksum) AS checksum FROM read_parquet({duck.sql_path(sequences)})
+                      WHERE chunk IN (SELECT unnest(?::BIGINT[])) ORDER BY chunk, checksum)
+                TO {duck.sql_path(out)} (FORMAT parquet, ROW_GROUP_SIZE 131072)""",
+            [chunks],
         )
-        only = {c: frozenset(keys) for c, keys in cur.fetchall()}
-    con.close()
-    return [ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only[ch.chunk] if shared else None) for ch, shared in found]
+    shutil.rmtree(tmp / "spill", ignore_errors=True)
+    return _SharedKeys(out)
 
 
 def _check_sizes(ch: ChunkOutputs, files: Mapping[str, Mapping[str, int]]) -> None:
@@ -572,12 +641,12 @@ def release_history(store: StoreLayout) -> list[dict]:
 
 
 
-def atlas_sources(store: StoreLayout, sequences: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict:
+def atlas_sources(store: StoreLayout, sequences: str | os.PathLike[str], receipt: str | os.PathLike[str], scratch_dir: str | os.PathLike[str] | None = None) -> dict:
     """What :func:`foldatlas.atlas.assemble_atlas` takes from the store for a run:
-    ``chunks`` (:func:`release_chunks`), the run's ``release`` (from its receipt) and
-    ``releases`` (:func:`release_history`)."""
+    ``chunks`` (:func:`release_chunks`, keeping what it needs in ``scratch_dir``), the
+    run's ``release`` (from its receipt) and ``releases`` (:func:`release_history`)."""
     release = json.loads(Path(receipt).read_text())["release"]
-    return {"chunks": release_chunks(store, sequences), "release": release, "releases": release_history(store)}
+    return {"chunks": release_chunks(store, sequences, scratch_dir), "release": release, "releases": release_history(store)}
 
 
 def check_unpublished(store: StoreLayout, chunk: str) -> None:
