@@ -12,9 +12,8 @@ from foldatlas.store import atlas_sources
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
     layout = Layout.from_config(sm.params.output)
-    sources = layout.scratch("release_chunks")  # what the atlas takes from shared chunks
     assemble_atlas(
-        **atlas_sources(StoreLayout(sm.params.store, sm.params.fingerprint), sm.input.sequences, sm.input.release, scratch_dir=sources),
+        **atlas_sources(StoreLayout(sm.params.store, sm.params.fingerprint), sm.input.sequences, sm.input.release, scratch_dir=layout.scratch("release_chunks")),
         records=sm.input.records,
         sequences=sm.input.sequences,
         outputs=layout.atlas,
@@ -27,4 +26,4 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         inputs=sm.input.inputs,
         outputs_key=fold_outputs_key(sm.params.config),
     )
-    shutil.rmtree(sources, ignore_errors=True)
+    shutil.rmtree(layout.scratch("release_chunks"), ignore_errors=True)  # what it took from shared chunks
