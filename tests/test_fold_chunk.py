@@ -161,6 +161,26 @@ def test_killed_job_resumes_without_refolding_or_losing(reference, tmp_path):
     assert not partial.exists()
 
 
+def test_a_job_killed_before_its_seal_is_sealed_by_the_next_without_folding(reference, tmp_path):
+    """A SIGKILL after the three outputs and before their seal: the next job finds the
+    chunk complete, seals it and folds nothing (its model still loads)."""
+    chunk, checksums, ref_out, _ = reference
+    out = tmp_path / "out"
+    proc = run_job(chunk, out, tmp_path / "partial", faults={"kill_at": "before_seal"})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL and "SIGKILL at before_seal" in err
+    assert (out / "predictions.parquet").exists() and not (out / "index.parquet").exists()
+    kept = (out / "predictions.parquet").stat().st_mtime_ns
+    proc = run_job(chunk, out, tmp_path / "partial", faults={"error_checksums": checksums})  # folding any would record an error
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "sealing it now" in err and (out / "predictions.parquet").stat().st_mtime_ns == kept
+    seal = read_seal(outputs(out))
+    assert seal is not None and seal.sequences == seal.structures == 12
+    columns = ["checksum", "member", "data_offset", "data_length"]  # as the uninterrupted job's (its archive's path differs)
+    assert pq.read_table(out / "index.parquet", columns=columns).equals(pq.read_table(ref_out / "index.parquet", columns=columns))
+
+
 def test_uncommitted_segment_files_are_discarded(reference, tmp_path):
     chunk, checksums, _, _ = reference
     partial = tmp_path / "partial"

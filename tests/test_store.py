@@ -112,53 +112,73 @@ def test_a_changed_byte_anywhere_in_a_release_is_found(release1):
 
 def test_a_seal_holds_only_while_its_files_are_unchanged(tmp_path):
     """A chunk's seal (index.parquet) records its files' SHA-256 and its structures' data
-    ranges; it is read back only while every file keeps its size and modification time."""
-    from foldatlas.seal import chunk_seal, read_seal, seal_chunk
+    ranges; it is read back only while every file keeps its identity. A copy is sealed
+    again, a changed content stops, a seal that is not this chunk's is not taken."""
+    import shutil
+
+    from foldatlas.seal import SEAL_KEY, chunk_seal, read_seal, seal_chunk
 
     store = Layout(tmp_path / "results").store("f" * 16)
     make_chunk(store.dir / "chunks", 7, SEQS[:4])
     ch = store.chunk_outputs("000007")
     assert read_seal(ch) is None  # made by hand: never sealed
     seal = seal_chunk(ch)
-    assert seal.chunk == 7 and seal.sequences == 4 and read_seal(ch) == seal
+    assert (seal.chunk, seal.sequences, seal.structures) == (7, 4, 4) and read_seal(ch) == seal
     assert seal.release_files() == {f: file_checksum(getattr(ch, f)) for f in ("predictions", "embeddings", "structures")}
     for e in pq.read_table(ch.index).to_pylist():
         assert e["archive"] == "chunks/chunk_000007/structures.tar" and e["chunk"] == 7
         assert read_member(store.dir / e["archive"], e["data_offset"], e["data_length"], expect=e["member"]).startswith(f"REMARK 250 checksum {e['checksum']}".encode())
-    data = bytearray(ch.embeddings.read_bytes())
-    data[len(data) // 2] ^= 1
-    ch.embeddings.write_bytes(bytes(data))  # same size, a new modification time
+    shutil.copy2(ch.embeddings, tmp_path / "copy")
+    os.replace(tmp_path / "copy", ch.embeddings)  # the same bytes and times, another inode
     assert read_seal(ch) is None
     again = chunk_seal(ch)
-    assert again.files["embeddings"]["sha256"] == file_checksum(ch.embeddings)["sha256"] != seal.files["embeddings"]["sha256"]
-    assert read_seal(ch) == again and again.files["structures"] == seal.files["structures"]
-    os.rename(store.dir / "chunks" / "chunk_000007", store.dir / "chunks" / "chunk_000008")
-    assert read_seal(store.chunk_outputs("000008")) is None  # another chunk's seal
-    store.chunk_outputs("000008").index.write_bytes(b"not parquet")
-    assert read_seal(store.chunk_outputs("000008")) is None
-
-
-def test_publication_takes_file_checksums_from_the_seal_and_verification_rechecks_them(release1):
-    """publish_release reads each chunk's seal instead of hashing its files: a chunk
-    whose archive changed after sealing while keeping its size and time (a disk error)
-    is published with the sums the fold job computed, and verify_release finds it."""
-    tmp, store, record = release1
-    assert all(store.chunk_outputs(f"00000{c}").index.exists() for c in (0, 1))  # made by hand: sealed by the publication
-    make_chunk(store.dir / "chunks", 2, SEQS[6:9])
-    ch = store.chunk_outputs("000002")
-    from foldatlas.seal import seal_chunk
-
-    sealed = seal_chunk(ch)
+    assert again.release_files() == seal.release_files() and read_seal(ch) == again
     st = ch.structures.stat()
     data = bytearray(ch.structures.read_bytes())
-    data[600] ^= 1  # inside the first structure's gzip data
+    data[600] ^= 1  # inside the first structure's gzip data; size and modification time kept
     ch.structures.write_bytes(bytes(data))
     os.utime(ch.structures, ns=(st.st_atime_ns, st.st_mtime_ns))
-    inputs = write_inputs(tmp / "in2.json", {"a.fa": 6, "b.fa": 3})
-    seqs = write_sequences(tmp / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
-    rec = publish_release(store, planned=planned(tmp, store, "", [2]), sequences=seqs, inputs=inputs, receipt=tmp / "receipt2.json")
-    assert rec["chunks"][0]["files"] == sealed.release_files()
-    assert verify_release(store, "r0002") == [f"{ch.structures}: missing, or SHA-256 or size differs from the release record's"]
+    assert read_seal(ch) is None  # its status-change time moved
+    with pytest.raises(StaleOutputError, match=r"structures.tar: changed after its fold job sealed it"):
+        chunk_seal(ch)
+    os.rename(store.dir / "chunks" / "chunk_000007", store.dir / "chunks" / "chunk_000008")
+    other = store.chunk_outputs("000008")
+    assert read_seal(other) is None  # another chunk's seal: sealed anew
+    assert chunk_seal(other).chunk == 8
+    record = json.loads(pq.read_schema(other.index).metadata[SEAL_KEY])
+    del record["checksums_sha256"]
+    pq.write_table(pq.read_table(other.index).replace_schema_metadata({SEAL_KEY: json.dumps(record).encode()}), other.index)
+    assert read_seal(other) is None and chunk_seal(other).checksums_sha256
+    other.index.write_bytes(b"not parquet")
+    assert read_seal(other) is None and chunk_seal(other).sequences == 4
+
+
+def test_a_release_is_the_same_whether_its_chunks_were_sealed_by_their_fold_jobs_or_not(tmp_path):
+    """Seals change where the checksums are computed, not what is published: the release
+    record's files and the bucket files are byte for byte those of a publication that
+    sealed the chunks itself; and a chunk damaged after its seal is not published."""
+    from foldatlas.seal import seal_chunk
+
+    records = []
+    for sealed in (True, False):
+        store = Layout(tmp_path / f"sealed{sealed}" / "results").store("f" * 16)
+        make_chunk(store.dir / "chunks", 0, SEQS[:3])
+        make_chunk(store.dir / "chunks", 1, SEQS[3:6])
+        if sealed:
+            for c in ("000000", "000001"):
+                seal_chunk(store.chunk_outputs(c))
+        seqs = write_sequences(tmp_path / f"seq{sealed}.parquet", SEQS[:6], [0, 0, 0, 1, 1, 1], ["r0001"] * 6)
+        inputs = write_inputs(tmp_path / f"in{sealed}.json", {"a.fa": 6})
+        rec = publish_release(store, planned=planned(tmp_path, store, "", [0, 1]), sequences=seqs, inputs=inputs, receipt=tmp_path / f"receipt{sealed}.json")
+        records.append({k: rec[k] for k in ("chunks", "keys", "structures", "sequences", "counts")})
+    assert records[0] == records[1]
+    make_chunk(store.dir / "chunks", 2, SEQS[6:9])
+    ch = store.chunk_outputs("000002")
+    seal_chunk(ch)
+    ch.embeddings.write_bytes(ch.embeddings.read_bytes()[:-1] + b"!")
+    seqs = write_sequences(tmp_path / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
+    with pytest.raises(StaleOutputError, match=r"embeddings.parquet: changed after its fold job sealed it"):
+        publish_release(store, planned=planned(tmp_path, store, "", [2]), sequences=seqs, inputs=write_inputs(tmp_path / "in2.json", {"a.fa": 6, "b.fa": 3}), receipt=tmp_path / "r2.json")
 
 
 def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(release1, tmp_path):

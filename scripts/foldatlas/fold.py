@@ -393,7 +393,10 @@ def _write_archive(path: Path, segs: list[Path], order: dict[str, int]) -> dict[
 
 def _merge(store: _SegmentStore, items: list[SeqItem], outputs: ChunkOutputs, emb_schema: pa.Schema, outputs_key: str | None) -> dict[str, int]:
     order = {it.checksum: k for k, it in enumerate(items)}
-    outputs.index.unlink(missing_ok=True)  # a seal of files about to be replaced
+    # a seal of files about to be replaced, and the commit marker: a merge killed
+    # half-way never looks complete next to an earlier fold's predictions
+    outputs.index.unlink(missing_ok=True)
+    outputs.predictions.unlink(missing_ok=True)
     segs = store.paths()
     preds = _merged_predictions(segs, order, store.folder)
     ranges = _write_archive(outputs.structures, segs, order)

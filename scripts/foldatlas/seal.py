@@ -6,17 +6,21 @@ that wrote it, while its files are fresh.
 - one row per structure of the chunk (:data:`~foldatlas.tables.STORE_INDEX_SCHEMA`):
   where its PDB member's data lies in the chunk's ``structures.tar``, each tar header
   read back once and its member name checked against the predictions;
-- in its key-value metadata (``foldatlas_seal``, JSON): the number of predictions, the
-  SHA-256 of their checksums sorted (the chunk's content, whatever its order), and the
-  SHA-256, size and modification time of ``predictions.parquet``,
-  ``embeddings.parquet`` and ``structures.tar``.
+- in its key-value metadata (``foldatlas_seal``, JSON): the numbers of predictions and
+  structures, the SHA-256 of the predictions' checksums sorted (the chunk's content,
+  whatever its order), and the SHA-256, size, modification time, inode and status-change
+  time of ``predictions.parquet``, ``embeddings.parquet`` and ``structures.tar``.
 
 Publishing a release then reads one small file per chunk instead of hashing every byte
 of the store's new files and seeking to every structure's tar header (at 10^9 sequences:
-tens of TB and ~10^9 random reads, ~10-14 h in one job; see bench/RESULTS.md). A seal is
-trusted only while the three files have the size and modification time it recorded;
-otherwise (files written again, a chunk folded by foldatlas before 0.6 or copied without
-its times) it is computed again from the files.
+tens of TB and ~10^9 random reads, ~10-14 h in one job; see bench/RESULTS.md).
+
+A seal is taken as it is only while each file keeps the identity it recorded. Every fold
+job removes the seal (and its predictions, the commit marker) before it writes a chunk's
+files, so a seal that no longer holds means the files were moved, copied or damaged:
+they are hashed again, and sealed again when their content is the sealed one; otherwise
+publishing stops (:func:`chunk_seal`). A chunk without a seal (folded by foldatlas < 0.6,
+or a fold job killed before its seal) is sealed when it is next needed.
 """
 
 from __future__ import annotations
@@ -72,9 +76,11 @@ class Seal:
     chunk: int
     #: Rows of predictions.parquet (one per sequence of the chunk).
     sequences: int
+    #: Rows of the index (one per ok prediction: a structure in the archive).
+    structures: int
     #: :func:`checksums_digest` of the predictions' checksums.
     checksums_sha256: str
-    #: ``predictions``, ``embeddings``, ``structures``: sha256, bytes, mtime_ns.
+    #: ``predictions``, ``embeddings``, ``structures``: sha256, bytes, mtime_ns, ino, ctime_ns.
     files: dict[str, dict]
 
     def release_files(self) -> dict[str, dict]:
@@ -82,9 +88,20 @@ class Seal:
         return {f: {"sha256": v["sha256"], "bytes": v["bytes"]} for f, v in self.files.items()}
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def _stat(path: Path) -> dict[str, int]:
+    """What a seal takes a file's identity to be: size, modification time, inode and
+    status-change time (an atomic replacement is a new inode; ``utime`` cannot set the
+    ctime; a copy is a new inode too, and is then hashed again, see :func:`chunk_seal`)."""
     st = path.stat()
-    return st.st_size, st.st_mtime_ns
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "ctime_ns": st.st_ctime_ns}
+
+
+def _holds(files: dict[str, dict], outputs: ChunkOutputs) -> bool:
+    """Whether every file has the identity the seal recorded."""
+    try:
+        return all(_stat(getattr(outputs, f)) == {k: files[f][k] for k in ("bytes", "mtime_ns", "ino", "ctime_ns")} for f in _FILES)
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def _archive_name(outputs: ChunkOutputs) -> str:
@@ -105,15 +122,15 @@ def seal_rows(outputs: ChunkOutputs) -> pa.Table:
     preds = pq.read_table(outputs.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
     ok = preds.filter(pc.equal(preds["status"], "ok"))
     sizes = []
-    try:
-        with open(outputs.structures, "rb") as fh:
-            for member, offset in zip(ok["member"].to_pylist(), ok["archive_offset"].to_pylist()):
+    with open(outputs.structures, "rb") as fh:
+        for member, offset in zip(ok["member"].to_pylist(), ok["archive_offset"].to_pylist()):
+            try:
                 name, size = header_at(fh, offset, str(outputs.structures))
-                if name != member:
-                    raise StaleOutputError(str(outputs.structures), f"expected member {member} at byte {offset}, found {name!r}")
-                sizes.append(size)
-    except ValueError as exc:  # not a tar header there
-        raise StaleOutputError(str(outputs.structures), str(exc)) from None
+            except ValueError as exc:  # not a tar header there (the message names the file)
+                raise StaleOutputError(str(exc).split(": ", 1)[0], f"{str(exc).split(': ', 1)[1]}; expected member {member}: delete the chunk's folder and fold it again") from None
+            if name != member:
+                raise StaleOutputError(str(outputs.structures), f"expected member {member} at byte {offset}, found {name!r}: delete the chunk's folder and fold it again")
+            sizes.append(size)
     n = ok.num_rows
     rows = {"checksum": ok["checksum"], "chunk": pa.array([outputs.chunk] * n, pa.int32()), "archive": pa.array([_archive_name(outputs)] * n, pa.string()),
             "member": ok["member"], "data_offset": pc.add(ok["archive_offset"], BLOCK), "data_length": pa.array(sizes, pa.int64()),
@@ -123,44 +140,69 @@ def seal_rows(outputs: ChunkOutputs) -> pa.Table:
 
 def seal_chunk(outputs: ChunkOutputs) -> Seal:
     """Compute the seal of a chunk's three files and write it (atomically) as the chunk's
-    ``index.parquet``; return it."""
+    ``index.parquet``; return it.
+
+    Raises
+    ------
+    StaleOutputError
+        The archive does not hold the predicted members at their recorded offsets, or a
+        file changed while it was being sealed.
+    """
     stats = {f: _stat(getattr(outputs, f)) for f in _FILES}
     rows = seal_rows(outputs)
     checksums = pq.read_table(outputs.predictions, columns=["checksum"])["checksum"]
-    files = {f: {**file_checksum(getattr(outputs, f)), "mtime_ns": stats[f][1]} for f in _FILES}
+    files = {f: {**file_checksum(getattr(outputs, f)), **stats[f]} for f in _FILES}
     if any(_stat(getattr(outputs, f)) != stats[f] for f in _FILES):
         raise StaleOutputError(str(outputs.predictions.parent), "the chunk's files changed while it was being sealed: is another job writing them?")
-    seal = Seal(outputs.chunk, len(checksums), checksums_digest(checksums.to_pylist()), files)
-    record = {"format": _FORMAT, "chunk": seal.chunk, "sequences": seal.sequences, "checksums_sha256": seal.checksums_sha256, "files": files}
+    seal = Seal(outputs.chunk, len(checksums), rows.num_rows, checksums_digest(checksums.to_pylist()), files)
+    record = {"format": _FORMAT, "chunk": seal.chunk, "sequences": seal.sequences, "structures": seal.structures, "checksums_sha256": seal.checksums_sha256, "files": files}
     schema = STORE_INDEX_SCHEMA.with_metadata({**(STORE_INDEX_SCHEMA.metadata or {}), SEAL_KEY: json.dumps(record, sort_keys=True).encode()})
     write_table(rows, outputs.index, schema)
     return seal
 
 
-def read_seal(outputs: ChunkOutputs) -> Seal | None:
-    """The chunk's seal when it holds for its files as they are now (each file's size and
-    modification time as recorded); None when there is none, it is unreadable or of
-    another format, or a file changed since."""
+def _recorded(outputs: ChunkOutputs) -> Seal | None:
+    """The seal ``index.parquet`` records for this chunk, whether or not it still holds;
+    None when there is none, or it is unreadable, of another format or another chunk's."""
     try:
         raw = (pq.read_schema(outputs.index).metadata or {}).get(SEAL_KEY)
-        record = json.loads(raw) if raw else None
-    except (OSError, pa.ArrowException, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("format") != _FORMAT or record.get("chunk") != outputs.chunk:
-        return None
-    files = record.get("files") or {}
-    try:
-        if any(_stat(getattr(outputs, f)) != (files[f]["bytes"], files[f]["mtime_ns"]) for f in _FILES):
+        rec = json.loads(raw) if raw else None
+        if not isinstance(rec, dict) or rec.get("format") != _FORMAT or rec.get("chunk") != outputs.chunk:
             return None
-    except (OSError, KeyError, TypeError):
+        files = {f: {k: rec["files"][f][k] for k in ("sha256", "bytes", "mtime_ns", "ino", "ctime_ns")} for f in _FILES}
+        seal = Seal(int(rec["chunk"]), int(rec["sequences"]), int(rec["structures"]), str(rec["checksums_sha256"]), files)
+    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError):
         return None
-    return Seal(record["chunk"], record["sequences"], record["checksums_sha256"], files)
+    return seal
+
+
+def read_seal(outputs: ChunkOutputs) -> Seal | None:
+    """The chunk's seal when it holds for its files as they are now (each file's size,
+    modification time, inode and status-change time as recorded); None otherwise."""
+    seal = _recorded(outputs)
+    return seal if seal is not None and _holds(seal.files, outputs) else None
 
 
 def chunk_seal(outputs: ChunkOutputs) -> Seal:
-    """The chunk's seal: read when it holds, computed (and written) otherwise."""
-    seal = read_seal(outputs)
+    """The chunk's seal: read when it holds; computed (and written) when there is none (a
+    chunk folded by foldatlas < 0.6, or a fold job killed before sealing); computed again
+    when a file's identity changed but not its content (a copy).
+
+    Raises
+    ------
+    StaleOutputError
+        A file's content changed after its fold job sealed it (every fold job removes
+        the seal before it writes the files again: a change after sealing is damage).
+    """
+    seal = _recorded(outputs)
+    if seal is not None and _holds(seal.files, outputs):
+        return seal
     if seal is None:
-        log.info("chunk %s: no seal that holds for its files (folded by foldatlas < 0.6, or its files changed): sealing it now", outputs.predictions.parent.name)
-        seal = seal_chunk(outputs)
-    return seal
+        log.info("chunk %s: not sealed (folded by foldatlas < 0.6, or killed before its seal): sealing it now", outputs.predictions.parent.name)
+        return seal_chunk(outputs)
+    for f in _FILES:
+        path = getattr(outputs, f)
+        if not path.exists() or file_checksum(path) != {k: seal.files[f][k] for k in ("sha256", "bytes")}:
+            raise StaleOutputError(str(path), "changed after its fold job sealed it (SHA-256 or size differs from the seal's): delete the chunk's folder and fold it again")
+    log.info("chunk %s: files moved or copied since they were sealed, their content unchanged: sealing them again", outputs.predictions.parent.name)
+    return seal_chunk(outputs)

@@ -46,7 +46,7 @@ from .atomic import atomic_dir, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
 from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, fresh_dir, parse_chunk_id
-from .seal import chunk_seal, checksums_digest, file_checksum
+from .seal import Seal, chunk_seal, checksums_digest, file_checksum
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
 __all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
@@ -190,15 +190,15 @@ def _publish(store: StoreLayout, plan: PlannedRelease, chunks: list[int], con: A
     time: this holds one chunk's checksums and one batch, whatever the release's size."""
     seqs = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE release = $name AND representative IS NULL)"
     planned_rows = _batches(con, f"SELECT chunk, checksum FROM {seqs} ORDER BY chunk, checksum", name=plan.name)
-    files = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), found, c) for c, found in _per_chunk(planned_rows, chunks)}
+    seals = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), found, c) for c, found in _per_chunk(planned_rows, chunks)}
     index = Path(tmp) / "index.parquet"
-    _structure_index(store, chunks, index)
+    _structure_index(store, seals, index)
     record = {
         "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
         "counts": _release_counts(sequences, plan.name, inputs),
-        "chunks": [{"chunk": c, "files": files[c]} for c in chunks],
+        "chunks": [{"chunk": c, "files": seals[c].release_files()} for c in chunks],
     }  # fmt: skip
     with atomic_dir(store.release_dir(plan.name)) as staging:
         keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=plan.name)
@@ -319,10 +319,10 @@ def _per_chunk(rows: Iterable[pa.RecordBatch], chunks: Sequence[int]) -> Iterato
         yield c, pa.chunked_array([], pa.string())
 
 
-def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) -> dict:
-    """The checksums of a new chunk's files (from its seal, :mod:`foldatlas.seal`), once
-    its predictions are found to hold exactly the sequences planned into it (``planned``:
-    their checksums, sorted)."""
+def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) -> Seal:
+    """A new chunk's seal (:mod:`foldatlas.seal`: its files' checksums, its structures'
+    byte ranges), once its predictions are found to hold exactly the sequences planned
+    into it (``planned``: their checksums, sorted)."""
     for f in _FILES:
         if not getattr(outputs, f).exists():
             raise StaleOutputError(str(getattr(outputs, f)), f"missing: chunk {chunk_id(chunk)} of this release has not been folded")
@@ -333,7 +333,7 @@ def _check_chunk(outputs: ChunkOutputs, planned: pa.ChunkedArray, chunk: int) ->
             str(outputs.predictions), f"expected the {len(planned)} sequences planned into chunk {chunk_id(chunk)}, found {seal.sequences} "
             f"({len(want - got)} missing, {len(got - want)} not planned): fold the chunk again (delete its folder)",
         )  # fmt: skip
-    return seal.release_files()
+    return seal
 
 
 #: Rows per row group of a bucket file: the files' bytes do not depend on how the rows
@@ -429,17 +429,24 @@ def published_files(store: StoreLayout, what: str) -> list[Path]:
     return [f for r in read_manifest(store)["releases"] for f in _bucket_files(store, r["name"], what)]
 
 
-def _structure_index(store: StoreLayout, chunks: list[int], out: Path) -> int:
+def _structure_index(store: StoreLayout, seals: Mapping[int, Seal], out: Path) -> int:
     """Write to ``out`` where each ok prediction's PDB member lies in its chunk's archive:
     the rows of each chunk's seal (checked against the archive's tar headers when it was
-    sealed), one chunk at a time, in chunk order; return the rows."""
+    sealed), one chunk at a time, in chunk order; return the rows.
+
+    Raises
+    ------
+    StaleOutputError
+        A seal's index holds another number of rows than the seal records.
+    """
     n = 0
     pending: list[pa.Table] = []
     with pq.ParquetWriter(out, STORE_INDEX_SCHEMA) as writer:
-        for c in chunks:
-            ch = store.chunk_outputs(chunk_id(c))
-            chunk_seal(ch)  # sealed already by _check_chunk: this reads its footer
-            rows = pq.read_table(ch.index, schema=STORE_INDEX_SCHEMA)
+        for c, seal in seals.items():
+            path = store.chunk_outputs(chunk_id(c)).index
+            rows = pq.read_table(path, schema=STORE_INDEX_SCHEMA)
+            if rows.num_rows != seal.structures:
+                raise StaleOutputError(str(path), f"expected the {seal.structures} structures its seal records, found {rows.num_rows} rows: delete it (the chunk is sealed again)")
             pending.append(rows)
             n += rows.num_rows
             # row groups of 2^17 rows, not one per chunk: the writer keeps every row

@@ -338,8 +338,8 @@ DOCUMENTED = (
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/index.parquet", "the chunk's seal, written last by its fold job (foldatlas.seal): one row per structure of the chunk, in chunk order, "
-     "its byte range checked against its tar header once; key-value metadata foldatlas_seal (JSON): the SHA-256, size and modification time of the chunk's three files, "
-     "its number of predictions and the SHA-256 of their checksums sorted", STORE_INDEX_SCHEMA),
+     "its byte range checked against its tar header once; key-value metadata foldatlas_seal (JSON): the SHA-256, size, modification time, inode and status-change time "
+     "of the chunk's three files, its numbers of predictions and structures and the SHA-256 of their checksums sorted", STORE_INDEX_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/keys/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/sequences/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", STORE_SEQUENCES_SCHEMA),

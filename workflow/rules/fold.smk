@@ -87,8 +87,9 @@ rule publish_release:
     threads: 1
     resources:
         **cpu_site(),
-        # reads every new file once (SHA-256), holds one chunk's checksums and one
-        # batch; DuckDB sorts the release's tables within 1 GB and spills to scratch
+        # reads each new chunk's seal (its files' SHA-256, made by its fold job), holds
+        # one chunk's checksums and one batch; DuckDB sorts the release's tables within
+        # its share of the memory and spills to scratch
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: runtime_minutes(120, attempt),
     params:
