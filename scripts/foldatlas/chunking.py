@@ -434,20 +434,20 @@ def _resolve_members(con, scratch: Path, red: Redundancy, name: str, threads: in
     work.mkdir()
     new = work / "new.fa"
     n_new = write_fasta(con.cursor().sql(_NEW_QUERY).to_arrow_reader(1 << 16), new)
-    found = [pa.table({f.name: pa.array([], f.type) for f in RESOLVED_SCHEMA})]
+    # what MMseqs2 resolves: Parquet files written by DuckDB under the plan's memory limit
+    found = [work / "none.parquet"]
+    pq.write_table(RESOLVED_SCHEMA.empty_table(), found[0])
     if n_new and red.folded:
         folded = work / "folded.fa"
         write_fasta(con.cursor().sql(f"SELECT checksum, sequence FROM read_parquet({duck.sql_paths(red.folded)}) ORDER BY checksum").to_arrow_reader(1 << 16), folded)
-        found.append(search_representatives(red.binary, new, folded, work, red.thresholds, threads=threads))
-        cur = con.cursor()
-        cur.register("joined", found[-1])
-        n_new = write_fasta(cur.sql(f"SELECT n.* FROM ({_NEW_QUERY}) n ANTI JOIN joined j ON j.checksum = n.checksum ORDER BY n.length DESC, n.key").to_arrow_reader(1 << 16), new)
+        found.append(search_representatives(red.binary, new, folded, work, red.thresholds, threads=threads, con=con.cursor()))
+        joined = f"read_parquet({duck.sql_path(found[-1])})"
+        n_new = write_fasta(con.cursor().sql(f"SELECT n.* FROM ({_NEW_QUERY}) n ANTI JOIN {joined} j ON j.checksum = n.checksum ORDER BY n.length DESC, n.key").to_arrow_reader(1 << 16), new)
     if n_new > 1:
-        found.append(cluster_sequences(red.binary, new, work, red.thresholds, threads=threads))
-    con.register("resolved", pa.concat_tables(found))
+        found.append(cluster_sequences(red.binary, new, work, red.thresholds, threads=threads, con=con.cursor()))
     con.execute(
-        """CREATE TABLE assign AS
-           SELECT checksum, representative, identity, coverage, rep_coverage, ? AS release FROM resolved
+        f"""CREATE TABLE assign AS
+           SELECT checksum, representative, identity, coverage, rep_coverage, ? AS release FROM read_parquet({duck.sql_paths(found)})
            UNION ALL SELECT checksum, representative, identity, coverage, rep_coverage, release FROM known_members""",
         [name],
     )

@@ -32,8 +32,10 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import duck
 from .errors import ConfigError
@@ -104,41 +106,48 @@ def write_fasta(batches: Iterable[pa.RecordBatch], path: str | os.PathLike[str])
     return n
 
 
-def _read_alignments(path: Path, *, member: str, representative: str, member_cov: str, rep_cov: str, t: Thresholds) -> pa.Table:
-    """MMseqs2 alignments (``_ALIGN_COLUMNS``, tab-separated) as resolved members: the best
-    alignment per member (identity, bits, then smallest representative), kept when both
-    thresholds hold; alignments of a sequence to itself are left out."""
+def _read_alignments(path: Path, out: Path, con: Any, *, member: str, representative: str, member_cov: str, rep_cov: str, t: Thresholds) -> int:
+    """MMseqs2 alignments (``_ALIGN_COLUMNS``, tab-separated) as resolved members
+    (:data:`RESOLVED_SCHEMA`), written to Parquet ``out`` by ``con`` (under its memory
+    limit, spilling: at 10^9 sequences they are tens of GB), sorted by checksum; return
+    their number. The best alignment per member (identity, bits, then smallest
+    representative), kept when both thresholds hold; alignments of a sequence to itself
+    are left out."""
     if path.stat().st_size == 0:  # no hit at all (DuckDB cannot sniff an empty file)
-        return RESOLVED_SCHEMA.empty_table()
-    con = duck.connect()
+        pq.write_table(RESOLVED_SCHEMA.empty_table(), out)
+        return 0
     cols = "{'query': 'VARCHAR', 'target': 'VARCHAR', 'fident': 'DOUBLE', 'qcov': 'DOUBLE', 'tcov': 'DOUBLE', 'bits': 'DOUBLE'}"
-    t_ = con.sql(
-        f"""SELECT {member} AS checksum, {representative} AS representative, fident AS identity,
-                   {member_cov} AS coverage, {rep_cov} AS rep_coverage
-            FROM read_csv({duck.sql_path(path)}, delim='\\t', header=false, columns={cols})
-            WHERE query <> target AND fident >= ? AND qcov >= ? AND tcov >= ?
-            QUALIFY row_number() OVER (PARTITION BY {member} ORDER BY fident DESC, bits DESC, {representative}) = 1
-            ORDER BY checksum""",
-        params=[t.identity, t.coverage, t.coverage],
-    ).arrow().read_all()
-    con.close()
-    return t_.cast(RESOLVED_SCHEMA)
+    con.execute(
+        f"""COPY (SELECT {member} AS checksum, {representative} AS representative, fident AS identity,
+                         {member_cov} AS coverage, {rep_cov} AS rep_coverage
+                  FROM read_csv({duck.sql_path(path)}, delim='\\t', header=false, columns={cols})
+                  WHERE query <> target AND fident >= ? AND qcov >= ? AND tcov >= ?
+                  QUALIFY row_number() OVER (PARTITION BY {member} ORDER BY fident DESC, bits DESC, {representative}) = 1
+                  ORDER BY checksum)
+            TO {duck.sql_path(out)} (FORMAT parquet)""",
+        [t.identity, t.coverage, t.coverage],
+    )
+    return pq.ParquetFile(out).metadata.num_rows
 
 
-def search_representatives(binary: str, queries: Path, targets: Path, scratch: Path, t: Thresholds, *, threads: int) -> pa.Table:
+def search_representatives(binary: str, queries: Path, targets: Path, scratch: Path, t: Thresholds, *, threads: int, con: Any) -> Path:
     """New sequences (``queries`` FASTA) that join a sequence the store folded
-    (``targets``): each with its best target at or above the thresholds."""
+    (``targets``): each with its best target at or above the thresholds, as a Parquet
+    file of :data:`RESOLVED_SCHEMA` in ``scratch`` (written by DuckDB connection ``con``)."""
     out = scratch / "search.tsv"
     run_tool([binary, "easy-search", queries, targets, out, scratch / "search_tmp", *t.args(threads), "--format-output", _ALIGN_COLUMNS], logger=log)
-    found = _read_alignments(out, member="query", representative="target", member_cov="qcov", rep_cov="tcov", t=t)
-    log.info("%d new sequences join a representative the store folded", found.num_rows)
+    found = scratch / "joined.parquet"
+    n = _read_alignments(out, found, con, member="query", representative="target", member_cov="qcov", rep_cov="tcov", t=t)
+    log.info("%d new sequences join a representative the store folded", n)
     return found
 
 
-def cluster_sequences(binary: str, fasta: Path, scratch: Path, t: Thresholds, *, threads: int) -> pa.Table:
+def cluster_sequences(binary: str, fasta: Path, scratch: Path, t: Thresholds, *, threads: int, con: Any) -> Path:
     """Members of the clusters of ``fasta`` (written longest first, ties by checksum), each
-    with its representative and the exact identity and coverage of their alignment. A
-    member whose exact alignment is below a threshold is left out (it is folded itself)."""
+    with its representative and the exact identity and coverage of their alignment, as a
+    Parquet file of :data:`RESOLVED_SCHEMA` in ``scratch`` (written by DuckDB connection
+    ``con``). A member whose exact alignment is below a threshold is left out (it is
+    folded itself)."""
     work = scratch / "linclust"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -148,11 +157,12 @@ def cluster_sequences(binary: str, fasta: Path, scratch: Path, t: Thresholds, *,
     run_tool([binary, "align", db, db, clu, aln, "-a", "--alignment-mode", "3", "-e", "inf", "--threads", str(threads)], logger=log)
     run_tool([binary, "convertalis", db, db, aln, work / "aln.tsv", "--format-output", _ALIGN_COLUMNS, "--threads", str(threads)], logger=log)
     run_tool([binary, "createtsv", db, db, clu, work / "clu.tsv", "--threads", str(threads)], logger=log)
-    members = _read_alignments(work / "aln.tsv", member="target", representative="query", member_cov="tcov", rep_cov="qcov", t=t)
+    members = scratch / "members.parquet"
+    n = _read_alignments(work / "aln.tsv", members, con, member="target", representative="query", member_cov="tcov", rep_cov="qcov", t=t)
     clustered = _count_members(work / "clu.tsv")
-    if clustered > members.num_rows:
-        log.info("%d members fall below a threshold in their exact alignment: they are folded themselves", clustered - members.num_rows)
-    log.info("linclust: %d members resolved to a representative", members.num_rows)
+    if clustered > n:
+        log.info("%d members fall below a threshold in their exact alignment: they are folded themselves", clustered - n)
+    log.info("linclust: %d members resolved to a representative", n)
     return members
 
 
