@@ -51,6 +51,7 @@ def make_chunk(folder: Path, no: int, seqs: list[str], *, extra: bytes = b"", fo
     is high-confidence."""
     out = folder / f"chunk_{no:06d}"
     out.mkdir(parents=True, exist_ok=True)  # a store reserves its chunk folders when it plans
+    (out / "index.parquet").unlink(missing_ok=True)  # as a fold job removes its chunk's seal before it writes
     rows, archive = [], b""
     for k, seq in enumerate(seqs):
         c = sequence_checksum(seq.encode())

@@ -28,7 +28,7 @@ from foldatlas.archive import read_member
 from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import RELEASE_FILE, Layout, StoreLayout
-from foldatlas.store import atlas_sources, check_unpublished, file_checksum, plan_release, publish_release, read_manifest, reserve_chunks, verify_release
+from foldatlas.store import atlas_sources, check_unpublished, file_checksum, plan_release, publish_release, read_manifest, release_chunk_files, release_history, reserve_chunks, verify_release
 from foldatlas.tables import SEQUENCES_SCHEMA, write_table
 from test_atlas import AA, make_chunk
 
@@ -82,7 +82,9 @@ def test_a_published_release_records_every_file_and_its_counts(release1):
     assert m["releases"][0]["sha256"] == file_checksum(store.release_file("r0001"))["sha256"]
     assert record["counts"] == {"records": 6, "unique_sequences": 6, "new_sequences": 6, "already_folded": 0, "represented": 0, "est_gpu_hours_folded": 6.0, "est_gpu_hours_saved": 0.0, "est_gpu_hours_saved_by_redundancy": 0.0}
     assert record["inputs"][0]["source_id"] == f"a.fa@{hashlib.sha256(b'a.fa').hexdigest()[:12]}"
-    assert record["chunks"][1]["files"]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
+    chunk_files = dict(release_chunk_files(store, "r0001"))
+    assert list(chunk_files) == [0, 1] and chunk_files[1]["structures"] == file_checksum(store.chunk_outputs("000001").structures)
+    assert record["chunks"] == {"rows": 2, **file_checksum(store.release_chunks("r0001"))}
     keys = pa.concat_tables(pq.read_table(f).append_column("bucket", pa.array([f.stem] * pq.read_metadata(f).num_rows))
                             for f in sorted(store.release_keys("r0001").glob("*.parquet")))  # fmt: skip
     assert sorted(keys["checksum"].to_pylist()) == sorted(sequence_checksum(s.encode()) for s in SEQS[:6])
@@ -179,6 +181,26 @@ def test_a_release_is_the_same_whether_its_chunks_were_sealed_by_their_fold_jobs
     seqs = write_sequences(tmp_path / "seq2.parquet", SEQS[:9], [0, 0, 0, 1, 1, 1, 2, 2, 2], ["r0001"] * 6 + ["r0002"] * 3)
     with pytest.raises(StaleOutputError, match=r"embeddings.parquet: changed after its fold job sealed it"):
         publish_release(store, planned=planned(tmp_path, store, "", [2]), sequences=seqs, inputs=write_inputs(tmp_path / "in2.json", {"a.fa": 6, "b.fa": 3}), receipt=tmp_path / "r2.json")
+
+
+def test_a_release_of_foldatlas_0_5_listing_its_chunks_in_its_record_is_still_read(release1):
+    """Releases of foldatlas < 0.6 list their chunks in release.json, not chunks.parquet:
+    verification, the atlas's chunk lookup and the history read both."""
+    tmp, store, _ = release1
+    rec = json.loads(store.release_file("r0001").read_text())
+    files = dict(release_chunk_files(store, "r0001"))
+    rec["chunks"] = [{"chunk": c, "files": f} for c, f in files.items()]
+    store.release_chunks("r0001").unlink()
+    store.release_file("r0001").write_text(json.dumps(rec))
+    m = read_manifest(store)
+    m["releases"][0]["sha256"] = file_checksum(store.release_file("r0001"))["sha256"]
+    store.manifest.write_text(json.dumps(m))
+    assert dict(release_chunk_files(store, "r0001")) == files and verify_release(store, "r0001") == []
+    assert release_history(store)[0]["chunks"] == 2
+    seqs = write_sequences(tmp / "few.parquet", SEQS[:5], [0, 0, 0, 1, 1], ["r0001"] * 5)
+    assert [c.chunk for c in atlas_sources(store, seqs, tmp / "receipt1.json")["chunks"]] == [0, 1]
+    store.chunk_outputs("000001").structures.write_bytes(b"damaged")
+    assert verify_release(store, "r0001") == [f"{store.chunk_outputs('000001').structures}: missing, or SHA-256 or size differs from the release record's"]
 
 
 def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(release1, tmp_path):

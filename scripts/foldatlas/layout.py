@@ -151,8 +151,9 @@ class StoreLayout:
           manifest.json                    the published releases (replaced atomically)
           chunks/chunk_NNNNNN/             one fold job's outputs, written once, and
                                            their seal (index.parquet, foldatlas.seal)
-          releases/<name>/release.json     a published release: inputs, counts, chunks and
-                                           the SHA-256 of every file
+          releases/<name>/release.json     a published release: inputs, counts and the
+                                           SHA-256 of every file
+          releases/<name>/chunks.parquet   its chunks and their files' SHA-256
           releases/<name>/keys/HH.parquet  checksum -> chunk of each sequence it folded
           releases/<name>/structures/HH.parquet
                                            checksum -> archive, byte range (append-only:
@@ -202,6 +203,11 @@ class StoreLayout:
 
     def release_file(self, name: str) -> Path:
         return self.release_dir(name) / RELEASE_FILE
+
+    def release_chunks(self, name: str) -> Path:
+        """A release's chunks and their files' checksums (``chunks.parquet``; before
+        foldatlas 0.6 they were listed in ``release.json``)."""
+        return self.release_dir(name) / "chunks.parquet"
 
     def release_keys(self, name: str) -> Path:
         """Folder of a release's keys, one file per bucket (:meth:`bucket_file`)."""

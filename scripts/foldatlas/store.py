@@ -47,9 +47,9 @@ from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
 from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, fresh_dir, parse_chunk_id
 from .seal import Seal, chunk_seal, checksums_digest, file_checksum
-from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
+from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, RELEASE_CHUNKS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
-__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
+__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "release_chunk_files", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
 
 log = logging.getLogger("foldatlas.store")
 
@@ -198,9 +198,9 @@ def _publish(store: StoreLayout, plan: PlannedRelease, chunks: list[int], con: A
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
         "counts": _release_counts(sequences, plan.name, inputs),
-        "chunks": [{"chunk": c, "files": seals[c].release_files()} for c in chunks],
     }  # fmt: skip
     with atomic_dir(store.release_dir(plan.name)) as staging:
+        record["chunks"] = _write_chunk_list(seals, staging / store.release_chunks(plan.name).name)
         keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=plan.name)
         record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
         structures = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(index)}) ORDER BY checksum")
@@ -213,6 +213,40 @@ def _publish(store: StoreLayout, plan: PlannedRelease, chunks: list[int], con: A
             record["members"] = _write_buckets(resolved, staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
         write_json(staging / store.release_file(plan.name).name, record)
     return record
+
+
+def _write_chunk_list(seals: Mapping[int, Seal], path: Path) -> dict:
+    """Write a release's chunks and their files' SHA-256 and size (``chunks.parquet``);
+    return its rows, SHA-256 and size (for the release record)."""
+    order = sorted(seals)
+    cols: dict[str, list] = {"chunk": order}
+    for f in _FILES:
+        cols[f"{f}_sha256"] = [seals[c].files[f]["sha256"] for c in order]
+        cols[f"{f}_bytes"] = [seals[c].files[f]["bytes"] for c in order]
+    write_table(pa.table(cols), path, RELEASE_CHUNKS_SCHEMA)
+    return {"rows": len(order), **file_checksum(path)}
+
+
+def release_chunk_files(store: StoreLayout, name: str, record: Mapping[str, Any] | None = None) -> Iterator[tuple[int, dict[str, dict]]]:
+    """``(chunk, {file: {"sha256", "bytes"}})`` of every chunk a published release folded,
+    ascending: from its ``chunks.parquet``, or from ``release.json`` for a release of
+    foldatlas < 0.6 (``record``: the parsed release.json, when read already)."""
+    rec = record if record is not None else json.loads(store.release_file(name).read_text())
+    if isinstance(rec["chunks"], list):  # foldatlas < 0.6
+        for c in rec["chunks"]:
+            yield int(c["chunk"]), {f: dict(v) for f, v in c["files"].items()}
+        return
+    for batch in pq.ParquetFile(store.release_chunks(name)).iter_batches(batch_size=1 << 16):
+        cols = batch.to_pydict()
+        for k, c in enumerate(cols["chunk"]):
+            yield c, {f: {"sha256": cols[f"{f}_sha256"][k], "bytes": cols[f"{f}_bytes"][k]} for f in _FILES}
+
+
+def _release_chunk_numbers(store: StoreLayout, name: str, rec: Mapping[str, Any]) -> list[int]:
+    """The chunks a published release folded, ascending."""
+    if isinstance(rec["chunks"], list):
+        return [int(c["chunk"]) for c in rec["chunks"]]
+    return pq.read_table(store.release_chunks(name), columns=["chunk"])["chunk"].to_pylist()
 
 
 def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str], resolves: bool = False) -> dict | None:
@@ -234,7 +268,7 @@ def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: 
     inputs_of = lambda rec: sorted({i["source_id"] for i in rec["inputs"]})  # noqa: E731
     names = [r["name"] for r in m["releases"]]
     rec = release(plan.name) if plan.name in names else None
-    if rec is not None and [c["chunk"] for c in rec["chunks"]] == chunks and inputs_of(rec) == sources:
+    if rec is not None and _release_chunk_numbers(store, plan.name, rec) == sorted(chunks) and inputs_of(rec) == sources:
         return rec
     if not chunks and not resolves:
         for n in reversed(names):
@@ -575,8 +609,7 @@ def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str], scratc
     found = []
     for chunk, release, n in rows:
         if release not in listed_in:
-            record = json.loads(store.release_file(release).read_text()) if store.release_file(release).exists() else {"chunks": []}
-            listed_in[release] = {c["chunk"]: c["files"] for c in record["chunks"]}
+            listed_in[release] = dict(release_chunk_files(store, release)) if store.release_file(release).exists() else {}
         ch = store.chunk_outputs(chunk_id(chunk))
         if chunk not in listed_in[release]:
             raise StaleOutputError(str(store.release_file(release)), f"expected chunk {chunk_id(chunk)} in release {release}, found it not published there: plan again (snakemake --forcerun plan_chunks)")
@@ -629,11 +662,15 @@ def verify_release(store: StoreLayout, name: str) -> list[str]:
             path = StoreLayout.bucket_file(folder, bucket)
             if not path.exists() or file_checksum(path)["sha256"] != recorded["sha256"]:
                 problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
-    for c in rec["chunks"]:
-        ch = store.chunk_outputs(chunk_id(c["chunk"]))
+    if isinstance(rec["chunks"], dict):  # chunks.parquet (foldatlas 0.6)
+        path = store.release_chunks(name)
+        if not path.exists() or file_checksum(path)["sha256"] != rec["chunks"]["sha256"]:
+            return [*problems, f"{path}: missing, or SHA-256 differs from the release record's"]
+    for chunk, files in release_chunk_files(store, name, rec):
+        ch = store.chunk_outputs(chunk_id(chunk))
         for f in _FILES:
             path = getattr(ch, f)
-            if not path.exists() or file_checksum(path) != dict(c["files"][f]):
+            if not path.exists() or file_checksum(path) != files[f]:
                 problems.append(f"{path}: missing, or SHA-256 or size differs from the release record's")
     return problems
 
@@ -643,7 +680,7 @@ def release_history(store: StoreLayout) -> list[dict]:
     out = []
     for r in read_manifest(store)["releases"]:
         rec = json.loads(store.release_file(r["name"]).read_text())
-        out.append({"name": rec["name"], "created": rec["created"], "inputs": [i["source_id"] for i in rec["inputs"]], "chunks": len(rec["chunks"]), **rec["counts"]})
+        out.append({"name": rec["name"], "created": rec["created"], "inputs": [i["source_id"] for i in rec["inputs"]], "chunks": len(rec["chunks"]) if isinstance(rec["chunks"], list) else rec["chunks"]["rows"], **rec["counts"]})
     return out
 
 

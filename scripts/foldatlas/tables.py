@@ -28,6 +28,7 @@ __all__ = [
     "CHUNK_SCHEMA",
     "KEYS_SCHEMA",
     "STORE_INDEX_SCHEMA",
+    "RELEASE_CHUNKS_SCHEMA",
     "PREDICTIONS_SCHEMA",
     "SEGMENT_STRUCTURES_SCHEMA",
     "embeddings_schema",
@@ -115,6 +116,18 @@ KEYS_SCHEMA = _schema(
     ("chunk", pa.int32(), False, "store chunk whose outputs hold its prediction"),
     ("length", pa.int32(), False, "residues"),
     ("release", pa.string(), False, "name of the release"),
+)
+
+#: ``<store>/<fingerprint>/releases/<name>/chunks.parquet``: the chunks a release folded and
+#: their files' checksums (kept out of release.json: 10^5-10^6 chunks a release).
+RELEASE_CHUNKS_SCHEMA = _schema(
+    ("chunk", pa.int32(), False, "store chunk the release folded"),
+    ("predictions_sha256", pa.string(), False, "SHA-256 (hex) of its predictions.parquet"),
+    ("predictions_bytes", pa.int64(), False, "size of its predictions.parquet"),
+    ("embeddings_sha256", pa.string(), False, "SHA-256 (hex) of its embeddings.parquet"),
+    ("embeddings_bytes", pa.int64(), False, "size of its embeddings.parquet"),
+    ("structures_sha256", pa.string(), False, "SHA-256 (hex) of its structures.tar"),
+    ("structures_bytes", pa.int64(), False, "size of its structures.tar"),
 )
 
 #: ``<store>/<fingerprint>/releases/<name>/structures/HH.parquet``: where each structure the
@@ -340,6 +353,7 @@ DOCUMENTED = (
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/index.parquet", "the chunk's seal, written last by its fold job (foldatlas.seal): one row per structure of the chunk, in chunk order, "
      "its byte range checked against its tar header once; key-value metadata foldatlas_seal (JSON): the SHA-256, size, modification time, inode and status-change time "
      "of the chunk's three files, its numbers of predictions and structures and the SHA-256 of their checksums sorted", STORE_INDEX_SCHEMA),
+    ("results/store/<fingerprint>/releases/<name>/chunks.parquet", "one row per chunk the release folded, ascending (foldatlas 0.6; earlier releases list them in release.json)", RELEASE_CHUNKS_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/keys/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", KEYS_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/sequences/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", STORE_SEQUENCES_SCHEMA),
