@@ -506,6 +506,7 @@ def test_the_keys_of_shared_chunks_are_read_one_chunk_at_a_time_in_each_pass(tmp
     """What the atlas takes from each shared chunk comes from a file sorted by chunk: a
     chunk split across batches is whole, a chunk without rows is empty, and a pass that
     starts over at an earlier chunk reads the file again from its start."""
+    from foldatlas.errors import InternalError
     from foldatlas.store import SharedChunkKeys, _SharedKeys
 
     rows = pa.table({"chunk": pa.array([3, 3, 3, 5, 9, 9], pa.int64()), "checksum": ["a", "b", "c", "d", "e", "f"]})
@@ -517,6 +518,10 @@ def test_the_keys_of_shared_chunks_are_read_one_chunk_at_a_time_in_each_pass(tmp
     assert set(keys.get(5)) == {"d"} and set(keys.get(9)) == {"e", "f"}  # a second pass
     only = SharedChunkKeys(9, keys)
     assert "e" in only and "a" not in only and sorted(only) == ["e", "f"] and len(only) == 2
+    (tmp_path / "keys.parquet").unlink()  # the file is open: later passes read it still
+    assert set(keys.get(3)) == {"a", "b", "c"}
+    with pytest.raises(InternalError, match=r"expected the checksums taken from chunk 000004, found none"):
+        "a" in SharedChunkKeys(4, keys)  # noqa: B015
 
 
 def test_a_scratch_folder_that_is_a_symlink_is_emptied_where_it_points(tmp_path):

@@ -534,10 +534,11 @@ class _SharedKeys:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._file = pq.ParquetFile(path)  # open once: each pass reads what the first one did
         self._restart()
 
     def _restart(self) -> None:
-        self._batches = pq.ParquetFile(self.path).iter_batches(batch_size=1 << 16)
+        self._batches = self._file.iter_batches(batch_size=1 << 16)
         self._buf: tuple[np.ndarray, pa.Array] | None = None
         self._pos = 0
         self.chunk, self.keys = -1, frozenset[str]()
@@ -575,14 +576,20 @@ class SharedChunkKeys(Collection[str]):
     chunk: int
     source: _SharedKeys
 
+    def _keys(self) -> frozenset[str]:
+        keys = self.source.get(self.chunk)
+        if not keys:  # only chunks the run takes sequences from are shared
+            raise InternalError(f"{self.source.path}: expected the checksums taken from chunk {chunk_id(self.chunk)}, found none")
+        return keys
+
     def __contains__(self, checksum: object) -> bool:
-        return checksum in self.source.get(self.chunk)
+        return checksum in self._keys()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.source.get(self.chunk))
+        return iter(self._keys())
 
     def __len__(self) -> int:
-        return len(self.source.get(self.chunk))
+        return len(self._keys())
 
 
 def release_chunks(store: StoreLayout, sequences: str | os.PathLike[str], scratch_dir: str | os.PathLike[str] | None = None) -> list[ChunkOutputs]:
