@@ -486,20 +486,20 @@ def test_bucket_files_are_written_from_a_stream_of_batches_that_cross_buckets(tm
         _write_buckets(shuffled, tmp_path / "shuffled", KEYS_SCHEMA)
 
 
-def test_each_chunk_gets_exactly_its_planned_checksums_from_the_sorted_stream():
-    """The plan's checksums per chunk, from one stream sorted by chunk and checksum: a
-    chunk split across batches is whole, a chunk the stream lacks is empty (its
-    predictions must then be empty too), and a key in a chunk of another release stops."""
+def test_each_chunk_gets_the_count_and_digest_of_exactly_its_planned_checksums():
+    """One aggregate gives every chunk its planned rows' count and digest (the seal's
+    digest of the same checksums, whatever their order); a chunk without rows gets none
+    (its predictions must be empty too); a row in a chunk of another release stops."""
     from foldatlas.errors import InternalError
-    from foldatlas.store import _per_chunk
+    from foldatlas.seal import checksums_digest
+    from foldatlas.store import _planned_digests
 
-    rows = pa.table({"chunk": [3, 3, 3, 5, 9, 9], "checksum": ["a", "b", "c", "d", "e", "f"]})
-    stream = rows.to_batches(max_chunksize=2)  # chunk 3 spans two batches, 9 starts in one and ends in the next
-    got = {c: found.to_pylist() for c, found in _per_chunk(stream, [9, 3, 4, 5, 11])}
-    assert got == {3: ["a", "b", "c"], 4: [], 5: ["d"], 9: ["e", "f"], 11: []}
-    assert list(got) == [3, 4, 5, 9, 11]
+    con = duckdb.connect()
+    con.register("rows", pa.table({"chunk": [9, 3, 3, 5, 9, 3], "checksum": ["f", "c", "a", "d", "e", "b"]}))
+    got = _planned_digests(con, "rows", [9, 3, 4, 5, 11])
+    assert got == {3: (3, checksums_digest(["b", "a", "c"])), 4: (0, checksums_digest([])), 5: (1, checksums_digest(["d"])), 9: (2, checksums_digest(["e", "f"])), 11: (0, checksums_digest([]))}
     with pytest.raises(InternalError, match=r"found one planned into chunk 000005"):
-        list(_per_chunk(rows.to_batches(), [3, 9]))
+        _planned_digests(con, "rows", [3, 9])
 
 
 def test_the_keys_of_shared_chunks_are_read_one_chunk_at_a_time_in_each_pass(tmp_path):
