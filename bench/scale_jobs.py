@@ -264,7 +264,7 @@ def run_job(name: str, root: Path, source: int, atoms: str, dim: int) -> dict:
 
         out_layout = Layout.from_config(config["output"])
         summary = timed(lambda: assemble_atlas(
-            **atlas_sources(store, layout.sequences, layout.release), records=layout.records, sequences=layout.sequences,
+            **atlas_sources(store, layout.sequences, layout.release, scratch_dir=out_layout.scratch("release_chunks")), records=layout.records, sequences=layout.sequences,
             outputs=out_layout.atlas, filter=FilterSettings.from_config(config["filter"]), atlas=AtlasSettings.from_config(config["atlas"]),
             structures=StructureSettings.from_config(config["structures"]), config=config, threads=config["atlas"]["threads"],
             scratch_dir=out_layout.scratch("assemble_atlas"), inputs=layout.inputs, outputs_key=key,
