@@ -203,6 +203,30 @@ def test_a_release_of_foldatlas_0_5_listing_its_chunks_in_its_record_is_still_re
     assert verify_release(store, "r0001") == [f"{store.chunk_outputs('000001').structures}: missing, or SHA-256 or size differs from the release record's"]
 
 
+def test_a_damaged_chunk_list_is_reported_with_every_other_problem(release1):
+    """verify_release goes on past a damaged chunks.parquet; a reader of a missing or
+    shortened chunk list stops with the store's damage named, not a plan to redo."""
+    tmp, store, _ = release1
+    archive = store.chunk_outputs("000001").structures
+    kept = archive.read_bytes()
+    archive.write_bytes(b"damaged")
+    rows = pq.read_table(store.release_chunks("r0001"))
+    pq.write_table(rows.slice(0, 1), store.release_chunks("r0001"))  # one chunk fewer, readable
+    assert verify_release(store, "r0001") == [f"{store.release_chunks('r0001')}: missing, or SHA-256 differs from the release record's",
+                                              f"{store.release_chunks('r0001')}: its chunks cannot be read ({store.release_chunks('r0001')}: expected 2 chunks as published, found 1: "
+                                              "the store was changed after publication (foldatlas.store.verify_release)), so their files were not checked"]  # fmt: skip
+    seqs = write_sequences(tmp / "few.parquet", SEQS[:5], [0, 0, 0, 1, 1], ["r0001"] * 5)
+    with pytest.raises(StaleOutputError, match=r"chunks.parquet: expected 2 chunks as published, found 1"):
+        atlas_sources(store, seqs, tmp / "receipt1.json")
+    store.release_chunks("r0001").unlink()
+    with pytest.raises(StaleOutputError, match=r"chunks.parquet: expected the chunk list of release r0001, found it unreadable"):
+        atlas_sources(store, seqs, tmp / "receipt1.json")
+    pq.write_table(rows, store.release_chunks("r0001"))  # the same rows again: other bytes are possible, the list is whole
+    assert f"{archive}: missing, or SHA-256 or size differs from the release record's" in verify_release(store, "r0001")
+    archive.write_bytes(kept)
+    assert [c.chunk for c in atlas_sources(store, seqs, tmp / "receipt1.json")["chunks"]] == [0, 1]
+
+
 def test_planning_leaves_out_what_the_store_holds_and_numbers_chunks_after_it(release1, tmp_path):
     """Release 2 over six known and six new sequences plans only the new ones, in chunks
     numbered from 2; the known keep their chunk and release in sequences.parquet."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -240,17 +241,36 @@ def release_chunk_files(store: StoreLayout, name: str, record: Mapping[str, Any]
         for c in rec["chunks"]:
             yield int(c["chunk"]), {f: dict(v) for f, v in c["files"].items()}
         return
-    for batch in pq.ParquetFile(store.release_chunks(name)).iter_batches(batch_size=1 << 16):
+    for batch in _chunk_list(store, name, rec).iter_batches(batch_size=1 << 16):
         cols = batch.to_pydict()
         for k, c in enumerate(cols["chunk"]):
             yield c, {f: {"sha256": cols[f"{f}_sha256"][k], "bytes": cols[f"{f}_bytes"][k]} for f in _FILES}
 
 
+def _chunk_list(store: StoreLayout, name: str, rec: Mapping[str, Any]) -> pq.ParquetFile:
+    """A published release's ``chunks.parquet``, open.
+
+    Raises
+    ------
+    StaleOutputError
+        It is missing, unreadable, or holds another number of chunks than the release
+        record says (the store was changed after publication).
+    """
+    path = store.release_chunks(name)
+    try:
+        f = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StaleOutputError(str(path), f"expected the chunk list of release {name}, found it unreadable ({exc}): check the store with foldatlas.store.verify_release") from None
+    if f.metadata.num_rows != rec["chunks"]["rows"]:
+        raise StaleOutputError(str(path), f"expected {rec['chunks']['rows']} chunks as published, found {f.metadata.num_rows}: the store was changed after publication (foldatlas.store.verify_release)")
+    return f
+
+
 def _release_chunk_numbers(store: StoreLayout, name: str, rec: Mapping[str, Any]) -> list[int]:
     """The chunks a published release folded, ascending."""
     if isinstance(rec["chunks"], list):
-        return [int(c["chunk"]) for c in rec["chunks"]]
-    return pq.read_table(store.release_chunks(name), columns=["chunk"])["chunk"].to_pylist()
+        return sorted(int(c["chunk"]) for c in rec["chunks"])
+    return sorted(_chunk_list(store, name, rec).read(columns=["chunk"])["chunk"].to_pylist())
 
 
 def _published_match(store: StoreLayout, m: dict, plan: PlannedRelease, chunks: list[int], sources: list[str], resolves: bool = False) -> dict | None:
@@ -316,23 +336,36 @@ def _batches(con: Any, sql: str, **params: object) -> Iterator[pa.RecordBatch]:
 def _planned_digests(con: Any, seqs: str, chunks: Sequence[int], **params: object) -> dict[int, tuple[int, str]]:
     """For every chunk of ``chunks``: how many of the release's rows (``seqs``, a SQL
     relation of ``chunk, checksum``, with named ``params``) the plan put into it, and
-    :func:`~foldatlas.seal.checksums_digest` of their checksums, from one aggregate
-    (DuckDB, on its threads; a per-chunk scan of every key made publishing quadratic, a
-    sorted stream into Python took a third of its time). A chunk without rows gets
-    ``(0, digest of none)``: its predictions must be empty too.
+    :func:`~foldatlas.seal.checksums_digest` of their checksums. The rows come as one
+    stream sorted by chunk and checksum (DuckDB spills the sort under its limit; an
+    ordered ``string_agg`` per chunk cannot spill: out of memory at 10^7 rows in 0.5 GB)
+    and each chunk's digest is updated batch by batch, holding one batch. A chunk
+    without rows gets ``(0, digest of none)``: its predictions must be empty too.
 
     Raises
     ------
     InternalError
         A sequence of the release is planned into a chunk that is not the release's.
     """
-    out = {c: (0, checksums_digest([])) for c in chunks}
-    rows = con.sql(f"SELECT chunk, count(*), sha256(string_agg(checksum || chr(10), '' ORDER BY checksum)) FROM {seqs} GROUP BY chunk", params=params or None).fetchall()
-    for c, n, digest in rows:
-        if c not in out:
-            raise InternalError(f"expected the release's sequences in its {len(chunks)} new chunks, found one planned into chunk {chunk_id(c)}")
-        out[c] = (int(n), str(digest))
-    return out
+    wanted = set(chunks)
+    out: dict[int, tuple[int, str]] = {}
+    current, n, digest = -1, 0, hashlib.sha256()
+    for batch in _batches(con, f"SELECT chunk, checksum FROM {seqs} ORDER BY chunk, checksum", **params):
+        numbers = batch.column("chunk").to_numpy(zero_copy_only=False)
+        keys = batch.column("checksum").to_pylist()
+        starts = [0, *(np.flatnonzero(numbers[1:] != numbers[:-1]) + 1).tolist()] if len(numbers) else []
+        for start, end in zip(starts, [*starts[1:], len(numbers)]):
+            if int(numbers[start]) != current:
+                if current in wanted:
+                    out[current] = (n, digest.hexdigest())
+                current, n, digest = int(numbers[start]), 0, hashlib.sha256()
+                if current not in wanted:
+                    raise InternalError(f"expected the release's sequences in its {len(wanted)} new chunks, found one planned into chunk {chunk_id(current)}")
+            digest.update("".join(f"{k}\n" for k in keys[start:end]).encode())
+            n += end - start
+    if current in wanted:
+        out[current] = (n, digest.hexdigest())
+    return {c: out.get(c, (0, checksums_digest([]))) for c in chunks}
 
 
 def _check_chunk(outputs: ChunkOutputs, planned: tuple[int, str], chunk: int, planned_checksums: Callable[[int], list[str]]) -> Seal:
@@ -655,8 +688,12 @@ def verify_release(store: StoreLayout, name: str) -> list[str]:
     if isinstance(rec["chunks"], dict):  # chunks.parquet (foldatlas 0.6)
         path = store.release_chunks(name)
         if not path.exists() or file_checksum(path)["sha256"] != rec["chunks"]["sha256"]:
-            return [*problems, f"{path}: missing, or SHA-256 differs from the release record's"]
-    for chunk, files in release_chunk_files(store, name, rec):
+            problems.append(f"{path}: missing, or SHA-256 differs from the release record's")
+    try:
+        listed = list(release_chunk_files(store, name, rec))
+    except (StaleOutputError, pa.ArrowException, KeyError) as exc:
+        return [*problems, f"{store.release_chunks(name)}: its chunks cannot be read ({exc}), so their files were not checked"]
+    for chunk, files in listed:
         ch = store.chunk_outputs(chunk_id(chunk))
         for f in _FILES:
             path = getattr(ch, f)
