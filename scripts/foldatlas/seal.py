@@ -110,16 +110,17 @@ def _archive_name(outputs: ChunkOutputs) -> str:
     return f"{folder.parent.name}/{folder.name}/{outputs.structures.name}"
 
 
-def seal_rows(outputs: ChunkOutputs) -> pa.Table:
-    """Where each ok prediction's PDB member lies in the chunk's archive (the fold job's
-    recorded byte range, its tar header read to check the member's name and size).
+def seal_rows(outputs: ChunkOutputs, preds: pa.Table) -> pa.Table:
+    """Where each ok prediction (``preds``: the chunk's predictions, at least ``checksum,
+    status, member, archive_offset, plddt, ptm``) has its PDB member in the chunk's archive
+    (the fold job's recorded byte range, its tar header read to check the member's name
+    and size).
 
     Raises
     ------
     StaleOutputError
         The archive holds no tar header of the predicted member at its recorded offset.
     """
-    preds = pq.read_table(outputs.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
     ok = preds.filter(pc.equal(preds["status"], "ok"))
     sizes = []
     with open(outputs.structures, "rb") as fh:
@@ -149,8 +150,9 @@ def seal_chunk(outputs: ChunkOutputs) -> Seal:
         file changed while it was being sealed.
     """
     stats = {f: _stat(getattr(outputs, f)) for f in _FILES}
-    rows = seal_rows(outputs)
-    checksums = pq.read_table(outputs.predictions, columns=["checksum"])["checksum"]
+    preds = pq.read_table(outputs.predictions, columns=["checksum", "status", "member", "archive_offset", "plddt", "ptm"])
+    rows = seal_rows(outputs, preds)
+    checksums = preds["checksum"]
     files = {f: {**file_checksum(getattr(outputs, f)), **stats[f]} for f in _FILES}
     if any(_stat(getattr(outputs, f)) != stats[f] for f in _FILES):
         raise StaleOutputError(str(outputs.predictions.parent), "the chunk's files changed while it was being sealed: is another job writing them?")
