@@ -43,11 +43,11 @@ def read_part(path: Path, part: Path, *, source: str, source_index: int, workers
     return read_fasta_file(path, part, source=source, source_index=source_index, settings=IngestSettings.from_config(ingest), workers=workers)
 
 
-def chunk_settings(gpu_seconds: float, max_sequences: int):
-    """The ``chunks`` section with the default cost model."""
+def chunk_settings(gpu_seconds: float, max_sequences: int, **chunks: object):
+    """The ``chunks`` section with the default cost model, ``chunks`` keys overridden."""
     from foldatlas.settings import ChunkSettings
 
-    return ChunkSettings.from_config({"gpu_seconds": gpu_seconds, "max_sequences": max_sequences})
+    return ChunkSettings.from_config({"gpu_seconds": gpu_seconds, "max_sequences": max_sequences, **chunks})
 
 
 def save_tiny_weights(folder: Path, seed: int) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -227,5 +228,79 @@ def test_chunk_content_depends_on_the_sequences_and_their_order():
 def test_a_plan_of_an_earlier_version_is_refused_with_what_to_do(tmp_path):
     path = tmp_path / "plan.tsv"
     path.write_text("chunk\tn_sequences\tresidues\tmin_length\tmax_length\test_seconds\n0\t1\t30\t30\t30\t0.100\n")
-    with pytest.raises(StaleOutputError, match="expected the columns .*content, found chunk, .*est_seconds: an earlier foldatlas wrote it; delete its folder"):
+    with pytest.raises(StaleOutputError, match="expected the columns .*content, bucket, found chunk, .*est_seconds: an earlier foldatlas wrote it; delete its folder"):
         read_plan(path)
+
+
+def _plan_parts(tmp_path, n: int, seed: int):
+    """Two parts of ``n`` random unique sequences (20-300 aa) with a few duplicates."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    uniq = ["".join(rng.choice(alphabet, rng.integers(20, 300))) for _ in range(n)]
+    parts = []
+    for k, recs in enumerate(([(f"a{i}", s) for i, s in enumerate(uniq[: n // 2])], [(f"b{i}", s) for i, s in enumerate(uniq[n // 2 :] + uniq[:5])])):
+        path = write_fasta(tmp_path / f"f{k}.fa", recs)
+        read_part(path, tmp_path / f"p{k}.parquet", source=path.name, source_index=k, min_length=10, max_length=1000)
+        parts.append(tmp_path / f"p{k}.parquet")
+    return parts
+
+
+def _planned(tmp_path, parts, name: str, settings, **kwargs):
+    out = tmp_path / name
+    plans = plan_chunks(parts, records_out=out / "records.parquet", sequences_out=out / "sequences.parquet", chunks_dir=out / "chunks",
+                        settings=settings, memory_gb=0.5, scratch_dir=tmp_path / "scratch", **kwargs)  # fmt: skip
+    chunks = {p.chunk: pq.read_table(out / "chunks" / f"chunk_{p.chunk:06d}.parquet") for p in plans}
+    return plans, chunks, pq.read_table(out / "sequences.parquet").to_pylist()
+
+
+@pytest.mark.parametrize("digits", [1, 2])
+def test_each_chunk_keeps_to_one_checksum_bucket(tmp_path, digits):
+    parts = _plan_parts(tmp_path, 600, seed=7)
+    flat, flat_chunks, _ = _planned(tmp_path, parts, "flat", chunk_settings(6.0, 25, bucket_digits=0))
+    plans, chunks, seqs = _planned(tmp_path, parts, "split", chunk_settings(6.0, 25, bucket_digits=digits))
+    row = lambda p: (p.chunk, p.content, p.bucket)  # noqa: E731
+    assert {p.bucket for p in flat} == {""} and list(map(row, read_plan(tmp_path / "flat/chunks/plan.tsv"))) == list(map(row, flat))
+    assert list(map(row, read_plan(tmp_path / "split/chunks/plan.tsv"))) == list(map(row, plans)), "plan.tsv keeps each chunk's bucket"
+    seen = []
+    for p in plans:
+        checksums = chunks[p.chunk]["checksum"].to_pylist()
+        assert len(p.bucket) == digits and {c[:digits] for c in checksums} == {p.bucket}
+        lengths = chunks[p.chunk]["length"].to_pylist()
+        assert lengths == sorted(lengths) and p.n_sequences == len(lengths) <= 25
+        assert p.est_seconds <= 6.0 or p.n_sequences == 1
+        assert p.content == chunk_content(checksums)
+        seen += checksums
+    assert sorted(seen) == sorted(s["checksum"] for s in seqs) and len(seen) == 600
+    # sequences.parquet: sorted by bucket, then length, then checksum; chunks numbered in that order
+    assert [(s["checksum"][:digits], s["length"], s["checksum"]) for s in seqs] == sorted((s["checksum"][:digits], s["length"], s["checksum"]) for s in seqs)
+    assert [p.chunk for p in plans] == list(range(len(plans))) and [p.bucket for p in plans] == sorted(p.bucket for p in plans)
+    assert {s["chunk"] for s in seqs if s["checksum"] in set(chunks[3]["checksum"].to_pylist())} == {3}
+    # the price: at most one partly filled chunk more per bucket than the plain length sort
+    buckets = {s["checksum"][:digits] for s in seqs}
+    assert len(flat) <= len(plans) <= len(flat) + len(buckets)
+    assert sum(p.est_seconds for p in plans) == pytest.approx(sum(p.est_seconds for p in flat))
+
+
+def test_bucket_digits_auto_follows_the_estimate_of_new_chunks():
+    from foldatlas.chunking import bucket_digits
+    from foldatlas.errors import ConfigError
+
+    assert [bucket_digits("auto", n) for n in (0, 255.9, 256, 4095, 4096, 1e9)] == [0, 0, 1, 1, 2, 2]
+    assert [bucket_digits(d, 1e9) for d in (0, 1, 2)] == [0, 1, 2], "a number is taken as it is"
+    with pytest.raises(ConfigError, match="chunks.bucket_digits' = 3: expected auto or 0 to 2"):
+        bucket_digits(3, 0)
+
+
+def test_auto_splits_by_the_sequences_to_fold_not_those_the_store_holds(tmp_path):
+    parts = _plan_parts(tmp_path, 400, seed=8)
+    # about 400 chunks of one sequence each: split into 16 buckets
+    tiny = chunk_settings(0.01, 1)
+    plans, _, seqs = _planned(tmp_path, parts, "all", tiny)
+    assert len(plans) == 400 and {len(p.bucket) for p in plans} == {1}
+    # the store folded 300 of them: 100 chunks to plan, too few to split
+    keys = tmp_path / "keys.parquet"
+    held = seqs[:300]
+    pq.write_table(pa.table({"checksum": [s["checksum"] for s in held], "chunk": pa.array([7] * 300, pa.int32()), "release": ["r1"] * 300}), keys)
+    plans, chunks, seqs = _planned(tmp_path, parts, "later", tiny, known=[keys], release={"name": "r2", "first_chunk": 8})
+    assert len(plans) == 100 and {p.bucket for p in plans} == {""}
+    assert sorted(c for t in chunks.values() for c in t["checksum"].to_pylist()) == sorted(s["checksum"] for s in seqs if s["release"] == "r2")

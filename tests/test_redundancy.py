@@ -72,8 +72,9 @@ def plan(tmp: Path, parts: list[Path], counts: list[Path], *, threads: int = 1, 
     out = tmp / f"plan{len(list(tmp.glob('plan*')))}"
     out.mkdir()
     kwargs.setdefault("redundancy", Redundancy(CLUSTER90, "mmseqs"))
+    kwargs.setdefault("settings", chunk_settings(1e6, 100_000))
     plan_chunks(parts, records_out=out / "records.parquet", sequences_out=out / "sequences.parquet", chunks_dir=out / "chunks",
-                settings=chunk_settings(1e6, 100_000), memory_gb=1, threads=threads, counts=counts, **kwargs)  # fmt: skip
+                memory_gb=1, threads=threads, counts=counts, **kwargs)  # fmt: skip
     seqs = pq.read_table(out / "sequences.parquet").to_pylist()
     chunked = {c for p in sorted((out / "chunks").glob("chunk_*.parquet")) for c in pq.read_table(p)["checksum"].to_pylist()}
     members = pq.read_table(out / "chunks" / MEMBERS_FILE).to_pylist() if (out / "chunks" / MEMBERS_FILE).exists() else None
@@ -122,6 +123,28 @@ def test_cluster90_folds_one_representative_per_family_and_resolves_the_rest(tmp
         identity, cov, rep_cov = aligned(p["sequences"][m["checksum"]]["sequence"], p["sequences"][m["representative"]]["sequence"])
         assert identity >= 0.9 and cov >= 0.9 and rep_cov >= 0.9, (m, identity, cov, rep_cov)
         assert abs(identity - m["identity"]) < 0.02
+
+
+def test_with_buckets_the_representatives_are_cut_per_bucket_and_members_follow_them(tmp_path):
+    fam = families(seed=5)
+    recs = [(f"{name}_{k}", s) for name, seqs in fam.items() for k, s in enumerate(seqs)]
+    parts, counts = ingest(tmp_path, {"a.fa": recs})
+    flat = plan(tmp_path, parts, counts)
+    p = plan(tmp_path, parts, counts, settings=chunk_settings(1e6, 2, bucket_digits=1))
+    rows = lambda q: {c: (r["representative"], r["identity"]) for c, r in q["sequences"].items()}  # noqa: E731
+    assert rows(p) == rows(flat) and p["chunked"] == flat["chunked"], "buckets change the chunks, never who is folded"
+    assert sum(r[0] is not None for r in rows(p).values()) == 4 * 3
+    plans = read_plan(p["dir"] / "chunks" / PLAN_FILE)
+    assert len({pl.bucket for pl in plans}) > 4
+    for pl in plans:
+        held = pq.read_table(p["dir"] / "chunks" / f"chunk_{pl.chunk:06d}.parquet")["checksum"].to_pylist()
+        assert {c[:1] for c in held} == {pl.bucket} and len(held) <= 2
+        assert all(p["sequences"][c]["chunk"] == pl.chunk for c in held)
+    for c, r in p["sequences"].items():
+        if r["representative"] is not None:
+            assert r["chunk"] == p["sequences"][r["representative"]]["chunk"], "a member points at its representative's chunk"
+    order = [(r["checksum"][:1], r["length"], r["checksum"]) for r in pq.read_table(p["dir"] / "sequences.parquet").to_pylist()]
+    assert order == sorted(order), "sequences.parquet is sorted by bucket, length, checksum, members included"
 
 
 def test_representatives_are_the_same_whatever_the_threads_or_input_order(tmp_path):

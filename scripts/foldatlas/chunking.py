@@ -31,20 +31,22 @@ from . import duck, faults
 from .atomic import atomic_dir, write_json
 from .errors import ConfigError, InternalError, StaleOutputError
 from .inputs import check_parts, gather_counts, read_count
-from .layout import MEMBERS_FILE, PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
+from .layout import BUCKET_DIGITS, MEMBERS_FILE, PLAN_FILE, RELEASE_FILE, StoreLayout, chunk_file_name, chunk_id, fresh_dir
 from .redundancy import RESOLVED_SCHEMA, Redundancy, cluster_sequences, mmseqs_binary, search_representatives, thresholds, write_fasta
 from .settings import ChunkSettings
 from .store import plan_release, published_files, reserve_chunks
 from .status import Status
 from .tables import CHUNK_SCHEMA, MEMBERS_SCHEMA, RECORDS_SCHEMA, SEQUENCES_SCHEMA, write_batches
 
-__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "chunk_content", "fold_packages", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
+__all__ = ["ChunkPlan", "ChunkCutter", "assign_chunks", "bucket_digits", "chunk_content", "fold_packages", "plan_chunks", "plan_release_chunks", "read_plan", "write_plan"]
 
 log = logging.getLogger("foldatlas.chunking")
 
 _STREAM_ROWS = 1 << 17
 _KEY_SHIFT = 40  # record key = source_index << 40 | record_index (10^12 records per file)
-_PLAN_COLUMNS = ("chunk", "n_sequences", "residues", "min_length", "max_length", "est_seconds", "content")
+_PLAN_COLUMNS = ("chunk", "n_sequences", "residues", "min_length", "max_length", "est_seconds", "content", "bucket")
+#: Least chunks per bucket for ``chunks.bucket_digits: auto`` to split a plan into buckets.
+CHUNKS_PER_BUCKET = 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class ChunkPlan:
     #: SHA-256 of the chunk's sequence checksums in order (one per line): what its fold
     #: job folds. A chunk planned again with the same content is not folded again.
     content: str
+    #: The checksum bucket all its sequences share: their checksums' first
+    #: ``chunks.bucket_digits`` hex digits ("" when the plan was not split into buckets).
+    bucket: str = ""
 
     @property
     def id(self) -> str:
@@ -110,6 +115,29 @@ def assign_chunks(
         if pos < n:  # stopped before the end of the batch: the chunk is full
             chunk, used, count = chunk + 1, 0.0, 0
     return out, (chunk, used, count)
+
+
+def bucket_digits(setting: int | str, estimated_chunks: float) -> int:
+    """The hex digits of the checksum bucket each chunk keeps to (``chunks.bucket_digits``).
+
+    ``setting`` is 0, 1 or 2 (taken as it is) or ``"auto"``: the most digits, at most the
+    store's :data:`~foldatlas.layout.BUCKET_DIGITS`, that leave at least
+    :data:`CHUNKS_PER_BUCKET` chunks per bucket for ``estimated_chunks`` (0 below 256
+    chunks, 1 below 4096, else 2). A bucket's last chunk is partly filled, so splitting a
+    small plan would multiply its jobs; at 16 chunks per bucket at most 1 job in 16 is added.
+
+    >>> bucket_digits("auto", 100), bucket_digits("auto", 300), bucket_digits("auto", 10**5)
+    (0, 1, 2)
+    """
+    if setting != "auto":
+        digits = int(setting)
+        if not 0 <= digits <= BUCKET_DIGITS:
+            raise ConfigError(f"config key 'chunks.bucket_digits' = {setting!r}: expected auto or 0 to {BUCKET_DIGITS}", key="chunks.bucket_digits", value=setting)
+        return digits
+    digits = 0
+    while digits < BUCKET_DIGITS and estimated_chunks >= CHUNKS_PER_BUCKET * 16 ** (digits + 1):
+        digits += 1
+    return digits
 
 
 def _materialise(con, query: str, scratch: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
@@ -231,7 +259,8 @@ _KEYED_VIEW = f"""CREATE VIEW keyed AS
 # the 128-bit key parsed from the hex MD5 makes grouping and joining much faster than
 # on 32-character strings
 _FIRSTS_TABLE = f"""CREATE TABLE firsts AS
-    SELECT key, min(rkey) AS first_key, count(*) AS n_records, any_value(checksum) AS checksum
+    SELECT key, min(rkey) AS first_key, count(*) AS n_records, any_value(checksum) AS checksum,
+           any_value(length) AS length
     FROM keyed WHERE status = '{Status.OK}' GROUP BY key"""
 # duplicates only (record key -> key of the first record with that sequence), as a small
 # table sorted by record key; records.parquet is then the parts read in order and merged
@@ -239,19 +268,35 @@ _FIRSTS_TABLE = f"""CREATE TABLE firsts AS
 _DUPLICATES_QUERY = f"""SELECT k.rkey, f.first_key FROM keyed k JOIN firsts f ON k.key = f.key
     WHERE k.status = '{Status.OK}' AND k.rkey <> f.first_key ORDER BY k.rkey"""
 _FIRST_RECORDS = f"parts p JOIN firsts f ON ((p.source_index::BIGINT << {_KEY_SHIFT}) | p.record_index) = f.first_key"
-_UNIQUE_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
-        k.chunk AS known_chunk, k.release AS known_release
-    FROM {_FIRST_RECORDS}
-    LEFT JOIN known k ON k.checksum = f.checksum
-    ORDER BY p.length, f.key"""
-# with ingest.redundancy: the sequences to fold or folded (members resolved to a
-# representative, table ``assign``, are left out of the chunks)
-_UNIQUE_UNRESOLVED_QUERY = f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
-        k.chunk AS known_chunk, k.release AS known_release
-    FROM {_FIRST_RECORDS}
-    LEFT JOIN known k ON k.checksum = f.checksum
-    ANTI JOIN assign a ON a.checksum = f.checksum
-    ORDER BY p.length, f.key"""
+_UNRESOLVED = "ANTI JOIN assign a ON a.checksum = f.checksum"
+
+
+def _bucket_sql(digits: int) -> str:
+    """The checksum bucket (its first ``digits`` hex digits) as a number, from the key."""
+    return f"(f.key >> {128 - 4 * digits})::INTEGER" if digits else "0"
+
+
+def _unique_query(digits: int, resolved: bool) -> str:
+    """Every unique sequence (with ``resolved``, ``ingest.redundancy``: not the members
+    resolved to a representative, table ``assign``), sorted by bucket, length, checksum;
+    the store's chunk and release of those it holds."""
+    return f"""SELECT f.checksum, p.sequence, p.length, p.n_nonstandard, f.n_records,
+            k.chunk AS known_chunk, k.release AS known_release, {_bucket_sql(digits)} AS bucket
+        FROM {_FIRST_RECORDS}
+        LEFT JOIN known k ON k.checksum = f.checksum
+        {_UNRESOLVED if resolved else ""}
+        ORDER BY bucket, p.length, f.key"""
+
+
+def _estimated_chunks(con, settings: ChunkSettings, resolved: bool) -> float:  # type: ignore[no-untyped-def]
+    """How many chunks the sequences to fold will make, by the cost model (from their
+    lengths' histogram: a small aggregate)."""
+    rows = con.execute(f"SELECT f.length, count(*) FROM firsts f ANTI JOIN known k ON k.checksum = f.checksum {_UNRESOLVED if resolved else ''} GROUP BY f.length").fetchall()
+    if not rows:
+        return 0.0
+    lengths, n = (np.array(col, dtype=np.float64) for col in zip(*rows))
+    total = float(np.sum(n))  # a sequence over the budget is a chunk of its own: never more chunks than sequences
+    return min(total, max(float(np.sum(settings.cost.seconds(lengths) * n)) / settings.gpu_seconds, total / settings.max_sequences))
 # the new unique sequences (neither folded nor resolved by a published release), longest
 # first, ties by checksum: MMseqs2's input order, which decides its representatives
 _NEW_QUERY = f"""SELECT f.checksum, p.sequence, p.length, f.key FROM {_FIRST_RECORDS}
@@ -405,16 +450,18 @@ def _write_unique(con, scratch: Path, sequences_out: str | os.PathLike[str], chu
     not shared between threads) into ``sequences.parquet`` and the chunks. With resolved
     members (``assign``), the chunks take the others, and ``sequences.parquet`` is
     written after the cut, members included with their representative's chunk."""
-    query, finish, out = _UNIQUE_QUERY, None, sequences_out
+    digits = bucket_digits(settings.bucket_digits, _estimated_chunks(con, settings, resolved) if settings.bucket_digits == "auto" else 0)
+    log.info("chunks keep to checksum buckets of %d hex digits (chunks.bucket_digits: %s)", digits, settings.bucket_digits)
+    query, finish, out = _unique_query(digits, resolved), None, sequences_out
     if resolved:
-        query, out = _UNIQUE_UNRESOLVED_QUERY, scratch / "unresolved.parquet"
-        finish = lambda staging: _write_resolved(con.cursor(), out, sequences_out, staging, settings, str(release.get("name", "")))  # noqa: E731
+        out = scratch / "unresolved.parquet"
+        finish = lambda staging: _write_resolved(con.cursor(), out, sequences_out, staging, settings, str(release.get("name", "")), digits)  # noqa: E731
     try:
-        return _write_chunks(_stream_sorted(con.cursor(), query), out, chunks_dir, settings, release, finish)
+        return _write_chunks(_stream_sorted(con.cursor(), query), out, chunks_dir, settings, release, digits, finish)
     except SortOutOfMemory as exc:
         # start the chunks again (they are staged, nothing final was written)
         log.warning("streaming the sorted sequences ran out of memory (%s); sorting to a scratch file instead", str(exc).splitlines()[0])
-        return _write_chunks(_scan(_materialise(con.cursor(), query, scratch, "unique")), out, chunks_dir, settings, release, finish)
+        return _write_chunks(_scan(_materialise(con.cursor(), query, scratch, "unique")), out, chunks_dir, settings, release, digits, finish)
 
 
 def _resolve_members(con, scratch: Path, red: Redundancy, name: str, threads: int) -> None:  # type: ignore[no-untyped-def]
@@ -454,9 +501,9 @@ def _resolve_members(con, scratch: Path, red: Redundancy, name: str, threads: in
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_resolved(con, unresolved: Path, sequences_out: str | os.PathLike[str], staging: Path, settings: ChunkSettings, name: str) -> None:  # type: ignore[no-untyped-def]
-    """``sequences.parquet`` (the cut sequences and the members, sorted by length then
-    checksum; a member points at its representative's chunk and release) and the
+def _write_resolved(con, unresolved: Path, sequences_out: str | os.PathLike[str], staging: Path, settings: ChunkSettings, name: str, digits: int) -> None:  # type: ignore[no-untyped-def]
+    """``sequences.parquet`` (the cut sequences and the members, sorted by bucket of
+    ``digits``, length, checksum; a member points at its representative's chunk and release) and the
     members this plan resolved (``members.parquet`` in the chunks folder)."""
     c = settings.cost
     est = f"{c.overhead} + p.length * ({c.linear} + p.length * ({c.quadratic} + p.length * {c.cubic}))"
@@ -475,7 +522,7 @@ def _write_resolved(con, unresolved: Path, sequences_out: str | os.PathLike[str]
         raise InternalError(f"{lost[0]} members (e.g. {lost[1]}) have a representative ({lost[2]}) that is neither folded by the store nor planned")
     cols = "checksum, sequence, length, n_nonstandard, n_records, est_seconds, chunk, release"
     query = f"""SELECT {cols}, NULL::VARCHAR AS representative, NULL::DOUBLE AS identity, NULL::DOUBLE AS coverage FROM read_parquet({cut})
-                UNION ALL SELECT {cols}, representative, identity, coverage FROM members ORDER BY length, checksum"""
+                UNION ALL SELECT {cols}, representative, identity, coverage FROM members ORDER BY left(checksum, {digits}), length, checksum"""
     write_batches(con.sql(query).to_arrow_reader(_STREAM_ROWS), sequences_out, SEQUENCES_SCHEMA)
     mine = con.sql("SELECT checksum, representative, identity, coverage, rep_coverage, length, resolved_by AS release FROM members WHERE resolved_by = ? ORDER BY checksum", params=[name])
     n = write_batches(mine.to_arrow_reader(_STREAM_ROWS), staging / MEMBERS_FILE, MEMBERS_SCHEMA)
@@ -483,8 +530,10 @@ def _write_resolved(con, unresolved: Path, sequences_out: str | os.PathLike[str]
 
 
 class ChunkCutter:
-    """Cuts the length-sorted stream of unique sequences into chunks of at most
-    ``settings.gpu_seconds`` of estimated work and ``settings.max_sequences`` sequences.
+    """Cuts the stream of unique sequences, sorted by bucket then length, into chunks of
+    at most ``settings.gpu_seconds`` of estimated work and ``settings.max_sequences``
+    sequences, each within one bucket (column ``bucket``, the first ``digits`` hex digits
+    of the checksums as a number; a stream without it is one bucket).
 
     :meth:`feed` takes one batch, returns it with ``est_seconds`` and ``chunk`` columns,
     and hands every chunk that is complete to a writer thread (``pool``), so at most a
@@ -493,29 +542,49 @@ class ChunkCutter:
 
     MAX_QUEUED_WRITES = 4
 
-    def __init__(self, folder: Path, settings: ChunkSettings, pool: ThreadPoolExecutor, *, first_chunk: int = 0, release: str = "") -> None:
+    def __init__(self, folder: Path, settings: ChunkSettings, pool: ThreadPoolExecutor, *, first_chunk: int = 0, release: str = "", digits: int = 0) -> None:
         self.folder = folder
         self.settings = settings
         self.release = release
+        self.digits = digits
         self.plans: list[ChunkPlan] = []
         self._pool = pool
         self._writes: list[Future[None]] = []
         self._pending: list[pa.Table] = []
         self._state: tuple[int, float, int] = (first_chunk, 0.0, 0)
-        self._last_length = -1
+        self._last = -1  # (bucket << 32 | length) of the last sequence fed
+        self._bucket = -1  # the bucket of the open chunk
+
+    def _order(self, batch: pa.RecordBatch) -> np.ndarray:
+        """The batch's (bucket, length) as one sortable number per row, checked sorted."""
+        order = batch.column("length").to_numpy().astype(np.int64)
+        if "bucket" in batch.schema.names:
+            order |= batch.column("bucket").to_numpy().astype(np.int64) << 32
+        if len(order) and (order[0] < self._last or np.any(np.diff(order) < 0)):
+            raise InternalError("unique sequences did not come out sorted by bucket, then length")
+        self._last = int(order[-1]) if len(order) else self._last
+        return order >> 32
+
+    def _assign(self, est: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+        """Chunk ids of the new sequences: the greedy cut, with a new chunk at each bucket."""
+        ids = np.empty(len(est), dtype=np.int32)
+        bounds = (np.flatnonzero(np.diff(buckets)) + 1).tolist()
+        for s, e in zip([0, *bounds], [*bounds, len(est)]) if len(est) else ():
+            if int(buckets[s]) != self._bucket:
+                chunk, _, count = self._state
+                self._state, self._bucket = ((chunk + 1, 0.0, 0) if count else self._state), int(buckets[s])
+            ids[s:e], self._state = assign_chunks(est[s:e], budget=self.settings.gpu_seconds, max_sequences=self.settings.max_sequences, state=self._state)
+        return ids
 
     def feed(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Chunk the new sequences of a batch (those without a ``known_chunk``, when the
         batch has that column: the store's earlier releases fold the others)."""
-        lengths = batch.column("length").to_numpy()
-        if len(lengths) and (lengths[0] < self._last_length or np.any(np.diff(lengths) < 0)):
-            raise InternalError("unique sequences did not come out sorted by length")
-        self._last_length = int(lengths[-1]) if len(lengths) else self._last_length
-        est = self.settings.cost.seconds(lengths)
+        buckets = self._order(batch)
+        est = self.settings.cost.seconds(batch.column("length").to_numpy())
         table = pa.Table.from_batches([batch]).append_column("est_seconds", pa.array(est))
         known = table["known_chunk"].is_valid().to_numpy(zero_copy_only=False) if "known_chunk" in table.column_names else np.zeros(len(est), bool)
         new = np.flatnonzero(~known)
-        ids, self._state = assign_chunks(est[new], budget=self.settings.gpu_seconds, max_sequences=self.settings.max_sequences, state=self._state)
+        ids = self._assign(est[new], buckets[new])
         if known.any():
             chunk = table["known_chunk"].to_numpy(zero_copy_only=False).astype(np.float64)
             chunk[new] = ids
@@ -546,6 +615,9 @@ class ChunkCutter:
         table = pa.concat_tables(self._pending)
         self._pending.clear()
         lengths = table["length"].to_numpy()
+        bucket = pc.unique(table["bucket"]).to_pylist() if "bucket" in table.column_names else [0]
+        if len(bucket) != 1:
+            raise InternalError(f"chunk {table['chunk'][0]} holds the checksum buckets {bucket}: expected one")
         plan = ChunkPlan(
             chunk=int(table["chunk"][0].as_py()),
             n_sequences=table.num_rows,
@@ -554,6 +626,7 @@ class ChunkCutter:
             max_length=int(lengths.max()),
             est_seconds=float(np.sum(table["est_seconds"].to_numpy())),
             content=chunk_content(table["checksum"].to_pylist()),
+            bucket=f"{bucket[0]:0{self.digits}x}" if self.digits else "",
         )
         self.plans.append(plan)
         while len(self._writes) >= self.MAX_QUEUED_WRITES:
@@ -562,11 +635,12 @@ class ChunkCutter:
         faults.kill_point("plan_chunk_queued")  # staging folder, scratch database and records.parquet half-written
 
 
-def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict, finish: Callable[[Path], None] | None = None) -> list[ChunkPlan]:
-    """``sequences.parquet`` and the chunks folder (staged, then swapped in whole);
-    ``finish`` writes more into the staged folder before the swap."""
+def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.PathLike[str], chunks_dir: Path, settings: ChunkSettings, release: dict, digits: int, finish: Callable[[Path], None] | None = None) -> list[ChunkPlan]:
+    """``sequences.parquet`` and the chunks folder (staged, then swapped in whole), each
+    chunk within one checksum bucket of ``digits``; ``finish`` writes more into the
+    staged folder before the swap."""
     with atomic_dir(chunks_dir) as staging, ThreadPoolExecutor(max_workers=1) as pool:
-        cutter = ChunkCutter(staging, settings, pool, first_chunk=int(release.get("first_chunk", 0)), release=str(release.get("name", "")))
+        cutter = ChunkCutter(staging, settings, pool, first_chunk=int(release.get("first_chunk", 0)), release=str(release.get("name", "")), digits=digits)
         write_batches((cutter.feed(b) for b in batches if b.num_rows), sequences_out, SEQUENCES_SCHEMA)
         plans = cutter.finish()
         write_plan(staging / PLAN_FILE, plans)
@@ -604,11 +678,12 @@ def write_plan(path: Path, plans: Sequence[ChunkPlan]) -> None:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(_PLAN_COLUMNS)
         for p in plans:
-            writer.writerow([p.chunk, p.n_sequences, p.residues, p.min_length, p.max_length, f"{p.est_seconds:.3f}", p.content])
+            writer.writerow([p.chunk, p.n_sequences, p.residues, p.min_length, p.max_length, f"{p.est_seconds:.3f}", p.content, p.bucket])
 
 
 def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
-    """Read a ``plan.tsv`` written by :func:`plan_chunks`.
+    """Read a ``plan.tsv`` written by :func:`plan_chunks` (a plan of 0.6, without the
+    ``bucket`` column, reads with ``bucket`` "": it was not split into buckets).
 
     Raises
     ------
@@ -618,7 +693,7 @@ def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
     """
     with open(path, newline="") as fh:
         rows = csv.DictReader(fh, delimiter="\t")
-        if tuple(rows.fieldnames or ()) != _PLAN_COLUMNS:
+        if tuple(rows.fieldnames or ()) not in (_PLAN_COLUMNS, _PLAN_COLUMNS[:-1]):
             found = ", ".join(rows.fieldnames or ()) or "nothing"
             raise StaleOutputError(
                 str(path), f"expected the columns {', '.join(_PLAN_COLUMNS)}, found {found}: an earlier foldatlas wrote it; delete its folder to plan the chunks again"
@@ -632,6 +707,7 @@ def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
                 max_length=int(r["max_length"]),
                 est_seconds=float(r["est_seconds"]),
                 content=r["content"],
+                bucket=r.get("bucket") or "",
             )
             for r in rows
         ]

@@ -158,6 +158,8 @@ class ChunkSettings(Section):
     SECTION = ("chunks",)
     gpu_seconds: float
     max_sequences: int
+    #: ``"auto"`` or 0, 1, 2: hex digits of the checksum bucket a chunk keeps to
+    bucket_digits: int | str
     cost: CostModel
 
 

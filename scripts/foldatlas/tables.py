@@ -76,7 +76,8 @@ PART_SCHEMA = _schema(
     ("sequence", pa.string(), True, "normalised sequence; null when empty or invalid"),
 )
 
-#: ``results/ingest/sequences.parquet``: one row per unique sequence, sorted by length.
+#: ``results/ingest/sequences.parquet``: one row per unique sequence, sorted by checksum
+#: bucket (``chunks.bucket_digits``), then length, then checksum.
 SEQUENCES_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence; the key of a unique sequence"),
     ("sequence", pa.string(), False, "normalised amino-acid sequence"),
@@ -143,7 +144,7 @@ STORE_INDEX_SCHEMA = _schema(
     ("ptm", pa.float32(), False, "pTM, 0-1"),
 )
 
-#: ``results/chunks/chunk_NNNNN.parquet``: the sequences of one chunk, sorted by length.
+#: ``results/chunks/chunk_NNNNN.parquet``: the sequences of one chunk (one checksum bucket), sorted by length.
 CHUNK_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("sequence", pa.string(), False, "normalised amino-acid sequence"),
@@ -346,8 +347,8 @@ SEQ_CLUSTERS_SCHEMA = _schema(
 #: Every documented file and its schema (the README's "Parquet schemas" section is built from it).
 DOCUMENTED = (
     ("results/ingest/records.parquet", "one row per input record, in input order", RECORDS_SCHEMA),
-    ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by length", SEQUENCES_SCHEMA),
-    ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length", CHUNK_SCHEMA),
+    ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by checksum bucket (the first chunks.bucket_digits hex digits; none by default below 256 chunks), then length, then checksum", SEQUENCES_SCHEMA),
+    ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length; all of one checksum bucket (plan.tsv's bucket column)", CHUNK_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/index.parquet", "the chunk's seal, written last by its fold job (foldatlas.seal): one row per structure of the chunk, in chunk order, "
