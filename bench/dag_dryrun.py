@@ -3,7 +3,8 @@
 A working directory is made with a finished ingest (records, sequences, a plan of N
 chunks, N empty chunk files), so that the dry run evaluates the plan_chunks checkpoint
 and schedules N fold_chunk jobs (or N / K fold_package jobs with ``--chunks-per-job K``,
-``fold.chunks_per_job``) plus the atlas rules, exactly as a real run of that size would.
+``fold.chunks_per_job``), 256 publish_bucket jobs (the plan's chunks in 256 checksum
+buckets) plus the atlas rules, exactly as a real run of that size would.
 Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000] [--chunks-per-job 1]
 [--persistence-backend file db] (Snakemake's metadata in files, its default, or in a
 SQLite database under .snakemake/; each backend gets a fresh working directory).
@@ -47,7 +48,12 @@ def make_workdir(root: Path, n: int, per_job: int = 1) -> Path:
     pq.write_table(RECORDS_SCHEMA.empty_table(), wd / "results/ingest/records.parquet")
     pq.write_table(SEQUENCES_SCHEMA.empty_table(), wd / "results/ingest/sequences.parquet")
     write_json(wd / "results/ingest/inputs.json", {"files": [asdict(count_file(wd / "in.fa", source="in.fa"))]})
-    write_plan(chunks / "plan.tsv", [ChunkPlan(k, 1000, 250000, 200, 300, 1800.0, chunk_content([str(k)])) for k in range(n)])
+    # chunks in 256 checksum buckets (chunks.bucket_digits: auto splits a plan this
+    # large into two hex digits), numbered in bucket order: 256 publish_bucket jobs
+    buckets = [f"{k * 256 // n:02x}" for k in range(n)]
+    write_plan(chunks / "plan.tsv", [ChunkPlan(k, 1000, 250000, 200, 300, 1800.0, chunk_content([str(k)]), buckets[k]) for k in range(n)])
+    release = {"name": "r0001", "fingerprint": "", "first_chunk": 0, "generation": 0, "chunks": list(range(n)), "bucket_digits": 2, "buckets": buckets}
+    write_json(chunks / "release.json", release)
     for k in range(n):
         (chunks / f"chunk_{k:06d}.parquet").touch()
     return wd

@@ -291,6 +291,18 @@ def test_bucket_digits_auto_follows_the_estimate_of_new_chunks():
         bucket_digits(3, 0)
 
 
+def test_the_estimate_counts_a_sequence_over_the_budget_as_one_chunk(tmp_path):
+    """40 sequences of 1000 aa over a 1-second budget (9 s each: a chunk each) and 400 of
+    50 aa (0.16 s each): about 105 chunks, cut as 107; too few to split into buckets."""
+    rng = np.random.default_rng(9)
+    alphabet = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    recs = [(f"l{i}", "".join(rng.choice(alphabet, 1000))) for i in range(40)] + [(f"s{i}", "".join(rng.choice(alphabet, 50))) for i in range(400)]
+    path = write_fasta(tmp_path / "a.fa", recs)
+    read_part(path, tmp_path / "p.parquet", source="a.fa", source_index=0, min_length=10, max_length=1000)
+    plans, _, _ = _planned(tmp_path, [tmp_path / "p.parquet"], "auto", chunk_settings(1.0, 50_000))
+    assert 100 <= len(plans) < 256 and {p.bucket for p in plans} == {""}
+
+
 def test_auto_splits_by_the_sequences_to_fold_not_those_the_store_holds(tmp_path):
     parts = _plan_parts(tmp_path, 400, seed=8)
     # about 400 chunks of one sequence each: split into 16 buckets

@@ -448,9 +448,10 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     snakemake(wd, {**config, "input": {"fasta": [str(a.relative_to(wd))]}})
     folded_1 = {c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
     assert folded_1 == fasta_checksums(a, 16, 80)
-    # release 2 folds in packages (fold.chunks_per_job: 2) of one-sequence chunks: the
-    # comparison with one plain run below proves they change no prediction
-    packaged = {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}, "chunks": {**config.get("chunks", {}), "max_sequences": 1},
+    # release 2 folds in packages (fold.chunks_per_job: 2) of one-sequence chunks, each
+    # chunk within one of 16 checksum buckets, and is published one bucket a job: the
+    # comparison with one plain run below proves none of it changes a prediction
+    packaged = {**config, "input": {"fasta": [str(a.relative_to(wd)), b.name]}, "chunks": {**config.get("chunks", {}), "max_sequences": 1, "bucket_digits": 1},
                 "fold": {**config["fold"], "chunks_per_job": 2}}  # fmt: skip
     out = snakemake(wd, packaged)
     release = json.loads((wd / "results/release.json").read_text())
@@ -462,6 +463,10 @@ def test_release_2_folds_exactly_the_new_sequences_and_equals_one_run_over_both(
     assert {c for p in preds for c in p} == expected and sum(map(len, preds)) == 3
     packages = sorted((wd / "results/logs/fold_package").glob("*.log"))
     assert len(plan) == 3 and [p.stem for p in packages] == [f"{plan[0].chunk:06d}", f"{plan[2].chunk:06d}"], "3 chunks in 2 packages"
+    assert [len(p.bucket) for p in plan] == [1, 1, 1] and [p.bucket for p in plan] == sorted(p.bucket for p in plan)
+    published_by = sorted(p.stem for p in (wd / "results/logs/publish_bucket").glob("*.log"))
+    assert published_by == sorted(["all", *(f"{i:x}" for i in range(16))]), "release 1 in one bucket job, release 2 in 16"
+    assert not list((wd / "results/release_parts").glob("*.json"))
     logs = "".join(p.read_text() for p in packages)
     assert sum(int(n) for n in re.findall(r"chunk \S+: \d+ sequences, \d+ already folded, (\d+) to fold", logs)) == 3, logs[-2000:]
     all_preds = [c for p in (wd / "results/store").glob("*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()]
@@ -581,3 +586,103 @@ def test_a_bucket_file_has_the_same_bytes_however_its_rows_were_batched(tmp_path
     odd = _write_buckets(iter(table.to_batches(max_chunksize=777)), tmp_path / "odd", STORE_SEQUENCES_SCHEMA)
     assert pq.ParquetFile(StoreLayout.bucket_file(tmp_path / "whole", "ab")).metadata.row_group(0).total_byte_size > 2**20  # pages
     assert odd == whole and list(whole["buckets"]) == ["ab"]
+
+
+def bucketed_release(tmp: Path, seqs: list[str]) -> tuple[StoreLayout, dict]:
+    """A fresh store with one chunk per checksum bucket (first hex digit) of ``seqs``,
+    folded, and a plan split into 16 buckets (chunks.bucket_digits 1), as plan_chunks
+    writes it: chunks numbered in bucket order."""
+    store = Layout(tmp / "results").store("f" * 16)
+    by_bucket: dict[str, list[str]] = {}
+    for s in sorted(seqs, key=lambda s: sequence_checksum(s.encode())):
+        by_bucket.setdefault(sequence_checksum(s.encode())[0], []).append(s)
+    chunk_of, buckets = {}, []
+    for no, (b, held) in enumerate(sorted(by_bucket.items())):
+        make_chunk(store.dir / "chunks", no, held)
+        chunk_of.update({s: no for s in held})
+        buckets.append(b)
+    rel, _ = plan_release(store, "", KEY)
+    (tmp / "plan").mkdir()
+    plan = tmp / "plan" / RELEASE_FILE
+    plan.write_text(json.dumps({**rel.__dict__, "chunks": list(range(len(buckets))), "bucket_digits": 1, "buckets": buckets}))
+    ordered = sorted(seqs, key=lambda s: sequence_checksum(s.encode()))
+    sequences = write_sequences(tmp / "seq.parquet", ordered, [chunk_of[s] for s in ordered], ["r0001"] * len(seqs))
+    inputs = write_inputs(tmp / "in.json", {"a.fa": len(seqs)})
+    return store, {"planned": plan, "sequences": sequences, "inputs": inputs}
+
+
+def release_files(store: StoreLayout, name: str) -> dict[str, bytes]:
+    return {str(p.relative_to(store.release_dir(name))): p.read_bytes() for p in store.release_dir(name).rglob("*") if p.is_file() and p.name != RELEASE_FILE}
+
+
+def test_a_release_is_published_one_bucket_at_a_time_each_job_reading_only_its_chunks(tmp_path):
+    """The workflow's jobs (publish_bucket for each bucket in any order, then
+    finish_release) publish the same release as the one call, byte for byte; a bucket's
+    job reads only its own chunks, so a damaged chunk stops its bucket and no other."""
+    from foldatlas.store import finish_release, publish_bucket, release_buckets
+
+    seqs = SEQS + ["".join(AA[(i * 3 + j * 11) % 20] for j in range(25 + i)) for i in range(30)]
+    one, args = bucketed_release(tmp_path / "one", seqs)
+    publish_release(one, **args, receipt=tmp_path / "one/receipt.json")
+    split, args = bucketed_release(tmp_path / "split", seqs)
+    buckets = release_buckets(args["planned"])
+    assert buckets == [f"{i:x}" for i in range(16)]
+    plan = json.loads(args["planned"].read_text())
+    damaged = plan["chunks"][plan["buckets"].index("3")]
+    os.unlink(split.chunk_outputs(f"{damaged:06d}").structures)
+    parts = {b: tmp_path / f"parts/{b}.json" for b in buckets}
+    for b in reversed(buckets):
+        if b == "3":
+            with pytest.raises(StaleOutputError, match=rf"chunk_{damaged:06d}/structures.tar: missing: chunk {damaged:06d} of this release has not been folded"):
+                publish_bucket(split, b, **args, part=parts[b])
+            continue
+        publish_bucket(split, b, **args, part=parts[b])
+    with pytest.raises(StaleOutputError, match=r"expected a staged part for each of the plan's 16 buckets, found 15 \(missing: 3;"):
+        finish_release(split, **args, parts=[p for p in parts.values() if p.exists()], receipt=tmp_path / "split/receipt.json")
+    assert read_manifest(split)["generation"] == 0, "nothing published"
+    make_chunk(split.dir / "chunks", damaged, [s for s in seqs if sequence_checksum(s.encode())[0] == "3"])
+    publish_bucket(split, "3", **args, part=parts["3"])
+    record = finish_release(split, **args, parts=list(parts.values()), receipt=tmp_path / "split/receipt.json")
+    assert release_files(split, "r0001") == release_files(one, "r0001")
+    same = json.loads(one.release_file("r0001").read_text())
+    assert {k: v for k, v in record.items() if k != "created"} == {k: v for k, v in same.items() if k != "created"}
+    assert verify_release(split, "r0001") == []
+    assert not (split.dir / "publishing").exists() or not any((split.dir / "publishing").iterdir()), "the staging is removed once published"
+    # a rerun of every job: acknowledged, nothing written
+    before = {p: p.read_bytes() for p in split.dir.rglob("*") if p.is_file()}
+    for b in buckets:
+        assert publish_bucket(split, b, **args, part=parts[b]) == {"bucket": b, "published": "r0001"}
+    assert finish_release(split, **args, parts=list(parts.values()), receipt=tmp_path / "split/receipt.json") == record
+    assert {p: p.read_bytes() for p in split.dir.rglob("*") if p.is_file()} == before
+
+
+def test_finishing_refuses_staged_parts_it_cannot_vouch_for(tmp_path):
+    from foldatlas.store import finish_release, publish_bucket, release_buckets
+
+    store, args = bucketed_release(tmp_path, SEQS)
+    parts = [tmp_path / f"parts/{b}.json" for b in release_buckets(args["planned"])]
+    for part in parts:
+        publish_bucket(store, part.stem, **args, part=part)
+    finish = lambda: finish_release(store, **args, parts=parts, receipt=tmp_path / "receipt.json")  # noqa: E731
+    part = next(rec for rec in (json.loads(p.read_text()) for p in parts) if rec["keys"]["buckets"])
+    bucket = next(iter(part["keys"]["buckets"]))
+    staged = StoreLayout.bucket_file(store.release_staging("r0001", part["bucket"]) / "keys", bucket)
+    kept = staged.read_bytes()
+    staged.write_bytes(kept[:-1])
+    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(staged))}: expected a staged file of {len(kept)} bytes, found {len(kept) - 1} bytes"):
+        finish()
+    staged.unlink()
+    with pytest.raises(StaleOutputError, match=r"found nothing: delete the release's parts \(results/release_parts\) to stage its buckets again"):
+        finish()
+    assert read_manifest(store)["generation"] == 0 and not store.release_dir("r0001").exists()
+    other = json.loads(parts[1].read_text())
+    parts[1].write_text(json.dumps({**other, "release": "r0009"}))
+    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(parts[1]))}: expected the staged files of release r0001, found release r0009"):
+        finish()
+    with pytest.raises(Exception, match=r"expected one of the plan's buckets \(0, 1, 2\.\.\.\), found 'all'"):
+        publish_bucket(store, "all", **args, part=tmp_path / "all.json")
+    # staged again, it publishes
+    for part in parts:
+        publish_bucket(store, part.stem, **args, part=part)
+    finish()
+    assert read_manifest(store)["generation"] == 1 and verify_release(store, "r0001") == []

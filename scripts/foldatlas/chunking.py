@@ -1,9 +1,10 @@
-"""Deduplication across all input files, and length-sorted chunks sized by GPU work.
+"""Deduplication across all input files, and length-sorted chunks sized by GPU work,
+each within one checksum bucket (``chunks.bucket_digits``).
 
 Both run out of core in DuckDB (a database file in a scratch folder, with a memory
 limit), so memory stays bounded whatever the number of records; results stream back
-in Arrow batches and are cut into chunks by a greedy pass over the length-sorted
-unique sequences (:class:`ChunkCutter`).
+in Arrow batches, sorted by bucket then length, and are cut into chunks by a greedy
+pass that starts a new chunk at each bucket (:class:`ChunkCutter`).
 """
 
 from __future__ import annotations
@@ -295,8 +296,9 @@ def _estimated_chunks(con, settings: ChunkSettings, resolved: bool) -> float:  #
     if not rows:
         return 0.0
     lengths, n = (np.array(col, dtype=np.float64) for col in zip(*rows))
-    total = float(np.sum(n))  # a sequence over the budget is a chunk of its own: never more chunks than sequences
-    return min(total, max(float(np.sum(settings.cost.seconds(lengths) * n)) / settings.gpu_seconds, total / settings.max_sequences))
+    # a sequence costlier than the budget is a chunk of its own, the others fill chunks
+    share = np.minimum(1.0, settings.cost.seconds(lengths) / settings.gpu_seconds)
+    return max(float(np.sum(share * n)), float(np.sum(n)) / settings.max_sequences)
 # the new unique sequences (neither folded nor resolved by a published release), longest
 # first, ties by checksum: MMseqs2's input order, which decides its representatives
 _NEW_QUERY = f"""SELECT f.checksum, p.sequence, p.length, f.key FROM {_FIRST_RECORDS}
@@ -329,7 +331,7 @@ def plan_chunks(
     """Deduplicate the records of all parts and cut the unique sequences into chunks.
 
     Writes ``records_out`` (one row per input record, input order, duplicates marked),
-    ``sequences_out`` (one row per unique sequence, sorted by length then checksum) and
+    ``sequences_out`` (one row per unique sequence, sorted by checksum bucket, length, checksum) and
     ``chunks_dir`` (replaced whole) with one Parquet file per chunk plus ``plan.tsv``.
     The first record of a sequence in input order (file order, then record order)
     keeps status ``ok``; later identical ones become ``duplicate``. DuckDB works under
@@ -560,6 +562,8 @@ class ChunkCutter:
         order = batch.column("length").to_numpy().astype(np.int64)
         if "bucket" in batch.schema.names:
             order |= batch.column("bucket").to_numpy().astype(np.int64) << 32
+        elif self.digits:
+            raise InternalError(f"expected a bucket column in a stream cut into buckets of {self.digits} hex digits")
         if len(order) and (order[0] < self._last or np.any(np.diff(order) < 0)):
             raise InternalError("unique sequences did not come out sorted by bucket, then length")
         self._last = int(order[-1]) if len(order) else self._last
@@ -645,7 +649,8 @@ def _write_chunks(batches: Iterator[pa.RecordBatch], sequences_out: str | os.Pat
         plans = cutter.finish()
         write_plan(staging / PLAN_FILE, plans)
         if release:
-            write_json(staging / RELEASE_FILE, {**release, "chunks": [p.chunk for p in plans]})
+            # each chunk's bucket: publish_release checks and writes the release one bucket at a time
+            write_json(staging / RELEASE_FILE, {**release, "chunks": [p.chunk for p in plans], "bucket_digits": digits, "buckets": [p.bucket for p in plans]})
         if finish is not None:
             finish(staging)
     return plans
@@ -660,7 +665,8 @@ def _write_chunk_file(table: pa.Table, path: Path) -> None:
 
 def fold_packages(plans: Sequence[ChunkPlan], per_job: int) -> dict[str, list[ChunkPlan]]:
     """The plan's chunks in fold packages of ``per_job`` (``fold.chunks_per_job``):
-    consecutive chunks of the plan (of similar lengths: the plan is length-sorted), each
+    consecutive chunks of the plan (of similar lengths: the plan is length-sorted within
+    each checksum bucket; a package may span two buckets), each
     package named after its first chunk's id."""
     if per_job < 1:
         raise ConfigError(f"config key 'fold.chunks_per_job' = {per_job}: expected at least 1", key="fold.chunks_per_job", value=per_job)
@@ -688,8 +694,8 @@ def read_plan(path: str | os.PathLike[str]) -> list[ChunkPlan]:
     Raises
     ------
     StaleOutputError
-        When its columns are not those this version writes (a plan of an earlier
-        foldatlas); the message says to plan again.
+        When its columns are neither those this version writes nor 0.6's (a plan of an
+        earlier foldatlas); the message says to plan again.
     """
     with open(path, newline="") as fh:
         rows = csv.DictReader(fh, delimiter="\t")

@@ -158,6 +158,8 @@ class StoreLayout:
           releases/<name>/structures/HH.parquet
                                            checksum -> archive, byte range (append-only:
                                            each release adds its own)
+          publishing/<name>/<bucket>/      a release being published, one checksum bucket
+                                           of its plan per publish_bucket job
 
     ``HH`` is the checksum's first :data:`BUCKET_DIGITS` hex digits: a lookup reads one
     bucket of each release.
@@ -228,6 +230,12 @@ class StoreLayout:
         (``ingest.redundancy``), one file per bucket."""
         return self.release_dir(name) / "members"
 
+    def release_staging(self, name: str, bucket: str) -> Path:
+        """Where one ``publish_bucket`` job stages its bucket's files of release ``name``
+        (``publishing/<name>/<bucket>/``, beside the releases on the same file system, so
+        ``publish_release`` links them into the release folder without copying)."""
+        return self.dir / "publishing" / name / bucket
+
     @staticmethod
     def bucket_file(folder: Path, bucket: str) -> Path:
         """The file of one bucket (the first :data:`BUCKET_DIGITS` hex digits of the
@@ -297,6 +305,10 @@ class Layout:
     def release(self) -> Path:
         """The receipt of the published release this run's atlas is made from."""
         return self.root / "release.json"
+
+    def release_part(self, bucket: str) -> Path:
+        """What one ``publish_bucket`` job staged in the store for its checksum bucket."""
+        return self.root / "release_parts" / f"{bucket}.json"
 
     # fold (the outputs of a fold job go to the store: StoreLayout.chunk_outputs)
     def partial(self, chunk: str) -> Path:

@@ -8,10 +8,12 @@ model and every setting that can change a prediction), and lists them in **relea
   fingerprint holds (an anti-join of ``sequences`` against every release's
   ``keys``, one file per checksum bucket, in DuckDB), numbering them after the last published chunk, so chunk
   ids are unique across releases;
-- after its fold jobs, :func:`publish_release` checks that every new chunk's predictions
-  hold exactly the sequences planned into it, records the SHA-256 and size of every file
-  in ``releases/<name>/release.json`` with the release's inputs and counts, and then
-  replaces ``manifest.json`` atomically: a reader (and a run killed at any point) sees
+- after its fold jobs, :func:`publish_bucket` (one job per checksum bucket of the plan)
+  checks that every new chunk's predictions hold exactly the sequences planned into it
+  and stages the bucket's files; :func:`finish_release` links them into
+  ``releases/<name>/``, records the SHA-256 and size of every file in its
+  ``release.json`` with the release's inputs and counts, and then replaces
+  ``manifest.json`` atomically (:func:`publish_release` does both in one call): a reader (and a run killed at any point) sees
   the old manifest or the new one, never a half one. A published release is never
   written again;
 - the atlas of a run is a view over the store: every unique sequence of the run's
@@ -26,6 +28,7 @@ release planned while another run published is stopped at publication (the manif
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -50,7 +53,7 @@ from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chun
 from .seal import Seal, chunk_seal, checksums_digest, file_checksum
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, RELEASE_CHUNKS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
-__all__ = ["FORMAT", "PlannedRelease", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "release_chunk_files", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
+__all__ = ["FORMAT", "WHOLE", "Planned", "PlannedRelease", "finish_release", "publish_bucket", "release_buckets", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "release_chunk_files", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
 
 log = logging.getLogger("foldatlas.store")
 
@@ -135,12 +138,62 @@ def _check_key(store: StoreLayout, outputs_key: str) -> None:
     write_json(store.key, want)
 
 
+#: The bucket of a plan not split into checksum buckets (``chunks.bucket_digits`` 0).
+WHOLE = "all"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan's ``release.json`` (the chunks folder's): the release, its new chunks, each
+    chunk's checksum bucket ("" when the plan is not split: plans of foldatlas < 0.7 are
+    not) and the number of hex digits of the buckets."""
+
+    path: Path
+    release: PlannedRelease
+    chunks: list[int]
+    buckets: dict[int, str]
+    digits: int
+
+    @classmethod
+    def read(cls, planned: str | os.PathLike[str]) -> Planned:
+        rec = json.loads(Path(planned).read_text())
+        fields = {f.name for f in dataclasses.fields(PlannedRelease)}
+        chunks = [int(c) for c in rec["chunks"]]
+        digits = int(rec.get("bucket_digits", 0))
+        p = cls(Path(planned), PlannedRelease(**{k: v for k, v in rec.items() if k in fields}), chunks, dict(zip(chunks, rec.get("buckets") or [""] * len(chunks))), digits)
+        stray = {b or WHOLE for b in set(p.buckets.values())} - set(p.bucket_names())
+        if stray:
+            raise InternalError(f"{planned}: expected chunks in buckets of {digits} hex digits, found buckets {sorted(stray)}")
+        return p
+
+    @property
+    def members(self) -> Path:
+        """The members this plan resolved (``ingest.redundancy``), when it did."""
+        return self.path.parent / MEMBERS_FILE
+
+    def bucket_names(self) -> list[str]:
+        """Every bucket of the plan's release: one ``publish_bucket`` job each."""
+        return [f"{i:0{self.digits}x}" for i in range(16**self.digits)] if self.digits else [WHOLE]
+
+    def chunks_of(self, bucket: str) -> list[int]:
+        return self.chunks if bucket == WHOLE else [c for c in self.chunks if self.buckets[c] == bucket]
+
+
+def release_buckets(planned: str | os.PathLike[str]) -> list[str]:
+    """The checksum buckets the release a plan made is published in, one
+    :func:`publish_bucket` job each: every prefix of the plan's ``chunks.bucket_digits``
+    hex digits, or :data:`WHOLE` for a plan not split into buckets."""
+    return Planned.read(planned).bucket_names()
+
+
 def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str], memory_gb: float = 1.0, threads: int = 1, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
     """Publish the release a plan made (``planned``: the chunks folder's ``release.json``)
     once its fold jobs are done, and write the run's ``receipt``; return the release record.
-    ``memory_gb`` caps DuckDB's sorts of the release's tables (run on ``threads``: each
-    thread adds to DuckDB's memory); they spill beyond it to ``scratch_dir`` (emptied
-    first and removed at the end; by default a hidden folder beside ``receipt``).
+    What the workflow's jobs do, in one call: :func:`publish_bucket` for every bucket of
+    the plan (:func:`release_buckets`) one after the other, then :func:`finish_release`.
+    ``memory_gb`` caps DuckDB's sorts (run on ``threads``: each thread adds to DuckDB's
+    memory); they spill beyond it to ``scratch_dir`` (emptied first and removed at the
+    end; by default a hidden folder beside ``receipt``).
 
     Idempotent: a release published already with the same chunks and inputs (a rerun) is
     only acknowledged. A plan without new sequences over the inputs of a published release
@@ -153,70 +206,201 @@ def publish_release(store: StoreLayout, *, planned: str | os.PathLike[str], sequ
         content; a new chunk's predictions are missing or hold other sequences than the
         plan put in the chunk.
     """
-    plan = PlannedRelease(**{k: v for k, v in json.loads(Path(planned).read_text()).items() if k != "chunks"})
-    chunks = [int(c) for c in json.loads(Path(planned).read_text())["chunks"]]
-    m = read_manifest(store)
-    sources = sorted({c.source_id for c in read_inputs(inputs)})
-    if plan.fingerprint != store.fingerprint:
-        raise StaleOutputError(str(planned), f"planned against fingerprint {plan.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
-    members = Path(planned).parent / MEMBERS_FILE
-    resolves = members.exists() and pq.ParquetFile(members).metadata.num_rows > 0
-    same = _published_match(store, m, plan, chunks, sources, resolves)
-    if same is not None:
-        log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
-        _write_receipt(store, receipt, m, same["name"])
-        return same
-    if any(r["name"] == plan.name for r in m["releases"]):
-        raise InternalError(f"release {plan.name} is published: refusing to write its folder again")
     tmp = fresh_dir(scratch_dir or Path(receipt).parent / ".publish_release.scratch")
     try:
-        with contextlib.closing(duck.connect(tmp / "publish.duckdb", memory_gb=memory_gb, spill_dir=tmp / "spill", threads=threads)) as con:
-            record = _publish(store, plan, chunks, con, tmp, sequences=sequences, inputs=inputs, members=members)
+        parts = [tmp / f"{b}.json" for b in release_buckets(planned)]
+        for part in parts:
+            publish_bucket(store, part.stem, planned=planned, sequences=sequences, inputs=inputs, part=part, memory_gb=memory_gb, threads=threads, scratch_dir=tmp / "work")
+        return finish_release(store, planned=planned, parts=parts, inputs=inputs, sequences=sequences, receipt=receipt)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
-    entry = {"name": plan.name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(plan.name))}
-    next_chunk = max([int(m["next_chunk"]), *(c + 1 for c in chunks)])
-    write_json(store.manifest, {**m, "generation": m["generation"] + 1, "next_chunk": next_chunk, "releases": [*m["releases"], entry]})
-    faults.kill_point("manifest_written")
-    log.info("published release %s: %d new sequences in %d chunks", plan.name, record["counts"]["new_sequences"], len(chunks))
-    _write_receipt(store, receipt, read_manifest(store), plan.name)
+
+
+def publish_bucket(store: StoreLayout, bucket: str, *, planned: str | os.PathLike[str], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], part: str | os.PathLike[str], memory_gb: float = 1.0, threads: int = 1, scratch_dir: str | os.PathLike[str] | None = None) -> dict:
+    """Check the new chunks of one checksum ``bucket`` of a planned release against the
+    plan, and stage the release's files of that bucket in the store
+    (:meth:`~foldatlas.layout.StoreLayout.release_staging`): its part of the chunk list and
+    of the ``keys``, ``structures``, ``sequences`` and ``members`` bucket files. Writes
+    ``part`` (what it staged, with each file's SHA-256, for :func:`finish_release`) and
+    returns it. It reads only its bucket's rows of ``sequences`` (sorted by bucket, so
+    Parquet's statistics skip the rest) and its bucket's chunks. A release published
+    already (a rerun) is not staged again: ``part`` names it. ``memory_gb``, ``threads``
+    and ``scratch_dir`` as for :func:`publish_release`.
+
+    Raises
+    ------
+    StaleOutputError
+        As :func:`publish_release`, for this bucket's chunks.
+    InternalError
+        ``bucket`` is not one of the plan's (:func:`release_buckets`).
+    """
+    p = Planned.read(planned)
+    if bucket not in p.bucket_names():
+        raise InternalError(f"expected one of the plan's buckets ({', '.join(p.bucket_names()[:3])}...), found {bucket!r}")
+    _, same = _published_as(store, p, inputs)
+    if same is not None:
+        write_json(part, {"bucket": bucket, "release": p.release.name, "published": same["name"]})
+        return {"bucket": bucket, "published": same["name"]}
+    tmp = fresh_dir(scratch_dir or Path(part).parent / f".publish_bucket_{bucket}.scratch")
+    try:
+        with contextlib.closing(duck.connect(tmp / "publish.duckdb", memory_gb=memory_gb, spill_dir=tmp / "spill", threads=threads)) as con:
+            record = _stage_bucket(store, p, bucket, con, tmp, sequences=sequences)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_json(part, record)
     return record
 
 
-def _publish(store: StoreLayout, plan: PlannedRelease, chunks: list[int], con: Any, tmp: Path, *, sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], members: Path) -> dict:
-    """Check the new chunks against the plan and write the release's folder (its record
-    and bucket files); return the record. Every whole-release table is streamed through
-    DuckDB in sorted order (spilling under its memory limit) and written one batch at a
-    time: this holds one chunk's checksums and one batch, whatever the release's size."""
-    seqs = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE release = $name AND representative IS NULL)"
+def _published_as(store: StoreLayout, p: Planned, inputs: str | os.PathLike[str]) -> tuple[dict, dict | None]:
+    """The manifest, and the published release this plan duplicates (None: a new
+    release, to publish; see :func:`_published_match`)."""
+    m = read_manifest(store)
+    if p.release.fingerprint != store.fingerprint:
+        raise StaleOutputError(str(p.path), f"planned against fingerprint {p.release.fingerprint}, publishing to {store.fingerprint}: plan again (snakemake --forcerun plan_chunks)")
+    sources = sorted({c.source_id for c in read_inputs(inputs)})
+    resolves = p.members.exists() and pq.ParquetFile(p.members).metadata.num_rows > 0
+    same = _published_match(store, m, p.release, p.chunks, sources, resolves)
+    if same is None and any(r["name"] == p.release.name for r in m["releases"]):
+        raise InternalError(f"release {p.release.name} is published: refusing to write its folder again")
+    return m, same
+
+
+def finish_release(store: StoreLayout, *, planned: str | os.PathLike[str], parts: Sequence[str | os.PathLike[str]], sequences: str | os.PathLike[str], inputs: str | os.PathLike[str], receipt: str | os.PathLike[str]) -> dict:
+    """Publish a planned release whose buckets are staged (``parts``: what
+    :func:`publish_bucket` wrote for every bucket of the plan), and write the run's
+    ``receipt``; return the release record. The staged files are linked into the release
+    folder (hard links: same file system; copied where links are refused), which is
+    swapped in whole; then the manifest is replaced atomically, and the staging removed.
+    Reads no chunk and hashes no file: the bucket jobs did, and each staged file's size
+    is checked against its part. Idempotent as :func:`publish_release`.
+
+    Raises
+    ------
+    StaleOutputError
+        A bucket's part is missing, of another release, or its staged files are gone or
+        changed; and as :func:`publish_release`.
+    """
+    p = Planned.read(planned)
+    m, same = _published_as(store, p, inputs)
+    if same is not None:
+        log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
+        _write_receipt(store, receipt, m, same["name"])
+        shutil.rmtree(store.release_staging(p.release.name, WHOLE).parent, ignore_errors=True)
+        return same
+    staged = _staged_parts(p, parts)
+    name = p.release.name
+    record = {
+        "format": FORMAT, "name": name, "fingerprint": store.fingerprint, "foldatlas": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
+        "counts": _release_counts(sequences, name, inputs),
+    }  # fmt: skip
+    with atomic_dir(store.release_dir(name)) as staging:
+        record.update(_link_parts(store, p, staged, staging))
+        write_json(staging / store.release_file(name).name, record)
+    faults.kill_point("release_written")  # the release folder is in place, the manifest does not list it yet
+    entry = {"name": name, "created": record["created"], "new_sequences": record["counts"]["new_sequences"], **file_checksum(store.release_file(name))}
+    next_chunk = max([int(m["next_chunk"]), *(c + 1 for c in p.chunks)])
+    write_json(store.manifest, {**m, "generation": m["generation"] + 1, "next_chunk": next_chunk, "releases": [*m["releases"], entry]})
+    faults.kill_point("manifest_written")
+    shutil.rmtree(store.release_staging(name, WHOLE).parent, ignore_errors=True)
+    log.info("published release %s: %d new sequences in %d chunks", name, record["counts"]["new_sequences"], len(p.chunks))
+    _write_receipt(store, receipt, read_manifest(store), name)
+    return record
+
+
+def _staged_parts(p: Planned, parts: Sequence[str | os.PathLike[str]]) -> list[dict]:
+    """The parts of every bucket of the plan, in bucket order, checked to be this
+    release's and to stage something."""
+    found: dict[str, dict] = {}
+    for path in parts:
+        rec = json.loads(Path(path).read_text())
+        if rec.get("release") != p.release.name or "published" in rec:
+            what = f"release {rec.get('release')}" + (f", found published as {rec['published']} when it ran" if "published" in rec else "")
+            raise StaleOutputError(str(path), f"expected the staged files of release {p.release.name}, found {what}: delete it to stage the bucket again")
+        found[rec["bucket"]] = rec
+    if sorted(found) != p.bucket_names():
+        missing = sorted(set(p.bucket_names()) - set(found))
+        raise StaleOutputError(str(p.path), f"expected a staged part for each of the plan's {len(p.bucket_names())} buckets, found {len(found)} (missing: {', '.join(missing[:5]) or 'none'}; "
+                               f"not the plan's: {', '.join(sorted(set(found) - set(p.bucket_names()))[:5]) or 'none'})")  # fmt: skip
+    return [found[b] for b in p.bucket_names()]
+
+
+def _link_parts(store: StoreLayout, p: Planned, staged: Sequence[dict], folder: Path) -> dict:
+    """Link every bucket's staged files into the release ``folder``; return the record's
+    ``chunks`` and bucket-file entries (``keys``, ``structures``, ``sequences``, and
+    ``members`` when the plan resolved members), as one publication would list them."""
+    name = p.release.name
+    listed = store.release_chunks(name).name
+    out: dict[str, Any] = {"chunks": _merge_chunk_lists([store.release_staging(name, r["bucket"]) / listed for r in staged], folder / listed, p.chunks)}
+    for what, where in _BUCKETED.items():
+        if what == "members" and not p.members.exists():
+            continue
+        merged: dict[str, Any] = {"rows": 0, "buckets": {}}
+        for rec in staged:
+            source = store.release_staging(name, rec["bucket"]) / where(store, name).name
+            for b, info in rec[what]["buckets"].items():
+                _link(StoreLayout.bucket_file(source, b), StoreLayout.bucket_file(folder / where(store, name).name, b), info["bytes"])
+                merged["buckets"][b] = info
+            merged["rows"] += rec[what]["rows"]
+        out[what] = merged
+    return out
+
+
+def _link(source: Path, target: Path, size: int) -> None:
+    """``source`` (a staged file of ``size`` bytes) at ``target`` too: a hard link, or a copy
+    where the file system refuses links."""
+    if not source.exists() or source.stat().st_size != size:
+        found = f"{source.stat().st_size} bytes" if source.exists() else "nothing"
+        raise StaleOutputError(str(source), f"expected a staged file of {size} bytes, found {found}: delete the release's parts (results/release_parts) to stage its buckets again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _merge_chunk_lists(paths: Sequence[Path], out: Path, chunks: Sequence[int]) -> dict:
+    """The buckets' chunk lists as the release's (``chunks.parquet``): every chunk of the
+    plan once, ascending; return its rows, SHA-256 and size."""
+    table = pa.concat_tables([pq.read_table(path, schema=RELEASE_CHUNKS_SCHEMA) for path in paths]).sort_by("chunk")
+    if table["chunk"].to_pylist() != sorted(chunks):
+        raise InternalError(f"expected the staged chunk lists to hold the plan's {len(chunks)} chunks once each, found {table.num_rows} rows")
+    write_table(table, out, RELEASE_CHUNKS_SCHEMA)
+    return {"rows": table.num_rows, **file_checksum(out)}
+
+
+def _stage_bucket(store: StoreLayout, p: Planned, bucket: str, con: Any, tmp: Path, *, sequences: str | os.PathLike[str]) -> dict:
+    """Check one bucket's new chunks against the plan and write its staged files; return
+    its part. Every table is streamed through DuckDB in sorted order (spilling under its
+    memory limit) and written one batch at a time: this holds one chunk's checksums and
+    one batch, whatever the bucket's size."""
+    name = p.release.name
+    # the bucket's checksums: from its prefix up to (not including) the prefix then "g",
+    # after every hex digit; a range, so Parquet's row-group statistics skip the rest
+    bounds = {"lo": "" if bucket == WHOLE else bucket, "hi": ("" if bucket == WHOLE else bucket) + "g"}
+    seqs = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE release = $name AND representative IS NULL AND checksum >= $lo AND checksum < $hi)"
 
     def planned_checksums(c: int) -> list[str]:  # read only to explain a mismatch
-        return [r[0] for r in con.sql(f"SELECT checksum FROM {seqs} WHERE chunk = $chunk", params={"name": plan.name, "chunk": c}).fetchall()]
+        return [r[0] for r in con.sql(f"SELECT checksum FROM {seqs} WHERE chunk = $chunk", params={"name": name, "chunk": c, **bounds}).fetchall()]
 
-    planned = _planned_digests(con, seqs, chunks, name=plan.name)
+    planned = _planned_digests(con, seqs, p.chunks_of(bucket), name=name, **bounds)
     seals = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), planned[c], c, planned_checksums) for c in sorted(planned)}
     index = Path(tmp) / "index.parquet"
     _structure_index(store, seals, index)
-    record = {
-        "format": FORMAT, "name": plan.name, "fingerprint": store.fingerprint, "foldatlas": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "inputs": [{"source_id": c.source_id, "source": c.source, "text_sha256": c.text_sha256, "records": c.records} for c in read_inputs(inputs)],
-        "counts": _release_counts(sequences, plan.name, inputs),
-    }  # fmt: skip
-    with atomic_dir(store.release_dir(plan.name)) as staging:
-        record["chunks"] = _write_chunk_list(seals, staging / store.release_chunks(plan.name).name)
-        keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=plan.name)
-        record["keys"] = _write_buckets(keys, staging / store.release_keys(plan.name).name, KEYS_SCHEMA)
+    record: dict[str, Any] = {"bucket": bucket, "release": name}
+    with atomic_dir(store.release_staging(name, bucket)) as staging:
+        record["chunks"] = _write_chunk_list(seals, staging / store.release_chunks(name).name)
+        keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=name, **bounds)
+        record["keys"] = _write_buckets(keys, staging / store.release_keys(name).name, KEYS_SCHEMA)
         structures = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(index)}) ORDER BY checksum")
-        record["structures"] = _write_buckets(structures, staging / store.release_structures(plan.name).name, STORE_INDEX_SCHEMA)
+        record["structures"] = _write_buckets(structures, staging / store.release_structures(name).name, STORE_INDEX_SCHEMA)
         # only sequences with a structure can represent others
-        texts = _batches(con, f"SELECT s.checksum, s.sequence FROM {seqs} s SEMI JOIN read_parquet({duck.sql_path(index)}) i ON i.checksum = s.checksum ORDER BY s.checksum", name=plan.name)
-        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(plan.name).name, STORE_SEQUENCES_SCHEMA)
-        if members.exists():
-            resolved = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(members)}) ORDER BY checksum")
-            record["members"] = _write_buckets(resolved, staging / store.release_members(plan.name).name, MEMBERS_SCHEMA)
-        write_json(staging / store.release_file(plan.name).name, record)
+        texts = _batches(con, f"SELECT s.checksum, s.sequence FROM {seqs} s SEMI JOIN read_parquet({duck.sql_path(index)}) i ON i.checksum = s.checksum ORDER BY s.checksum", name=name, **bounds)
+        record["sequences"] = _write_buckets(texts, staging / store.release_sequences(name).name, STORE_SEQUENCES_SCHEMA)
+        if p.members.exists():
+            resolved = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(p.members)}) WHERE checksum >= $lo AND checksum < $hi ORDER BY checksum", **bounds)
+            record["members"] = _write_buckets(resolved, staging / store.release_members(name).name, MEMBERS_SCHEMA)
     return record
 
 

@@ -9,7 +9,7 @@ from foldatlas.inputs import input_list_change
 from foldatlas.layout import CHUNK_ID_PATTERN, Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import runtime_request, site_resources
-from foldatlas.store import read_manifest
+from foldatlas.store import WHOLE, read_manifest, release_buckets
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
 from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
@@ -20,6 +20,8 @@ wildcard_constraints:
     # 000042 ... 999999, then 1000000 ...: ids never run out (foldatlas.layout.chunk_id)
     chunk=CHUNK_ID_PATTERN,
     package=CHUNK_ID_PATTERN,
+    # a checksum bucket of chunks.bucket_digits hex digits, or all (a plan not split)
+    bucket=r"all|[0-9a-f]{1,2}",
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -84,6 +86,14 @@ def check_input_list():
             "cannot see that: the atlas and its accounting would stay those of the old inputs. Run with the "
             "profile's triggers (leave out --rerun-triggers) or add --forcerun plan_chunks."
         )
+
+
+def plan_settings():
+    """The chunks section as plan_chunks's params: chunks.bucket_digits left out while it
+    is the default (auto), so that a plan of foldatlas 0.6, whose params knew no such
+    key, is not planned again (which would fold its unpublished chunks again)."""
+    chunks = config["chunks"]
+    return {k: v for k, v in chunks.items() if (k, v) != ("bucket_digits", "auto")}
 
 
 def input_fasta(wildcards):
@@ -190,11 +200,6 @@ def package_minutes(wildcards):
     return package_params(wildcards.package)["minutes"]
 
 
-def planned_chunks():
-    """Chunk ids decided by the plan_chunks checkpoint (re-evaluated after it runs)."""
-    return list(chunk_plans())
-
-
 def chunk_file(wildcards):
     """The chunk file behind {chunk}, available once plan_chunks has run."""
     checkpoints.plan_chunks.get()
@@ -252,24 +257,63 @@ def fold_runtime_minutes(wildcards):
     return fold_minutes(chunk_plan(wildcards.chunk).est_seconds)
 
 
+_BY_BUCKET = {}
+
+
+def bucket_jobs():
+    """The plan's chunk ids and fold packages (with each one's last chunk) by checksum
+    bucket, computed once per plan: every publish_bucket job asks, and at 10^5 chunks a
+    scan per bucket would slow the DAG."""
+    plans = chunk_plans()
+    key = (id(plans), config["fold"]["chunks_per_job"])
+    if key not in _BY_BUCKET:
+        chunks, held = {}, {}
+        for c, p in plans.items():
+            chunks.setdefault(p.bucket or WHOLE, []).append(c)
+        if config["fold"]["chunks_per_job"] > 1:
+            for package, members in packages().items():
+                for b in sorted({p.bucket or WHOLE for p in members}):
+                    held.setdefault(b, []).append((package, members[-1].chunk))
+        _BY_BUCKET.clear()
+        _BY_BUCKET[key] = (chunks, held)
+    return _BY_BUCKET[key]
+
+
 def fold_outputs(wildcards):
-    """Predictions, embeddings and structure archive of every chunk planned in this
-    release (the chunks of earlier releases are in the store already), or with
-    fold.chunks_per_job > 1 the receipt of every fold package."""
+    """Predictions, embeddings and structure archive of every chunk of the checksum
+    bucket {bucket} planned in this release (the chunks of earlier releases are in the
+    store already), or with fold.chunks_per_job > 1 the receipt of every fold package
+    holding one of them."""
+    chunks, held = bucket_jobs()
     if config["fold"]["chunks_per_job"] > 1:
         # a package is a job, not a product: once the store published its chunks (this
         # plan's release, published by an earlier run), it is not needed again, whatever
         # chunks_per_job says now
         published = read_manifest(STORE)["next_chunk"]
-        pending = [p for p, plans in packages().items() if plans[-1].chunk >= published]
+        pending = [p for p, last in held.get(wildcards.bucket, []) if last >= published]
         return {"packages": expand(rules.fold_package.output.receipt, package=pending)}
     out = rules.fold_chunk.output
-    chunks = planned_chunks()
+    mine = chunks.get(wildcards.bucket, [])
     return {
-        "predictions": expand(out.predictions, chunk=chunks),
-        "embeddings": expand(out.embeddings, chunk=chunks),
-        "structures": expand(out.structures, chunk=chunks),
+        "predictions": expand(out.predictions, chunk=mine),
+        "embeddings": expand(out.embeddings, chunk=mine),
+        "structures": expand(out.structures, chunk=mine),
     }
+
+
+_BUCKETS = {}
+
+
+def release_parts(wildcards):
+    """What every publish_bucket job of the plan staged: one per checksum bucket of the
+    plan's release (read once per planned release.json)."""
+    checkpoints.plan_chunks.get()
+    path = LAYOUT.planned_release
+    key = (path, os.stat(path).st_mtime_ns)
+    if key not in _BUCKETS:
+        _BUCKETS.clear()
+        _BUCKETS[key] = release_buckets(path)
+    return expand(rules.publish_bucket.output.part, bucket=_BUCKETS[key])
 
 
 def final_targets(wildcards):

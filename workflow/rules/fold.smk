@@ -70,9 +70,40 @@ rule fold_package:
         "../../scripts/fold_package.py"
 
 
-rule publish_release:
+rule publish_bucket:
     input:
         unpack(fold_outputs),
+        chunks=rules.plan_chunks.output.chunks,
+        sequences=rules.plan_chunks.output.sequences,
+        inputs=rules.plan_chunks.output.inputs,
+    output:
+        # a job's record, not a product: what it staged in the store for publish_release
+        part=temp(LAYOUT.release_part("{bucket}")),
+    log:
+        LAYOUT.log("publish_bucket", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("publish_bucket", "{bucket}")
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **cpu_site(),
+        # reads each of its chunks' seal (its files' SHA-256, made by its fold job), holds
+        # one chunk's checksums and one batch; DuckDB sorts the bucket's tables within its
+        # share of the memory and spills to scratch
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
+    params:
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
+        scratch=lambda wc: LAYOUT.scratch(f"publish_bucket/{wc.bucket}"),
+    script:
+        "../../scripts/publish_bucket.py"
+
+
+rule publish_release:
+    input:
+        parts=release_parts,
         chunks=rules.plan_chunks.output.chunks,
         sequences=rules.plan_chunks.output.sequences,
         inputs=rules.plan_chunks.output.inputs,
@@ -87,14 +118,12 @@ rule publish_release:
     threads: 1
     resources:
         **cpu_site(),
-        # reads each new chunk's seal (its files' SHA-256, made by its fold job), holds
-        # one chunk's checksums and one batch; DuckDB sorts the release's tables within
-        # its share of the memory and spills to scratch
+        # links the staged files into the release folder and counts the release's
+        # sequences (one DuckDB aggregate over sequences.parquet); hashes nothing
         mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
+        runtime=lambda wc, attempt: runtime_minutes(60, attempt),
     params:
         store=str(STORE.root),
         fingerprint=STORE.fingerprint,
-        scratch=LAYOUT.scratch("publish_release"),
     script:
         "../../scripts/publish_release.py"

@@ -1,6 +1,7 @@
 # Ingest: validate every record of every input file, deduplicate identical sequences
 # across files, leave out those the store has folded, and cut the new ones into
-# length-sorted, GPU-sized chunks numbered after the store's last chunk.
+# length-sorted, GPU-sized chunks, each within one checksum bucket, numbered after the
+# store's last chunk.
 
 
 rule read_fasta:
@@ -53,7 +54,7 @@ checkpoint plan_chunks:
         runtime=lambda wc, attempt: runtime_minutes(240, attempt),
     params:
         ingest=config["ingest"],
-        chunks=config["chunks"],
+        chunks=plan_settings(),
         scratch=LAYOUT.scratch("plan_chunks"),
         # the store's part for this model; another fingerprint plans again
         store=str(STORE.root),
