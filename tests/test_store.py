@@ -666,23 +666,57 @@ def test_finishing_refuses_staged_parts_it_cannot_vouch_for(tmp_path):
     finish = lambda: finish_release(store, **args, parts=parts, receipt=tmp_path / "receipt.json")  # noqa: E731
     part = next(rec for rec in (json.loads(p.read_text()) for p in parts) if rec["keys"]["buckets"])
     bucket = next(iter(part["keys"]["buckets"]))
-    staged = StoreLayout.bucket_file(store.release_staging("r0001", part["bucket"]) / "keys", bucket)
+    staged = StoreLayout.bucket_file(store.release_staging("r0001", part["plan"], part["bucket"]) / "keys", bucket)
     kept = staged.read_bytes()
-    staged.write_bytes(kept[:-1])
-    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(staged))}: expected a staged file of {len(kept)} bytes, found {len(kept) - 1} bytes"):
+    staged.write_bytes(kept[::-1])  # as long as it was: another file all the same
+    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(staged))}: expected the file its bucket job staged \({len(kept)} bytes\), found a file of {len(kept)} bytes that is not the one staged"):
         finish()
     staged.unlink()
-    with pytest.raises(StaleOutputError, match=r"found nothing: delete the release's parts \(results/release_parts\) to stage its buckets again"):
+    with pytest.raises(StaleOutputError, match=rf"found nothing: delete {re.escape(str(tmp_path))}/parts/{part['bucket']}.json to stage the bucket again"):
         finish()
     assert read_manifest(store)["generation"] == 0 and not store.release_dir("r0001").exists()
     other = json.loads(parts[1].read_text())
     parts[1].write_text(json.dumps({**other, "release": "r0009"}))
-    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(parts[1]))}: expected the staged files of release r0001, found release r0009"):
+    with pytest.raises(StaleOutputError, match=rf"{re.escape(str(parts[1]))}: expected the staged files of release r0001 of plan \w{{16}}, found release r0009"):
         finish()
-    with pytest.raises(Exception, match=r"expected one of the plan's buckets \(0, 1, 2\.\.\.\), found 'all'"):
+    with pytest.raises(StaleOutputError, match=r"expected one of the plan's 16 buckets \(0, 1, 2\.\.\.\), found 'all'"):
         publish_bucket(store, "all", **args, part=tmp_path / "all.json")
     # staged again, it publishes
     for part in parts:
         publish_bucket(store, part.stem, **args, part=part)
     finish()
     assert read_manifest(store)["generation"] == 1 and verify_release(store, "r0001") == []
+
+
+def test_two_plans_of_one_release_name_never_share_their_staged_files(tmp_path):
+    """Two runs planned release r0001 at the same generation (the second with its chunks
+    numbered after the first's): each stages under its own plan, the first to finish
+    publishes exactly its own chunks, and the other is told to plan again."""
+    import shutil
+
+    from foldatlas.store import finish_release, publish_bucket, release_buckets
+
+    store, a = bucketed_release(tmp_path, SEQS)
+    rec = json.loads(a["planned"].read_text())
+    shift = len(rec["chunks"])
+    for c in rec["chunks"]:  # run B folded the same sequences into its own chunk folders
+        shutil.copytree(store.dir / f"chunks/chunk_{c:06d}", store.dir / f"chunks/chunk_{c + shift:06d}")
+        (store.dir / f"chunks/chunk_{c + shift:06d}/index.parquet").unlink(missing_ok=True)
+    (tmp_path / "plan-b").mkdir()
+    b = {**a, "planned": tmp_path / "plan-b" / RELEASE_FILE, "sequences": tmp_path / "seq-b.parquet"}
+    b["planned"].write_text(json.dumps({**rec, "first_chunk": shift, "chunks": [c + shift for c in rec["chunks"]]}))
+    seqs = pq.read_table(a["sequences"])
+    write_table(seqs.set_column(seqs.schema.get_field_index("chunk"), "chunk", pa.array([c + shift for c in seqs["chunk"].to_pylist()], pa.int32())), b["sequences"], SEQUENCES_SCHEMA)
+    parts = {run: [tmp_path / f"parts-{run}/{k}.json" for k in release_buckets(args["planned"])] for run, args in (("a", a), ("b", b))}
+    for part_a, part_b in zip(parts["a"], parts["b"]):  # interleaved, as two runs' jobs would be
+        publish_bucket(store, part_a.stem, **a, part=part_a)
+        publish_bucket(store, part_b.stem, **b, part=part_b)
+    staged = sorted(p.name for p in (store.dir / "publishing").iterdir())
+    assert len(staged) == 2 and all(s.startswith("r0001.") for s in staged), staged
+    finish_release(store, **a, parts=parts["a"], receipt=tmp_path / "a.json")
+    keys = pq.read_table(store.release_keys("r0001"))
+    assert sorted(set(keys["chunk"].to_pylist())) == rec["chunks"], "the release points at run A's chunks only"
+    assert verify_release(store, "r0001") == []
+    assert [p.name for p in (store.dir / "publishing").iterdir()] == [s for s in staged if s != f"r0001.{json.loads(parts['a'][0].read_text())['plan']}"], "A removes only its own staging"
+    with pytest.raises(StaleOutputError, match=r"the store gained releases since this run planned release r0001 \(generation 0, now 1\)"):
+        finish_release(store, **b, parts=parts["b"], receipt=tmp_path / "b.json")

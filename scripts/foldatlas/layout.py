@@ -158,7 +158,8 @@ class StoreLayout:
           releases/<name>/structures/HH.parquet
                                            checksum -> archive, byte range (append-only:
                                            each release adds its own)
-          publishing/<name>/<bucket>/      a release being published, one checksum bucket
+          publishing/<name>.<plan>/<bucket>/
+                                           a release being published, one checksum bucket
                                            of its plan per publish_bucket job
 
     ``HH`` is the checksum's first :data:`BUCKET_DIGITS` hex digits: a lookup reads one
@@ -230,11 +231,14 @@ class StoreLayout:
         (``ingest.redundancy``), one file per bucket."""
         return self.release_dir(name) / "members"
 
-    def release_staging(self, name: str, bucket: str) -> Path:
+    def release_staging(self, name: str, plan: str, bucket: str = "") -> Path:
         """Where one ``publish_bucket`` job stages its bucket's files of release ``name``
-        (``publishing/<name>/<bucket>/``, beside the releases on the same file system, so
-        ``publish_release`` links them into the release folder without copying)."""
-        return self.dir / "publishing" / name / bucket
+        as planned by the plan ``plan`` (an id of the planned release.json: two runs that
+        planned the same name never share it): ``publishing/<name>.<plan>/<bucket>/``,
+        beside the releases on the same file system, so ``publish_release`` links them
+        into the release folder without copying. Without ``bucket``: the plan's folder."""
+        folder = self.dir / "publishing" / f"{name}.{plan}"
+        return folder / bucket if bucket else folder
 
     @staticmethod
     def bucket_file(folder: Path, bucket: str) -> Path:

@@ -153,14 +153,21 @@ class Planned:
     chunks: list[int]
     buckets: dict[int, str]
     digits: int
+    #: the first 16 hex digits of the planned release.json's SHA-256: which plan staged what
+    ident: str
 
     @classmethod
     def read(cls, planned: str | os.PathLike[str]) -> Planned:
-        rec = json.loads(Path(planned).read_text())
+        text = Path(planned).read_bytes()
+        rec = json.loads(text)
         fields = {f.name for f in dataclasses.fields(PlannedRelease)}
         chunks = [int(c) for c in rec["chunks"]]
+        buckets = rec.get("buckets") or [""] * len(chunks)
+        if len(buckets) != len(chunks):
+            raise StaleOutputError(str(planned), f"expected a bucket for each of its {len(chunks)} chunks, found {len(buckets)}: plan again (snakemake --forcerun plan_chunks)")
         digits = int(rec.get("bucket_digits", 0))
-        p = cls(Path(planned), PlannedRelease(**{k: v for k, v in rec.items() if k in fields}), chunks, dict(zip(chunks, rec.get("buckets") or [""] * len(chunks))), digits)
+        release = PlannedRelease(**{k: v for k, v in rec.items() if k in fields})
+        p = cls(Path(planned), release, chunks, dict(zip(chunks, buckets)), digits, hashlib.sha256(text).hexdigest()[:16])
         stray = {b or WHOLE for b in set(p.buckets.values())} - set(p.bucket_names())
         if stray:
             raise InternalError(f"{planned}: expected chunks in buckets of {digits} hex digits, found buckets {sorted(stray)}")
@@ -236,10 +243,11 @@ def publish_bucket(store: StoreLayout, bucket: str, *, planned: str | os.PathLik
     """
     p = Planned.read(planned)
     if bucket not in p.bucket_names():
-        raise InternalError(f"expected one of the plan's buckets ({', '.join(p.bucket_names()[:3])}...), found {bucket!r}")
+        names = p.bucket_names()
+        raise StaleOutputError(str(planned), f"expected one of the plan's {len(names)} buckets ({', '.join(names[:3])}{'...' if len(names) > 3 else ''}), found {bucket!r}")
     _, same = _published_as(store, p, inputs)
     if same is not None:
-        write_json(part, {"bucket": bucket, "release": p.release.name, "published": same["name"]})
+        write_json(part, {"bucket": bucket, "release": p.release.name, "plan": p.ident, "published": same["name"]})
         return {"bucket": bucket, "published": same["name"]}
     tmp = fresh_dir(scratch_dir or Path(part).parent / f".publish_bucket_{bucket}.scratch")
     try:
@@ -285,7 +293,7 @@ def finish_release(store: StoreLayout, *, planned: str | os.PathLike[str], parts
     if same is not None:
         log.info("release %s is published already with these inputs and chunks: nothing to publish", same["name"])
         _write_receipt(store, receipt, m, same["name"])
-        shutil.rmtree(store.release_staging(p.release.name, WHOLE).parent, ignore_errors=True)
+        shutil.rmtree(store.release_staging(p.release.name, p.ident), ignore_errors=True)
         return same
     staged = _staged_parts(p, parts)
     name = p.release.name
@@ -303,7 +311,7 @@ def finish_release(store: StoreLayout, *, planned: str | os.PathLike[str], parts
     next_chunk = max([int(m["next_chunk"]), *(c + 1 for c in p.chunks)])
     write_json(store.manifest, {**m, "generation": m["generation"] + 1, "next_chunk": next_chunk, "releases": [*m["releases"], entry]})
     faults.kill_point("manifest_written")
-    shutil.rmtree(store.release_staging(name, WHOLE).parent, ignore_errors=True)
+    shutil.rmtree(store.release_staging(name, p.ident), ignore_errors=True)
     log.info("published release %s: %d new sequences in %d chunks", name, record["counts"]["new_sequences"], len(p.chunks))
     _write_receipt(store, receipt, read_manifest(store), name)
     return record
@@ -315,10 +323,10 @@ def _staged_parts(p: Planned, parts: Sequence[str | os.PathLike[str]]) -> list[d
     found: dict[str, dict] = {}
     for path in parts:
         rec = json.loads(Path(path).read_text())
-        if rec.get("release") != p.release.name or "published" in rec:
-            what = f"release {rec.get('release')}" + (f", found published as {rec['published']} when it ran" if "published" in rec else "")
-            raise StaleOutputError(str(path), f"expected the staged files of release {p.release.name}, found {what}: delete it to stage the bucket again")
-        found[rec["bucket"]] = rec
+        if rec.get("release") != p.release.name or "published" in rec or rec.get("plan") != p.ident:
+            what = f"release {rec.get('release')}" + (f", found published as {rec['published']} when it ran" if "published" in rec else f" of plan {rec.get('plan')}")
+            raise StaleOutputError(str(path), f"expected the staged files of release {p.release.name} of plan {p.ident}, found {what}: delete it to stage the bucket again")
+        found[rec["bucket"]] = {**rec, "part": str(path)}
     if sorted(found) != p.bucket_names():
         missing = sorted(set(p.bucket_names()) - set(found))
         raise StaleOutputError(str(p.path), f"expected a staged part for each of the plan's {len(p.bucket_names())} buckets, found {len(found)} (missing: {', '.join(missing[:5]) or 'none'}; "
@@ -332,31 +340,50 @@ def _link_parts(store: StoreLayout, p: Planned, staged: Sequence[dict], folder: 
     ``members`` when the plan resolved members), as one publication would list them."""
     name = p.release.name
     listed = store.release_chunks(name).name
-    out: dict[str, Any] = {"chunks": _merge_chunk_lists([store.release_staging(name, r["bucket"]) / listed for r in staged], folder / listed, p.chunks)}
+    for rec in staged:
+        _check_staged(store.release_staging(name, p.ident, rec["bucket"]), listed, rec)
+    out: dict[str, Any] = {"chunks": _merge_chunk_lists([store.release_staging(name, p.ident, r["bucket"]) / listed for r in staged], folder / listed, p.chunks)}
     for what, where in _BUCKETED.items():
         if what == "members" and not p.members.exists():
             continue
         merged: dict[str, Any] = {"rows": 0, "buckets": {}}
         for rec in staged:
-            source = store.release_staging(name, rec["bucket"]) / where(store, name).name
+            staging = store.release_staging(name, p.ident, rec["bucket"])
             for b, info in rec[what]["buckets"].items():
-                _link(StoreLayout.bucket_file(source, b), StoreLayout.bucket_file(folder / where(store, name).name, b), info["bytes"])
+                relative = StoreLayout.bucket_file(Path(where(store, name).name), b)
+                _check_staged(staging, str(relative), rec)
+                _link(staging / relative, folder / relative)
                 merged["buckets"][b] = info
             merged["rows"] += rec[what]["rows"]
         out[what] = merged
     return out
 
 
-def _link(source: Path, target: Path, size: int) -> None:
-    """``source`` (a staged file of ``size`` bytes) at ``target`` too: a hard link, or a copy
-    where the file system refuses links."""
-    if not source.exists() or source.stat().st_size != size:
-        found = f"{source.stat().st_size} bytes" if source.exists() else "nothing"
-        raise StaleOutputError(str(source), f"expected a staged file of {size} bytes, found {found}: delete the release's parts (results/release_parts) to stage its buckets again")
+def _staged_identities(folder: Path) -> dict[str, list[int]]:
+    """Inode, modification time and size of every file a bucket job staged: the files
+    are renamed into place, never written again, so another identity means another
+    writer (another plan's job, or damage)."""
+    return {str(f.relative_to(folder)): [st.st_ino, st.st_mtime_ns, st.st_size] for f in sorted(folder.rglob("*.parquet")) for st in [f.stat()]}
+
+
+def _check_staged(folder: Path, relative: str, rec: Mapping[str, Any]) -> None:
+    """A staged file is the one its bucket job wrote (:func:`_staged_identities`)."""
+    path, want = folder / relative, rec["staged"].get(relative)
+    st = path.stat() if path.exists() else None
+    found = [st.st_ino, st.st_mtime_ns, st.st_size] if st else None
+    if want is None or found != want:
+        what = "nothing" if st is None else f"a file of {st.st_size} bytes that is not the one staged (inode, modification time or size differ)"
+        raise StaleOutputError(str(path), f"expected the file its bucket job staged ({want[2] if want else '?'} bytes), found {what}: delete {rec['part']} to stage the bucket again")
+
+
+def _link(source: Path, target: Path) -> None:
+    """``source`` (a staged file) at ``target`` too: a hard link, or a copy where the file
+    system refuses links."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
-    except OSError:
+    except OSError as exc:
+        log.warning("could not hard-link %s (%s): copying it", source, exc)
         shutil.copyfile(source, target)
 
 
@@ -365,7 +392,7 @@ def _merge_chunk_lists(paths: Sequence[Path], out: Path, chunks: Sequence[int]) 
     plan once, ascending; return its rows, SHA-256 and size."""
     table = pa.concat_tables([pq.read_table(path, schema=RELEASE_CHUNKS_SCHEMA) for path in paths]).sort_by("chunk")
     if table["chunk"].to_pylist() != sorted(chunks):
-        raise InternalError(f"expected the staged chunk lists to hold the plan's {len(chunks)} chunks once each, found {table.num_rows} rows")
+        raise InternalError(f"expected the staged chunk lists to hold the plan's {len(chunks)} chunks once each, found {table.num_rows} rows ({len(set(table['chunk'].to_pylist()) - set(chunks))} not the plan's)")
     write_table(table, out, RELEASE_CHUNKS_SCHEMA)
     return {"rows": table.num_rows, **file_checksum(out)}
 
@@ -388,8 +415,8 @@ def _stage_bucket(store: StoreLayout, p: Planned, bucket: str, con: Any, tmp: Pa
     seals = {c: _check_chunk(store.chunk_outputs(chunk_id(c)), planned[c], c, planned_checksums) for c in sorted(planned)}
     index = Path(tmp) / "index.parquet"
     _structure_index(store, seals, index)
-    record: dict[str, Any] = {"bucket": bucket, "release": name}
-    with atomic_dir(store.release_staging(name, bucket)) as staging:
+    record: dict[str, Any] = {"bucket": bucket, "release": name, "plan": p.ident}
+    with atomic_dir(store.release_staging(name, p.ident, bucket)) as staging:
         record["chunks"] = _write_chunk_list(seals, staging / store.release_chunks(name).name)
         keys = _batches(con, f"SELECT checksum, chunk, length, release FROM {seqs} ORDER BY checksum", name=name, **bounds)
         record["keys"] = _write_buckets(keys, staging / store.release_keys(name).name, KEYS_SCHEMA)
@@ -401,6 +428,7 @@ def _stage_bucket(store: StoreLayout, p: Planned, bucket: str, con: Any, tmp: Pa
         if p.members.exists():
             resolved = _batches(con, f"SELECT * FROM read_parquet({duck.sql_path(p.members)}) WHERE checksum >= $lo AND checksum < $hi ORDER BY checksum", **bounds)
             record["members"] = _write_buckets(resolved, staging / store.release_members(name).name, MEMBERS_SCHEMA)
+    record["staged"] = _staged_identities(store.release_staging(name, p.ident, bucket))
     return record
 
 

@@ -148,6 +148,8 @@ def packages():
             list(plans.values()), config["fold"]["chunks_per_job"]
         )
         _PACKAGES["params"] = {}
+        # kept with its key: a plan read again cannot reuse a freed dict's id
+        _PACKAGES["plans"] = plans
     return _PACKAGES[key]
 
 
@@ -275,8 +277,9 @@ def bucket_jobs():
                 for b in sorted({p.bucket or WHOLE for p in members}):
                     held.setdefault(b, []).append((package, members[-1].chunk))
         _BY_BUCKET.clear()
-        _BY_BUCKET[key] = (chunks, held)
-    return _BY_BUCKET[key]
+        # the plan is kept with its key: a plan read again cannot reuse a freed dict's id
+        _BY_BUCKET[key] = (chunks, held, plans)
+    return _BY_BUCKET[key][:2]
 
 
 def fold_outputs(wildcards):
