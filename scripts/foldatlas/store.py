@@ -228,7 +228,8 @@ def publish_bucket(store: StoreLayout, bucket: str, *, planned: str | os.PathLik
     plan, and stage the release's files of that bucket in the store
     (:meth:`~foldatlas.layout.StoreLayout.release_staging`): its part of the chunk list and
     of the ``keys``, ``structures``, ``sequences`` and ``members`` bucket files. Writes
-    ``part`` (what it staged, with each file's SHA-256, for :func:`finish_release`) and
+    ``part`` (what it staged, with each file's SHA-256 and identity, for
+    :func:`finish_release`) and
     returns it. It reads only its bucket's rows of ``sequences`` (sorted by bucket, so
     Parquet's statistics skip the rest) and its bucket's chunks. A release published
     already (a rerun) is not staged again: ``part`` names it. ``memory_gb``, ``threads``
@@ -237,9 +238,8 @@ def publish_bucket(store: StoreLayout, bucket: str, *, planned: str | os.PathLik
     Raises
     ------
     StaleOutputError
-        As :func:`publish_release`, for this bucket's chunks.
-    InternalError
-        ``bucket`` is not one of the plan's (:func:`release_buckets`).
+        As :func:`publish_release`, for this bucket's chunks; ``bucket`` is not one of
+        the plan's (:func:`release_buckets`).
     """
     p = Planned.read(planned)
     if bucket not in p.bucket_names():
@@ -279,8 +279,9 @@ def finish_release(store: StoreLayout, *, planned: str | os.PathLike[str], parts
     ``receipt``; return the release record. The staged files are linked into the release
     folder (hard links: same file system; copied where links are refused), which is
     swapped in whole; then the manifest is replaced atomically, and the staging removed.
-    Reads no chunk and hashes no file: the bucket jobs did, and each staged file's size
-    is checked against its part. Idempotent as :func:`publish_release`.
+    Reads no chunk and hashes no file: the bucket jobs did, and each staged file's inode,
+    modification time and size are checked against its part. Idempotent as
+    :func:`publish_release`.
 
     Raises
     ------
