@@ -4,7 +4,8 @@ A working directory is made with a finished ingest (records, sequences, a plan o
 chunks, N empty chunk files), so that the dry run evaluates the plan_chunks checkpoint
 and schedules N fold_chunk jobs (or N / K fold_package jobs with ``--chunks-per-job K``,
 ``fold.chunks_per_job``), 256 publish_bucket jobs (the plan's chunks in 256 checksum
-buckets) plus the atlas rules, exactly as a real run of that size would.
+buckets), 256 assemble_bucket and 256 bucket_metadata jobs (the atlas in 256 buckets)
+plus the other atlas rules, exactly as a real run of that size would.
 Usage: python bench/dag_dryrun.py [--chunks 1000 10000 100000] [--chunks-per-job 1]
 [--persistence-backend file db] (Snakemake's metadata in files, its default, or in a
 SQLite database under .snakemake/; each backend gets a fresh working directory).
@@ -39,7 +40,10 @@ def make_workdir(root: Path, n: int, per_job: int = 1) -> Path:
     (wd / "config").mkdir(parents=True)
     (wd / "config/config.yaml").write_text((REPO / "config/config.yaml").read_text())
     (wd / "in.fa").write_text(">a\nMKTAYIAKQRQISFVKSHFSRQ\n")
-    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}, "foldseek": {"enabled": False}, "fold": {"chunks_per_job": per_job}}))
+    # the atlas in 256 checksum buckets as well (what auto gives an atlas of 10^9 records):
+    # 256 assemble_bucket and 256 bucket_metadata jobs
+    (wd / "run.yaml").write_text(yaml.safe_dump({"input": {"fasta": ["in.fa"]}, "foldseek": {"enabled": False}, "fold": {"chunks_per_job": per_job},
+                                                  "atlas": {"bucket_digits": 2}}))  # fmt: skip
     old = time.time() - 3600
     os.utime(wd / "in.fa", (old, old))
     chunks = wd / "results/chunks"

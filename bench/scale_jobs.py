@@ -113,6 +113,8 @@ def job_config(root: Path) -> dict:
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["input"]["fasta"] = sorted(str(p) for p in root.glob("input_*.fasta.gz"))
     config["output"]["root"] = str(root / "results")
+    if (root / "chunk_digits.txt").exists():  # --chunk-digits
+        config["chunks"]["bucket_digits"] = int((root / "chunk_digits.txt").read_text())
     return config
 
 
@@ -314,6 +316,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--job", "write_inputs", "--root", str(tmp), "--source", str(n),
                         "--files", str(args.files), "--dup", str(args.dup)], check=True)  # fmt: skip
         inputs = sorted(tmp.glob("input_*.fasta.gz"))
+        if args.chunk_digits is not None:
+            (tmp / "chunk_digits.txt").write_text(str(args.chunk_digits))
         result["write_inputs_s"] = round(time.perf_counter() - t, 1)
         result["input_gb"] = round(sum(p.stat().st_size for p in inputs) / 1e9, 3)
         steps = [("read_fasta", k) for k in range(len(inputs))] + [(j, 0) for j in JOBS[1:]]
@@ -430,6 +434,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64, help="embedding width of the stand-in")
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    ap.add_argument("--chunk-digits", type=int, default=None, help="chunks.bucket_digits (default: the configuration's, auto)")
     ap.add_argument("--upto", choices=JOBS, default=None, help="run the jobs up to this one only (e.g. plan_chunks: the ingest jobs at a size whose structures would not fit)")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)

@@ -3,6 +3,7 @@ sequence cluster, clustered by foldseek) of the high-confidence structures."""
 
 from foldatlas.annotate import tool_binary
 from foldatlas.clustering import structural_clusters
+from foldatlas.layout import Layout
 from foldatlas.logs import rule_script
 from foldatlas.settings import FoldseekSettings
 
@@ -12,7 +13,7 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         tool_binary("foldseek", sm.params.binary),
         sm.input.db,
         sm.output.clusters,
-        metadata=sm.input.metadata,
+        metadata=Layout.from_config(sm.params.output).atlas.metadata,
         seq_clusters=sm.input.seq_clusters or None,
         settings=FoldseekSettings.from_config(sm.params.foldseek),
         threads=sm.threads,

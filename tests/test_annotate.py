@@ -165,7 +165,7 @@ def _shards(tmp_path: Path, n: int = 7) -> tuple[Path, list[str]]:
     from foldatlas.archive import ShardWriter
     from ideal import ideal_pdb
 
-    writer = ShardWriter(tmp_path / "structures", "highconf", 3, archive_dir="structures")
+    writer = ShardWriter(tmp_path / "structures" / "all", "highconf", 3, archive_dir="structures/all")  # one bucket's folder
     sums = [f"{k:032x}" for k in range(n)]
     for k, c in enumerate(sums):
         writer.add(c, {"pdb": ideal_pdb(40 + 5 * k, unknown=(3,)).encode(), "cif": b"data_not_read\n"})
@@ -180,7 +180,7 @@ def test_foldseek_createdb_makes_one_database_per_shard(tmp_path):
 
     structures, sums = _shards(tmp_path)
     dbs = atlas_db(FOLDSEEK, structures, tmp_path / "db", threads=1)
-    assert [d.parent.name for d in dbs] == ["highconf_000000", "highconf_000001", "highconf_000002"]
+    assert [d.parent.name for d in dbs] == ["all_highconf_000000", "all_highconf_000001", "all_highconf_000002"]
     names = [n for d in dbs for n in read_lookup(d)]
     assert sorted(names) == sums  # every PDB member of every shard, once; the ModelCIF members are not read
     lengths = sorted(int(line.split("\t")[2]) - 2 for d in dbs for line in Path(f"{d}.index").read_text().splitlines())
@@ -273,7 +273,7 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     (wd / "resources/demo/targets").mkdir()
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", "--until", "assemble_atlas"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    shard = sorted((wd / "results/atlas/structures").glob("highconf_*.tar"))[0]
+    shard = sorted((wd / "results/atlas/structures").glob("*/highconf_*.tar"))[0]
     subprocess.run(["tar", "xf", str(shard), "-C", str(wd / "resources/demo/targets"), "--wildcards", "*.pdb.gz"], check=True)
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -282,8 +282,8 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     meta = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
     hc = {r["checksum"] for r in meta if r["high_confidence"]}
     assert sorted(clusters["member"].to_pylist()) == sorted(hc)  # every high-confidence structure clustered once, from the .tar shards
-    lookups = sorted((wd / "results/foldseek/db").glob("highconf_*/highconf.lookup"))  # one database per shard
-    assert len(lookups) == len(list((wd / "results/atlas/structures").glob("highconf_*.tar")))
+    lookups = sorted((wd / "results/foldseek/db").glob("*_highconf_*/highconf.lookup"))  # one database per shard
+    assert len(lookups) == len(list((wd / "results/atlas/structures").glob("*/highconf_*.tar")))
     names = [line.split("\t")[1] for p in lookups for line in p.read_text().splitlines()]
     assert sorted(names) == sorted(hc)  # PDB members only (the shards hold ModelCIF too)
     conf = {r["checksum"]: (r["plddt"], r["ptm"]) for r in meta if r["status"] == "folded"}

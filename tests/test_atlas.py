@@ -14,13 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 import foldatlas.atlas as atlas_module
 from conftest import REPO
 from foldatlas.archive import archive_end, gzip_entry, read_member, structure_entries
-from foldatlas.atlas import ATLAS_BINS, assemble_atlas, confidence_bin, crc64_hex
+from foldatlas.atlas import ATLAS_BINS, assemble_atlas, assemble_bucket, bucket_metadata, confidence_bin, crc64_hex, finish_atlas
+from foldatlas.atomic import write_json
+from foldatlas.buckets import WHOLE, bucket_names
 from foldatlas.errors import StaleOutputError
 from foldatlas.fasta import sequence_checksum
 from foldatlas.layout import AtlasOutputs, ChunkOutputs, Layout
@@ -132,10 +135,10 @@ def test_every_tar_reader_sees_every_member(workspace):
     tmp, _, chunks = workspace
     out, _ = run(tmp, chunks, all_structures=True)
     index = pq.read_table(out.structures / "index.parquet").to_pylist()
-    shards = sorted(out.structures.glob("*.tar"))
+    shards = sorted(out.structures.glob("*/*.tar"))
     assert len(shards) == 6  # 2 high-confidence (3 + 3), 4 of all (3 + 3 + 3 + 1)
     for shard in [*shards, *(ch.structures for ch in chunks)]:
-        expected = sorted(r["member"] for r in index if out.root / r["archive"] == shard) if shard.parent == out.structures else sorted(
+        expected = sorted(r["member"] for r in index if out.root / r["archive"] == shard) if shard.parent.parent == out.structures else sorted(
             r["member"] for ch in chunks if ch.structures == shard for r in pq.read_table(ch.predictions).to_pylist())
         gnu = subprocess.run(["tar", "tf", str(shard)], capture_output=True, text=True, check=True).stdout.split()
         with tarfile.open(shard, "r:") as tar:
@@ -195,8 +198,9 @@ def test_archive_that_disagrees_with_its_predictions_stops_the_assembly(workspac
     with pytest.raises(StaleOutputError, match=message):
         run(tmp, chunks)
     root = tmp / "atlas"
-    assert not (root / "metadata.parquet").exists() and not (root / "structures").exists()
-    assert [p.name for p in root.iterdir()] == []  # no staging or scratch left behind
+    assert not (root / "metadata.parquet").exists() and not (root / "structures" / WHOLE).exists()
+    # no staging or scratch left behind: nothing but the empty structures folder
+    assert [str(p.relative_to(root)) for p in root.rglob("*")] == ["structures"] and not any((root / "structures").iterdir())
 
 
 def test_every_member_is_checked_not_a_sample(workspace):
@@ -250,9 +254,9 @@ def test_metadata_has_crc64_mean_pae_and_provenance(workspace):
     assert [r["crc64"] for r in rows] == crc64_hex(seqs)
     assert [r["mean_pae"] for r in rows] == [2.0 + k for k in range(5)] * 2
     for path in (out.metadata, out.plddt, out.embeddings, out.index):
-        kv = json.loads(pq.read_schema(path).metadata[b"foldatlas"])
+        kv = json.loads(pq.read_schema(out.part(path, WHOLE)).metadata[b"foldatlas"])
         assert kv["model_ids"] == ["test"] and kv["versions"]["pyarrow"] == pa.__version__ and kv["foldatlas"], path
-    assert pq.read_schema(out.index).equals(INDEX_SCHEMA, check_metadata=False)
+    assert pq.read_schema(out.part(out.index, WHOLE)).equals(INDEX_SCHEMA, check_metadata=False)
     import yaml
 
     assert yaml.safe_load(out.config.read_text()) == {"filter": {"min_plddt": 0.7}, "atlas": {"shard_size": 3}}
@@ -285,7 +289,7 @@ def test_foldcomp_keeps_only_structures_that_survive_the_round_trip(tmp_path):
             assert not r["in_foldcomp"] and "chain gap" in r["foldcomp_reason"]
         else:
             assert r["in_foldcomp"] and r["foldcomp_rmsd"] < 0.05 and r["foldcomp_reason"] is None
-    with foldcomp.open(str(out.structures / "foldcomp/highconf")) as db:
+    with foldcomp.open(str(out.shards(WHOLE) / "foldcomp/highconf")) as db:
         names = {name: pdb for name, pdb in db}
     assert sorted(names) == sorted(r["checksum"] for r in index if r["in_foldcomp"])
     for name, pdb in names.items():
@@ -373,3 +377,137 @@ def test_chunks_folded_by_two_models_stop_the_assembly(workspace):
     pq.write_table(t, chunks[1].predictions)
     with pytest.raises(StaleOutputError, match=r"chunk_000001/predictions.parquet: folded by another model than .*chunk_000000/predictions.parquet .*an atlas never mixes models"):
         run(tmp, chunks)
+
+
+def split_assembly(tmp: Path, chunks: list[ChunkOutputs], digits: int, out: Path) -> tuple[AtlasOutputs, dict]:
+    """The atlas as the workflow's jobs make it: assemble_bucket for every bucket (its
+    sequences and chunks picked as foldatlas.store.bucket_sources picks them), then
+    bucket_metadata for every bucket, then finish_atlas."""
+    atlas, parts = Layout(out).atlas, out / "parts"
+    seqs = pq.read_table(tmp / "sequences.parquet")
+    settings = {"filter": FilterSettings.from_config({}), "atlas": AtlasSettings.from_config({"shard_size": 3})}
+    preds = {}
+    for b in bucket_names(digits):
+        mine = seqs.filter(pc.equal(pc.utf8_slice_codeunits(pc.coalesce(seqs["representative"], seqs["checksum"]), 0, digits), b))
+        write_table(mine, out / f"{b}.sequences.parquet", SEQUENCES_SCHEMA)
+        wanted = set(pc.coalesce(mine["representative"], mine["checksum"]).to_pylist())
+        held = [(ch, wanted & set(pq.read_table(ch.predictions)["checksum"].to_pylist())) for ch in chunks]
+        mine_chunks = [ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only) for ch, only in held if only]
+        preds[b] = parts / f"{b}.predictions.parquet"
+        part = assemble_bucket(bucket=b, sequences=out / f"{b}.sequences.parquet", chunks=mine_chunks, outputs=atlas, predictions=preds[b],
+                               scratch_dir=out / "scratch", template=chunks[0], **settings)  # fmt: skip
+        write_json(parts / f"{b}.json", part)
+    for b in bucket_names(digits):
+        bucket_metadata(bucket=b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", inputs=tmp / "inputs.json", outputs=atlas,
+                        predictions=preds, part=parts / f"{b}.json", atlas=settings["atlas"], scratch_dir=out / "scratch")  # fmt: skip
+    summary = finish_atlas(atlas, parts={b: parts / f"{b}.json" for b in bucket_names(digits)}, records=tmp / "records.parquet",
+                           sequences=tmp / "sequences.parquet", inputs=tmp / "inputs.json", filter=settings["filter"])  # fmt: skip
+    return atlas, summary
+
+
+def with_members(tmp: Path) -> dict[str, str]:
+    """The workspace's ingest tables plus one member per folded sequence, each resolved to a
+    representative in another 1-digit bucket (a member's row points at its representative's
+    chunk, as plan_chunks writes it); one more record has no checksum. Returns member ->
+    representative."""
+    sums = [sequence_checksum(s.encode()) for s in SEQS]
+    members, k = {}, 0
+    while len(members) < len(SEQS):
+        seq = "M" + "".join(AA[(k * 3 + j) % 20] for j in range(30))
+        c, rep = sequence_checksum(seq.encode()), sums[len(members)]
+        k += 1
+        if c[0] != rep[0]:
+            members[seq] = rep
+    n = len(SEQS) + len(members)
+    all_seqs = [*SEQS, *members]
+    write_ingest(tmp, all_seqs, [0] * 5 + [1] * 5 + [0 if sums.index(r) < 5 else 1 for r in members.values()])
+    seqs = pq.read_table(tmp / "sequences.parquet").to_pylist()
+    for row, seq in zip(seqs, all_seqs):
+        if seq in members:
+            row.update(representative=members[seq], identity=0.95, coverage=1.0)
+    write_table(pa.Table.from_pylist(seqs, schema=SEQUENCES_SCHEMA), tmp / "sequences.parquet", SEQUENCES_SCHEMA)
+    recs = pq.read_table(tmp / "records.parquet").to_pylist()
+    recs.append({**recs[-1], "record_index": n, "id": "empty", "header": "empty", "checksum": None, "length": 0, "status": "empty", "reason": "no residues"})
+    write_table(pa.Table.from_pylist(recs, schema=RECORDS_SCHEMA), tmp / "records.parquet", RECORDS_SCHEMA)
+    count = json.loads((tmp / "inputs.json").read_text())
+    count["files"][0]["records"] = n + 1
+    (tmp / "inputs.json").write_text(json.dumps(count))
+    return {sequence_checksum(s.encode()): r for s, r in members.items()}
+
+
+def table_rows(atlas: AtlasOutputs) -> dict[str, list]:
+    """Every table's rows in key order, without what names a bucket's folder (archive paths)."""
+    import duckdb
+
+    q = {"metadata": (atlas.metadata, "source_index, record_index", "EXCLUDE (archive, rep_archive)"), "plddt": (atlas.plddt, "checksum", ""),
+         "embeddings": (atlas.embeddings, "checksum, layer", ""), "index": (atlas.index, "collection, checksum", "EXCLUDE (archive, data_offset)")}  # fmt: skip
+    return {k: duckdb.sql(f"SELECT * {skip} FROM '{path}' ORDER BY {order}").fetchall() for k, (path, order, skip) in q.items()}
+
+
+def test_an_atlas_assembled_one_bucket_a_job_holds_the_rows_of_one_job(workspace):
+    """16 bucket jobs (most of them empty) write the same rows as the one-call assembly,
+    and a member whose representative is in another bucket points at that bucket's shard,
+    where its structure is; the summary's counts are the same."""
+    tmp, _, chunks = workspace
+    members = with_members(tmp)
+    whole, s_whole = run(tmp, chunks)
+    split, s_split = split_assembly(tmp, chunks, 1, tmp / "split")
+    assert s_split["counts"] == s_whole["counts"] and s_whole["counts"]["represented"] == len(members) and s_split["buckets"] == bucket_names(1)
+    a, b = table_rows(whole), table_rows(split)
+    assert {k: len(v) for k, v in a.items()} == {"metadata": 21, "plddt": 10, "embeddings": 10, "index": 6}
+    assert a == b
+    assert sorted(p.name for p in split.metadata.iterdir()) == [f"{d}.parquet" for d in "0123456789abcdef"]
+    rows = pq.read_table(split.metadata).to_pylist()
+    index = {r["checksum"]: r for r in pq.read_table(split.index).to_pylist()}
+    for r in rows:
+        if r["checksum"] in members:
+            rep = members[r["checksum"]]
+            assert r["status"] == "represented" and r["representative"] == rep and r["rep_status"] == "folded"
+            assert r["checksum"][0] != rep[0]
+            if r["rep_high_confidence"]:
+                assert r["rep_archive"] == index[rep]["archive"] and r["rep_archive"].startswith(f"structures/{rep[0]}/")
+                entry = index[rep]
+                data = read_member(split.root / entry["archive"], entry["data_offset"], entry["data_length"], expect=f"{rep}.pdb.gz")
+                assert f"checksum {rep}".encode() in data
+            else:
+                assert r["rep_archive"] is None
+    assert next(r for r in rows if r["status"] == "empty")["checksum"] is None  # in the first bucket's file
+    assert pq.read_table(split.part(split.metadata, "0")).filter(pc.equal(pq.read_table(split.part(split.metadata, "0"))["status"], "empty")).num_rows == 1
+    # an empty bucket's embeddings file has the schema of the others: one dataset
+    assert len({pq.read_schema(f).remove_metadata() for f in split.embeddings.iterdir()}) == 1
+
+
+def test_finishing_removes_what_another_split_or_an_older_layout_left(workspace):
+    """The finish leaves only this atlas's buckets in its folders: after a split atlas, a
+    whole one (and after foldatlas 0.7's single files and top-level shards) is read alone."""
+    tmp, _, chunks = workspace
+    old = Layout(tmp / "old").atlas
+    old.structures.mkdir(parents=True)
+    for f in (old.metadata, old.plddt, old.index, old.structures / "highconf_000000.tar"):
+        f.write_bytes(b"0.7")
+    split_assembly(tmp, chunks, 1, tmp / "old")
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "old")  # again over itself: nothing stale
+    assert sorted(p.name for p in split.structures.iterdir()) == sorted([*"0123456789abcdef", "index.parquet"])
+    (split.metadata / ".all.parquet.tmp-1").write_bytes(b"a killed write")
+    out = Layout(tmp / "old").atlas
+    assemble_atlas(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=out, filter=FilterSettings.from_config({}),
+                   atlas=AtlasSettings.from_config({"shard_size": 3}), inputs=tmp / "inputs.json")  # fmt: skip
+    for table in out.tables:
+        assert [p.name for p in table.iterdir()] == ["all.parquet"], table
+    assert sorted(p.name for p in out.structures.iterdir()) == ["all", "index.parquet"]
+    assert table_rows(out) == table_rows(split)
+
+
+def test_a_bucket_job_takes_away_the_finished_marks(workspace):
+    """While a bucket's files change, the folders may hold buckets of two runs: a bucket
+    job removes summary.json and accounting.json first, so that no reader takes the
+    atlas as finished until the finish (and the accounting) ran again."""
+    tmp, _, chunks = workspace
+    atlas, _ = split_assembly(tmp, chunks, 1, tmp / "a")
+    atlas.accounting.write_text('{"ok": true}')
+    assert atlas.summary.exists()
+    write_table(SEQUENCES_SCHEMA.empty_table(), tmp / "none.parquet", SEQUENCES_SCHEMA)  # an empty bucket
+    assemble_bucket(bucket="00", sequences=tmp / "none.parquet", chunks=[], outputs=atlas, predictions=tmp / "00.predictions.parquet",
+                    filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), scratch_dir=tmp / "scratch", template=chunks[0])  # fmt: skip
+    assert not atlas.summary.exists() and not atlas.accounting.exists()
+    assert (atlas.plddt / "00.parquet").exists() and (atlas.plddt / "0.parquet").exists()  # two splits, until the finish prunes

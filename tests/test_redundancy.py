@@ -308,8 +308,10 @@ def test_cluster90_on_20000_uniprot_sequences(tmp_path):
 def test_cluster90_workflow_folds_representatives_and_resolves_every_member(tmp_path):
     """The whole workflow with the tiny model: only representatives are folded; every
     member record is in metadata.parquet as represented, with its representative's
-    structure and confidences; accounting and the report count members apart. A second
-    release adding a close variant of a folded representative folds nothing."""
+    structure and confidences; accounting and the report count members apart. The atlas
+    is assembled in 16 checksum buckets, so most members' representatives are in another
+    bucket's job. A second release adding a close variant of a folded representative
+    folds nothing; its atlas is one bucket again, with nothing of the 16 left."""
     from test_store import snakemake
     from test_workflow import prepare
 
@@ -319,8 +321,9 @@ def test_cluster90_workflow_folds_representatives_and_resolves_every_member(tmp_
     short = {n: [s[:56] for s in seqs] for n, seqs in fam.items()}  # short chains: the tiny model is slow on long ones
     recs = [(f"{n}_{k}", s) for n, seqs in short.items() for k, s in enumerate(seqs)] + [("dup", short["fam1"][2])]
     write_fasta(wd / "a.fa", recs)
-    snakemake(wd, {**config, "input": {"fasta": ["a.fa"]}})
+    snakemake(wd, {**config, "input": {"fasta": ["a.fa"]}, "atlas": {**config.get("atlas", {}), "bucket_digits": 1}})
     results = wd / "results"
+    assert sorted(p.name for p in (results / "atlas/metadata.parquet").iterdir()) == [f"{d}.parquet" for d in "0123456789abcdef"]
     seqs = {r["checksum"]: r for r in pq.read_table(results / "ingest/sequences.parquet").to_pylist()}
     reps = {c for c, r in seqs.items() if r["representative"] is None}
     folded = {c for p in results.glob("store/*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()}
@@ -334,11 +337,13 @@ def test_cluster90_workflow_folds_representatives_and_resolves_every_member(tmp_
         assert m["representative"] == seqs[m["checksum"]]["representative"] and m["identity"] >= 0.9 and m["coverage"] >= 0.9
         assert (m["rep_status"], m["rep_plddt"], m["rep_ptm"], m["rep_high_confidence"]) == (rep["status"], rep["plddt"], rep["ptm"], rep["high_confidence"])
         assert (m["rep_archive"], m["rep_member"]) == (rep["archive"], rep["member"])
+        assert rep["archive"] is None or rep["archive"].startswith(f"structures/{m['representative'][0]}/")
         assert m["plddt"] is None and m["high_confidence"] is False and m["chunk"] is None
     summary = json.loads((results / "atlas/summary.json").read_text())
     c = summary["counts"]
     assert (c["represented"], c["represented_records"], c["representatives"]) == (len(seqs) - len(reps), len(represented), len({m["representative"] for m in represented}))
     assert summary["metadata_status"]["represented"] + summary["metadata_status"].get("folded", 0) + summary["metadata_status"].get("error", 0) == c["records_in"]
+    assert sum(m["checksum"][0] != m["representative"][0] for m in represented) >= len(represented) // 2  # across buckets
     assert json.loads((results / "atlas/accounting.json").read_text())["checks"]["represented_records"] == len(represented)
     assert summary["releases"][0]["represented"] == c["represented"] and summary["releases"][0]["est_gpu_hours_saved_by_redundancy"] > 0
     report = (results / "report/atlas_report.html").read_text()
@@ -352,5 +357,7 @@ def test_cluster90_workflow_folds_representatives_and_resolves_every_member(tmp_
     assert {c for p in results.glob("store/*/chunks/chunk_*/predictions.parquet") for c in pq.read_table(p)["checksum"].to_pylist()} == folded
     summary = json.loads((results / "atlas/summary.json").read_text())
     assert summary["release"] == "r0002" and summary["releases"][1]["new_sequences"] == 0 and summary["releases"][1]["represented"] == c["represented"] + 1
+    assert [p.name for p in (results / "atlas/metadata.parquet").iterdir()] == ["all.parquet"]
+    assert sorted(p.name for p in (results / "atlas/structures").iterdir()) == ["all", "index.parquet"]
     row = next(m for m in pq.read_table(results / "atlas/metadata.parquet").to_pylist() if m["id"] == "variant")
     assert row["status"] == "represented" and row["representative"] == sequence_checksum(rep0.encode()) and row["atlas_version"] == "r0001"

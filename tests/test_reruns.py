@@ -108,6 +108,32 @@ def test_a_deleted_product_is_built_again_without_folding(done, product, tmp_pat
     assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0 and jobs["assemble_atlas"] == 1
 
 
+def test_an_atlas_of_0_7_is_upgraded_by_the_atlas_jobs_alone(done):
+    """foldatlas 0.7 wrote each table as one file (metadata.parquet, ...,
+    structures/index.parquet) and its shards at the top of structures/: a run of 0.8
+    removes those files when it starts, writes the tables as folders of one file per
+    bucket with the same rows, removes the old shards, and folds and plans nothing."""
+    import duckdb
+
+    wd, config = done
+    atlas = wd / "results/atlas"
+    before = duckdb.sql(f"SELECT * FROM '{atlas / 'metadata.parquet'}' ORDER BY source_index, record_index").fetchall()
+    for table in ("metadata.parquet", "embeddings.parquet", "plddt.parquet", "structures/index.parquet"):
+        folder = atlas / table
+        (folder / "all.parquet").rename(atlas / "single.parquet")
+        folder.rmdir()
+        (atlas / "single.parquet").rename(folder)  # the layout of 0.7: one file
+    old_shards = sorted((atlas / "structures/all").glob("*.tar"))
+    for shard in old_shards:
+        shard.rename(atlas / "structures" / shard.name)
+    jobs, _ = snakemake(wd, config)
+    assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0 and jobs["assemble_bucket"] == 1 and jobs["assemble_atlas"] == 1
+    assert [p.name for p in (atlas / "metadata.parquet").iterdir()] == ["all.parquet"]
+    assert sorted(p.name for p in (atlas / "structures").iterdir()) == ["all", "index.parquet"]
+    assert duckdb.sql(f"SELECT * FROM '{atlas / 'metadata.parquet'}' ORDER BY source_index, record_index").fetchall() == before
+    assert json.loads((atlas / "accounting.json").read_text())["ok"]
+
+
 def store_files(wd: Path) -> dict[Path, int]:
     """Every file of the store's chunks, with its modification time."""
     return {p: p.stat().st_mtime_ns for p in (wd / "results/store").glob("*/chunks/chunk_*/*")}

@@ -144,8 +144,8 @@ def test_tables_have_documented_schemas(demo_run):
     for path, schema in (
         ("ingest/records.parquet", RECORDS_SCHEMA),
         ("ingest/sequences.parquet", SEQUENCES_SCHEMA),
-        ("atlas/plddt.parquet", PLDDT_SCHEMA),
-        ("atlas/structures/index.parquet", INDEX_SCHEMA),
+        ("atlas/plddt.parquet/all.parquet", PLDDT_SCHEMA),  # an atlas table: a folder of one file per bucket
+        ("atlas/structures/index.parquet/all.parquet", INDEX_SCHEMA),
     ):
         assert pq.read_schema(r / path).equals(schema, check_metadata=False), path
 
@@ -172,7 +172,7 @@ def test_filter_has_both_outcomes_and_follows_the_rule(demo_run):
     for r in folded:
         expected = r["plddt"] > cfg["min_plddt"] and r["ptm"] > cfg["min_ptm"] and not r["artefact"]
         assert r["high_confidence"] == expected
-        assert (r["archive"] or "").startswith("structures/highconf_") == expected
+        assert (r["archive"] or "").startswith("structures/all/highconf_") == expected
 
 
 def test_embeddings_read_back_with_duckdb_match_fold_outputs(demo_run):
@@ -209,7 +209,7 @@ def test_every_shard_is_read_whole_by_every_reader(demo_run):
     """GNU tar, tarfile seeking and streaming, and the index's byte ranges all see every member."""
     root = demo_run.results
     index = pq.read_table(root / "atlas/structures/index.parquet").to_pylist()
-    shards = sorted((root / "atlas/structures").glob("*.tar")) + sorted((root / "store").glob("*/chunks/chunk_*/structures.tar"))
+    shards = sorted((root / "atlas/structures").glob("*/*.tar")) + sorted((root / "store").glob("*/chunks/chunk_*/structures.tar"))
     assert len(shards) > 4
     seen = 0
     for shard in shards:
@@ -221,7 +221,7 @@ def test_every_shard_is_read_whole_by_every_reader(demo_run):
         assert gnu == seek == list(stream) and len(gnu) == len(set(gnu)) > 0, shard
         assert all(n.endswith((".pdb.gz", ".cif.gz")) for n in gnu)
         in_index = sorted(m for r in index if root / "atlas" / r["archive"] == shard for m in (r["member"], r["cif_member"]))
-        if shard.parent.name == "structures":
+        if shard.parent.parent.name == "structures":  # an atlas shard, in its bucket's folder
             assert sorted(gnu) == in_index
             seen += len(gnu)
     assert seen == 2 * len(index)
@@ -247,7 +247,7 @@ def test_structures_read_back_in_gemmi_and_foldcomp(demo_run):
     assert fc["checked"] == len(hc) and fc["written"] + fc["left_out"] == len(hc)
     for e in hc:  # each one checked: in the database within the tolerance, or left out with its reason
         assert (e["in_foldcomp"] and e["foldcomp_rmsd"] <= fc["tolerance"]) or (not e["in_foldcomp"] and e["foldcomp_reason"]), e
-    with foldcomp.open(str(atlas / "structures/foldcomp/highconf")) as db:
+    with foldcomp.open(str(atlas / "structures/all/foldcomp/highconf")) as db:
         names = [name for name, _ in db]
     assert sorted(names) == sorted(e["checksum"] for e in hc if e["in_foldcomp"])
     # the tiny random model's chains are broken (peptide bonds of tens of A): none survives
@@ -416,7 +416,7 @@ def test_provenance_sits_next_to_the_data(demo_run):
     assert cfg["structures"]["formats"] == run_cfg["structures"]["formats"] == ["pdb", "cif"]
     assert cfg["atlas"]["memory_gb"] == 4  # defaults are filled in: the resolved configuration
     for path in ("metadata.parquet", "embeddings.parquet", "plddt.parquet", "structures/index.parquet"):
-        kv = json.loads(pq.read_schema(atlas / path).metadata[b"foldatlas"])
+        kv = json.loads(pq.read_schema(atlas / path / "all.parquet").metadata[b"foldatlas"])  # one bucket: the demo is not split
         assert kv["model_ids"] == ["tiny-random-esmfold-seed0"] and {"foldatlas", "torch", "pyarrow", "duckdb"} <= set(kv["versions"]), path
 
 

@@ -173,13 +173,13 @@ def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db:
 
 
 def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> list[Path]:
-    """One foldseek database per high-confidence shard, ``<db_dir>/<shard>/highconf``
+    """One foldseek database per high-confidence shard, ``<db_dir>/<bucket>_<shard>/highconf``
     (``db_dir`` written atomically; empty when there is no high-confidence structure).
     Each ``createdb`` holds one shard, so memory does not grow with the atlas."""
     out = []
     with atomic_dir(db_dir) as tmp:
         for shard in shard_list(structures):
-            db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
+            db = foldseek_createdb(binary, [shard], Path(tmp) / f"{shard.parent.name}_{shard.stem}" / HIGHCONF, threads=threads, include=PDB_MEMBERS)
             out.append(Path(db_dir) / db.relative_to(tmp))
     return out
 
@@ -271,7 +271,7 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
 
 
 def shard_list(structures: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:
-    """The shards of one collection in an atlas structures folder, in order."""
+    """The shards of one collection in an atlas structures folder, in order (bucket, then shard)."""
     return sorted(Path(structures).glob(shard_glob(collection)))
 
 

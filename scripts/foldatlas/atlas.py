@@ -1,15 +1,19 @@
 """Atlas assembly: filter predictions by confidence and write the tables people query.
 
-Outputs (schemas in :mod:`foldatlas.tables`, documented in the README):
+Outputs (schemas in :mod:`foldatlas.tables`, documented in the README), each table a
+folder of one Parquet file per checksum bucket (:mod:`foldatlas.buckets`):
 
-- ``metadata.parquet``: one row per *input record*, folded or not, with its outcome;
-- ``embeddings.parquet``: one row per (folded sequence, layer);
-- ``plddt.parquet``: per-residue pLDDT of every prediction;
-- ``structures/``: high-confidence structures in ``.tar`` shards of gzip-compressed
-  members with ``index.parquet`` for random access (optionally all structures, and a
-  Foldcomp database whose entries each survived a round trip);
+- ``metadata.parquet/``: one row per *input record*, folded or not, with its outcome;
+- ``embeddings.parquet/``: one row per (folded sequence, layer);
+- ``plddt.parquet/``: per-residue pLDDT of every prediction;
+- ``structures/<bucket>/``: high-confidence structures in ``.tar`` shards of
+  gzip-compressed members (optionally all structures, and a Foldcomp database whose
+  entries each survived a round trip), with ``structures/index.parquet/`` for random access;
 - ``summary.json``: counts at every step, thresholds, model, versions, timings;
 - ``config.yaml``: the resolved configuration of the run.
+
+The workflow runs :func:`assemble_bucket` and then :func:`bucket_metadata` once per
+bucket, then :func:`finish_atlas`; :func:`assemble_atlas` does all three in one call.
 
 Every Parquet file carries the software versions and model ids in its key-value
 metadata (key ``foldatlas``). Every structure copied from a fold job's archive is checked
@@ -42,14 +46,15 @@ import pyarrow.parquet as pq
 from . import __version__, duck
 from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
 from .atomic import atomic_dir, atomic_path, write_json
-from .errors import StaleOutputError
+from .errors import InternalError, StaleOutputError
 from .inputs import inputs_summary, read_inputs
+from .buckets import WHOLE, bucket_where
 from .layout import ALL, HIGHCONF, AtlasOutputs, ChunkOutputs, foldcomp_db, fresh_dir
 from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
 from .tables import INDEX_SCHEMA, METADATA_SCHEMA, OUTPUTS_KEY, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
-__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "summarize"]
+__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "assemble_bucket", "bucket_metadata", "finish_atlas", "prune_atlas", "as_dataset", "unfinish", "one_model", "summarize"]
 
 log = logging.getLogger("foldatlas.atlas")
 
@@ -149,7 +154,9 @@ def assemble_atlas(
     releases: Sequence[Mapping[str, object]] = (),
     release: str | None = None,
 ) -> dict:
-    """Build the atlas from ingest and fold outputs; returns the summary written to ``summary.json``.
+    """Build the whole atlas in one call, as one bucket (:data:`WHOLE`); return the
+    summary written to ``summary.json``. What the workflow's jobs do, in one process:
+    :func:`assemble_bucket`, :func:`bucket_metadata`, then :func:`finish_atlas`.
 
     ``inputs`` (``inputs.json``, the independent count of every input file) gives the
     summary its per-file records: bytes compressed and decompressed, records, SHA-256 of
@@ -160,47 +167,184 @@ def assemble_atlas(
 
     ``structures`` says which files each structure has in the chunk archives (default:
     PDB only); ``config`` (the run's resolved configuration) is written to
-    ``config.yaml``. The structures folder is staged and swapped in whole; DuckDB works
-    in ``scratch_dir`` (emptied first and removed at the end; by default a hidden folder
-    in the atlas folder).
+    ``config.yaml``. DuckDB works in ``scratch_dir`` (emptied first and removed at the
+    end; by default a hidden folder in the atlas folder).
     """
-    started = time.monotonic()
     outputs.root.mkdir(parents=True, exist_ok=True)
     scratch = fresh_dir(scratch_dir or outputs.root / ".assemble_atlas.scratch")
+    try:
+        preds, part = scratch / "predictions.parquet", scratch / "part.json"
+        write_json(part, assemble_bucket(
+            bucket=WHOLE, sequences=sequences, chunks=chunks, outputs=outputs, predictions=preds, filter=filter, atlas=atlas,
+            structures=structures, threads=threads, scratch_dir=scratch / "bucket", outputs_key=outputs_key,
+        ))  # fmt: skip
+        bucket_metadata(bucket=WHOLE, records=records, sequences=sequences, inputs=inputs, outputs=outputs, predictions={WHOLE: preds}, part=part,
+                        atlas=atlas, threads=threads, scratch_dir=scratch / "metadata")  # fmt: skip
+        return finish_atlas(outputs, parts={WHOLE: part}, records=records, sequences=sequences, inputs=inputs, filter=filter, config=config, releases=releases, release=release)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def assemble_bucket(
+    *,
+    bucket: str,
+    sequences: str | Path,
+    chunks: Sequence[ChunkOutputs],
+    outputs: AtlasOutputs,
+    predictions: str | Path,
+    filter: FilterSettings,
+    atlas: AtlasSettings,
+    structures: StructureSettings | None = None,
+    threads: int = 1,
+    scratch_dir: str | Path,
+    outputs_key: str | None = None,
+    template: ChunkOutputs | None = None,
+) -> dict:
+    """One checksum bucket of the atlas: the structures, index, pLDDT and embeddings of
+    the predictions whose checksum is in ``bucket``; return the bucket's part (its
+    models, chunks, Foldcomp figures and fold seconds) for :func:`finish_atlas`.
+
+    ``sequences``: the rows of ``sequences.parquet`` whose prediction (the
+    representative's, for a member) is in the bucket, and ``chunks`` the store chunks
+    that hold them (:func:`foldatlas.store.bucket_sources`). Writes ``structures/<bucket>/``
+    (staged and swapped in whole), the bucket's file of each table, and ``predictions``
+    (every prediction taken, with its filter outcome: what :func:`bucket_metadata` joins).
+    ``template``: a chunk of the atlas whose embeddings' schema an empty bucket's file takes.
+
+    Raises
+    ------
+    StaleOutputError
+        A chunk was folded under other settings or by another model than the others, its
+        archive and predictions disagree, or it holds other sequences than the plan says.
+    """
+    started = time.monotonic()
+    unfinish(outputs)
+    scratch = fresh_dir(scratch_dir)
     formats = tuple(structures.formats) if structures is not None else ("pdb",)
     try:
-        preds_path = scratch / "predictions.parquet"
         if outputs_key is not None:
             _check_outputs_key(chunks, outputs_key)
-        meta = provenance(*_models(chunks))
-        with atomic_dir(outputs.structures) as staging:
-            filer = _StructureFiler(staging, outputs, filter, atlas, formats, meta, threads)
+        kinds = _model_kinds(chunks)
+        meta = provenance(sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds}))
+        index_tmp = scratch / "index.parquet"
+        with atomic_dir(outputs.shards(bucket)) as staging:
+            filer = _StructureFiler(staging, outputs, bucket, index_tmp, filter, atlas, formats, meta, threads)
             try:
-                write_batches(filer.chunk_batches(chunks), preds_path, _JOINED_SCHEMA, compression="lz4")
+                write_batches(filer.chunk_batches(chunks), predictions, _JOINED_SCHEMA, compression="lz4")
             finally:
                 filer.pool.shutdown(cancel_futures=True)
             foldcomp = filer.close()
-            _check_plan(sequences, preds_path, chunks, scratch, atlas.memory_gb, threads)
-            _write_tables(chunks, outputs, records, sequences, inputs, preds_path, staging, scratch, atlas, threads, meta)
-        fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(preds_path)})").fetchall()[0][0]
-        summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=len(chunks), seconds=time.monotonic() - started, fold_seconds=float(fold_seconds))
-        summary |= {"structures": {"formats": list(formats), "foldcomp": foldcomp}, "inputs": inputs_summary(inputs), "release": release, "releases": [dict(r) for r in releases],
-                    "redundancy": str(dict(dict(config or {}).get("ingest") or {}).get("redundancy", "none"))}
-        write_json(outputs.summary, summary)
-        _write_config(outputs.config, config)
+            _check_plan(sequences, Path(predictions), chunks, scratch, atlas.memory_gb, threads)
+            _write_bucket_tables(chunks, outputs, bucket, index_tmp, meta, template)
+        fold_seconds = duck.connect().execute(f"SELECT coalesce(sum(seconds), 0) FROM read_parquet({duck.sql_path(predictions)})").fetchall()[0][0]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    log.info("atlas assembled in %.1f s", time.monotonic() - started)
+    log.info("bucket %s assembled in %.1f s", bucket, time.monotonic() - started)
+    return {"bucket": bucket, "models": [list(k) for k in kinds], "formats": list(formats), "chunks": sorted(c.chunk for c in chunks),
+            "foldcomp": foldcomp, "fold_seconds": float(fold_seconds), "seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+
+
+def _write_bucket_tables(chunks: Sequence[ChunkOutputs], outputs: AtlasOutputs, bucket: str, index: Path, meta: Mapping[bytes, bytes], template: ChunkOutputs | None) -> None:
+    """The bucket's files of ``plddt``, ``embeddings`` and the structure index (written to ``index`` first)."""
+    for table in (outputs.plddt, outputs.embeddings, outputs.index):
+        as_dataset(table)
+    write_batches(_plddt_batches(chunks), outputs.part(outputs.plddt, bucket), _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
+    _write_embeddings(chunks, outputs.part(outputs.embeddings, bucket), meta, template)
+    with atomic_path(outputs.part(outputs.index, bucket)) as tmp:
+        shutil.copyfile(index, tmp)
+
+
+def unfinish(outputs: AtlasOutputs) -> None:
+    """Remove ``summary.json`` and ``accounting.json`` before a bucket's files change: until
+    the finish writes them again, the folders may hold buckets of two runs (another split,
+    other settings), and nothing may say the atlas is finished."""
+    for path in (outputs.summary, outputs.accounting):
+        path.unlink(missing_ok=True)
+
+
+def as_dataset(table: Path) -> None:
+    """Make ``table`` a dataset folder; an atlas of foldatlas < 0.8 has one file there,
+    which is removed (the bucket jobs write its rows again)."""
+    try:
+        if table.is_file():
+            log.info("%s: one file of foldatlas < 0.8, replaced by a folder of one file per checksum bucket", table)
+            table.unlink(missing_ok=True)
+    except IsADirectoryError:  # another bucket job made the folder meanwhile
+        pass
+    table.mkdir(parents=True, exist_ok=True)
+
+
+def finish_atlas(
+    outputs: AtlasOutputs,
+    *,
+    parts: Mapping[str, str | Path],
+    records: str | Path,
+    sequences: str | Path,
+    inputs: str | Path,
+    filter: FilterSettings,
+    config: Mapping[str, object] | None = None,
+    releases: Sequence[Mapping[str, object]] = (),
+    release: str | None = None,
+) -> dict:
+    """Finish an atlas whose buckets are written (``parts``: each bucket's part from
+    :func:`assemble_bucket`, every bucket of the atlas): remove what other buckets or an
+    older layout left in the atlas's folders, then write ``summary.json`` (counted from
+    the written tables) and ``config.yaml``; return the summary.
+
+    Raises
+    ------
+    StaleOutputError
+        Two buckets' predictions were folded by different models.
+    """
+    started = time.monotonic()
+    recs = {b: json.loads(Path(p).read_text()) for b, p in parts.items()}
+    kinds: dict[tuple, str] = {}
+    for b, rec in recs.items():
+        for k in rec["models"]:
+            kinds.setdefault(tuple(k), str(parts[b]))
+    one_model(kinds)
+    prune_atlas(outputs, sorted(parts))
+    foldcomp = _merged_foldcomp([r["foldcomp"] for r in recs.values()])
+    chunks = len({c for r in recs.values() for c in r["chunks"]})
+    seconds = sum(r["seconds"] for r in recs.values()) + time.monotonic() - started
+    summary = summarize(outputs, records=records, sequences=sequences, filter=filter, chunks=chunks, seconds=seconds, fold_seconds=sum(r["fold_seconds"] for r in recs.values()))
+    summary["timings"]["finish_seconds"] = round(time.monotonic() - started, 3)
+    summary |= {"structures": {"formats": next(iter(recs.values()))["formats"] if recs else ["pdb"], "foldcomp": foldcomp}, "inputs": inputs_summary(inputs),
+                "buckets": sorted(parts), "release": release, "releases": [dict(r) for r in releases],
+                "redundancy": str(dict(dict(config or {}).get("ingest") or {}).get("redundancy", "none"))}  # fmt: skip
+    write_json(outputs.summary, summary)
+    _write_config(outputs.config, config)
+    log.info("atlas of %d buckets finished in %.1f s", len(parts), time.monotonic() - started)
     return summary
 
 
-def _write_tables(chunks: Sequence[ChunkOutputs], outputs: AtlasOutputs, records, sequences, inputs, preds_path: Path, staging: Path, scratch: Path, atlas: AtlasSettings, threads: int, meta: Mapping[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
-    """plddt, embeddings and metadata (the structures and their index are staged already)."""
-    write_batches(_plddt_batches(chunks), outputs.plddt, _with_provenance(PLDDT_SCHEMA, meta), row_group_size=65536)
-    _write_embeddings(chunks, outputs.embeddings, meta)
-    crc = scratch / "crc64.parquet"
-    write_batches(_crc64_batches(sequences), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
-    _write_metadata(records, preds_path, staging / outputs.index.name, crc, outputs.metadata, scratch, atlas.memory_gb, threads, meta, sequences, inputs)
+def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str]) -> list[Path]:
+    """Remove from the atlas's table and structures folders every file or folder that is
+    not one of ``buckets``' (another bucket split's, a killed write's, the single files
+    and shards of foldatlas < 0.8), so that a reader of a folder sees this atlas's rows
+    and nothing else; return what was removed."""
+    gone = []
+    for folder, keep in [*((t, {outputs.part(t, b).name for b in buckets}) for t in outputs.tables), (outputs.structures, {outputs.index.name, *buckets})]:
+        gone += [f for f in sorted(folder.iterdir()) if f.name not in keep] if folder.is_dir() else []
+    for f in gone:
+        log.info("removing %s: not part of this atlas's buckets %s", f, list(buckets) if len(buckets) <= 16 else f"({len(buckets)})")
+        if f.is_dir() and not f.is_symlink():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
+    return gone
+
+
+def _merged_foldcomp(parts: Sequence[dict]) -> dict:
+    """The Foldcomp figures of every bucket added up (the largest RMSD of all)."""
+    if not parts:
+        return {"enabled": False}
+    out = dict(parts[0])
+    for key in ("written", "checked", "left_out"):
+        out[key] = sum(p.get(key, 0) for p in parts)
+    rmsds = [p["max_rmsd"] for p in parts if p.get("max_rmsd") is not None]
+    out["max_rmsd"] = max(rmsds) if rmsds else None
+    return out
 
 
 def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
@@ -212,40 +356,55 @@ def _write_config(path: Path, config: Mapping[str, object] | None) -> None:
         tmp.write_text(header + yaml.safe_dump(dict(config or {}), sort_keys=False, allow_unicode=True))
 
 
-def _models(chunks: Sequence[ChunkOutputs]) -> tuple[list[str], list[str]]:
-    """Distinct model ids and versions of every chunk's predictions (one scan of a few small columns).
+def _model_kinds(chunks: Sequence[ChunkOutputs]) -> list[tuple]:
+    """Distinct models (id, version, weights by content, language-model precision) of
+    every chunk's predictions (one scan of a few small columns): one at most.
 
     Raises
     ------
     StaleOutputError
-        When the chunks were folded by more than one model (id, version, weights by
-        content, language-model precision): an atlas never mixes models.
+        When the chunks were folded by more than one model: an atlas never mixes models.
     """
     if not chunks:
-        return [], []
+        return []
     con = duck.connect()
     models = con.execute(
         f"""SELECT DISTINCT model_id, model_version, weights_checksum, lm_precision, filename
             FROM read_parquet({duck.sql_paths(c.predictions for c in chunks)}, filename = true)
             WHERE model_id IS NOT NULL ORDER BY filename"""
     ).fetchall()
+    con.close()
     kinds: dict[tuple, str] = {}
     for m in models:  # each model and the first chunk folded by it, in chunk order
-        kinds.setdefault(m[:4], m[4])
+        kinds.setdefault(tuple(m[:4]), m[4])
+    one_model(kinds)
+    return list(kinds)
+
+
+def one_model(kinds: Mapping[tuple, str]) -> None:
+    """``kinds``: each model found, and where it was found first (in that order).
+
+    Raises
+    ------
+    StaleOutputError
+        There is more than one: an atlas never mixes models.
+    """
     if len(kinds) > 1:
         (first, a), (second, b) = list(kinds.items())[:2]
         raise StaleOutputError(
             str(b), f"folded by another model than {a} (model id, version, weights, precision {list(second)} against {list(first)}): "
             "an atlas never mixes models; delete the fold folders of the other model's chunks and run again",
         )  # fmt: skip
-    con.close()
-    return sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds})
 
 
-def _crc64_batches(sequences: str | Path) -> Iterator[pa.RecordBatch]:
-    for batch in pq.ParquetFile(sequences).iter_batches(batch_size=65536, columns=["checksum", "sequence"]):
+def _crc64_batches(sequences: str | Path, bucket: str) -> Iterator[pa.RecordBatch]:
+    """``checksum, crc64`` of the bucket's unique sequences, a batch at a time."""
+    con = duck.connect()
+    reader = con.sql(f"SELECT checksum, sequence FROM read_parquet({duck.sql_path(sequences)}) WHERE {bucket_where('checksum', bucket)}").to_arrow_reader(65536)
+    for batch in reader:
         seqs = batch.column(1).to_pylist()
         yield pa.record_batch([batch.column(0), pa.array(crc64_hex(seqs), pa.string())], names=["checksum", "crc64"])
+    con.close()
 
 
 class _StructureFiler:
@@ -253,40 +412,40 @@ class _StructureFiler:
     database) while the predictions of each chunk stream past, and writes the index."""
 
     def __init__(
-        self, staging: Path, outputs: AtlasOutputs, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes], threads: int
+        self, staging: Path, outputs: AtlasOutputs, bucket: str, index: Path, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes], threads: int
     ) -> None:
-        rel = str(outputs.structures.relative_to(outputs.root))
+        rel = str(outputs.shards(bucket).relative_to(outputs.root))
         self.filter, self.atlas, self.formats = filter, atlas, tuple(formats)
         self.highconf = ShardWriter(staging, HIGHCONF, atlas.shard_size, archive_dir=rel)
         self.all = ShardWriter(staging, ALL, atlas.shard_size, archive_dir=rel) if atlas.all_structures else None
         self.foldcomp = FoldcompWriter(foldcomp_db(staging)) if atlas.foldcomp else None
         self.foldcomp_stats = {"written": 0, "checked": 0, "left_out": 0, "max_rmsd": None, "tolerance": atlas.foldcomp_max_rmsd}
-        self.index = _IndexWriter(staging / outputs.index.name, _with_provenance(INDEX_SCHEMA, meta))
+        self.index = _IndexWriter(index, _with_provenance(INDEX_SCHEMA, meta))
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="foldatlas-check")
 
     def chunk_batches(self, chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
         """Every chunk's predictions with ``high_confidence``, ``bin`` and ``chunk`` added."""
         for k, ch in enumerate(chunks):
             t = pq.read_table(ch.predictions, columns=_PRED_COLUMNS)
+            end = _archive_end(t, ch)  # the byte ranges of every entry tile the archive
+            t = _only(t, ch)  # then only the rows (and entries) this bucket takes
             rows = t.to_pylist()
             ok = [r["status"] == Status.OK for r in rows]
             hc = [o and self.filter.passes(r["plddt"], r["ptm"], r["artefact"]) for r, o in zip(rows, ok)]
             bins = [confidence_bin(r["ptm"], r["plddt"]) if o else None for r, o in zip(rows, ok)]
-            self._file([(r, h) for r, h, o in zip(rows, hc, ok) if o], ch)
+            self._file([(r, h) for r, h, o in zip(rows, hc, ok) if o], ch, end)
             t = t.append_column("high_confidence", pa.array(hc, pa.bool_()))
             t = t.append_column("bin", pa.array(bins, pa.string()))
             t = t.append_column("chunk", pa.array([ch.chunk] * t.num_rows, pa.int32()))
-            t = _only(t, ch)
             log.info("chunk %06d: %d predictions, %d high-confidence (%d/%d chunks)", ch.chunk, t.num_rows, pc.sum(t["high_confidence"]).as_py() or 0, k + 1, len(chunks))
             yield from t.to_batches()
 
-    def _file(self, ok: list[tuple[dict, bool]], ch: ChunkOutputs) -> None:
-        """File the structures of a chunk's ok predictions (every entry is checked, also
-        those of sequences the atlas does not take from the chunk: ``ch.only``)."""
-        for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool):
+    def _file(self, ok: list[tuple[dict, bool]], ch: ChunkOutputs, end: int) -> None:
+        """File the structures of the ok predictions the atlas takes from a chunk (each
+        entry read by its byte range and checked; the entries of sequences it does not
+        take, ``ch.only``, are another bucket's job to read, or no atlas's)."""
+        for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool, end):
             checksum = r["checksum"]
-            if ch.only is not None and checksum not in ch.only:
-                continue
             if keep:
                 fc = self._foldcomp(checksum, members[0].text)
                 self.index.add(self.highconf.add_block(checksum, block, members), True, HIGHCONF, fc)
@@ -340,11 +499,14 @@ def _plddt_batches(chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
         yield from t.filter(pc.equal(t["status"], Status.OK.value)).select(["checksum", "residue_plddt"]).to_batches()
 
 
-def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[bytes, bytes]) -> None:
-    if not chunks:
+def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[bytes, bytes], template: ChunkOutputs | None = None) -> None:
+    """The chunks' embeddings; with no chunk (an empty bucket), no row, in the schema of
+    ``template``'s (another bucket's chunk: every file of the dataset has one schema)."""
+    source = chunks[0] if chunks else template
+    if source is None:
         write_batches([], out, _with_provenance(embeddings_schema(1, "float16", per_residue=False), meta))
         return
-    schema = _with_provenance(pq.read_schema(chunks[0].embeddings), meta)
+    schema = _with_provenance(pq.read_schema(source.embeddings), meta)
     write_batches((b for ch in chunks for b in _only(pq.read_table(ch.embeddings), ch).to_batches()), out, schema, row_group_size=65536)
 
 
@@ -352,7 +514,7 @@ def _write_embeddings(chunks: Sequence[ChunkOutputs], out: Path, meta: Mapping[b
 _CHECK_WINDOW = 256
 
 
-def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Sequence[str], pool: Executor) -> Iterator[tuple[dict, bool, bytes, list[Member]]]:
+def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Sequence[str], pool: Executor, end: int) -> Iterator[tuple[dict, bool, bytes, list[Member]]]:
     """The tar entries of every ok prediction of a chunk, in archive order, each checked.
 
     Every structure's block (one member per format, named after the prediction's
@@ -378,7 +540,7 @@ def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Seque
             raise StaleOutputError(where, f"{exc} (fold this chunk again if structures.formats changed)") from None
 
     try:
-        for r, keep, offset, block in _read_blocks(ch, ok):
+        for r, keep, offset, block in _read_blocks(ch, ok, end):
             pending.append((r, keep, block, pool.submit(check_block, block, r["checksum"], formats, where=f"byte {offset}")))
             if len(pending) >= _CHECK_WINDOW:
                 yield checked(pending.popleft())
@@ -389,39 +551,59 @@ def _chunk_entries(ch: ChunkOutputs, ok: list[tuple[dict, bool]], formats: Seque
             item[3].cancel()
 
 
-def _read_blocks(ch: ChunkOutputs, ok: list[tuple[dict, bool]]) -> Iterator[tuple[dict, bool, int, bytes]]:
-    """``(prediction, keep, offset, block)`` of every ok prediction, read by the byte ranges
-    the fold job recorded, which must tile the archive: each block starts where the
-    previous ended, and only the end-of-archive marker follows the last.
+def _archive_end(t: pa.Table, ch: ChunkOutputs) -> int:
+    """Where the entries of a chunk's ok predictions end in its archive, after checking
+    that their byte ranges tile it (each block starts where the previous ended, the
+    first at 0): from the predictions alone, so that a bucket job reads only its entries.
 
     Raises
     ------
     StaleOutputError
-        A member without an ok prediction, a missing or misplaced member, a truncated
-        file, or predictions without byte ranges (foldatlas 0.1).
+        A misplaced range, or ok predictions without byte ranges (foldatlas 0.1).
     """
-    where = str(ch.structures)
-    if any(r["archive_offset"] is None or r["archive_length"] is None for r, _ in ok):
+    ok = t.filter(pc.equal(t["status"], Status.OK.value))
+    offsets, lengths = ok["archive_offset"], ok["archive_length"]
+    if offsets.null_count or lengths.null_count:
         raise StaleOutputError(
             str(ch.predictions),
             "ok predictions without an archive byte range (written by foldatlas 0.1?); "
             "fold this chunk again (snakemake --forcerun fold_chunk)",
         )
-    ok = sorted(ok, key=lambda rk: rk[0]["archive_offset"])
+    order = np.argsort(offsets.to_numpy(), kind="stable")
+    start, length = offsets.to_numpy()[order], lengths.to_numpy()[order]
+    expected = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    bad = np.flatnonzero(start != expected)
+    if len(bad):
+        k = int(bad[0])
+        raise StaleOutputError(
+            str(ch.structures), f"expected the entries of {ok['member'][int(order[k])].as_py()} at byte {int(start[k])}, found the previous entry ending at {int(expected[k])} (archive and predictions disagree)"
+        )
+    return int(length.sum())
+
+
+def _read_blocks(ch: ChunkOutputs, ok: list[tuple[dict, bool]], end: int) -> Iterator[tuple[dict, bool, int, bytes]]:
+    """``(prediction, keep, offset, block)`` of each of ``ok`` (the predictions taken),
+    read by the byte range the fold job recorded (:func:`_archive_end` checked that the
+    ranges tile the archive); then only the end-of-archive marker may follow ``end``.
+
+    Raises
+    ------
+    StaleOutputError
+        A truncated file, or more than the end-of-archive marker after the entries.
+    """
+    where = str(ch.structures)
     with open(ch.structures, "rb") as fh:
-        pos = 0
-        for r, keep in ok:
+        for r, keep in sorted(ok, key=lambda rk: rk[0]["archive_offset"]):
             offset, length = r["archive_offset"], r["archive_length"]
-            if offset != pos:
-                raise StaleOutputError(where, f"expected the entries of {r['member']} at byte {offset}, found the previous entry ending at {pos} (archive and predictions disagree)")
+            fh.seek(offset)
             block = fh.read(length)
             if len(block) != length:
                 raise StaleOutputError(where, f"truncated: expected {length} bytes at {offset} for {r['member']}, found {len(block)}")
-            pos += length
             yield r, keep, offset, block
+        fh.seek(end)
         rest = fh.read()
     if len(rest) < 2 * BLOCK or len(rest) % BLOCK or rest.count(0) != len(rest):
-        raise StaleOutputError(where, f"expected only the end-of-archive marker (zero blocks) after byte {pos}, found {len(rest)} bytes with {len(rest) - rest.count(0)} non-zero")
+        raise StaleOutputError(where, f"expected only the end-of-archive marker (zero blocks) after byte {end}, found {len(rest)} bytes with {len(rest) - rest.count(0)} non-zero")
 
 
 class _IndexWriter:
@@ -513,31 +695,103 @@ def _check_plan(sequences: str | Path, preds_path: Path, chunks: Sequence[ChunkO
     )
 
 
-def _write_metadata(
-    records: str | Path, preds_path: Path, index_path: Path, crc_path: Path, out: Path, scratch: Path, memory_gb: float, threads: int, meta: Mapping[bytes, bytes],
-    sequences: str | Path, inputs: str | Path,
-) -> None:
-    """``metadata.parquet``: every input record joined with its sequence's prediction and
-    structure, in input order (DuckDB, spilling under ``memory_gb``), with the input
-    file's stable id, the release that folded the sequence (``atlas_version``) and the
-    files that hold it (``sequence_dbs``)."""
-    con = duck.connect(scratch / "atlas.duckdb", memory_gb=memory_gb, spill_dir=scratch / "spill", threads=threads)
+def bucket_metadata(
+    *,
+    bucket: str,
+    records: str | Path,
+    sequences: str | Path,
+    inputs: str | Path,
+    outputs: AtlasOutputs,
+    predictions: Mapping[str, str | Path],
+    part: str | Path,
+    atlas: AtlasSettings,
+    threads: int = 1,
+    scratch_dir: str | Path,
+) -> int:
+    """The bucket's file of ``metadata.parquet``: every input record whose checksum is in
+    ``bucket`` (those without one, rejected before it was computed, in the first
+    bucket's), in input order, joined with its prediction and structure and, for a
+    member (``ingest.redundancy``), its representative's, whatever bucket that is in;
+    returns its rows.
+
+    ``predictions``: what each bucket's :func:`assemble_bucket` took (this bucket's, and
+    those of its members' representatives); ``part``: this bucket's part (its models go
+    into the file's key-value metadata). The index files of those buckets must be there.
+
+    Raises
+    ------
+    InternalError
+        A representative's bucket is not in ``predictions``.
+    """
+    unfinish(outputs)
+    scratch = fresh_dir(scratch_dir)
+    try:
+        kinds = json.loads(Path(part).read_text())["models"]
+        meta = provenance(sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds}))
+        as_dataset(outputs.metadata)
+        crc = scratch / "crc64.parquet"
+        write_batches(_crc64_batches(sequences, bucket), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
+        con = duck.connect(scratch / "atlas.duckdb", memory_gb=atlas.memory_gb, spill_dir=scratch / "spill", threads=threads)
+        reps = _representative_buckets(con, sequences, bucket)
+        if set(reps) - set(predictions):
+            raise InternalError(f"bucket {bucket}: expected the predictions of buckets {sorted(set(reps) - set(predictions))}, which hold representatives of its members")
+        sources = _MetadataSources(
+            records=f"(SELECT * FROM read_parquet({duck.sql_path(records)}) WHERE {bucket_where('checksum', bucket, nulls=True)})",
+            sequences=f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE {bucket_where('checksum', bucket)})",
+            predictions=predictions[bucket], index=outputs.part(outputs.index, bucket),
+            rep_predictions=[predictions[b] for b in reps], rep_index=[outputs.part(outputs.index, b) for b in reps],
+        )  # fmt: skip
+        return _write_metadata(con, sources, crc, outputs.part(outputs.metadata, bucket), meta, inputs)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _representative_buckets(con, sequences: str | Path, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The buckets of the representatives of the bucket's members (none without members)."""
+    digits = 0 if bucket == WHOLE else len(bucket)
+    rows = con.execute(
+        f"""SELECT DISTINCT left(representative, {digits}) FROM read_parquet({duck.sql_path(sequences)})
+            WHERE {bucket_where('checksum', bucket)} AND representative IS NOT NULL ORDER BY 1"""
+    ).fetchall()
+    return [r[0] or WHOLE for r in rows]
+
+
+@dataclass(frozen=True)
+class _MetadataSources:
+    """What one bucket's metadata joins: its records and sequences (SQL), its predictions
+    and index, and those of its members' representatives."""
+
+    records: str
+    sequences: str
+    predictions: str | Path
+    index: Path
+    rep_predictions: list
+    rep_index: list
+
+
+def _write_metadata(con, src: _MetadataSources, crc_path: Path, out: Path, meta: Mapping[bytes, bytes], inputs: str | Path) -> int:  # type: ignore[no-untyped-def]
+    """Every record of ``src`` joined with its sequence's prediction and structure, in
+    input order (DuckDB, spilling under its limit), with the input file's stable id, the
+    release that folded the sequence (``atlas_version``) and the files that hold it
+    (``sequence_dbs``)."""
     counts = read_inputs(inputs)
     con.register("input_files", pa.table({"source_index": pa.array([c.source_index for c in counts], pa.int32()), "source_id": [c.source_id for c in counts]}))
     con.execute("CREATE TABLE sources AS SELECT * FROM input_files")
     con.execute(
         f"""CREATE TABLE dbs AS SELECT r.checksum, list_sort(list(DISTINCT s.source_id)) AS sequence_dbs
-            FROM read_parquet({duck.sql_path(records)}) r JOIN sources s USING (source_index)
+            FROM {src.records} r JOIN sources s USING (source_index)
             WHERE r.status IN {sql_in(VALID)} GROUP BY r.checksum"""
     )
     valid = sql_in(VALID)
-    # one archive per structure (high-confidence shard first), computed once: records and
-    # their representatives both point into it
-    con.execute(
-        f"""CREATE TABLE located AS SELECT checksum, archive, member FROM read_parquet({duck.sql_path(index_path)})
-            QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1"""
-    )
-    index = "located"
+    # one archive per structure (high-confidence shard first), computed once: the
+    # bucket's own, and its members' representatives' (from their buckets' index files)
+    first = f"QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1"
+    con.execute(f"CREATE TABLE located AS SELECT checksum, archive, member FROM read_parquet({duck.sql_path(src.index)}) {first}")
+    con.execute(f"CREATE TABLE members AS SELECT checksum, release, representative, identity, coverage FROM {src.sequences}")
+    rep_preds = f"read_parquet({duck.sql_paths(src.rep_predictions)})" if src.rep_predictions else f"read_parquet({duck.sql_path(src.predictions)})"
+    con.execute(f"CREATE TABLE reps AS SELECT * FROM {rep_preds} WHERE checksum IN (SELECT representative FROM members)")
+    rep_index = f"read_parquet({duck.sql_paths(src.rep_index)})" if src.rep_index else f"read_parquet({duck.sql_path(src.index)})"
+    con.execute(f"CREATE TABLE rep_located AS SELECT checksum, archive, member FROM {rep_index} WHERE checksum IN (SELECT representative FROM members) {first}")
     member = "q.representative IS NOT NULL"
     query = f"""
         SELECT r.id, r.source, r.source_index, src.source_id, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
@@ -559,20 +813,20 @@ def _write_metadata(
                CASE rp.status WHEN '{Status.OK}' THEN '{Status.FOLDED}' ELSE rp.status END AS rep_status,
                rp.plddt AS rep_plddt, rp.ptm AS rep_ptm, rp.high_confidence AS rep_high_confidence,
                ri.archive AS rep_archive, ri.member AS rep_member
-        FROM read_parquet({duck.sql_path(records)}) r
+        FROM {src.records} r
         JOIN sources src ON src.source_index = r.source_index
-        LEFT JOIN read_parquet({duck.sql_path(preds_path)}) p
+        LEFT JOIN read_parquet({duck.sql_path(src.predictions)}) p
                ON r.status IN {valid} AND p.checksum = r.checksum
-        LEFT JOIN (SELECT checksum, release, representative, identity, coverage FROM read_parquet({duck.sql_path(sequences)})) q
-               ON r.status IN {valid} AND q.checksum = r.checksum
-        LEFT JOIN read_parquet({duck.sql_path(preds_path)}) rp ON {member} AND rp.checksum = q.representative
+        LEFT JOIN members q ON r.status IN {valid} AND q.checksum = r.checksum
+        LEFT JOIN reps rp ON {member} AND rp.checksum = q.representative
         LEFT JOIN dbs d ON r.status IN {valid} AND d.checksum = r.checksum
         LEFT JOIN read_parquet({duck.sql_path(crc_path)}) c ON c.checksum = r.checksum
-        LEFT JOIN {index} i ON i.checksum = p.checksum
-        LEFT JOIN {index} ri ON ri.checksum = rp.checksum
+        LEFT JOIN located i ON i.checksum = p.checksum
+        LEFT JOIN rep_located ri ON ri.checksum = rp.checksum
         ORDER BY r.source_index, r.record_index"""
-    write_batches(con.sql(query).to_arrow_reader(1 << 17), out, _with_provenance(METADATA_SCHEMA, meta), row_group_size=1 << 18)
+    n = write_batches(con.sql(query).to_arrow_reader(1 << 17), out, _with_provenance(METADATA_SCHEMA, meta), row_group_size=1 << 18)
     con.close()
+    return n
 
 
 def _versions() -> dict[str, str]:

@@ -14,7 +14,9 @@ here; nothing else spells out a path of the results tree::
       fold/partial/chunk_NNNNNN/         committed segments of an unfinished fold job
       release.json                       the release this run's atlas is made from (its receipt)
       store/                             the store (store.path; see StoreLayout)
-      atlas/                             metadata, embeddings, plddt, structures/, summary, config, accounting
+      atlas/                             metadata, embeddings, plddt (one file per checksum bucket each),
+                                         structures/<bucket>/, structures/index.parquet/, summary, config, accounting
+      atlas_parts/<bucket>.json          what one assemble_bucket job did, and its predictions
       report/atlas_report.html
       foldseek/, mmseqs/                 annotation
       logs/, benchmarks/                 one log and one benchmark file per job
@@ -123,7 +125,13 @@ class ChunkOutputs:
 
 @dataclass(frozen=True)
 class AtlasOutputs:
-    """The atlas tables and archives; ``root`` is the folder archive paths are relative to."""
+    """The atlas tables and archives; ``root`` is the folder archive paths are relative to.
+
+    Each table (``metadata``, ``embeddings``, ``plddt``, ``index``) is a Parquet dataset:
+    a folder of one file per checksum bucket (:meth:`part`; one file, ``all.parquet``,
+    when the atlas is not split), which DuckDB, polars and pyarrow read as one table by
+    the folder's name. Each bucket's shards are in their own folder of ``structures``
+    (:meth:`shards`)."""
 
     root: Path
     metadata: Path
@@ -134,13 +142,33 @@ class AtlasOutputs:
 
     @property
     def index(self) -> Path:
-        """``structures/index.parquet``: where each archived structure lives."""
+        """``structures/index.parquet/``: where each archived structure lives."""
         return self.structures / "index.parquet"
+
+    @property
+    def tables(self) -> tuple[Path, ...]:
+        """Every table's dataset folder (the index's too)."""
+        return (self.metadata, self.embeddings, self.plddt, self.index)
+
+    @staticmethod
+    def part(table: Path, bucket: str) -> Path:
+        """One checksum bucket's file of a table's dataset folder: ``<table>/<bucket>.parquet``."""
+        return table / f"{bucket}.parquet"
+
+    def shards(self, bucket: str) -> Path:
+        """One checksum bucket's structures: its shards and Foldcomp database,
+        ``structures/<bucket>/``."""
+        return self.structures / bucket
 
     @property
     def config(self) -> Path:
         """``config.yaml``: the resolved configuration of the run that made the atlas."""
         return self.root / "config.yaml"
+
+    @property
+    def accounting(self) -> Path:
+        """``accounting.json``: written only when every input record is accounted for."""
+        return self.root / "accounting.json"
 
 
 class StoreLayout:
@@ -310,6 +338,17 @@ class Layout:
         """The receipt of the published release this run's atlas is made from."""
         return self.root / "release.json"
 
+    def atlas_part(self, bucket: str) -> Path:
+        """What one ``assemble_bucket`` job reports to the finish (its models, counts,
+        Foldcomp figures and chunks): a temporary JSON."""
+        return self.root / "atlas_parts" / f"{bucket}.json"
+
+    def atlas_predictions(self, bucket: str) -> Path:
+        """The predictions one ``assemble_bucket`` job took, joined with its filter's
+        outcome: the metadata jobs read them (kept: with members, every metadata job
+        reads every bucket's)."""
+        return self.root / "atlas_parts" / f"{bucket}.predictions.parquet"
+
     def release_part(self, bucket: str) -> Path:
         """What one ``publish_bucket`` job staged in the store for its checksum bucket."""
         return self.root / "release_parts" / f"{bucket}.json"
@@ -331,7 +370,7 @@ class Layout:
 
     @property
     def accounting(self) -> Path:
-        return self.root / "atlas" / "accounting.json"
+        return self.atlas.accounting
 
     @property
     def report(self) -> Path:
@@ -380,8 +419,9 @@ def shard_name(collection: str, number: int) -> str:
 
 
 def shard_glob(collection: str) -> str:
-    """Glob of the shards of a collection in a structures folder."""
-    return f"{collection}_*.tar"
+    """Glob of the shards of a collection in an atlas's structures folder (one folder per
+    checksum bucket)."""
+    return f"*/{collection}_*.tar"
 
 
 def foldcomp_db(structures: str | os.PathLike[str], collection: str = HIGHCONF) -> Path:

@@ -262,6 +262,7 @@ class AtlasSettings(Section):
     foldcomp_max_rmsd: float
     threads: int
     memory_gb: float
+    bucket_digits: int | str
     report: bool
 
 

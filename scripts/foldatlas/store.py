@@ -47,13 +47,14 @@ import pyarrow.parquet as pq
 
 from . import __version__, duck, faults
 from .atomic import atomic_dir, write_json
+from .buckets import WHOLE, bucket_bounds, bucket_names, bucket_where
 from .errors import InternalError, StaleOutputError
 from .inputs import read_inputs
 from .layout import BUCKET_DIGITS, MEMBERS_FILE, ChunkOutputs, StoreLayout, chunk_id, fresh_dir, parse_chunk_id
 from .seal import Seal, chunk_seal, checksums_digest, file_checksum
 from .tables import KEYS_SCHEMA, MEMBERS_SCHEMA, RELEASE_CHUNKS_SCHEMA, STORE_INDEX_SCHEMA, STORE_SEQUENCES_SCHEMA, write_table
 
-__all__ = ["FORMAT", "WHOLE", "Planned", "PlannedRelease", "finish_release", "publish_bucket", "release_buckets", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "release_chunk_files", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources"]
+__all__ = ["FORMAT", "WHOLE", "Planned", "PlannedRelease", "finish_release", "publish_bucket", "release_buckets", "check_unpublished", "reserve_chunks", "read_manifest", "plan_release", "publish_release", "release_chunks", "release_chunk_files", "file_checksum", "published_files", "verify_release", "release_history", "atlas_sources", "bucket_sources"]
 
 log = logging.getLogger("foldatlas.store")
 
@@ -138,9 +139,6 @@ def _check_key(store: StoreLayout, outputs_key: str) -> None:
     write_json(store.key, want)
 
 
-#: The bucket of a plan not split into checksum buckets (``chunks.bucket_digits`` 0).
-WHOLE = "all"
-
 
 @dataclass(frozen=True)
 class Planned:
@@ -180,7 +178,7 @@ class Planned:
 
     def bucket_names(self) -> list[str]:
         """Every bucket of the plan's release: one ``publish_bucket`` job each."""
-        return [f"{i:0{self.digits}x}" for i in range(16**self.digits)] if self.digits else [WHOLE]
+        return bucket_names(self.digits)
 
     def chunks_of(self, bucket: str) -> list[int]:
         return self.chunks if bucket == WHOLE else [c for c in self.chunks if self.buckets[c] == bucket]
@@ -406,7 +404,7 @@ def _stage_bucket(store: StoreLayout, p: Planned, bucket: str, con: Any, tmp: Pa
     name = p.release.name
     # the bucket's checksums: from its prefix up to (not including) the prefix then "g",
     # after every hex digit; a range, so Parquet's row-group statistics skip the rest
-    bounds = {"lo": "" if bucket == WHOLE else bucket, "hi": ("" if bucket == WHOLE else bucket) + "g"}
+    bounds = dict(zip(("lo", "hi"), bucket_bounds(bucket)))
     seqs = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE release = $name AND representative IS NULL AND checksum >= $lo AND checksum < $hi)"
 
     def planned_checksums(c: int) -> list[str]:  # read only to explain a mismatch
@@ -931,6 +929,43 @@ def atlas_sources(store: StoreLayout, sequences: str | os.PathLike[str], receipt
     run's ``release`` (from its receipt) and ``releases`` (:func:`release_history`)."""
     release = json.loads(Path(receipt).read_text())["release"]
     return {"chunks": release_chunks(store, sequences, scratch_dir), "release": release, "releases": release_history(store)}
+
+
+def bucket_sources(store: StoreLayout, sequences: str | os.PathLike[str], bucket: str, scratch_dir: str | os.PathLike[str]) -> dict:
+    """What :func:`foldatlas.atlas.assemble_bucket` takes from the store for one checksum
+    bucket of a run's atlas: ``sequences``, the rows of the run's ``sequences.parquet``
+    whose prediction (a member's: its representative's) is in ``bucket`` (their checksum,
+    chunk, release and representative, copied into ``scratch_dir``, emptied first; the
+    whole file for :data:`WHOLE`), and ``chunks``, the
+    store chunks that hold those predictions (:func:`release_chunks`; a chunk of a
+    release planned without buckets holds every bucket's, and each bucket job takes its
+    own from it), and for an empty bucket a ``template`` chunk (the schema of its files)."""
+    if bucket == WHOLE:
+        return {"sequences": Path(sequences), "chunks": release_chunks(store, sequences, scratch_dir)}
+    tmp = fresh_dir(scratch_dir)
+    mine = tmp / "sequences.parquet"
+    src, cols = f"read_parquet({duck.sql_path(sequences)})", "checksum, chunk, release, representative"
+    with contextlib.closing(duck.connect(memory_gb=1.0, spill_dir=tmp / "spill", threads=2)) as con:
+        # the bucket's own sequences by a checksum range (row groups of a plan sorted by
+        # bucket are skipped by their statistics), then the members of other buckets
+        # whose representative is in this one (a scan of the mostly null representative
+        # column); the few columns the assembly reads, not the sequences themselves
+        con.execute(
+            f"""COPY (SELECT {cols} FROM {src} WHERE {bucket_where('checksum', bucket)} AND representative IS NULL
+                      UNION ALL SELECT {cols} FROM {src} WHERE {bucket_where('representative', bucket)})
+                TO {duck.sql_path(mine)} (FORMAT parquet)"""
+        )
+    chunks = release_chunks(store, mine, tmp / "release_chunks")
+    first = None if chunks else _first_chunk(sequences)
+    return {"sequences": mine, "chunks": chunks, "template": None if first is None else store.chunk_outputs(chunk_id(first))}
+
+
+def _first_chunk(sequences: str | os.PathLike[str]) -> int | None:
+    """The chunk of the first row of ``sequences.parquet`` (None when it has none)."""
+    f = pq.ParquetFile(sequences)
+    for batch in f.iter_batches(batch_size=1, columns=["chunk"]):
+        return int(batch.column(0)[0].as_py())
+    return None
 
 
 def check_unpublished(store: StoreLayout, chunk: str) -> None:

@@ -31,7 +31,9 @@ rule mmseqs_cluster:
 
 rule foldseek_createdb:
     input:
-        structures=rules.assemble_atlas.output.structures,
+        # every bucket's shards, and the finished atlas (stale buckets removed)
+        structures=atlas_shards,
+        summary=rules.assemble_atlas.output.summary,
     output:
         db=directory(LAYOUT.foldseek_db),
     log:
@@ -47,6 +49,7 @@ rule foldseek_createdb:
         runtime=sized_runtime("foldseek_createdb", "structures"),
     params:
         binary=config["foldseek"]["binary"],
+        structures=LAYOUT.atlas.structures,
     script:
         "../../scripts/foldseek_createdb.py"
 
@@ -54,7 +57,7 @@ rule foldseek_createdb:
 rule foldseek_cluster:
     input:
         db=rules.foldseek_createdb.output.db,
-        metadata=rules.assemble_atlas.output.metadata,
+        summary=rules.assemble_atlas.output.summary,
         seq_clusters=(
             rules.mmseqs_cluster.output.clusters if config["mmseqs"]["enabled"] else []
         ),
@@ -74,6 +77,7 @@ rule foldseek_cluster:
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
+        output=config["output"],
     script:
         "../../scripts/foldseek_cluster.py"
 

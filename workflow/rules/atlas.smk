@@ -1,20 +1,81 @@
 # Atlas: filter by confidence and write metadata, embeddings, per-residue pLDDT,
-# sharded structure archives with an index, a summary, the resolved configuration, the
-# accounting check and a report.
+# sharded structure archives with an index, one checksum bucket a job (assemble_bucket,
+# then bucket_metadata, which joins members to representatives in any bucket); then a
+# summary, the resolved configuration, the accounting check and a report.
+
+
+rule assemble_bucket:
+    input:
+        # the atlas is a view over the store: the published release, not the fold jobs
+        release=rules.publish_release.output.receipt,
+        sequences=rules.plan_chunks.output.sequences,
+    output:
+        shards=directory(LAYOUT.atlas.shards("{bucket}")),
+        index=LAYOUT.atlas.part(LAYOUT.atlas.index, "{bucket}"),
+        plddt=LAYOUT.atlas.part(LAYOUT.atlas.plddt, "{bucket}"),
+        embeddings=LAYOUT.atlas.part(LAYOUT.atlas.embeddings, "{bucket}"),
+        # kept (not temp): with members every bucket_metadata job reads every bucket's,
+        # and a missing one would run every assemble_bucket job again
+        predictions=LAYOUT.atlas_predictions("{bucket}"),
+        part=LAYOUT.atlas_part("{bucket}"),
+    log:
+        LAYOUT.log("assemble_bucket", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("assemble_bucket", "{bucket}")
+    conda:
+        ENV
+    threads: config["atlas"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
+    params:
+        store=str(STORE.root),
+        fingerprint=STORE.fingerprint,
+        output=config["output"],
+        atlas=atlas_settings(),
+        filter=config["filter"],
+        structures=config["structures"],
+        outputs_key=FOLD_OUTPUTS_KEY,
+    script:
+        "../../scripts/assemble_bucket.py"
+
+
+rule bucket_metadata:
+    input:
+        unpack(representative_predictions),
+        part=rules.assemble_bucket.output.part,
+        records=rules.plan_chunks.output.records,
+        sequences=rules.plan_chunks.output.sequences,
+        inputs=rules.plan_chunks.output.inputs,
+    output:
+        metadata=LAYOUT.atlas.part(LAYOUT.atlas.metadata, "{bucket}"),
+    log:
+        LAYOUT.log("bucket_metadata", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("bucket_metadata", "{bucket}")
+    conda:
+        ENV
+    threads: config["atlas"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
+    params:
+        output=config["output"],
+        atlas=atlas_settings(),
+    script:
+        "../../scripts/bucket_metadata.py"
 
 
 rule assemble_atlas:
     input:
-        # the atlas is a view over the store: the published release, not the fold jobs
+        unpack(atlas_parts),
         release=rules.publish_release.output.receipt,
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
         inputs=rules.plan_chunks.output.inputs,
     output:
-        metadata=LAYOUT.atlas.metadata,
-        embeddings=LAYOUT.atlas.embeddings,
-        plddt=LAYOUT.atlas.plddt,
-        structures=directory(LAYOUT.atlas.structures),
         summary=LAYOUT.atlas.summary,
         config=LAYOUT.atlas.config,
     log:
@@ -23,16 +84,15 @@ rule assemble_atlas:
         LAYOUT.benchmark("assemble_atlas")
     conda:
         ENV
-    threads: config["atlas"]["threads"]
+    threads: 1
     resources:
         **cpu_site(),
-        mem_mb=lambda wc, attempt: int(config["atlas"]["memory_gb"] * 1536 * attempt),
-        runtime=lambda wc, attempt: runtime_minutes(240, attempt),
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(60, attempt),
     params:
         store=str(STORE.root),
         fingerprint=STORE.fingerprint,
         output=config["output"],
-        atlas=config["atlas"],
         filter=config["filter"],
         config=config,
     script:
@@ -43,10 +103,6 @@ rule check_accounting:
     input:
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
-        metadata=rules.assemble_atlas.output.metadata,
-        embeddings=rules.assemble_atlas.output.embeddings,
-        plddt=rules.assemble_atlas.output.plddt,
-        structures=rules.assemble_atlas.output.structures,
         summary=rules.assemble_atlas.output.summary,
         inputs=rules.plan_chunks.output.inputs,
     output:
@@ -70,9 +126,6 @@ rule check_accounting:
 
 rule atlas_report:
     input:
-        metadata=rules.assemble_atlas.output.metadata,
-        plddt=rules.assemble_atlas.output.plddt,
-        structures=rules.assemble_atlas.output.structures,
         summary=rules.assemble_atlas.output.summary,
         config=rules.assemble_atlas.output.config,
         accounting=rules.check_accounting.output.report,
@@ -93,5 +146,7 @@ rule atlas_report:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: runtime_minutes(30, attempt),
+    params:
+        output=config["output"],
     script:
         "../../scripts/atlas_report.py"

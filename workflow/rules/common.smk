@@ -3,12 +3,17 @@
 # defined here.
 import os
 
+import pyarrow.parquet as pq
+from snakemake.exceptions import IncompleteCheckpointException
+
 from foldatlas.chunking import fold_packages, read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.inputs import input_list_change
 from foldatlas.layout import CHUNK_ID_PATTERN, Layout
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import runtime_request, site_resources
+from foldatlas.atlas import as_dataset
+from foldatlas.buckets import atlas_bucket_digits, bucket_names, has_members
 from foldatlas.store import WHOLE, read_manifest, release_buckets
 from foldatlas.annotate import TOOLS, tool_binary
 from foldatlas.redundancy import mmseqs_binary
@@ -62,8 +67,19 @@ def check_binaries_on_host():
         mmseqs_binary(config["mmseqs"]["binary"])
 
 
+def upgrade_atlas_layout():
+    """An atlas of foldatlas < 0.8 has one file where each table is now a folder of one
+    file per checksum bucket (metadata.parquet, ..., structures/index.parquet): when a run
+    starts, those files are removed (the bucket jobs write their rows again; Snakemake
+    could not remove a bucket's file inside a file). Never in a dry run."""
+    for table in LAYOUT.atlas.tables:
+        if table.is_file():
+            as_dataset(table)
+
+
 onstart:
     check_binaries_on_host()
+    upgrade_atlas_layout()
 
 
 def check_input_list():
@@ -94,6 +110,15 @@ def plan_settings():
     key, is not planned again (which would fold its unpublished chunks again)."""
     chunks = config["chunks"]
     return {k: v for k, v in chunks.items() if (k, v) != ("bucket_digits", "auto")}
+
+
+def atlas_settings():
+    """The atlas section as the bucket jobs' params: without what cannot change a
+    bucket's files (atlas.report, and atlas.bucket_digits, which says which buckets
+    there are), so that switching the report on assembles nothing again."""
+    return {
+        k: v for k, v in config["atlas"].items() if k not in ("report", "bucket_digits")
+    }
 
 
 def input_fasta(wildcards):
@@ -319,6 +344,72 @@ def release_parts(wildcards):
     return expand(rules.publish_bucket.output.part, bucket=_BUCKETS[key])
 
 
+_ATLAS_BUCKETS = {}
+
+
+def atlas_buckets():
+    """The atlas's checksum buckets (atlas.bucket_digits; auto: by the run's unique
+    sequences), one assemble_bucket and one bucket_metadata job each; read once per
+    sequences.parquet."""
+    return _atlas_shape()[0]
+
+
+def _atlas_shape():
+    """(the atlas's buckets, whether any sequence of the run is a member): from
+    sequences.parquet's footer (row count, null count of representative), read once per
+    file."""
+    checkpoints.plan_chunks.get()
+    path = LAYOUT.sequences
+    key = (path, os.stat(path).st_mtime_ns, config["atlas"]["bucket_digits"])
+    if key not in _ATLAS_BUCKETS:
+        meta = pq.read_metadata(path)
+        _ATLAS_BUCKETS.clear()
+        _ATLAS_BUCKETS[key] = (
+            bucket_names(
+                atlas_bucket_digits(config["atlas"]["bucket_digits"], meta.num_rows)
+            ),
+            has_members(meta),
+        )
+    return _ATLAS_BUCKETS[key]
+
+
+def atlas_parts(wildcards):
+    """Every bucket's part, and every file and folder of every bucket: what the atlas's
+    finish adds up, and what makes each of them a target (one deleted is made again, and
+    the finish after it)."""
+    return {
+        "parts": expand(rules.assemble_bucket.output.part, bucket=atlas_buckets()),
+        "products": atlas_products(wildcards),
+    }
+
+
+def representative_predictions(wildcards):
+    """The predictions a bucket_metadata job joins: its bucket's and, when the run has
+    members (ingest.redundancy, now or in a release it reuses), every bucket's (a
+    member's representative may be in any), with their index files."""
+    buckets, members = _atlas_shape()
+    buckets = buckets if members else [wildcards.bucket]
+    out = rules.assemble_bucket.output
+    return {
+        "predictions": expand(out.predictions, bucket=buckets),
+        "index": expand(out.index, bucket=buckets),
+    }
+
+
+def atlas_shards(wildcards):
+    """Every bucket's structures folder (the foldseek jobs' input, and their size)."""
+    return expand(rules.assemble_bucket.output.shards, bucket=atlas_buckets())
+
+
+def atlas_products(wildcards):
+    """Every file and folder of the atlas's buckets."""
+    buckets = atlas_buckets()
+    out = rules.assemble_bucket.output
+    products = [out.shards, out.index, out.plddt, out.embeddings]
+    products.append(rules.bucket_metadata.output.metadata)
+    return [path for p in products for path in expand(p, bucket=buckets)]
+
+
 def final_targets(wildcards):
     """What `snakemake` builds by default, from the stages switched on in config: every
     product, so that one missing or removed is built again."""
@@ -331,8 +422,14 @@ def final_targets(wildcards):
         LAYOUT.release,
         LAYOUT.accounting,
     ]
-    targets += [atlas.metadata, atlas.embeddings, atlas.plddt, atlas.structures]
     targets += [atlas.summary, atlas.config]
+    try:
+        targets += atlas_products(wildcards)
+    except IncompleteCheckpointException:
+        # before planning, the finish's own inputs (atlas_parts) bring the buckets' files;
+        # raised here, the list would wait for the checkpoint, which then would not run
+        # again when one of its own outputs (listed above) is missing
+        pass
     if config["atlas"]["report"]:
         targets.append(LAYOUT.report)
     if config["foldseek"]["enabled"]:

@@ -1,0 +1,134 @@
+"""Assembling the atlas one checksum bucket a job (0.8), against one job for the whole atlas.
+
+Since 0.8 the workflow assembles the atlas with one ``assemble_bucket`` job per checksum
+bucket (``atlas.bucket_digits``: the structures, index, pLDDT and embeddings of the
+bucket's predictions), one ``bucket_metadata`` job per bucket (its records joined with
+their predictions and, for members, their representatives') and one light
+``assemble_atlas`` job (``finish_atlas``: the summary, counted from the written tables).
+This times, on one synthetic store (``bench/scale_jobs.py``'s: the real ``fold_chunk``
+with a stand-in engine, published; ``--root`` takes a folder it kept), each job in its
+own process under ``/usr/bin/time`` (wall time with Python's start, and peak RSS):
+
+- the one call ``assemble_atlas`` (one bucket, ``all``: the work of 0.7's single job);
+- with ``--digits`` (1: 16 buckets), every ``assemble_bucket``, every
+  ``bucket_metadata`` and the finish, as the workflow runs them;
+
+then checks that both atlases hold the same rows (each table sorted by its key).
+
+Usage: python bench/assemble_buckets.py --root /tmp/bench-scale-1000000-xxxx [--digits 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scale_jobs import REPO, job_config, spawn  # bench/, the script's folder
+
+
+def _context(root: Path) -> dict:
+    from foldatlas.layout import Layout
+    from foldatlas.settings import AtlasSettings, FilterSettings, StructureSettings, fold_outputs_key, model_fingerprint
+
+    config = job_config(root)
+    layout = Layout.from_config(config["output"], config["store"])
+    return {"config": config, "layout": layout, "store": layout.store(model_fingerprint(config)), "key": fold_outputs_key(config),
+            "filter": FilterSettings.from_config(config["filter"]), "atlas": AtlasSettings.from_config(config["atlas"]),
+            "structures": StructureSettings.from_config(config["structures"])}  # fmt: skip
+
+
+def run_job(name: str, root: Path, bucket: str, out: str) -> None:
+    """One job, in this process (the child ``spawn`` times)."""
+    from foldatlas.atlas import assemble_atlas, assemble_bucket, bucket_metadata, finish_atlas
+    from foldatlas.atomic import write_json
+    from foldatlas.layout import Layout
+    from foldatlas.store import atlas_sources, bucket_sources, release_history
+
+    c = _context(root)
+    layout, atlas = c["layout"], Layout(root / out).atlas
+    parts = root / out / "parts"
+    if name == "whole":
+        assemble_atlas(**atlas_sources(c["store"], layout.sequences, layout.release, scratch_dir=root / out / "scratch/sources"), records=layout.records,
+                       sequences=layout.sequences, outputs=atlas, filter=c["filter"], atlas=c["atlas"], structures=c["structures"], config=c["config"],
+                       threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch/work", inputs=layout.inputs, outputs_key=c["key"])  # fmt: skip
+    elif name == "assemble_bucket":
+        part = assemble_bucket(bucket=bucket, **bucket_sources(c["store"], layout.sequences, bucket, root / out / "scratch" / bucket), outputs=atlas,
+                               predictions=parts / f"{bucket}.predictions.parquet", filter=c["filter"], atlas=c["atlas"], structures=c["structures"],
+                               threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch" / f"{bucket}.work", outputs_key=c["key"])  # fmt: skip
+        write_json(parts / f"{bucket}.json", part)
+    elif name == "bucket_metadata":
+        preds = {p.name.split(".")[0]: p for p in parts.glob("*.predictions.parquet")}
+        bucket_metadata(bucket=bucket, records=layout.records, sequences=layout.sequences, inputs=layout.inputs, outputs=atlas, predictions=preds,
+                        part=parts / f"{bucket}.json", atlas=c["atlas"], threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch" / f"{bucket}.meta")  # fmt: skip
+    elif name == "finish":
+        finish_atlas(atlas, parts={p.stem: p for p in parts.glob("*.json")}, records=layout.records, sequences=layout.sequences, inputs=layout.inputs,
+                     filter=c["filter"], config=c["config"], releases=release_history(c["store"]), release=json.loads(layout.release.read_text())["release"])  # fmt: skip
+    else:
+        raise SystemExit(f"unknown job {name}")
+
+
+def timed(name: str, root: Path, bucket: str, out: str) -> tuple[float, float]:
+    wall, peak, rc = spawn([sys.executable, str(Path(__file__).resolve()), "--job", name, "--root", str(root), "--bucket", bucket, "--out", out], root / "time.txt")
+    if rc != 0:
+        raise SystemExit(f"{name} {bucket} failed (exit {rc})")
+    print(f"[{time.strftime('%H:%M:%S')}] {name} {bucket}: {wall:.1f} s, {peak:.0f} MB", file=sys.stderr, flush=True)
+    return wall, peak
+
+
+def same_rows(root: Path, a: str, b: str) -> list[str]:
+    """The tables of two atlases hold the same rows (archive paths aside: they name the bucket)."""
+    import duckdb
+
+    keys = {"metadata.parquet": ("source_index, record_index", "archive, member, rep_archive, rep_member"),
+            "plddt.parquet": ("checksum", ""), "embeddings.parquet": ("checksum, layer", ""),
+            "structures/index.parquet": ("collection, checksum", "archive, data_offset, cif_offset")}  # fmt: skip
+    differ = []
+    for table, (order, skip) in keys.items():
+        sql = lambda out: f"SELECT * {f'EXCLUDE ({skip})' if skip else ''} FROM '{root / out / 'atlas' / table}' ORDER BY {order}"  # noqa: E731
+        if duckdb.sql(f"SELECT count(*) FROM (({sql(a)}) EXCEPT ALL ({sql(b)}))").fetchall()[0][0] or duckdb.sql(
+            f"SELECT count(*) FROM (({sql(b)}) EXCEPT ALL ({sql(a)}))"
+        ).fetchall()[0][0]:
+            differ.append(table)
+    return differ
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, required=True, help="a folder bench/scale_jobs.py --keep --upto publish_release left")
+    ap.add_argument("--digits", type=int, default=1, help="hex digits of the buckets (1: 16, 2: 256)")
+    ap.add_argument("--job", help=argparse.SUPPRESS)
+    ap.add_argument("--bucket", default="all", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="bench-atlas", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.job:
+        run_job(args.job, args.root, args.bucket, args.out)
+        return
+    from foldatlas.buckets import bucket_names
+
+    for out in ("bench-whole", "bench-buckets"):
+        shutil.rmtree(args.root / out, ignore_errors=True)
+        (args.root / out / "parts").mkdir(parents=True)
+    whole = timed("whole", args.root, "all", "bench-whole")
+    buckets = bucket_names(args.digits)
+    rows = {job: [timed(job, args.root, b, "bench-buckets") for b in buckets] for job in ("assemble_bucket", "bucket_metadata")}
+    finish = timed("finish", args.root, "all", "bench-buckets")
+    differ = same_rows(args.root, "bench-whole", "bench-buckets")
+    print(f"{args.root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
+    print("| job | wall s: slowest / median / sum | peak MB: largest |")
+    print("| --- | ---: | ---: |")
+    print(f"| assemble_atlas in one job (0.7) | {whole[0]:.1f} | {whole[1]:,.0f} |")
+    for job, r in rows.items():
+        w = sorted(x for x, _ in r)
+        print(f"| {job} (x{len(r)}) | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in r):,.0f} |")
+    print(f"| assemble_atlas (the finish) | {finish[0]:.1f} | {finish[1]:,.0f} |")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"(foldatlas at {commit}, with uncommitted changes if any)")
+
+
+if __name__ == "__main__":
+    main()
