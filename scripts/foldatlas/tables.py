@@ -290,7 +290,7 @@ PLDDT_SCHEMA = _schema(
 INDEX_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence shards) or {ALL} (atlas.all_structures shards); a structure can be in both"),
-    ("archive", pa.string(), False, "shard path relative to results/atlas/ (an uncompressed .tar)"),
+    ("archive", pa.string(), False, "shard path relative to results/atlas/: structures/<bucket>/highconf_NNNNNN.tar (an uncompressed .tar)"),
     ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
     ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the shard; its 512-byte tar header is just before"),
     ("data_length", pa.int64(), False, "bytes of that gzip file"),
@@ -350,7 +350,7 @@ DOCUMENTED = (
     ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by checksum bucket (the first chunks.bucket_digits hex digits; none by default below 256 chunks), then length, then checksum", SEQUENCES_SCHEMA),
     ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length; all of one checksum bucket (plan.tsv's bucket column)", CHUNK_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),
-    ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer); D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
+    ("results/store/<fingerprint>/chunks/chunk_NNNNNN/embeddings.parquet and results/atlas/embeddings.parquet", "one row per (folded sequence, layer), the atlas's a folder of one file per checksum bucket; D = 2560 for ESMFold's ESM-2 3B", embeddings_schema(2560, "float16", per_residue=True)),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/index.parquet", "the chunk's seal, written last by its fold job (foldatlas.seal): one row per structure of the chunk, in chunk order, "
      "its byte range checked against its tar header once; key-value metadata foldatlas_seal (JSON): the SHA-256, size, modification time, inode and status-change time "
      "of the chunk's three files, its numbers of predictions and structures and the SHA-256 of their checksums sorted", STORE_INDEX_SCHEMA),
@@ -359,9 +359,9 @@ DOCUMENTED = (
     ("results/store/<fingerprint>/releases/<name>/structures/HH.parquet", "one row per structure the release folded whose checksum starts with HH, sorted by checksum", STORE_INDEX_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/sequences/HH.parquet", "one row per sequence the release folded whose checksum starts with HH, sorted by checksum", STORE_SEQUENCES_SCHEMA),
     ("results/store/<fingerprint>/releases/<name>/members/HH.parquet", "ingest.redundancy: one row per member the release resolved whose checksum starts with HH, sorted by checksum", MEMBERS_SCHEMA),
-    ("results/atlas/metadata.parquet", "one row per input record, in input order", METADATA_SCHEMA),
-    ("results/atlas/plddt.parquet", "per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
-    ("results/atlas/structures/index.parquet", "where each archived structure lives", INDEX_SCHEMA),
+    ("results/atlas/metadata.parquet", "a folder of one file per checksum bucket (all.parquet unsplit): one row per input record, in input order within each bucket", METADATA_SCHEMA),
+    ("results/atlas/plddt.parquet", "a folder of one file per checksum bucket: per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
+    ("results/atlas/structures/index.parquet", "a folder of one file per checksum bucket: where each archived structure lives", INDEX_SCHEMA),
     ("results/foldseek/clusters.parquet", "one row per high-confidence structure, sorted by cluster_id, representative, member", CLUSTERS_SCHEMA),
     ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
     ("results/mmseqs/clusters.parquet", "one row per unique sequence, sorted by cluster_id, member", SEQ_CLUSTERS_SCHEMA),
