@@ -475,6 +475,10 @@ def test_an_atlas_assembled_one_bucket_a_job_holds_the_rows_of_one_job(workspace
     assert pq.read_table(split.part(split.metadata, "0")).filter(pc.equal(pq.read_table(split.part(split.metadata, "0"))["status"], "empty")).num_rows == 1
     # an empty bucket's embeddings file has the schema of the others: one dataset
     assert len({pq.read_schema(f).remove_metadata() for f in split.embeddings.iterdir()}) == 1
+    # every file names the model, also an empty bucket's and one whose records are all members
+    for table in split.tables:
+        for f in table.iterdir():
+            assert json.loads(pq.read_schema(f).metadata[b"foldatlas"])["model_ids"] == ["test"], f
 
 
 def test_finishing_removes_what_another_split_or_an_older_layout_left(workspace):

@@ -209,7 +209,8 @@ def assemble_bucket(
     that hold them (:func:`foldatlas.store.bucket_sources`). Writes ``structures/<bucket>/``
     (staged and swapped in whole), the bucket's file of each table, and ``predictions``
     (every prediction taken, with its filter outcome: what :func:`bucket_metadata` joins).
-    ``template``: a chunk of the atlas whose embeddings' schema an empty bucket's file takes.
+    ``template``: a chunk of the atlas whose embeddings' schema and model an empty
+    bucket's files take.
 
     Raises
     ------
@@ -224,7 +225,7 @@ def assemble_bucket(
     try:
         if outputs_key is not None:
             _check_outputs_key(chunks, outputs_key)
-        kinds = _model_kinds(chunks)
+        kinds = _model_kinds(chunks or ([template] if template else []))  # an empty bucket: the atlas's model
         meta = provenance(sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds}))
         index_tmp = scratch / "index.parquet"
         with atomic_dir(outputs.shards(bucket)) as staging:
@@ -727,7 +728,6 @@ def bucket_metadata(
     scratch = fresh_dir(scratch_dir)
     try:
         kinds = json.loads(Path(part).read_text())["models"]
-        meta = provenance(sorted({k[0] for k in kinds}), sorted({k[1] for k in kinds}))
         as_dataset(outputs.metadata)
         crc = scratch / "crc64.parquet"
         write_batches(_crc64_batches(sequences, bucket), crc, pa.schema([("checksum", pa.string()), ("crc64", pa.string())]), compression="lz4")
@@ -741,7 +741,7 @@ def bucket_metadata(
             predictions=predictions[bucket], index=outputs.part(outputs.index, bucket),
             rep_predictions=[predictions[b] for b in reps], rep_index=[outputs.part(outputs.index, b) for b in reps],
         )  # fmt: skip
-        return _write_metadata(con, sources, crc, outputs.part(outputs.metadata, bucket), meta, inputs)
+        return _write_metadata(con, sources, crc, outputs.part(outputs.metadata, bucket), kinds, inputs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -769,11 +769,10 @@ class _MetadataSources:
     rep_index: list
 
 
-def _write_metadata(con, src: _MetadataSources, crc_path: Path, out: Path, meta: Mapping[bytes, bytes], inputs: str | Path) -> int:  # type: ignore[no-untyped-def]
-    """Every record of ``src`` joined with its sequence's prediction and structure, in
-    input order (DuckDB, spilling under its limit), with the input file's stable id, the
-    release that folded the sequence (``atlas_version``) and the files that hold it
-    (``sequence_dbs``)."""
+def _stage_tables(con, src: _MetadataSources, inputs: str | Path) -> None:  # type: ignore[no-untyped-def]
+    """The tables the metadata join reads: input files, each sequence's files
+    (``dbs``), the bucket's structure locations, its sequences (``members``) and its
+    members' representatives' predictions and locations."""
     counts = read_inputs(inputs)
     con.register("input_files", pa.table({"source_index": pa.array([c.source_index for c in counts], pa.int32()), "source_id": [c.source_id for c in counts]}))
     con.execute("CREATE TABLE sources AS SELECT * FROM input_files")
@@ -782,7 +781,6 @@ def _write_metadata(con, src: _MetadataSources, crc_path: Path, out: Path, meta:
             FROM {src.records} r JOIN sources s USING (source_index)
             WHERE r.status IN {sql_in(VALID)} GROUP BY r.checksum"""
     )
-    valid = sql_in(VALID)
     # one archive per structure (high-confidence shard first), computed once: the
     # bucket's own, and its members' representatives' (from their buckets' index files)
     first = f"QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC, archive) = 1"
@@ -792,6 +790,18 @@ def _write_metadata(con, src: _MetadataSources, crc_path: Path, out: Path, meta:
     con.execute(f"CREATE TABLE reps AS SELECT * FROM {rep_preds} WHERE checksum IN (SELECT representative FROM members)")
     rep_index = f"read_parquet({duck.sql_paths(src.rep_index)})" if src.rep_index else f"read_parquet({duck.sql_path(src.index)})"
     con.execute(f"CREATE TABLE rep_located AS SELECT checksum, archive, member FROM {rep_index} WHERE checksum IN (SELECT representative FROM members) {first}")
+
+
+def _write_metadata(con, src: _MetadataSources, crc_path: Path, out: Path, kinds: Sequence[Sequence], inputs: str | Path) -> int:  # type: ignore[no-untyped-def]
+    """Every record of ``src`` joined with its sequence's prediction and structure, in
+    input order (DuckDB, spilling under its limit), with the input file's stable id, the
+    release that folded the sequence (``atlas_version``) and the files that hold it
+    (``sequence_dbs``). The file's provenance names the models of ``kinds`` (the
+    bucket's) and of its members' representatives."""
+    _stage_tables(con, src, inputs)
+    models = {tuple(k[:2]) for k in kinds} | set(con.execute("SELECT DISTINCT model_id, model_version FROM reps WHERE model_id IS NOT NULL").fetchall())
+    meta = provenance(sorted({m[0] for m in models}), sorted({m[1] for m in models}))
+    valid = sql_in(VALID)
     member = "q.representative IS NOT NULL"
     query = f"""
         SELECT r.id, r.source, r.source_index, src.source_id, r.record_index, r.header, r.checksum, c.crc64, r.length, r.n_nonstandard,
