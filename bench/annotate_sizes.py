@@ -111,9 +111,9 @@ def bench_foldseek(n: int, tmp: Path, threads: int) -> list[dict]:
     _in_child("_shards", n, str(structures))
     db = tmp / f"db{n}"
     create = f"""
-from foldatlas.annotate import atlas_db
+from foldatlas.annotate import bucket_db
 from foldatlas.sizing import job_size
-dbs = atlas_db("foldseek", {str(structures)!r}, {str(db)!r}, threads={threads})
+dbs = bucket_db("foldseek", {str(structures)!r}, {str(db)!r}, threads={threads})
 size = job_size("foldseek_cluster", {str(db)!r})
 {_PEAK}
 print(json.dumps({{"job": "foldseek_createdb", "structures": size.sequences, "residues": size.residues, "shards": len(dbs), "tool_peak_mib": peak}}))

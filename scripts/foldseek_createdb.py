@@ -1,8 +1,12 @@
-"""Rule foldseek_createdb: one foldseek database per high-confidence shard, read straight from the .tar."""
+"""Rule foldseek_createdb: one foldseek database per high-confidence shard of one checksum
+bucket, read straight from the .tar; the databases of another bucket split are removed."""
 
-from foldatlas.annotate import atlas_db, tool_binary
+from pathlib import Path
+
+from foldatlas.annotate import bucket_db, remove_other_buckets, tool_binary
 from foldatlas.logs import rule_script
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
-    atlas_db(tool_binary("foldseek", sm.params.binary), sm.params.structures, sm.output.db, threads=sm.threads)
+    bucket_db(tool_binary("foldseek", sm.params.binary), sm.input.structures, sm.output.db, threads=sm.threads)
+    remove_other_buckets(Path(sm.output.db).parent, sm.params.buckets)

@@ -1,6 +1,9 @@
-"""Rule foldseek_search: the atlas against the configured reference databases."""
+"""Rule foldseek_search: one checksum bucket of the atlas against the configured reference
+databases; the hits files of another bucket split are removed."""
 
-from foldatlas.annotate import foldseek_search, tool_binary
+from pathlib import Path
+
+from foldatlas.annotate import foldseek_search, remove_other_buckets, tool_binary
 from foldatlas.logs import rule_script
 from foldatlas.settings import FoldseekSettings
 
@@ -13,4 +16,6 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         search=FoldseekSettings.from_config(sm.params.foldseek).search,
         threads=sm.threads,
         mem_mb=sm.resources.mem_mb,
+        target_dbs=sm.params.target_dbs,
     )
+    remove_other_buckets(Path(sm.output.hits).parent, sm.params.buckets, suffix=".parquet")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from conftest import REPO
 from foldatlas.annotate import cluster_args, entry_checksum, linclust_args, mmseqs_linclust, parse_cluster_tsv, parse_m8
@@ -175,12 +176,12 @@ def _shards(tmp_path: Path, n: int = 7) -> tuple[Path, list[str]]:
 
 @NEEDS_FOLDSEEK
 def test_foldseek_createdb_makes_one_database_per_shard(tmp_path):
-    from foldatlas.annotate import atlas_db
+    from foldatlas.annotate import bucket_db
     from foldatlas.dbfiles import db_size, read_lookup
 
     structures, sums = _shards(tmp_path)
-    dbs = atlas_db(FOLDSEEK, structures, tmp_path / "db", threads=1)
-    assert [d.parent.name for d in dbs] == ["all_highconf_000000", "all_highconf_000001", "all_highconf_000002"]
+    dbs = bucket_db(FOLDSEEK, structures / "all", tmp_path / "db", threads=1)
+    assert [d.parent.name for d in dbs] == ["highconf_000000", "highconf_000001", "highconf_000002"]
     names = [n for d in dbs for n in read_lookup(d)]
     assert sorted(names) == sums  # every PDB member of every shard, once; the ModelCIF members are not read
     lengths = sorted(int(line.split("\t")[2]) - 2 for d in dbs for line in Path(f"{d}.index").read_text().splitlines())
@@ -224,12 +225,12 @@ def test_representatives_are_the_best_ptm_x_plddt_structure_of_each_sequence_clu
 
 @NEEDS_FOLDSEEK
 def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one_row(tmp_path):
-    from foldatlas.annotate import atlas_db
+    from foldatlas.annotate import bucket_db
     from foldatlas.clustering import _representatives_db, representatives, structural_clusters
     from foldatlas.dbfiles import read_lookup
 
     structures, sums = _shards(tmp_path)
-    atlas_db(FOLDSEEK, structures, tmp_path / "db", threads=1)
+    bucket_db(FOLDSEEK, structures / "all", tmp_path / "db", threads=1)
     meta, seq, _ = _atlas_tables(tmp_path, sums)
     con = connect()
     representatives(con, meta, seq)
@@ -267,6 +268,7 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     extra = {
         "foldseek": {"enabled": True, "binary": FOLDSEEK, "threads": 2, "search": {"targets": ["resources/demo/targets"]}},
         "mmseqs": {"enabled": MMSEQS is not None, "threads": 2},
+        "atlas": {"bucket_digits": 1},  # 16 buckets: one createdb and one search job each
     }
     wd = prepare(tmp_path, extra)
     # search target: a folder of structures (the atlas's own archive is reused after the run)
@@ -282,7 +284,7 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     meta = pq.read_table(wd / "results/atlas/metadata.parquet").to_pylist()
     hc = {r["checksum"] for r in meta if r["high_confidence"]}
     assert sorted(clusters["member"].to_pylist()) == sorted(hc)  # every high-confidence structure clustered once, from the .tar shards
-    lookups = sorted((wd / "results/foldseek/db").glob("*_highconf_*/highconf.lookup"))  # one database per shard
+    lookups = sorted((wd / "results/foldseek/db").glob("*/highconf_*/highconf.lookup"))  # one database per shard, in its bucket's folder
     assert len(lookups) == len(list((wd / "results/atlas/structures").glob("*/highconf_*.tar")))
     names = [line.split("\t")[1] for p in lookups for line in p.read_text().splitlines()]
     assert sorted(names) == sorted(hc)  # PDB members only (the shards hold ModelCIF too)
@@ -302,6 +304,31 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     assert {h["query"] for h in hits} >= extracted  # every structure finds itself
     if MMSEQS:
         assert pq.read_table(wd / "results/mmseqs/clusters.parquet").num_rows == pq.read_metadata(wd / "results/ingest/sequences.parquet").num_rows
+    buckets = [f"{b:x}" for b in range(16)]
+    assert sorted(p.name for p in (wd / "results/foldseek/db").iterdir()) == buckets
+    assert sorted(p.name for p in (wd / "results/foldseek/hits.parquet").iterdir()) == [f"{b}.parquet" for b in buckets]
+    for b in buckets:  # each bucket's databases hold its own structures, and its hits are its own queries'
+        names = [line.split("\t")[1] for p in (wd / "results/foldseek/db" / b).glob("*/highconf.lookup") for line in p.read_text().splitlines()]
+        assert sorted(names) == sorted(c for c in hc if c.startswith(b))
+        assert all(q.startswith(b) for q in pq.read_table(wd / f"results/foldseek/hits.parquet/{b}.parquet")["query"].to_pylist())
+    assert len(list((wd / "results/logs/foldseek_target_db").iterdir())) == 1  # the target made a database once, for every bucket
+
+    # the same atlas unsplit: the other split's databases and hits files are gone, and the results are the same
+    cfg = yaml.safe_load((wd / "run.yaml").read_text())
+    cfg["atlas"]["bucket_digits"] = 0
+    (wd / "run.yaml").write_text(yaml.safe_dump(cfg))
+    # and foldatlas 0.8's files: hits.parquet one file, one database folder per shard
+    shutil.rmtree(wd / "results/foldseek/hits.parquet")
+    pq.write_table(HITS_SCHEMA.empty_table(), wd / "results/foldseek/hits.parquet")
+    (wd / "results/foldseek/db/all_highconf_000000").mkdir()
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [p.name for p in (wd / "results/foldseek/db").iterdir()] == ["all"]
+    assert [p.name for p in (wd / "results/foldseek/hits.parquet").iterdir()] == ["all.parquet"]
+    again = pq.read_table(wd / "results/foldseek/hits.parquet").to_pylist()
+    assert sorted((h["query"], h["target"]) for h in again) == sorted((h["query"], h["target"]) for h in hits)
+    unsplit = pq.read_table(wd / "results/foldseek/clusters.parquet").to_pylist()
+    assert sorted((r["member"], r["representative"]) for r in unsplit) == sorted((r["member"], r["representative"]) for r in rows)
 
 
 def test_resource_formula_follows_the_documented_bytes_and_caps():
@@ -335,3 +362,55 @@ def test_job_sizes_come_from_the_inputs_and_wait_for_missing_ones(tmp_path):
     with pytest.raises(FileNotFoundError) as info:  # Snakemake sizes the job once its input exists
         job_size("foldseek_cluster", tmp_path / "db")
     assert info.value.filename == str(tmp_path / "db")
+
+
+def _fake_db(prefix: Path, lengths: list[int]) -> None:
+    """A foldseek amino-acid database's files as foldatlas.dbfiles reads them: each entry
+    is its residues, a newline and a NUL byte."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    data, index, offset = b"", [], 0
+    for key, n in enumerate(lengths):
+        entry = b"A" * n + b"\n\0"
+        index.append(f"{key}\t{offset}\t{len(entry)}\n")
+        data, offset = data + entry, offset + len(entry)
+    prefix.write_bytes(data)
+    Path(f"{prefix}.index").write_text("".join(index))
+    Path(f"{prefix}.dbtype").write_bytes(b"\0\0\0\0")
+
+
+def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its_own(tmp_path):
+    from foldatlas.annotate import shard_dbs
+    from foldatlas.sizing import InputSize, job_size
+
+    buckets = {"0": [[40, 50], [60]], "1": [[70]], "f": []}  # shards of each bucket's databases
+    for bucket, shards in buckets.items():
+        (tmp_path / "db" / bucket).mkdir(parents=True)
+        for k, lengths in enumerate(shards):
+            _fake_db(tmp_path / "db" / bucket / f"highconf_{k:06d}" / "highconf", lengths)
+    folders = [tmp_path / "db" / b for b in buckets]
+    assert [p.relative_to(tmp_path / "db").parts[:2] for p in shard_dbs(folders)] == [("0", "highconf_000000"), ("0", "highconf_000001"), ("1", "highconf_000000")]
+    assert job_size("foldseek_cluster", folders) == InputSize(4, 220)  # foldseek_cluster: every bucket
+    assert job_size("foldseek_cluster", folders[0]) == InputSize(3, 150)  # a search job: its bucket
+    assert job_size("foldseek_cluster", folders[2]) == InputSize(0, 0)  # a bucket without high-confidence structures
+    with pytest.raises(FileNotFoundError) as info:  # one bucket not made yet: the job waits for it
+        job_size("foldseek_cluster", [*folders, tmp_path / "db" / "e"])
+    assert info.value.filename == str(tmp_path / "db" / "e")
+
+
+def test_another_bucket_splits_files_are_removed_and_this_splits_are_kept(tmp_path):
+    from foldatlas.annotate import remove_other_buckets
+
+    hits = tmp_path / "hits.parquet"
+    hits.mkdir()
+    for name in ("all.parquet", "0.parquet", "1.parquet", "00.parquet", ".0.parquet.tmp-12", "0"):
+        (hits / name).write_text("x")
+    (hits / ".foldseek-abc").mkdir()  # another job's scratch: hidden, never removed
+    gone = remove_other_buckets(hits, ["0", "1", "2"], suffix=".parquet")
+    assert sorted(p.name for p in gone) == ["0", "00.parquet", "all.parquet"]
+    assert sorted(p.name for p in hits.iterdir()) == [".0.parquet.tmp-12", ".foldseek-abc", "0.parquet", "1.parquet"]
+    db = tmp_path / "db"
+    for name in ("all", "all_highconf_000000", "0"):  # another split's bucket, 0.8's shard databases, this split's
+        (db / name / "highconf_000000").mkdir(parents=True)
+    assert sorted(p.name for p in remove_other_buckets(db, ["0", "1"])) == ["all", "all_highconf_000000"]
+    assert [p.name for p in db.iterdir()] == ["0"]
+    assert remove_other_buckets(tmp_path / "none", ["0"]) == []  # nothing made yet

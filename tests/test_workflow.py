@@ -431,3 +431,16 @@ def test_missing_foldseek_stops_neither_dry_runs_nor_lint(tmp_path):
     out = real.stdout + real.stderr
     assert real.returncode != 0 and "foldseek.binary: 'no-such-foldseek' not found on PATH" in out and "--sdm conda" in out
     assert "Traceback" not in out and not (wd / "results/ingest").exists()
+
+
+def test_annotation_jobs_are_planned_one_per_bucket_over_a_finished_atlas(demo_run, tmp_path):
+    # foldseek need not be installed for a dry run: the jobs and their sized resources are
+    # computed from the atlas's files (this is what runs where foldseek is absent, as in CI)
+    extra = tmp_path / "annotate.yaml"
+    extra.write_text(yaml.safe_dump({"foldseek": {"enabled": True, "binary": "no-such-foldseek", "search": {"targets": ["resources/demo"]}}}))
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", str(extra), "-n", "--quiet", "rules"], demo_run.wd, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M)}
+    # one bucket (the demo atlas is not split): one createdb and one search, the target made a database once
+    assert {k: v for k, v in counts.items() if k.startswith("foldseek")} == {"foldseek_createdb": 1, "foldseek_cluster": 1, "foldseek_target_db": 1, "foldseek_search": 1}
+    assert counts.get("assemble_bucket", 0) == 0  # the atlas is not made again

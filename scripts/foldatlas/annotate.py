@@ -5,8 +5,10 @@ command, exit code and stderr), and is looked for with :func:`tool_binary` where
 runs: at the start of a local run on the host (``onstart``), and in every rule's own
 environment (so ``--sdm conda`` works and a missing program fails the rule clearly).
 
-``foldseek createdb`` runs once per atlas shard (a ``.tar`` read directly, its PDB
-members only: ``--file-include``), so each call holds one shard; entry names are mapped
+The annotation follows the atlas's checksum buckets: one ``foldseek_createdb`` and one
+``foldseek_search`` job per bucket, each as large as its bucket, whatever the atlas's
+size. ``foldseek createdb`` runs once per shard of the bucket (a ``.tar`` read directly,
+its PDB members only: ``--file-include``), so each call holds one shard; entry names are mapped
 back to sequence checksums (foldseek names an entry after its member, ``<checksum>``,
 plus a chain suffix for multi-chain files). Result files of foldseek and mmseqs (cluster
 TSVs, alignment tables) are read by DuckDB, never as Python lists of rows, and every table
@@ -20,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_dir
 from .dbfiles import db_prefixes
 from .duck import connect, sql_path
-from .layout import HIGHCONF, shard_glob
+from .layout import HIGHCONF, shard_glob, target_db_prefix
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
 from .sizing import sequences_size, split_memory_limit
 from .tables import HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_batches, write_table
@@ -50,8 +53,11 @@ __all__ = [
     "linclust_args",
     "mmseqs_linclust",
     "shard_list",
-    "atlas_db",
+    "bucket_db",
+    "target_db",
     "shard_dbs",
+    "is_db",
+    "remove_other_buckets",
     "empty_output",
     "cluster_args",
     "arrow_batches",
@@ -172,21 +178,54 @@ def foldseek_createdb(binary: str, inputs: Sequence[str | os.PathLike[str]], db:
     return Path(db)
 
 
-def atlas_db(binary: str, structures: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> list[Path]:
-    """One foldseek database per high-confidence shard, ``<db_dir>/<bucket>_<shard>/highconf``
-    (``db_dir`` written atomically; empty when there is no high-confidence structure).
-    Each ``createdb`` holds one shard, so memory does not grow with the atlas."""
+def bucket_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> list[Path]:
+    """One foldseek database per high-confidence shard of one bucket's structures folder
+    (``shards``, ``atlas/structures/<bucket>/``): ``<db_dir>/highconf_NNNNNN/highconf``
+    (``db_dir`` written atomically; empty when the bucket has no high-confidence
+    structure). Each ``createdb`` holds one shard, so memory does not grow with the atlas."""
     out = []
     with atomic_dir(db_dir) as tmp:
-        for shard in shard_list(structures):
-            db = foldseek_createdb(binary, [shard], Path(tmp) / f"{shard.parent.name}_{shard.stem}" / HIGHCONF, threads=threads, include=PDB_MEMBERS)
+        for shard in shard_list(shards):
+            db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
             out.append(Path(db_dir) / db.relative_to(tmp))
     return out
 
 
-def shard_dbs(db_dir: str | os.PathLike[str]) -> list[Path]:
-    """The shard databases of a ``foldseek_createdb`` output folder, in shard order."""
-    return db_prefixes(db_dir, HIGHCONF)
+def target_db(binary: str, target: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> Path:
+    """A search target that is structures (a folder, an archive, a file) as a foldseek
+    database, ``<db_dir>/db`` (written atomically): made once, searched by every bucket."""
+    with atomic_dir(db_dir) as tmp:
+        foldseek_createdb(binary, [target], target_db_prefix(tmp), threads=threads)
+    return target_db_prefix(db_dir)
+
+
+def is_db(target: str | os.PathLike[str]) -> bool:
+    """Whether ``target`` is a foldseek database prefix (``<target>.dbtype`` exists)."""
+    return Path(f"{target}.dbtype").exists()
+
+
+def shard_dbs(db_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The shard databases of ``foldseek_createdb`` output folders (one per bucket), in
+    folder order, then shard order."""
+    dirs = [db_dirs] if isinstance(db_dirs, (str, os.PathLike)) else list(db_dirs)
+    return [db for d in dirs for db in db_prefixes(d, HIGHCONF)]
+
+
+def remove_other_buckets(folder: str | os.PathLike[str], buckets: Sequence[str], *, suffix: str = "") -> list[Path]:
+    """Remove from ``folder`` every file or folder that is not ``<bucket><suffix>`` of one
+    of ``buckets`` (what another bucket split of the atlas, or foldatlas < 0.9, left
+    there), so that a reader of the folder sees this atlas's rows only; return them.
+    Only names outside ``buckets`` are removed, so the jobs of this split, running at the
+    same time, never remove each other's files."""
+    keep = {f"{b}{suffix}" for b in buckets}
+    gone = [f for f in sorted(Path(folder).iterdir()) if f.name not in keep and not f.name.startswith(".")] if Path(folder).is_dir() else []
+    for f in gone:
+        log.info("removing %s: not one of the atlas's buckets", f)
+        if f.is_dir() and not f.is_symlink():
+            shutil.rmtree(f, ignore_errors=True)
+        else:
+            f.unlink(missing_ok=True)
+    return gone
 
 
 def _search_one(binary: str, db: Path, tdb: str | Path, tmp: Path, search: FoldseekSearchSettings, threads: int, split: list[str]) -> Path:
@@ -197,22 +236,34 @@ def _search_one(binary: str, db: Path, tdb: str | Path, tmp: Path, search: Folds
     return m8
 
 
-def foldseek_search(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, search: FoldseekSearchSettings, threads: int, mem_mb: int | None = None) -> int:
-    """Search every shard database in ``db_dir`` against each target (a foldseek DB, or a
-    folder / archive of structures, turned into a DB first); the hits of every (shard,
-    target) go into one DuckDB table on disk, written sorted to ``out`` (hits.parquet;
-    empty without a database or targets). Returns the number of hits."""
-    dbs = shard_dbs(db_dir)
+def foldseek_search(
+    binary: str,
+    db_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    search: FoldseekSearchSettings,
+    threads: int,
+    mem_mb: int | None = None,
+    target_dbs: Mapping[str, str | os.PathLike[str]] | None = None,
+) -> int:
+    """Search every shard database in ``db_dirs`` against each target of ``search``
+    (a foldseek DB, or structures: the database ``target_dbs`` maps it to, made by
+    :func:`target_db`, or else one made here); the hits of every (shard, target) go into
+    one DuckDB table on disk, written sorted to ``out`` (a hits Parquet file; empty without a
+    database or targets). ``target_db`` in the hits is the target as configured. Returns
+    the number of hits."""
+    dbs = shard_dbs(db_dirs)
     if not dbs or not search.targets:
         return empty_output(out, HITS_SCHEMA).num_rows
     split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
-    with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
+    made = dict(target_dbs or {})
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    # hidden: the folder of hits files is read by its name, and pruned by other buckets' jobs
+    with tempfile.TemporaryDirectory(prefix=".foldseek-", dir=Path(out).parent) as tmp:
         con = duck_connection(Path(tmp) / "hits.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         con.execute(f"CREATE TABLE hits AS SELECT * FROM ({_empty_hits_sql()})")
         for k, target in enumerate(search.targets):
-            tdb: str | Path = target
-            if not Path(f"{target}.dbtype").exists():  # structures, not a DB
-                tdb = foldseek_createdb(binary, [target], Path(tmp) / f"target{k}" / "db", threads=threads)
+            tdb = made.get(target) or (target if is_db(target) else target_db(binary, target, Path(tmp) / f"target{k}", threads=threads))
             for n, db in enumerate(dbs):
                 work = Path(tmp) / f"t{k}s{n}"
                 work.mkdir()
@@ -270,9 +321,9 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
         return write_batches(arrow_batches(con, sql), out, SEQ_CLUSTERS_SCHEMA)
 
 
-def shard_list(structures: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:
-    """The shards of one collection in an atlas structures folder, in order (bucket, then shard)."""
-    return sorted(Path(structures).glob(shard_glob(collection)))
+def shard_list(shards: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:
+    """The shards of one collection in one bucket's structures folder, in order."""
+    return sorted(Path(shards).parent.glob(shard_glob(collection, bucket=Path(shards).name)))
 
 
 def empty_output(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:

@@ -22,7 +22,7 @@ import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ from .tools import run_tool
 __all__ = ["representatives", "structural_clusters"]
 
 log = logging.getLogger("foldatlas.clustering")
+
+#: One folder of shard databases, or several (one per checksum bucket).
+DbFolders = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 _SCORE = "ptm * plddt DESC, member"
 
@@ -63,15 +66,16 @@ def representatives(con: Any, metadata: str | os.PathLike[str], seq_clusters: st
     return con.execute("SELECT count(*) FROM hc").fetchall()[0][0]
 
 
-def _representatives_db(con: Any, db_dir: str | os.PathLike[str], out: Path) -> int:
-    """Copy the representatives' entries from every shard database into one database."""
+def _representatives_db(con: Any, db_dirs: DbFolders, out: Path) -> int:
+    """Copy the representatives' entries from every shard database of every bucket into
+    one database."""
     # the distinct representatives once: recomputed in each shard's query, they made this
     # O(shards x structures)
     con.execute("CREATE TEMP TABLE reps AS SELECT DISTINCT representative FROM hc")
     want = con.execute("SELECT count(*) FROM reps").fetchall()[0][0]
 
     def parts() -> Iterator[tuple[Path, Any]]:
-        for db in shard_dbs(db_dir):
+        for db in shard_dbs(db_dirs):
             keys = con.execute(f"""SELECT l.key FROM read_csv({sql_path(f'{db}.lookup')}, delim='\\t', header=false, quote='', escape='',
                                        columns={{'key': 'BIGINT', 'name': 'VARCHAR', 'file': 'BIGINT'}}) l
                                    SEMI JOIN reps r ON r.representative = {CHECKSUM_SQL.format(col='l.name')}
@@ -83,7 +87,7 @@ def _representatives_db(con: Any, db_dir: str | os.PathLike[str], out: Path) -> 
     first = next(found, None)  # no shard holds a representative: n = 0, the error below
     n = select_entries(itertools.chain([first], found), out) if first is not None else 0
     if n != want:
-        raise InternalError(f"{db_dir}: expected {want} representatives in the shard databases, found {n}")
+        raise InternalError(f"expected {want} representatives in the shard databases, found {n}")
     return n
 
 
@@ -103,20 +107,21 @@ def _final_sql(best_confidence: bool) -> str:
                ORDER BY c.cluster_id, h.representative, h.member"""
 
 
-def structural_clusters(binary: str, db_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, metadata: str | os.PathLike[str],
+def structural_clusters(binary: str, db_dirs: DbFolders, out: str | os.PathLike[str], *, metadata: str | os.PathLike[str],
                         seq_clusters: str | os.PathLike[str] | None, settings: FoldseekSettings, threads: int,
                         mem_mb: int | None = None) -> int:  # fmt: skip
-    """Atlas-style clusters of the high-confidence structures (module docstring) into
+    """Atlas-style clusters of the high-confidence structures (module docstring), from
+    the shard databases of ``db_dirs`` (one ``foldseek_createdb`` folder per bucket), into
     ``out`` (clusters.parquet, sorted by structural cluster, representative, member; empty
     when there is no database); returns its row count."""
-    if not shard_dbs(db_dir):
+    if not shard_dbs(db_dirs):
         return empty_output(out, CLUSTERS_SCHEMA).num_rows
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         if representatives(con, metadata, seq_clusters) == 0:
             return empty_output(out, CLUSTERS_SCHEMA).num_rows
         db = Path(tmp) / "reps" / "db"
-        n = _representatives_db(con, db_dir, db)
+        n = _representatives_db(con, db_dirs, db)
         log.info("foldseek cluster of %d sequence-cluster representatives", n)
         clu, tsv = Path(tmp) / "clu", Path(tmp) / "clu.tsv"
         resident = FOLDSEEK_BYTES_PER_RESIDUE * db_size(db).residues / 1e6

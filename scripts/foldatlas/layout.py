@@ -45,6 +45,7 @@ __all__ = [
     "AtlasOutputs",
     "Layout",
     "foldseek_db_prefix",
+    "target_db_prefix",
     "shard_name",
     "shard_glob",
     "foldcomp_db",
@@ -379,8 +380,18 @@ class Layout:
     # annotation
     @property
     def foldseek_db(self) -> Path:
-        """Folder of the foldseek database of the high-confidence structures."""
+        """Folder of the foldseek databases of the high-confidence structures: one folder
+        per checksum bucket of the atlas (:meth:`foldseek_bucket_db`)."""
         return self.root / "foldseek" / "db"
+
+    def foldseek_bucket_db(self, bucket: str) -> Path:
+        """One bucket's foldseek databases, one per shard: ``db/<bucket>/highconf_NNNNNN/highconf``."""
+        return self.foldseek_db / bucket
+
+    def foldseek_target_db(self, target: str) -> Path:
+        """Folder of the foldseek database made from search target number ``target``
+        (``foldseek.search.targets``) when it is structures, not a database."""
+        return self.root / "foldseek" / "targets" / target
 
     @property
     def foldseek_clusters(self) -> Path:
@@ -388,7 +399,13 @@ class Layout:
 
     @property
     def foldseek_hits(self) -> Path:
+        """The search hits: a Parquet dataset folder of one file per checksum bucket of
+        the atlas (:meth:`foldseek_hits_part`), read as one table by its name."""
         return self.root / "foldseek" / "hits.parquet"
+
+    def foldseek_hits_part(self, bucket: str) -> Path:
+        """One bucket's search hits, ``hits.parquet/<bucket>.parquet``."""
+        return AtlasOutputs.part(self.foldseek_hits, bucket)
 
     @property
     def mmseqs_clusters(self) -> Path:
@@ -407,6 +424,12 @@ class Layout:
         return self.root / "scratch" / step
 
 
+def target_db_prefix(db_folder: str | os.PathLike[str]) -> Path:
+    """The database prefix foldseek reads inside a search target's database folder
+    (:meth:`Layout.foldseek_target_db`)."""
+    return Path(db_folder) / "db"
+
+
 def foldseek_db_prefix(db_folder: str | os.PathLike[str]) -> Path:
     """The database prefix foldseek reads, inside a foldseek database folder."""
     return Path(db_folder) / HIGHCONF
@@ -418,10 +441,10 @@ def shard_name(collection: str, number: int) -> str:
     return f"{collection}_{number:06d}.tar"
 
 
-def shard_glob(collection: str) -> str:
+def shard_glob(collection: str, *, bucket: str = "*") -> str:
     """Glob of the shards of a collection in an atlas's structures folder (one folder per
-    checksum bucket)."""
-    return f"*/{collection}_*.tar"
+    checksum bucket: ``bucket``, every bucket's by default)."""
+    return f"{bucket}/{collection}_*.tar"
 
 
 def foldcomp_db(structures: str | os.PathLike[str], collection: str = HIGHCONF) -> Path:

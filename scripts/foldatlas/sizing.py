@@ -66,8 +66,8 @@ MEM_HEADROOM = 1.25
 #: Residues per thread-second of each job kind, measured by bench/annotate_sizes.py on 2
 #: cores (bench/RESULTS.md): linclust 1.7-3.1x10^6, createdb 1.9x10^5 and cluster
 #: 3.2x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
-#: given cluster's rate.
-RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
+#: given cluster's rate. A search target made a database (foldseek_target_db) is createdb.
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
 RUNTIME_BASE_MIN = 10
 RUNTIME_SAFETY = 3.0
 #: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
@@ -159,23 +159,30 @@ def _target_size(target: str) -> InputSize:
     return structures_size([Path(target)])
 
 
-def job_size(kind: str, path: str | os.PathLike[str], *, targets: Sequence[str] = ()) -> InputSize:
-    """The input size of a job of ``kind`` whose main input is ``path``: the sequences
-    Parquet file (mmseqs_cluster), the atlas structures folder (foldseek_createdb), the
-    shard databases' folder (foldseek_cluster: every high-confidence chain, an upper
-    bound of the representatives), or the search ``targets`` (foldseek_search). A missing
-    ``path`` raises FileNotFoundError naming it (Snakemake then sizes the job when its
-    input exists)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(errno.ENOENT, "input not made yet", str(path))
-    if kind == "mmseqs_cluster":
-        return sequences_size(p)
-    if kind == "foldseek_createdb":
-        return structures_size(sorted(p.glob(f"{HIGHCONF}_*.tar")))
-    if kind == "foldseek_cluster":
-        return _db_folder_size(p)
+def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, targets: Sequence[str] = ()) -> InputSize:
+    """The input size of a job of ``kind`` whose main input is ``path`` (or several paths,
+    added up): the sequences Parquet file (mmseqs_cluster), one bucket's structures
+    folder of the atlas (foldseek_createdb), a search target's structures
+    (foldseek_target_db), the shard databases' folders
+    (foldseek_cluster: every high-confidence chain, an upper bound of the
+    representatives), or the search ``targets`` (foldseek_search). A missing path raises
+    FileNotFoundError naming it (Snakemake then sizes the job when its input exists)."""
+    paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(errno.ENOENT, "input not made yet", str(p))
     if kind == "foldseek_search":
-        sizes = [_target_size(t) for t in targets]
-        return InputSize(sum(s.sequences for s in sizes), sum(s.residues for s in sizes))
-    raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
+        return _total([_target_size(t) for t in targets])
+    if kind not in RATES:
+        raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
+    if kind == "mmseqs_cluster":
+        return _total([sequences_size(p) for p in paths])
+    if kind == "foldseek_createdb":
+        return structures_size([t for p in paths for t in sorted(p.glob(f"{HIGHCONF}_*.tar"))])
+    if kind == "foldseek_target_db":  # structures of any layout: every file
+        return structures_size(paths)
+    return _total([_db_folder_size(p) for p in paths])
+
+
+def _total(sizes: Sequence[InputSize]) -> InputSize:
+    return InputSize(sum(s.sequences for s in sizes), sum(s.residues for s in sizes))

@@ -363,7 +363,7 @@ DOCUMENTED = (
     ("results/atlas/plddt.parquet", "a folder of one file per checksum bucket: per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "a folder of one file per checksum bucket: where each archived structure lives", INDEX_SCHEMA),
     ("results/foldseek/clusters.parquet", "one row per high-confidence structure, sorted by cluster_id, representative, member", CLUSTERS_SCHEMA),
-    ("results/foldseek/hits.parquet", "one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
+    ("results/foldseek/hits.parquet", "a folder of one file per checksum bucket of the atlas (the queries of that bucket): one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
     ("results/mmseqs/clusters.parquet", "one row per unique sequence, sorted by cluster_id, member", SEQ_CLUSTERS_SCHEMA),
 )
 

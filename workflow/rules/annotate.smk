@@ -1,6 +1,7 @@
 # Annotate: mmseqs2 sequence clusters of the unique sequences; foldseek databases per
-# high-confidence shard, Atlas-style structural clusters (the best structure of each
-# sequence cluster, clustered by foldseek) and search. Results as sorted Parquet tables.
+# high-confidence shard and search, one job per checksum bucket of the atlas; Atlas-style
+# structural clusters (the best structure of each sequence cluster, clustered by
+# foldseek). Results as sorted Parquet tables.
 # Memory and runtime requests follow the input's size (foldatlas.sizing; README
 # "Annotation resources"; sized_mem, sized_runtime in common.smk), sized when the
 # input exists.
@@ -31,15 +32,15 @@ rule mmseqs_cluster:
 
 rule foldseek_createdb:
     input:
-        # every bucket's shards, and the finished atlas (stale buckets removed)
-        structures=atlas_shards,
+        # one bucket's shards, once the atlas is finished (stale buckets removed)
+        structures=rules.assemble_bucket.output.shards,
         summary=rules.assemble_atlas.output.summary,
     output:
-        db=directory(LAYOUT.foldseek_db),
+        db=directory(LAYOUT.foldseek_bucket_db("{bucket}")),
     log:
-        LAYOUT.log("foldseek_createdb"),
+        LAYOUT.log("foldseek_createdb", "{bucket}"),
     benchmark:
-        LAYOUT.benchmark("foldseek_createdb")
+        LAYOUT.benchmark("foldseek_createdb", "{bucket}")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]
@@ -49,14 +50,14 @@ rule foldseek_createdb:
         runtime=sized_runtime("foldseek_createdb", "structures"),
     params:
         binary=config["foldseek"]["binary"],
-        structures=LAYOUT.atlas.structures,
+        buckets=lambda wc: atlas_buckets(),
     script:
         "../../scripts/foldseek_createdb.py"
 
 
 rule foldseek_cluster:
     input:
-        db=rules.foldseek_createdb.output.db,
+        db=foldseek_dbs,
         summary=rules.assemble_atlas.output.summary,
         seq_clusters=(
             rules.mmseqs_cluster.output.clusters if config["mmseqs"]["enabled"] else []
@@ -82,15 +83,38 @@ rule foldseek_cluster:
         "../../scripts/foldseek_cluster.py"
 
 
+rule foldseek_target_db:
+    input:
+        target=search_target,
+    output:
+        db=directory(LAYOUT.foldseek_target_db("{target}")),
+    log:
+        LAYOUT.log("foldseek_target_db", "{target}"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_target_db", "{target}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=sized_runtime("foldseek_target_db", "target"),
+    params:
+        binary=config["foldseek"]["binary"],
+    script:
+        "../../scripts/foldseek_target_db.py"
+
+
 rule foldseek_search:
     input:
         db=rules.foldseek_createdb.output.db,
+        targets=search_target_dbs,
     output:
-        hits=LAYOUT.foldseek_hits,
+        hits=LAYOUT.foldseek_hits_part("{bucket}"),
     log:
-        LAYOUT.log("foldseek_search"),
+        LAYOUT.log("foldseek_search", "{bucket}"),
     benchmark:
-        LAYOUT.benchmark("foldseek_search")
+        LAYOUT.benchmark("foldseek_search", "{bucket}")
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]
@@ -101,5 +125,7 @@ rule foldseek_search:
     params:
         binary=config["foldseek"]["binary"],
         foldseek=config["foldseek"],
+        target_dbs=search_target_prefixes(),
+        buckets=lambda wc: atlas_buckets(),
     script:
         "../../scripts/foldseek_search.py"

@@ -9,13 +9,13 @@ from snakemake.exceptions import IncompleteCheckpointException
 from foldatlas.chunking import fold_packages, read_plan
 from foldatlas.fasta import expand_inputs
 from foldatlas.inputs import input_list_change
-from foldatlas.layout import CHUNK_ID_PATTERN, Layout
+from foldatlas.layout import CHUNK_ID_PATTERN, Layout, target_db_prefix
 from foldatlas.settings import SlurmSettings, fold_outputs_key, model_fingerprint
 from foldatlas.slurm import runtime_request, site_resources
 from foldatlas.atlas import as_dataset
 from foldatlas.buckets import atlas_bucket_digits, bucket_names, has_members
 from foldatlas.store import WHOLE, read_manifest, release_buckets
-from foldatlas.annotate import TOOLS, tool_binary
+from foldatlas.annotate import TOOLS, is_db, tool_binary
 from foldatlas.redundancy import mmseqs_binary
 from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
 
@@ -27,6 +27,8 @@ wildcard_constraints:
     package=CHUNK_ID_PATTERN,
     # a checksum bucket of chunks.bucket_digits hex digits, or all (a plan not split)
     bucket=r"all|[0-9a-f]{1,2}",
+    # the number of a search target (foldseek.search.targets)
+    target=r"\d+",
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -67,19 +69,20 @@ def check_binaries_on_host():
         mmseqs_binary(config["mmseqs"]["binary"])
 
 
-def upgrade_atlas_layout():
+def upgrade_layout():
     """An atlas of foldatlas < 0.8 has one file where each table is now a folder of one
-    file per checksum bucket (metadata.parquet, ..., structures/index.parquet): when a run
-    starts, those files are removed (the bucket jobs write their rows again; Snakemake
-    could not remove a bucket's file inside a file). Never in a dry run."""
-    for table in LAYOUT.atlas.tables:
+    file per checksum bucket (metadata.parquet, ..., structures/index.parquet), and so
+    has foldatlas < 0.9's foldseek/hits.parquet: when a run starts, those files are
+    removed (the bucket jobs write their rows again; Snakemake could not remove a
+    bucket's file inside a file). Never in a dry run."""
+    for table in [*LAYOUT.atlas.tables, LAYOUT.foldseek_hits]:
         if table.is_file():
             as_dataset(table)
 
 
 onstart:
     check_binaries_on_host()
-    upgrade_atlas_layout()
+    upgrade_layout()
 
 
 def check_input_list():
@@ -435,10 +438,50 @@ def final_targets(wildcards):
     if config["foldseek"]["enabled"]:
         targets.append(LAYOUT.foldseek_clusters)
         if config["foldseek"]["search"]["targets"]:
-            targets.append(LAYOUT.foldseek_hits)
+            try:
+                targets += search_hits(wildcards)
+            except IncompleteCheckpointException:
+                pass  # the clusters bring the atlas, then the hits are listed
     if config["mmseqs"]["enabled"]:
         targets.append(LAYOUT.mmseqs_clusters)
     return targets
+
+
+def foldseek_dbs(wildcards):
+    """Every bucket's foldseek databases (what foldseek_cluster takes its
+    representatives from)."""
+    return expand(rules.foldseek_createdb.output.db, bucket=atlas_buckets())
+
+
+def search_hits(wildcards):
+    """Every bucket's search hits: the files of the hits.parquet folder."""
+    return expand(rules.foldseek_search.output.hits, bucket=atlas_buckets())
+
+
+def _search_targets():
+    """(number, target) of the search targets that are structures, not foldseek
+    databases: each is made a database once (foldseek_target_db)."""
+    targets = config["foldseek"]["search"]["targets"]
+    return [(str(k), t) for k, t in enumerate(targets) if not is_db(t)]
+
+
+def search_target(wildcards):
+    """The structures of search target number ``wildcards.target``."""
+    return dict(_search_targets())[wildcards.target]
+
+
+def search_target_dbs(wildcards):
+    """The databases made of the search targets that are structures."""
+    return [LAYOUT.foldseek_target_db(k) for k, _ in _search_targets()]
+
+
+def search_target_prefixes():
+    """Search target (as configured) -> the database made of it, for those that are
+    structures; a target that is a database is searched as it is."""
+    return {
+        t: str(target_db_prefix(LAYOUT.foldseek_target_db(k)))
+        for k, t in _search_targets()
+    }
 
 
 def sized_mem(kind, name):
