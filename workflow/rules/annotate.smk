@@ -35,6 +35,9 @@ rule foldseek_createdb:
         # one bucket's shards, once the atlas is finished (stale buckets removed)
         structures=rules.assemble_bucket.output.shards,
         summary=rules.assemble_atlas.output.summary,
+        # the checkpoint's first output: params.buckets reads the plan, and a job on a
+        # cluster node (or a bucket's file asked for alone) needs it among its inputs
+        records=ancient(rules.plan_chunks.output.records),
     output:
         db=directory(LAYOUT.foldseek_bucket_db("{bucket}")),
     log:
@@ -101,6 +104,9 @@ rule foldseek_target_db:
         runtime=sized_runtime("foldseek_target_db", "target"),
     params:
         binary=config["foldseek"]["binary"],
+        # the target as configured: another target under the same number is made again
+        # (also when --rerun-triggers leaves out input)
+        target=search_target,
     script:
         "../../scripts/foldseek_target_db.py"
 
@@ -109,6 +115,7 @@ rule foldseek_search:
     input:
         db=rules.foldseek_createdb.output.db,
         targets=search_target_dbs,
+        records=ancient(rules.plan_chunks.output.records),  # as foldseek_createdb's
     output:
         hits=LAYOUT.foldseek_hits_part("{bucket}"),
     log:
@@ -127,5 +134,6 @@ rule foldseek_search:
         foldseek=config["foldseek"],
         target_dbs=search_target_prefixes(),
         buckets=lambda wc: atlas_buckets(),
+        scratch=lambda wc: LAYOUT.scratch(f"foldseek_search/{wc.bucket}"),
     script:
         "../../scripts/foldseek_search.py"
