@@ -1,6 +1,7 @@
 """Rule foldseek_search: one checksum bucket of the atlas against the configured reference
 databases; the hits files of another bucket split are removed."""
 
+import shutil
 from pathlib import Path
 
 from foldatlas.annotate import foldseek_search, remove_other_buckets, tool_binary
@@ -17,5 +18,7 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         threads=sm.threads,
         mem_mb=sm.resources.mem_mb,
         target_dbs=sm.params.target_dbs,
+        scratch_dir=sm.params.scratch,
     )
+    shutil.rmtree(sm.params.scratch, ignore_errors=True)
     remove_other_buckets(Path(sm.output.hits).parent, sm.params.buckets, suffix=".parquet")

@@ -307,6 +307,7 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     buckets = [f"{b:x}" for b in range(16)]
     assert sorted(p.name for p in (wd / "results/foldseek/db").iterdir()) == buckets
     assert sorted(p.name for p in (wd / "results/foldseek/hits.parquet").iterdir()) == [f"{b}.parquet" for b in buckets]
+    assert list((wd / "results/scratch").glob("foldseek_search/*")) == []  # each search removed its working files
     for b in buckets:  # each bucket's databases hold its own structures, and its hits are its own queries'
         names = [line.split("\t")[1] for p in (wd / "results/foldseek/db" / b).glob("*/highconf.lookup") for line in p.read_text().splitlines()]
         assert sorted(names) == sorted(c for c in hc if c.startswith(b))
@@ -397,6 +398,21 @@ def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its
     assert info.value.filename == str(tmp_path / "db" / "e")
 
 
+def test_a_search_works_in_its_scratch_folder_and_empties_what_a_killed_search_left(tmp_path):
+    from foldatlas.annotate import foldseek_search
+
+    scratch = tmp_path / "scratch" / "foldseek_search" / "0"
+    (scratch / "foldseek-search-killed").mkdir(parents=True)
+    (scratch / "foldseek-search-killed" / "hits.duckdb").write_text("x")
+    out = tmp_path / "hits.parquet" / "0.parquet"
+    search = FoldseekSettings.from_config({"search": {"targets": ["pdb"]}}).search
+    # a bucket without high-confidence shards: no database to search, an empty table
+    assert foldseek_search("no-such-foldseek", [tmp_path / "db" / "0"], out, search=search, threads=1, scratch_dir=scratch) == 0
+    assert pq.read_table(out).schema.equals(HITS_SCHEMA)
+    assert list(scratch.iterdir()) == []  # the killed search's files are gone
+    assert [p.name for p in out.parent.iterdir()] == ["0.parquet"]  # nothing beside the hits for readers to trip on
+
+
 def test_another_bucket_splits_files_are_removed_and_this_splits_are_kept(tmp_path):
     from foldatlas.annotate import remove_other_buckets
 
@@ -404,10 +420,10 @@ def test_another_bucket_splits_files_are_removed_and_this_splits_are_kept(tmp_pa
     hits.mkdir()
     for name in ("all.parquet", "0.parquet", "1.parquet", "00.parquet", ".0.parquet.tmp-12", "0"):
         (hits / name).write_text("x")
-    (hits / ".foldseek-abc").mkdir()  # another job's scratch: hidden, never removed
+    (hits / ".tmp-abc").mkdir()  # hidden names (a write in progress) are never removed
     gone = remove_other_buckets(hits, ["0", "1", "2"], suffix=".parquet")
     assert sorted(p.name for p in gone) == ["0", "00.parquet", "all.parquet"]
-    assert sorted(p.name for p in hits.iterdir()) == [".0.parquet.tmp-12", ".foldseek-abc", "0.parquet", "1.parquet"]
+    assert sorted(p.name for p in hits.iterdir()) == [".0.parquet.tmp-12", ".tmp-abc", "0.parquet", "1.parquet"]
     db = tmp_path / "db"
     for name in ("all", "all_highconf_000000", "0"):  # another split's bucket, 0.8's shard databases, this split's
         (db / name / "highconf_000000").mkdir(parents=True)

@@ -245,21 +245,27 @@ def foldseek_search(
     threads: int,
     mem_mb: int | None = None,
     target_dbs: Mapping[str, str | os.PathLike[str]] | None = None,
+    scratch_dir: str | os.PathLike[str] | None = None,
 ) -> int:
     """Search every shard database in ``db_dirs`` against each target of ``search``
     (a foldseek DB, or structures: the database ``target_dbs`` maps it to, made by
     :func:`target_db`, or else one made here); the hits of every (shard, target) go into
     one DuckDB table on disk, written sorted to ``out`` (a hits Parquet file; empty without a
     database or targets). ``target_db`` in the hits is the target as configured. Returns
-    the number of hits."""
+    the number of hits. Working files (foldseek's, DuckDB's database and spill files)
+    go to a temporary folder in ``scratch_dir`` (emptied first: a killed search's files
+    are removed), or in the system's temporary folder; never beside ``out``, whose
+    folder readers take as one table."""
+    if scratch_dir is not None:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+        Path(scratch_dir).mkdir(parents=True)
     dbs = shard_dbs(db_dirs)
     if not dbs or not search.targets:
         return empty_output(out, HITS_SCHEMA).num_rows
     split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
     made = dict(target_dbs or {})
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    # hidden: the folder of hits files is read by its name, and pruned by other buckets' jobs
-    with tempfile.TemporaryDirectory(prefix=".foldseek-", dir=Path(out).parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="foldseek-search-", dir=scratch_dir) as tmp:
         con = duck_connection(Path(tmp) / "hits.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         con.execute(f"CREATE TABLE hits AS SELECT * FROM ({_empty_hits_sql()})")
         for k, target in enumerate(search.targets):
