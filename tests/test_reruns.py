@@ -126,7 +126,13 @@ def test_an_atlas_of_0_7_is_upgraded_by_the_atlas_jobs_alone(done):
     old_shards = sorted((atlas / "structures/all").glob("*.tar"))
     for shard in old_shards:
         shard.rename(atlas / "structures" / shard.name)
+    hits = wd / "results/foldseek/hits.parquet"  # 0.8's one file of hits, from a run with search
+    hits.parent.mkdir(parents=True, exist_ok=True)
+    hits.write_bytes(b"PAR1")
     jobs, _ = snakemake(wd, config)
+    # foldseek is off here: nothing would remake the hits, so the upgrade keeps their file
+    assert hits.is_file()
+    hits.unlink()
     assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0 and jobs["assemble_bucket"] == 1 and jobs["assemble_atlas"] == 1
     assert [p.name for p in (atlas / "metadata.parquet").iterdir()] == ["all.parquet"]
     assert sorted(p.name for p in (atlas / "structures").iterdir()) == ["all", "index.parquet"]

@@ -4,7 +4,7 @@
 import os
 
 import pyarrow.parquet as pq
-from snakemake.exceptions import IncompleteCheckpointException
+from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 
 from foldatlas.chunking import fold_packages, read_plan
 from foldatlas.fasta import expand_inputs
@@ -75,7 +75,11 @@ def upgrade_layout():
     has foldatlas < 0.9's foldseek/hits.parquet: when a run starts, those files are
     removed (the bucket jobs write their rows again; Snakemake could not remove a
     bucket's file inside a file). Never in a dry run."""
-    for table in [*LAYOUT.atlas.tables, LAYOUT.foldseek_hits]:
+    tables = list(LAYOUT.atlas.tables)
+    search = config["foldseek"]["search"]["targets"]
+    if config["foldseek"]["enabled"] and search:  # else kept: nothing would remake them
+        tables.append(LAYOUT.foldseek_hits)
+    for table in tables:
         if table.is_file():
             as_dataset(table)
 
@@ -90,7 +94,6 @@ def check_input_list():
     triggers cannot see it (no ``input`` trigger, e.g. --rerun-triggers mtime): the run
     would otherwise keep the old atlas and its accounting. The profile's triggers include
     ``input``, and then planning simply runs again."""
-    from snakemake.exceptions import WorkflowError
     from snakemake.settings.types import RerunTrigger
 
     settings = getattr(workflow, "dag_settings", None)
@@ -399,11 +402,6 @@ def representative_predictions(wildcards):
     }
 
 
-def atlas_shards(wildcards):
-    """Every bucket's structures folder (the foldseek jobs' input, and their size)."""
-    return expand(rules.assemble_bucket.output.shards, bucket=atlas_buckets())
-
-
 def atlas_products(wildcards):
     """Every file and folder of the atlas's buckets."""
     buckets = atlas_buckets()
@@ -467,7 +465,13 @@ def _search_targets():
 
 def search_target(wildcards):
     """The structures of search target number ``wildcards.target``."""
-    return dict(_search_targets())[wildcards.target]
+    targets = dict(_search_targets())
+    if wildcards.target not in targets:
+        raise WorkflowError(
+            f"expected the number of a search target that is structures "
+            f"({', '.join(targets) or 'none configured'}), found {wildcards.target!r}"
+        )
+    return targets[wildcards.target]
 
 
 def search_target_dbs(wildcards):
