@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_dir
 from .dbfiles import db_prefixes
 from .duck import connect, sql_path
-from .layout import HIGHCONF, shard_glob, target_db_prefix
+from .layout import HIGHCONF, bucket_shards, target_db_prefix
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
 from .sizing import sequences_size, split_memory_limit
 from .tables import HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_batches, write_table
@@ -52,7 +52,6 @@ __all__ = [
     "foldseek_search",
     "linclust_args",
     "mmseqs_linclust",
-    "shard_list",
     "bucket_db",
     "target_db",
     "shard_dbs",
@@ -185,7 +184,7 @@ def bucket_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.Path
     structure). Each ``createdb`` holds one shard, so memory does not grow with the atlas."""
     out = []
     with atomic_dir(db_dir) as tmp:
-        for shard in shard_list(shards):
+        for shard in bucket_shards(shards):
             db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
             out.append(Path(db_dir) / db.relative_to(tmp))
     return out
@@ -325,11 +324,6 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
                          count(*) OVER (PARTITION BY representative) AS cluster_size
                   FROM ({pairs}) ORDER BY cluster_id, member"""
         return write_batches(arrow_batches(con, sql), out, SEQ_CLUSTERS_SCHEMA)
-
-
-def shard_list(shards: str | os.PathLike[str], *, collection: str = HIGHCONF) -> list[Path]:
-    """The shards of one collection in one bucket's structures folder, in order."""
-    return sorted(Path(shards).parent.glob(shard_glob(collection, bucket=Path(shards).name)))
 
 
 def empty_output(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:

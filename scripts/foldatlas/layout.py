@@ -47,7 +47,7 @@ __all__ = [
     "foldseek_db_prefix",
     "target_db_prefix",
     "shard_name",
-    "shard_glob",
+    "bucket_shards",
     "foldcomp_db",
     "chunk_file_name",
     "PLAN_FILE",
@@ -441,10 +441,10 @@ def shard_name(collection: str, number: int) -> str:
     return f"{collection}_{number:06d}.tar"
 
 
-def shard_glob(collection: str, *, bucket: str = "*") -> str:
-    """Glob of the shards of a collection in an atlas's structures folder (one folder per
-    checksum bucket: ``bucket``, every bucket's by default)."""
-    return f"{bucket}/{collection}_*.tar"
+def bucket_shards(folder: str | os.PathLike[str], collection: str = HIGHCONF) -> list[Path]:
+    """The shards of one collection in one bucket's structures folder
+    (``atlas/structures/<bucket>/``), in order (:func:`shard_name`)."""
+    return sorted(Path(folder).glob(f"{collection}_*.tar"))
 
 
 def foldcomp_db(structures: str | os.PathLike[str], collection: str = HIGHCONF) -> Path:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dbfiles import DbSize, db_prefixes, db_size
-from .layout import HIGHCONF
+from .layout import HIGHCONF, bucket_shards
 
 __all__ = [
     "BASE_MB",
@@ -178,7 +178,7 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
     if kind == "mmseqs_cluster":
         return _total([sequences_size(p) for p in paths])
     if kind == "foldseek_createdb":
-        return structures_size([t for p in paths for t in sorted(p.glob(f"{HIGHCONF}_*.tar"))])
+        return structures_size([t for p in paths for t in bucket_shards(p)])
     if kind == "foldseek_target_db":  # structures of any layout: every file
         return structures_size(paths)
     return _total([_db_folder_size(p) for p in paths])
