@@ -12,6 +12,9 @@ own process under ``/usr/bin/time`` (wall time with Python's start, and peak RSS
 - the one call ``assemble_atlas`` (one bucket, ``all``: the work of 0.7's single job);
 - with ``--digits`` (1: 16 buckets), every ``assemble_bucket``, every
   ``bucket_metadata`` and the finish, as the workflow runs them;
+- the accounting (0.10): ``check_accounting`` over the one-job atlas (one bucket, the
+  work of 0.9's single job), and over the split atlas every ``check_bucket`` job and
+  the sum (``add_up_buckets``), as the workflow runs them;
 
 then checks that both atlases hold the same rows (each table sorted by its key).
 
@@ -65,11 +68,26 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
         preds = {p.name.split(".")[0]: p for p in parts.glob("*.predictions.parquet")}
         bucket_metadata(bucket=bucket, records=layout.records, sequences=layout.sequences, inputs=layout.inputs, outputs=atlas, predictions=preds,
                         part=parts / f"{bucket}.json", atlas=c["atlas"], threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch" / f"{bucket}.meta")  # fmt: skip
+    elif name in ("check_whole", "check_bucket", "check_sum"):
+        _account(name, layout, atlas, bucket, parts)
     elif name == "finish":
         finish_atlas(atlas, parts={p.stem: p for p in parts.glob("*.json")}, records=layout.records, sequences=layout.sequences, inputs=layout.inputs,
                      filter=c["filter"], config=c["config"], releases=release_history(c["store"]), release=json.loads(layout.release.read_text())["release"])  # fmt: skip
     else:
         raise SystemExit(f"unknown job {name}")
+
+
+def _account(name: str, layout, atlas, bucket: str, parts: Path) -> None:  # type: ignore[no-untyped-def]
+    from foldatlas.accounting import add_up_buckets, check_accounting, check_bucket
+
+    ingest = {"records": layout.records, "sequences": layout.sequences, "outputs": atlas}
+    if name == "check_whole":
+        check_accounting(**ingest, report=parts / "accounting.json", inputs=layout.inputs)
+    elif name == "check_bucket":
+        check_bucket(bucket, **ingest, report=parts / f"{bucket}.accounting.json")
+    else:
+        reports = [json.loads(p.read_text()) for p in sorted(parts.glob("*.accounting.json"))]
+        add_up_buckets(reports, outputs=atlas, report=parts / "accounting.json", inputs=layout.inputs)
 
 
 def timed(name: str, root: Path, bucket: str, out: str) -> tuple[float, float]:
@@ -117,6 +135,9 @@ def main() -> None:
     buckets = bucket_names(args.digits)
     rows = {job: [timed(job, args.root, b, "bench-buckets") for b in buckets] for job in ("assemble_bucket", "bucket_metadata")}
     finish = timed("finish", args.root, "all", "bench-buckets")
+    check_whole = timed("check_whole", args.root, "all", "bench-whole")
+    rows["check_bucket"] = [timed("check_bucket", args.root, b, "bench-buckets") for b in buckets]
+    check_sum = timed("check_sum", args.root, "all", "bench-buckets")
     differ = same_rows(args.root, "bench-whole", "bench-buckets")
     print(f"{args.root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
     print("| job | wall s: slowest / median / sum | peak MB: largest |")
@@ -126,6 +147,8 @@ def main() -> None:
         w = sorted(x for x, _ in r)
         print(f"| {job} (x{len(r)}) | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in r):,.0f} |")
     print(f"| assemble_atlas (the finish) | {finish[0]:.1f} | {finish[1]:,.0f} |")
+    print(f"| check_accounting in one job (0.9) | {check_whole[0]:.1f} | {check_whole[1]:,.0f} |")
+    print(f"| check_accounting (the sum) | {check_sum[0]:.1f} | {check_sum[1]:,.0f} |")
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"(foldatlas at {commit}, with uncommitted changes if any)")
 

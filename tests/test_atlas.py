@@ -388,7 +388,7 @@ def split_assembly(tmp: Path, chunks: list[ChunkOutputs], digits: int, out: Path
     settings = {"filter": FilterSettings.from_config({}), "atlas": AtlasSettings.from_config({"shard_size": 3})}
     preds = {}
     for b in bucket_names(digits):
-        mine = seqs.filter(pc.equal(pc.utf8_slice_codeunits(pc.coalesce(seqs["representative"], seqs["checksum"]), 0, digits), b))
+        mine = seqs.filter(pc.equal(pc.utf8_slice_codeunits(pc.coalesce(seqs["representative"], seqs["checksum"]), 0, digits), b)) if digits else seqs
         write_table(mine, out / f"{b}.sequences.parquet", SEQUENCES_SCHEMA)
         wanted = set(pc.coalesce(mine["representative"], mine["checksum"]).to_pylist())
         held = [(ch, wanted & set(pq.read_table(ch.predictions)["checksum"].to_pylist())) for ch in chunks]
@@ -515,3 +515,108 @@ def test_a_bucket_job_takes_away_the_finished_marks(workspace):
                     filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({}), scratch_dir=tmp / "scratch", template=chunks[0])  # fmt: skip
     assert not atlas.summary.exists() and not atlas.accounting.exists()
     assert (atlas.plddt / "00.parquet").exists() and (atlas.plddt / "0.parquet").exists()  # two splits, until the finish prunes
+
+
+def _accounting(tmp: Path, atlas: AtlasOutputs, report: str = "accounting.json") -> dict:
+    from foldatlas.accounting import check_accounting
+
+    return check_accounting(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", outputs=atlas, report=tmp / report, inputs=tmp / "inputs.json")
+
+
+def test_accounting_runs_bucket_by_bucket_and_adds_up_to_the_one_job_check(workspace):
+    """Each bucket's check counts only its rows (a member's representative in another
+    bucket is that bucket's structure); the sums are those of the atlas in one bucket,
+    and add_up_buckets over the jobs' reports writes what check_accounting writes."""
+    from foldatlas.accounting import add_up_buckets, check_bucket
+
+    tmp, _, chunks = workspace
+    with_members(tmp)
+    whole, _ = run(tmp, chunks)
+    one = _accounting(tmp, whole, "whole.json")
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
+    ingest = {"records": tmp / "records.parquet", "sequences": tmp / "sequences.parquet", "outputs": split}
+    reports = [check_bucket(b, **ingest, report=tmp / f"{b}.json") for b in bucket_names(1)]
+    assert [json.loads((tmp / f"{b}.json").read_text()) for b in bucket_names(1)] == reports
+    assert sum(r["counts"]["records"] for r in reports) == 21 and reports[0]["counts"]["status"].get("empty") == 1  # no checksum: the first bucket
+    assert all(r["counts"]["records"] < 21 for r in reports)
+    summed = add_up_buckets(reports, outputs=split, report=tmp / "summed.json", inputs=tmp / "inputs.json")
+    assert summed == _accounting(tmp, split, "split.json")
+    assert summed["checks"] == {**one["checks"], "buckets": 16} and one["checks"]["buckets"] == 1
+    assert summed["checks"]["high_confidence"] == sum(r["counts"]["high_confidence"] for r in reports) > 0
+
+
+def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite one Parquet file through ``edit`` (a function of its rows)."""
+    table = pq.read_table(path)
+    pq.write_table(pa.Table.from_pylist(edit(table.to_pylist()), schema=table.schema), path)
+
+
+def _move_record(atlas: AtlasOutputs) -> str:
+    """A record's metadata row moved to another bucket's file: the totals still hold."""
+    rows = pq.read_table(atlas.part(atlas.metadata, "1")).to_pylist()
+    moved = next(r for r in rows if r["checksum"])
+    _rewrite(atlas.part(atlas.metadata, "1"), lambda rs: [r for r in rs if r["record_index"] != moved["record_index"]])
+    _rewrite(atlas.part(atlas.metadata, "2"), lambda rs: [*rs, moved])
+    return "bucket 2: its metadata file holds 1 records of another bucket"
+
+
+def _lose_outside_every_bucket(atlas: AtlasOutputs, tmp: Path) -> str:
+    """The record without a checksum given one in no bucket, and its metadata row gone:
+    every bucket agrees with itself; only the sum against the input count sees it."""
+    _rewrite(tmp / "records.parquet", lambda rs: [{**r, "checksum": "Z" * 32} if r["checksum"] is None else r for r in rs])
+    _rewrite(atlas.part(atlas.metadata, "0"), lambda rs: [r for r in rs if r["checksum"] is not None])
+    return "in.fa: the input holds 20 records (independent count of its header lines), records.parquet has 19"
+
+
+def _unindex_representative(atlas: AtlasOutputs, members: dict[str, str]) -> str:
+    """A representative's structure, which only members in other buckets point at, gone from its bucket's index."""
+    meta = pq.read_table(atlas.metadata).to_pylist()
+    rep = next(r["representative"] for r in meta if r["rep_high_confidence"] and not any(m["checksum"] == r["representative"] and m["high_confidence"] for m in meta))
+    _rewrite(atlas.part(atlas.index, rep[0]), lambda rs: [r for r in rs if r["checksum"] != rep])
+    return f"bucket {rep[0]}: 1 high-confidence sequences have no structure in the archives"
+
+
+@pytest.mark.parametrize("how", ["move", "outside", "unindex", "missing_bucket"])
+def test_accounting_finds_what_a_bucket_lost_or_took_from_another(workspace, how):
+    """Corruptions that the atlas's totals alone would not show are named by bucket;
+    a record in no bucket is caught by the sum against the input count; the sum refuses
+    an incomplete set of bucket reports."""
+    from foldatlas.accounting import add_up_buckets, check_bucket
+    from foldatlas.errors import AccountingError
+
+    tmp, _, chunks = workspace
+    members = with_members(tmp)
+    # a representative no record of its own points at: only members (in other buckets) do
+    rep = next(iter(members.values()))
+    _rewrite(tmp / "records.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
+    count = json.loads((tmp / "inputs.json").read_text())
+    count["files"][0]["records"] -= 1
+    (tmp / "inputs.json").write_text(json.dumps(count))
+    _rewrite(tmp / "sequences.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
+    assert _accounting(tmp, split)["ok"]
+    if how == "missing_bucket":
+        reports = [check_bucket(b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", outputs=split) for b in bucket_names(1)[1:]]
+        with pytest.raises(AccountingError, match=r"expected the accounting of the atlas's buckets \[0, 1, 2, 3, \.\.\. 16 in all\], found \[1, 2, 3, 4, \.\.\. 15 in all\]"):
+            add_up_buckets(reports, outputs=split, report=tmp / "summed.json", inputs=tmp / "inputs.json")
+        return
+    expected = {"move": lambda: _move_record(split), "outside": lambda: _lose_outside_every_bucket(split, tmp), "unindex": lambda: _unindex_representative(split, members)}[how]()
+    with pytest.raises(AccountingError) as info:
+        _accounting(tmp, split, "again.json")
+    assert expected in info.value.problems, info.value.problems
+    if how == "move":
+        assert "bucket 1: 1 input records are missing from its metadata file" in info.value.problems
+    assert not (tmp / "again.json").exists()
+
+
+def test_the_finish_removes_another_splits_parts(workspace):
+    """After a change of split, atlas_parts/ holds this split's parts, predictions and
+    accounting only (the old split's predictions would otherwise stay, a copy of theirs)."""
+    tmp, _, chunks = workspace
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "a")
+    parts = tmp / "a" / "parts"
+    (parts / "3.accounting.json").write_text("{}")
+    (parts / ".4.predictions.parquet.tmp-7").write_bytes(b"a killed write")
+    assert len(list(parts.iterdir())) == 34
+    split_assembly(tmp, chunks, 0, tmp / "a")
+    assert sorted(p.name for p in parts.iterdir()) == ["all.json", "all.predictions.parquet"]

@@ -82,7 +82,7 @@ def test_reordered_keys_run_nothing(done):
 def test_a_changed_filter_reassembles_without_folding(done):
     wd, config = done
     jobs, out = snakemake(wd, changed(config, "filter", min_plddt=0.6), "-n")
-    assert jobs["assemble_atlas"] == 1 and jobs["check_accounting"] == 1
+    assert jobs["assemble_atlas"] == 1 and jobs["check_bucket"] == 1 and jobs["check_accounting"] == 1
     assert jobs["fold_chunk"] == 0 and jobs["plan_chunks"] == 0
 
 

@@ -77,7 +77,7 @@ def test_jobs_really_went_through_slurm(cluster_demo):
     comments = [j.get("Comment", "") for j in jobs]
     n_chunks = len(list((wd / "results/chunks").glob("chunk_*.parquet")))
     assert sum(c.startswith("rule_fold_chunk") for c in comments) == n_chunks
-    for rule in ("read_fasta", "plan_chunks", "publish_release", "assemble_atlas", "check_accounting"):
+    for rule in ("read_fasta", "plan_chunks", "publish_release", "assemble_atlas", "check_bucket", "check_accounting"):
         assert any(c.startswith(f"rule_{rule}") for c in comments), rule
     assert not any(c.startswith(("rule_all", "rule_atlas_report")) for c in comments)  # local rules
     assert all(j["JobState"] == "COMPLETED" for j in jobs)

@@ -1,11 +1,15 @@
 """The invariant that matters most: every input record is accounted for, exactly once.
 
-:func:`check_accounting` re-reads the written tables (never trusting what the writer
-meant to write) and raises :class:`AccountingError` listing every violation. The
-records are compared with the independent count of each input file
-(:mod:`foldatlas.inputs`, made from the decompressed text as it was read, by code that
-shares nothing with the record parser), so records that ingest lost, or tables from a
-stale or partial read, cannot pass.
+The check runs one checksum bucket of the atlas at a time (:func:`check_bucket`, a job
+each in the workflow: no accounting job grows with the atlas), then adds up the
+buckets' counts (:func:`add_up_buckets`). A bucket's check re-reads the written tables
+(never trusting what the writer meant to write): its records of ``records.parquet``
+against its file of ``metadata.parquet``, its unique sequences, its members, and its
+structures against its file of the index. The sum is compared with the independent
+count of each input file (:mod:`foldatlas.inputs`, made from the decompressed text as it
+was read, by code that shares nothing with the record parser), so records that ingest
+lost, records that fell outside every bucket, or tables from a stale or partial read,
+cannot pass. Every violation is listed in one :class:`AccountingError`.
 """
 
 from __future__ import annotations
@@ -17,62 +21,77 @@ from typing import Any
 
 from . import duck
 from .archive import read_member
+from .buckets import bucket_names, bucket_where
 from .atomic import write_json
 from .errors import AccountingError
 from .inputs import InputCount, check_parts, inputs_summary, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
 from .status import FOLD_OUTCOMES, METADATA_STATUSES, REJECTED, Status, sql_in
 
-__all__ = ["AccountingError", "check_accounting"]
+__all__ = ["AccountingError", "add_up_buckets", "check_accounting", "check_bucket"]
 
 log = logging.getLogger("foldatlas.accounting")
 
 
-class _Checker:
-    """One DuckDB connection over the tables, collecting problems and checked counts."""
+class _BucketChecker:
+    """One DuckDB connection over one bucket's rows, collecting problems and counts."""
 
-    def __init__(self, records: str | Path, sequences: str | Path, outputs: AtlasOutputs) -> None:
+    def __init__(self, bucket: str, records: str | Path, sequences: str | Path, outputs: AtlasOutputs) -> None:
         self.con = duck.connect()
-        self.rec = f"read_parquet({duck.sql_path(records)})"
-        self.seq = f"read_parquet({duck.sql_path(sequences)})"
-        self.meta = f"read_parquet({duck.sql_path(outputs.metadata)})"
-        self.index = f"read_parquet({duck.sql_path(outputs.index)})"
+        self.bucket = bucket
+        # a record without a checksum (empty, invalid characters) is the first bucket's
+        self.rec = f"(SELECT * FROM read_parquet({duck.sql_path(records)}) WHERE {bucket_where('checksum', bucket, nulls=True)})"
+        self.seq = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE {bucket_where('checksum', bucket)})"
+        self.meta = f"read_parquet({duck.sql_path(outputs.part(outputs.metadata, bucket))})"
+        # every bucket's metadata: a member anywhere may point at a representative here
+        self.all_meta = f"read_parquet({duck.sql_path(outputs.metadata)})"
+        self.index = f"(SELECT * FROM read_parquet({duck.sql_path(outputs.part(outputs.index, bucket))}) WHERE collection = '{HIGHCONF}')"
+        self.index_file = outputs.part(outputs.index, bucket)
         self.outputs = outputs
         self.problems: list[str] = []
-        self.checks: dict[str, int] = {}
+        self.counts: dict[str, Any] = {}
 
     def one(self, sql: str) -> Any:
         return self.con.execute(sql).fetchall()[0]
 
+    def problem(self, text: str) -> None:
+        self.problems.append(f"bucket {self.bucket}: {text}")
+
     def records(self) -> None:
-        """metadata.parquet holds exactly the records of records.parquet, each once, with a status."""
+        """The bucket's file of metadata.parquet holds exactly the bucket's records of
+        records.parquet, each once, with a status."""
         n_rec, n_meta = self.one(f"SELECT count(*) FROM {self.rec}")[0], self.one(f"SELECT count(*) FROM {self.meta}")[0]
-        self.checks["records"] = n_rec
+        self.counts["records"] = n_rec
         if n_rec != n_meta:
-            self.problems.append(f"records.parquet has {n_rec} records, metadata.parquet {n_meta}")
+            self.problem(f"records.parquet has {n_rec} records in this bucket, its metadata file {n_meta}")
         dup_keys = self.one(f"SELECT count(*) FROM (SELECT source_index, record_index FROM {self.meta} GROUP BY ALL HAVING count(*) > 1)")[0]
         if dup_keys:
-            self.problems.append(f"{dup_keys} records appear more than once in metadata.parquet")
-        missing = self.one(
-            f"""SELECT count(*) FROM {self.rec} r ANTI JOIN {self.meta} m
-                ON r.source_index = m.source_index AND r.record_index = m.record_index"""
-        )[0]
+            self.problem(f"{dup_keys} records appear more than once in its metadata file")
+        on = "r.source_index = m.source_index AND r.record_index = m.record_index"
+        missing = self.one(f"SELECT count(*) FROM {self.rec} r ANTI JOIN {self.meta} m ON {on}")[0]
         if missing:
-            self.problems.append(f"{missing} input records are missing from metadata.parquet")
+            self.problem(f"{missing} input records are missing from its metadata file")
+        stray = self.one(f"SELECT count(*) FROM {self.meta} m WHERE NOT {bucket_where('m.checksum', self.bucket, nulls=True)}")[0]
+        if stray:
+            self.problem(f"its metadata file holds {stray} records of another bucket")
         no_status = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IS NULL OR status NOT IN {sql_in(METADATA_STATUSES)}")[0]
         if no_status:
-            self.problems.append(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
+            self.problem(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
         outcomes = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IN {sql_in(METADATA_STATUSES)}")[0]
         if outcomes != n_rec:
-            self.problems.append(f"folded, oom, error, represented and rejected records add up to {outcomes}, not the {n_rec} records")
+            self.problem(f"folded, oom, error, represented and rejected records add up to {outcomes}, not the {n_rec} records")
+        self.counts["status"] = dict(sorted(self.con.execute(f"SELECT status, count(*) FROM {self.rec} GROUP BY status").fetchall()))
+        for key, table in (("records_by_source", self.rec), ("metadata_by_source", self.meta)):
+            self.counts[key] = {str(i): n for i, n in sorted(self.con.execute(f"SELECT source_index, count(*) FROM {table} GROUP BY source_index").fetchall())}
+        self.counts["sources"] = {str(i): s for i, s in sorted(self.con.execute(f"SELECT DISTINCT source_index, source FROM {self.rec}").fetchall())}
 
     def sequences(self) -> None:
-        """Every unique sequence has exactly one first occurrence with a fold outcome."""
+        """Every unique sequence of the bucket has exactly one first occurrence with a fold outcome."""
         n_seq = self.one(f"SELECT count(*) FROM {self.seq}")[0]
-        self.checks["unique_sequences"] = n_seq
+        self.counts["unique_sequences"] = n_seq
         firsts = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.meta} WHERE status IN {sql_in((*FOLD_OUTCOMES, Status.REPRESENTED))} AND NOT is_duplicate")
         if firsts[0] != n_seq or firsts[1] != n_seq:
-            self.problems.append(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome or a representative ({firsts[1]} distinct)")
+            self.problem(f"{n_seq} unique sequences but {firsts[0]} first occurrences with a fold outcome or a representative ({firsts[1]} distinct)")
         self.members()
 
     def members(self) -> None:
@@ -83,76 +102,155 @@ class _Checker:
             f"""SELECT count(*) FILTER (WHERE status = '{Status.REPRESENTED}'),
                        (SELECT coalesce(sum(n_records), 0) FROM {self.seq} WHERE representative IS NOT NULL) FROM {self.meta}"""
         )
-        self.checks["represented_records"] = n
+        self.counts["represented_records"] = n
         if n != planned:
-            self.problems.append(f"sequences.parquet resolves {planned} records to a representative, metadata.parquet marks {n} represented")
+            self.problem(f"sequences.parquet resolves {planned} records to a representative, metadata.parquet marks {n} represented")
         bad = self.one(
             f"""SELECT count(*) FROM {self.meta} m LEFT JOIN {self.seq} s ON s.checksum = m.checksum
                 WHERE m.status = '{Status.REPRESENTED}' AND (m.representative IS DISTINCT FROM s.representative OR m.identity IS NULL OR m.coverage IS NULL
                       OR m.rep_status IS NULL OR m.rep_status NOT IN {sql_in(FOLD_OUTCOMES)} OR m.high_confidence OR m.plddt IS NOT NULL)"""
         )[0]
         if bad:
-            self.problems.append(f"{bad} represented records lack their planned representative's fold outcome, or carry confidences of their own")
+            self.problem(f"{bad} represented records lack their planned representative's fold outcome, or carry confidences of their own")
 
     def structures(self, sample_reads: int) -> None:
-        """Every high-confidence sequence has one index entry in an existing shard; a sample is read back."""
-        # the structures the atlas's records point at: their own, and their representatives'
-        hc = self.one(
-            f"""SELECT count(*) FROM (SELECT checksum FROM {self.meta} WHERE high_confidence
-                UNION SELECT representative FROM {self.meta} WHERE rep_high_confidence)"""
-        )[0]
-        self.checks["high_confidence"] = hc
-        idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index} WHERE collection = '{HIGHCONF}'")
-        self.checks["archived_high_confidence"] = idx[0]
+        """The bucket's high-confidence structures (its records' own, and the
+        representatives in this bucket of records in any bucket) are exactly the bucket's
+        high-confidence index entries, each once, in existing shards; a sample is read back."""
+        wanted = f"""(SELECT checksum FROM {self.meta} WHERE high_confidence
+                      UNION SELECT representative FROM {self.all_meta} WHERE rep_high_confidence AND {bucket_where('representative', self.bucket)})"""
+        hc = self.one(f"SELECT count(*) FROM {wanted}")[0]
+        self.counts["high_confidence"] = hc
+        idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index}")
+        self.counts["archived_high_confidence"] = idx[0]
         if idx[0] != hc or idx[1] != hc:
-            self.problems.append(f"{hc} high-confidence sequences but {idx[0]} high-confidence index entries ({idx[1]} distinct)")
-        unindexed = self.one(
-            f"""SELECT count(*) FROM (SELECT checksum FROM {self.meta} WHERE high_confidence
-                                     UNION SELECT representative FROM {self.meta} WHERE rep_high_confidence) m
-                ANTI JOIN (SELECT * FROM {self.index} WHERE collection = '{HIGHCONF}') i ON i.checksum = m.checksum"""
-        )[0]
+            self.problem(f"{hc} high-confidence sequences but {idx[0]} high-confidence index entries ({idx[1]} distinct)")
+        unindexed = self.one(f"SELECT count(*) FROM {wanted} m ANTI JOIN {self.index} i ON i.checksum = m.checksum")[0]
         if unindexed:
-            self.problems.append(f"{unindexed} high-confidence sequences have no structure in the archives")
-        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {self.index}").fetchall():
+            self.problem(f"{unindexed} high-confidence sequences have no structure in the archives")
+        unwanted = self.one(f"SELECT count(*) FROM {self.index} i ANTI JOIN {wanted} m ON i.checksum = m.checksum")[0]
+        if unwanted:
+            self.problem(f"{unwanted} high-confidence index entries are neither a record's structure nor a representative's")
+        every = f"read_parquet({duck.sql_path(self.index_file)})"
+        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {every}").fetchall():
             if not (self.outputs.root / archive).is_file():
-                self.problems.append(f"index names {archive}, which does not exist")
-        sample = f'SELECT archive, member, data_offset, data_length, pdb_size FROM {self.index} USING SAMPLE {int(sample_reads)} ROWS'
+                self.problem(f"index names {archive}, which does not exist")
+        sample = f"SELECT archive, member, data_offset, data_length, pdb_size FROM {every} USING SAMPLE {int(sample_reads)} ROWS"
         for archive, member, offset, length, size in self.con.execute(sample).fetchall():
             try:
                 data = read_member(self.outputs.root / archive, offset, length, expect=member)
                 if len(data) != size or not data.startswith(b"REMARK"):
-                    self.problems.append(f"{archive}:{member}: expected {size} bytes of PDB, found {len(data)}")
+                    self.problem(f"{archive}:{member}: expected {size} bytes of PDB, found {len(data)}")
             except (OSError, ValueError) as exc:
-                self.problems.append(f"{archive}:{member}: {exc}")
+                self.problem(f"{archive}:{member}: {exc}")
+
+
+def check_bucket(
+    bucket: str,
+    *,
+    records: str | Path,
+    sequences: str | Path,
+    outputs: AtlasOutputs,
+    report: str | Path | None = None,
+    sample_reads: int = 50,
+) -> dict:
+    """Check one checksum bucket of a finished atlas against the ingest tables; write
+    ``report`` (JSON: the bucket and its counts) when all holds, and return it.
+
+    The bucket's records are those of ``records.parquet`` whose checksum is in
+    ``bucket`` (and, in the first bucket, those without a checksum). Checks: the
+    bucket's metadata file holds exactly these records (same keys, each once, none of
+    another bucket) with a status, and the outcomes add up to the records; every unique
+    sequence of the bucket appears once among folded/oom/error/represented first
+    occurrences; every represented record has the representative the plan gave it,
+    with a fold outcome, and no confidence of its own; the bucket's high-confidence
+    structures (its records', and those of representatives in the bucket that records of
+    any bucket point at) have exactly one index entry each in the bucket's index file,
+    and nothing else is there; the shards exist, and ``sample_reads`` entries are read
+    back through the index.
+
+    The counts (records and metadata rows per input file, statuses, unique sequences,
+    represented records, high-confidence structures, index entries) are what
+    :func:`add_up_buckets` adds up.
+
+    Raises
+    ------
+    AccountingError
+        Listing every violation, each naming the bucket.
+    """
+    c = _BucketChecker(bucket, records, sequences, outputs)
+    try:
+        c.records()
+        c.sequences()
+        c.structures(sample_reads)
+    finally:
+        c.con.close()
+    if c.problems:
+        raise AccountingError(c.problems)
+    result = {"bucket": bucket, "counts": c.counts}
+    if report is not None:
+        write_json(report, result)
+    return result
+
+
+def _sum_buckets(reports: list[dict]) -> dict[str, Any]:
+    """The buckets' counts added up (per input file: by source_index)."""
+    total: dict[str, Any] = {"records_by_source": {}, "metadata_by_source": {}, "status": {}, "sources": {}}
+    for key in ("records", "unique_sequences", "represented_records", "high_confidence", "archived_high_confidence"):
+        total[key] = sum(r["counts"][key] for r in reports)
+    for r in reports:
+        for key in ("records_by_source", "metadata_by_source", "status"):
+            for k, n in r["counts"][key].items():
+                total[key][k] = total[key].get(k, 0) + n
+        total["sources"].update(r["counts"]["sources"])
+    return total
+
+
+class _Sum:
+    """The global check over the buckets' reports: what no bucket can see alone."""
+
+    def __init__(self, reports: list[dict], outputs: AtlasOutputs) -> None:
+        self.reports = reports
+        self.total = _sum_buckets(reports)
+        self.summary = json.loads(Path(outputs.summary).read_text())
+        self.problems: list[str] = []
+
+    def buckets(self) -> None:
+        """One report for each of the atlas's buckets (summary.json's), a whole split."""
+        got = [r["bucket"] for r in self.reports]
+        expected = self.summary.get("buckets")
+        if expected is None:
+            self.problems.append("summary.json names no buckets (expected the atlas's checksum buckets)")
+        elif sorted(got) != sorted(expected):
+            self.problems.append(f"expected the accounting of the atlas's buckets {_short(expected)}, found {_short(sorted(got))}")
+        elif len(set(got)) != len(got) or sorted(got) not in [bucket_names(d) for d in range(3)]:
+            self.problems.append(f"the buckets {_short(sorted(got))} are not one whole split of the checksums")
 
     def inputs(self, counts: list[InputCount]) -> None:
         """records.parquet and metadata.parquet hold, file by file, the records the
-        independent count of each input file found."""
-        self.checks["input_files"] = len(counts)
-        for table, what in ((self.rec, "records.parquet"), (self.meta, "metadata.parquet")):
-            rows = dict(self.con.execute(f"SELECT source_index, count(*) FROM {table} GROUP BY source_index").fetchall())
+        independent count of each input file found: all buckets together."""
+        for key, what in (("records_by_source", "records.parquet"), ("metadata_by_source", "metadata.parquet")):
             try:
-                check_parts(counts, rows, what)
+                check_parts(counts, {int(i): n for i, n in self.total[key].items()}, what)
             except AccountingError as exc:
                 self.problems.extend(exc.problems)
-        names = dict(self.con.execute(f"SELECT DISTINCT source_index, source FROM {self.rec}").fetchall())
+        names = self.total["sources"]
         for c in counts:
-            if c.source_index in names and names[c.source_index] != c.source:
-                self.problems.append(f"records.parquet names source_index {c.source_index} {names[c.source_index]!r}, the input count {c.source!r}")
+            if str(c.source_index) in names and names[str(c.source_index)] != c.source:
+                self.problems.append(f"records.parquet names source_index {c.source_index} {names[str(c.source_index)]!r}, the input count {c.source!r}")
 
-    def summary(self) -> None:
-        """summary.json agrees with the tables, and its statuses add up."""
-        summary = json.loads(Path(self.outputs.summary).read_text())["counts"]
-        status = dict(self.con.execute(f"SELECT status, count(*) FROM {self.rec} GROUP BY status").fetchall())
+    def counts(self) -> None:
+        """summary.json agrees with the buckets' counts, and its statuses add up."""
+        summary, t, status = self.summary["counts"], self.total, self.total["status"]
         expected = {
-            "records_in": self.checks["records"],
-            "unique_sequences": self.checks["unique_sequences"],
-            "high_confidence": self.checks["high_confidence"],
-            "archived_high_confidence": self.checks["archived_high_confidence"],
+            "records_in": t["records"],
+            "unique_sequences": t["unique_sequences"],
+            "high_confidence": t["high_confidence"],
+            "archived_high_confidence": t["archived_high_confidence"],
             "duplicates": status.get(Status.DUPLICATE, 0),
             "records_ok": status.get(Status.OK, 0),
             "too_long": status.get(Status.TOO_LONG, 0),
-            "represented_records": self.checks["represented_records"],
+            "represented_records": t["represented_records"],
         }
         for key, value in expected.items():
             if summary.get(key) != value:
@@ -163,11 +261,47 @@ class _Checker:
 
     def summary_inputs(self, inputs: str | Path) -> None:
         """summary.json's per-file records are those of inputs.json."""
-        summary = json.loads(Path(self.outputs.summary).read_text())
-        if "inputs" not in summary:
+        if "inputs" not in self.summary:
             self.problems.append(f"summary.json has no per-file inputs (expected those of {inputs})")
-        elif summary["inputs"] != inputs_summary(inputs):
+        elif self.summary["inputs"] != inputs_summary(inputs):
             self.problems.append(f"summary.json's inputs differ from {inputs}")
+
+
+def _short(buckets: list[str]) -> str:
+    return str(buckets) if len(buckets) <= 8 else f"[{', '.join(buckets[:4])}, ... {len(buckets)} in all]"
+
+
+def add_up_buckets(reports: list[dict], *, outputs: AtlasOutputs, report: str | Path, inputs: str | Path | None = None) -> dict:
+    """Add up the buckets' accounting (``reports``: what :func:`check_bucket` returned
+    for each bucket) and check the sums; write ``report`` (JSON) when all holds.
+
+    Checks: there is one report for each of the atlas's buckets (``summary.json``'s,
+    one whole split of the checksums); summed over the buckets, ``records.parquet`` and
+    ``metadata.parquet`` hold, file by file, as many records as the independent count of
+    that input file in ``inputs`` (``inputs.json``) found, so a record in no bucket is
+    missing there; ``summary.json`` agrees with the sums (and with ``inputs``).
+
+    Raises
+    ------
+    AccountingError
+        Listing every violation.
+    """
+    s = _Sum(reports, outputs)
+    s.buckets()
+    if inputs is not None:
+        s.inputs(read_inputs(inputs))
+    s.counts()
+    if inputs is not None:
+        s.summary_inputs(inputs)
+    if s.problems:
+        raise AccountingError(s.problems)
+    t = s.total
+    checks = {"records": t["records"], "input_files": len(read_inputs(inputs)) if inputs is not None else None, "unique_sequences": t["unique_sequences"],
+              "represented_records": t["represented_records"], "high_confidence": t["high_confidence"], "buckets": len(reports)}  # fmt: skip
+    result = {"ok": True, "checks": {k: v for k, v in checks.items() if v is not None}}
+    write_json(report, result)
+    log.info("accounting holds over %d buckets: %s", len(reports), result["checks"])
+    return result
 
 
 def check_accounting(
@@ -179,34 +313,21 @@ def check_accounting(
     inputs: str | Path | None = None,
     sample_reads: int = 50,
 ) -> dict:
-    """Check the atlas against the ingest tables and the input files' independent count;
-    write ``report`` (JSON) when all hold.
+    """Check a finished atlas in one call: :func:`check_bucket` for every bucket
+    ``summary.json`` names, then :func:`add_up_buckets`; write ``report`` when all holds.
 
-    Checks: metadata has exactly the records of ``records.parquet`` (same keys, each
-    once) with a status; both hold, file by file, as many records as the independent
-    count of that input file in ``inputs`` (``inputs.json``) found; every ok/duplicate
-    record has a fold outcome or (``ingest.redundancy``) is represented, and the
-    outcomes add up to the records; every unique sequence appears once among
-    folded/oom/error/represented first occurrences; every represented record has the
-    representative the plan gave it, with a fold outcome, and no confidence of its own;
-    every high-confidence structure (of a record or of a record's representative) has exactly one
-    entry in the index and its shard exists (a sample of them is read back through the
-    index); ``summary.json`` agrees with the tables (and with ``inputs``).
+    Raises
+    ------
+    AccountingError
+        Listing every violation of every bucket and of the sums.
     """
-    c = _Checker(records, sequences, outputs)
-    c.records()
-    if inputs is not None:
-        c.inputs(read_inputs(inputs))
-    c.sequences()
-    c.structures(sample_reads)
-    c.summary()
-    if inputs is not None:
-        c.summary_inputs(inputs)
-    c.con.close()
-    if c.problems:
-        raise AccountingError(c.problems)
-    checks = {k: v for k, v in c.checks.items() if k != "archived_high_confidence"}
-    result = {"ok": True, "checks": checks}
-    write_json(report, result)
-    log.info("accounting holds: %s", checks)
-    return result
+    buckets = json.loads(Path(outputs.summary).read_text()).get("buckets") or []
+    reports, problems = [], []
+    for b in buckets:
+        try:
+            reports.append(check_bucket(b, records=records, sequences=sequences, outputs=outputs, sample_reads=sample_reads))
+        except AccountingError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise AccountingError(problems)
+    return add_up_buckets(reports, outputs=outputs, report=report, inputs=inputs)

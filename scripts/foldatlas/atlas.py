@@ -54,7 +54,7 @@ from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
 from .tables import INDEX_SCHEMA, METADATA_SCHEMA, OUTPUTS_KEY, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
-__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "assemble_bucket", "bucket_metadata", "finish_atlas", "prune_atlas", "as_dataset", "unfinish", "one_model", "summarize"]
+__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "assemble_bucket", "bucket_metadata", "finish_atlas", "prune_atlas", "prune_parts", "as_dataset", "unfinish", "one_model", "summarize"]
 
 log = logging.getLogger("foldatlas.atlas")
 
@@ -305,6 +305,7 @@ def finish_atlas(
             kinds.setdefault(tuple(k), str(parts[b]))
     one_model(kinds)
     prune_atlas(outputs, sorted(parts))
+    prune_parts(parts)
     foldcomp = _merged_foldcomp([r["foldcomp"] for r in recs.values()])
     chunks = len({c for r in recs.values() for c in r["chunks"]})
     seconds = sum(r["seconds"] for r in recs.values()) + time.monotonic() - started
@@ -317,6 +318,22 @@ def finish_atlas(
     _write_config(outputs.config, config)
     log.info("atlas of %d buckets finished in %.1f s", len(parts), time.monotonic() - started)
     return summary
+
+
+def prune_parts(parts: Mapping[str, str | Path]) -> list[Path]:
+    """Remove from the folder of the buckets' parts (``atlas_parts/``) the files of other
+    buckets (another split's parts, predictions and accounting: ``<bucket>.*``), so that
+    a change of ``atlas.bucket_digits`` leaves no copy of the old split's predictions
+    behind; return what was removed. Nothing when the parts are not in one folder."""
+    folders = {Path(p).parent for p in parts.values()}
+    if len(folders) != 1:
+        return []
+    folder = folders.pop()
+    gone = [f for f in sorted(folder.iterdir()) if f.is_file() and f.name.split(".", 1)[0] not in parts]
+    for f in gone:
+        log.info("removing %s: not one of this atlas's buckets", f)
+        f.unlink()
+    return gone
 
 
 def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str]) -> list[Path]:

@@ -17,6 +17,7 @@ here; nothing else spells out a path of the results tree::
       atlas/                             metadata, embeddings, plddt (one file per checksum bucket each),
                                          structures/<bucket>/, structures/index.parquet/, summary, config, accounting
       atlas_parts/<bucket>.json          what one assemble_bucket job did, and its predictions
+      atlas_parts/<bucket>.accounting.json  what one check_bucket job counted
       report/atlas_report.html
       foldseek/, mmseqs/                 annotation
       logs/, benchmarks/                 one log and one benchmark file per job
@@ -349,6 +350,11 @@ class Layout:
         outcome: the metadata jobs read them (kept: with members, every metadata job
         reads every bucket's)."""
         return self.root / "atlas_parts" / f"{bucket}.predictions.parquet"
+
+    def bucket_accounting(self, bucket: str) -> Path:
+        """What one ``check_bucket`` job counted in its checksum bucket of the finished
+        atlas (:func:`foldatlas.accounting.check_bucket`), for ``check_accounting`` to add up."""
+        return self.root / "atlas_parts" / f"{bucket}.accounting.json"
 
     def release_part(self, bucket: str) -> Path:
         """What one ``publish_bucket`` job staged in the store for its checksum bucket."""

@@ -1,7 +1,8 @@
 # Atlas: filter by confidence and write metadata, embeddings, per-residue pLDDT,
 # sharded structure archives with an index, one checksum bucket a job (assemble_bucket,
 # then bucket_metadata, which joins members to representatives in any bucket); then a
-# summary, the resolved configuration, the accounting check and a report.
+# summary, the resolved configuration, the accounting (one check_bucket job a bucket,
+# then check_accounting adds them up against the input count) and a report.
 
 
 rule assemble_bucket:
@@ -99,10 +100,36 @@ rule assemble_atlas:
         "../../scripts/assemble_atlas.py"
 
 
-rule check_accounting:
+rule check_bucket:
     input:
+        # after the finish, which leaves only this atlas's buckets in its folders
+        summary=rules.assemble_atlas.output.summary,
+        metadata=rules.bucket_metadata.output.metadata,
+        index=rules.assemble_bucket.output.index,
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
+    output:
+        report=LAYOUT.bucket_accounting("{bucket}"),
+    log:
+        LAYOUT.log("check_bucket", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("check_bucket", "{bucket}")
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(60, attempt),
+    params:
+        output=config["output"],
+    script:
+        "../../scripts/check_bucket.py"
+
+
+rule check_accounting:
+    input:
+        buckets=bucket_accounting,
         summary=rules.assemble_atlas.output.summary,
         inputs=rules.plan_chunks.output.inputs,
     output:
@@ -116,8 +143,8 @@ rule check_accounting:
     threads: 1
     resources:
         **cpu_site(),
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: runtime_minutes(60, attempt),
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(30, attempt),
     params:
         output=config["output"],
     script:

@@ -402,6 +402,11 @@ def representative_predictions(wildcards):
     }
 
 
+def bucket_accounting(wildcards):
+    """Every bucket's accounting, for check_accounting to add up."""
+    return expand(rules.check_bucket.output.report, bucket=atlas_buckets())
+
+
 def atlas_products(wildcards):
     """Every file and folder of the atlas's buckets."""
     buckets = atlas_buckets()
