@@ -418,11 +418,11 @@ def test_another_bucket_splits_files_are_removed_and_this_splits_are_kept(tmp_pa
 
     hits = tmp_path / "hits.parquet"
     hits.mkdir()
-    for name in ("all.parquet", "0.parquet", "1.parquet", "00.parquet", ".0.parquet.tmp-12", "0"):
+    for name in ("all.parquet", "0.parquet", "1.parquet", "00.parquet", ".0.parquet.tmp-12", "0", ".all.parquet.tmp-3"):
         (hits / name).write_text("x")
-    (hits / ".tmp-abc").mkdir()  # hidden names (a write in progress) are never removed
+    (hits / ".tmp-abc").mkdir()  # hidden names (a write in progress) stay, but for another split's killed writes
     gone = remove_other_buckets(hits, ["0", "1", "2"], suffix=".parquet")
-    assert sorted(p.name for p in gone) == ["0", "00.parquet", "all.parquet"]
+    assert sorted(p.name for p in gone) == [".all.parquet.tmp-3", "0", "00.parquet", "all.parquet"]
     assert sorted(p.name for p in hits.iterdir()) == [".0.parquet.tmp-12", ".tmp-abc", "0.parquet", "1.parquet"]
     db = tmp_path / "db"
     for name in ("all", "all_highconf_000000", "0"):  # another split's bucket, 0.8's shard databases, this split's

@@ -576,7 +576,35 @@ def _unindex_representative(atlas: AtlasOutputs, members: dict[str, str]) -> str
     return f"bucket {rep[0]}: 1 high-confidence sequences have no structure in the archives"
 
 
-@pytest.mark.parametrize("how", ["move", "outside", "unindex", "missing_bucket"])
+def _move_empty_record(atlas: AtlasOutputs) -> str:
+    """The record without a checksum (the first bucket's) moved to another bucket's file."""
+    rows = pq.read_table(atlas.part(atlas.metadata, "0")).to_pylist()
+    empty = next(r for r in rows if r["checksum"] is None)
+    _rewrite(atlas.part(atlas.metadata, "0"), lambda rs: [r for r in rs if r["checksum"] is not None])
+    _rewrite(atlas.part(atlas.metadata, "5"), lambda rs: [*rs, empty])
+    return "bucket 5: its metadata file holds 1 records of another bucket"
+
+
+def _share_a_key(atlas: AtlasOutputs, tmp: Path) -> str:
+    """A record given the key of a record in another bucket, in records.parquet and its
+    metadata file alike (as if ingest had numbered it wrongly): every bucket agrees with
+    itself, the counts add up; only the keys' sums show that one key is gone."""
+    meta = pq.read_table(atlas.metadata).to_pylist()
+    a = next(r for r in meta if r["checksum"] and r["checksum"][0] == "1")
+    b = next(r for r in meta if r["checksum"] and r["checksum"][0] not in "01")
+    renumber = lambda rs: [{**r, "record_index": a["record_index"]} if r["record_index"] == b["record_index"] else r for r in rs]  # noqa: E731
+    _rewrite(tmp / "records.parquet", renumber)
+    _rewrite(atlas.part(atlas.metadata, b["checksum"][0]), renumber)
+    return "in.fa: expected its 20 records numbered 0..19, each once (record_index), found other keys (two records share one, or one is out of that range)"
+
+
+def _copy_a_file(atlas: AtlasOutputs) -> str:
+    """A copy of a bucket's metadata file beside it: a reader of the folder doubles its rows."""
+    (atlas.metadata / "1-copy.parquet").write_bytes(atlas.part(atlas.metadata, "1").read_bytes())
+    return f"{atlas.metadata} holds ['1-copy.parquet'] beside this atlas's buckets, and lacks []"
+
+
+@pytest.mark.parametrize("how", ["move", "move_empty", "outside", "share_key", "copy", "unindex", "missing_bucket", "stale"])
 def test_accounting_finds_what_a_bucket_lost_or_took_from_another(workspace, how):
     """Corruptions that the atlas's totals alone would not show are named by bucket;
     a record in no bucket is caught by the sum against the input count; the sum refuses
@@ -588,19 +616,25 @@ def test_accounting_finds_what_a_bucket_lost_or_took_from_another(workspace, how
     members = with_members(tmp)
     # a representative no record of its own points at: only members (in other buckets) do
     rep = next(iter(members.values()))
-    _rewrite(tmp / "records.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
+    _rewrite(tmp / "records.parquet", lambda rs: [{**r, "record_index": i} for i, r in enumerate(r for r in rs if r["checksum"] != rep)])
     count = json.loads((tmp / "inputs.json").read_text())
     count["files"][0]["records"] -= 1
     (tmp / "inputs.json").write_text(json.dumps(count))
     _rewrite(tmp / "sequences.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
     split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
     assert _accounting(tmp, split)["ok"]
-    if how == "missing_bucket":
-        reports = [check_bucket(b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", outputs=split) for b in bucket_names(1)[1:]]
-        with pytest.raises(AccountingError, match=r"expected the accounting of the atlas's buckets \[0, 1, 2, 3, \.\.\. 16 in all\], found \[1, 2, 3, 4, \.\.\. 15 in all\]"):
+    if how in ("missing_bucket", "stale"):
+        reports = [check_bucket(b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", outputs=split) for b in bucket_names(1)]
+        if how == "missing_bucket":
+            reports, problem = reports[1:], r"expected the accounting of the atlas's buckets \[0, 1, 2, 3, \.\.\. 16 in all\], found \[1, 2, 3, 4, \.\.\. 15 in all\]"
+        else:  # the atlas finished again (its summary changed) after these reports were made
+            split.summary.write_text(split.summary.read_text() + "\n")
+            problem = r"the accounting of buckets \[0, 1, 2, 3, \.\.\. 16 in all\] was made for another summary.json"
+        with pytest.raises(AccountingError, match=problem):
             add_up_buckets(reports, outputs=split, report=tmp / "summed.json", inputs=tmp / "inputs.json")
         return
-    expected = {"move": lambda: _move_record(split), "outside": lambda: _lose_outside_every_bucket(split, tmp), "unindex": lambda: _unindex_representative(split, members)}[how]()
+    expected = {"move": lambda: _move_record(split), "move_empty": lambda: _move_empty_record(split), "outside": lambda: _lose_outside_every_bucket(split, tmp),
+                "share_key": lambda: _share_a_key(split, tmp), "copy": lambda: _copy_a_file(split), "unindex": lambda: _unindex_representative(split, members)}[how]()  # fmt: skip
     with pytest.raises(AccountingError) as info:
         _accounting(tmp, split, "again.json")
     assert expected in info.value.problems, info.value.problems
@@ -617,6 +651,7 @@ def test_the_finish_removes_another_splits_parts(workspace):
     parts = tmp / "a" / "parts"
     (parts / "3.accounting.json").write_text("{}")
     (parts / ".4.predictions.parquet.tmp-7").write_bytes(b"a killed write")
-    assert len(list(parts.iterdir())) == 34
+    (parts / "notes.txt").write_text("not a part: stays")
+    assert len(list(parts.iterdir())) == 35
     split_assembly(tmp, chunks, 0, tmp / "a")
-    assert sorted(p.name for p in parts.iterdir()) == ["all.json", "all.predictions.parquet"]
+    assert sorted(p.name for p in parts.iterdir()) == ["all.json", "all.predictions.parquet", "notes.txt"]

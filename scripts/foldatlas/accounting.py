@@ -14,6 +14,7 @@ cannot pass. Every violation is listed in one :class:`AccountingError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -21,8 +22,8 @@ from typing import Any
 
 from . import duck
 from .archive import read_member
-from .buckets import bucket_names, bucket_where
 from .atomic import write_json
+from .buckets import bucket_names, bucket_where
 from .errors import AccountingError
 from .inputs import InputCount, check_parts, inputs_summary, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
@@ -40,7 +41,12 @@ class _BucketChecker:
         self.con = duck.connect()
         self.bucket = bucket
         # a record without a checksum (empty, invalid characters) is the first bucket's
-        self.rec = f"(SELECT * FROM read_parquet({duck.sql_path(records)}) WHERE {bucket_where('checksum', bucket, nulls=True)})"
+        # the bucket's records, read once (each query below would scan records.parquet again)
+        self.con.execute(
+            f"""CREATE TEMP TABLE bucket_records AS SELECT source_index, record_index, source, checksum, status
+                FROM read_parquet({duck.sql_path(records)}) WHERE {bucket_where('checksum', bucket, nulls=True)}"""
+        )
+        self.rec = "bucket_records"
         self.seq = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE {bucket_where('checksum', bucket)})"
         self.meta = f"read_parquet({duck.sql_path(outputs.part(outputs.metadata, bucket))})"
         # every bucket's metadata: a member anywhere may point at a representative here
@@ -64,19 +70,17 @@ class _BucketChecker:
         self.counts["records"] = n_rec
         if n_rec != n_meta:
             self.problem(f"records.parquet has {n_rec} records in this bucket, its metadata file {n_meta}")
-        dup_keys = self.one(f"SELECT count(*) FROM (SELECT source_index, record_index FROM {self.meta} GROUP BY ALL HAVING count(*) > 1)")[0]
-        if dup_keys:
-            self.problem(f"{dup_keys} records appear more than once in its metadata file")
         on = "r.source_index = m.source_index AND r.record_index = m.record_index"
-        missing = self.one(f"SELECT count(*) FROM {self.rec} r ANTI JOIN {self.meta} m ON {on}")[0]
-        if missing:
-            self.problem(f"{missing} input records are missing from its metadata file")
-        stray = self.one(f"SELECT count(*) FROM {self.meta} m WHERE NOT {bucket_where('m.checksum', self.bucket, nulls=True)}")[0]
-        if stray:
-            self.problem(f"its metadata file holds {stray} records of another bucket")
-        no_status = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IS NULL OR status NOT IN {sql_in(METADATA_STATUSES)}")[0]
-        if no_status:
-            self.problem(f"{no_status} metadata rows have no valid status (a folded record lost its prediction?)")
+        for sql, what in (
+            (f"FROM (SELECT source_index, record_index FROM {self.meta} GROUP BY ALL HAVING count(*) > 1)", "{n} records appear more than once in its metadata file"),
+            (f"FROM {self.rec} r ANTI JOIN {self.meta} m ON {on}", "{n} input records are missing from its metadata file"),
+            (f"FROM {self.meta} m ANTI JOIN {self.rec} r ON {on}", "its metadata file holds {n} records that are not this bucket's records of records.parquet"),
+            (f"FROM {self.rec} r JOIN {self.meta} m ON {on} WHERE r.checksum IS DISTINCT FROM m.checksum", "{n} records have another checksum in its metadata file than in records.parquet"),
+            (f"FROM {self.meta} m WHERE ({bucket_where('m.checksum', self.bucket, nulls=True)}) IS NOT TRUE", "its metadata file holds {n} records of another bucket"),
+            (f"FROM {self.meta} WHERE status IS NULL OR status NOT IN {sql_in(METADATA_STATUSES)}", "{n} metadata rows have no valid status (a folded record lost its prediction?)"),
+        ):  # fmt: skip
+            if n := self.one(f"SELECT count(*) {sql}")[0]:
+                self.problem(what.format(n=n))
         outcomes = self.one(f"SELECT count(*) FROM {self.meta} WHERE status IN {sql_in(METADATA_STATUSES)}")[0]
         if outcomes != n_rec:
             self.problem(f"folded, oom, error, represented and rejected records add up to {outcomes}, not the {n_rec} records")
@@ -84,6 +88,13 @@ class _BucketChecker:
         for key, table in (("records_by_source", self.rec), ("metadata_by_source", self.meta)):
             self.counts[key] = {str(i): n for i, n in sorted(self.con.execute(f"SELECT source_index, count(*) FROM {table} GROUP BY source_index").fetchall())}
         self.counts["sources"] = {str(i): s for i, s in sorted(self.con.execute(f"SELECT DISTINCT source_index, source FROM {self.rec}").fetchall())}
+        # the sums of the keys' first three powers: added up over the buckets, they show
+        # that each file's records are numbered 0..n-1, each once (add_up_buckets)
+        r = "record_index::HUGEINT"
+        self.counts["key_sums_by_source"] = {
+            str(i): [int(a), int(b), int(c)]
+            for i, a, b, c in sorted(self.con.execute(f"SELECT source_index, sum({r}), sum({r} * {r}), sum({r} * {r} * {r}) FROM {self.rec} GROUP BY source_index").fetchall())
+        }  # fmt: skip
 
     def sequences(self) -> None:
         """Every unique sequence of the bucket has exactly one first occurrence with a fold outcome."""
@@ -132,6 +143,7 @@ class _BucketChecker:
         if unwanted:
             self.problem(f"{unwanted} high-confidence index entries are neither a record's structure nor a representative's")
         every = f"read_parquet({duck.sql_path(self.index_file)})"
+        self.counts["index_rows"] = self.one(f"SELECT count(*) FROM {every}")[0]
         for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {every}").fetchall():
             if not (self.outputs.root / archive).is_file():
                 self.problem(f"index names {archive}, which does not exist")
@@ -187,7 +199,8 @@ def check_bucket(
         c.con.close()
     if c.problems:
         raise AccountingError(c.problems)
-    result = {"bucket": bucket, "counts": c.counts}
+    # the finished atlas this report is of: add_up_buckets refuses a report of another
+    result = {"bucket": bucket, "summary_sha256": _sha256(outputs.summary), "counts": c.counts}
     if report is not None:
         write_json(report, result)
     return result
@@ -195,15 +208,27 @@ def check_bucket(
 
 def _sum_buckets(reports: list[dict]) -> dict[str, Any]:
     """The buckets' counts added up (per input file: by source_index)."""
-    total: dict[str, Any] = {"records_by_source": {}, "metadata_by_source": {}, "status": {}, "sources": {}}
-    for key in ("records", "unique_sequences", "represented_records", "high_confidence", "archived_high_confidence"):
+    total: dict[str, Any] = {"records_by_source": {}, "metadata_by_source": {}, "status": {}, "sources": {}, "key_sums_by_source": {}}
+    for key in ("records", "unique_sequences", "represented_records", "high_confidence", "archived_high_confidence", "index_rows"):
         total[key] = sum(r["counts"][key] for r in reports)
     for r in reports:
         for key in ("records_by_source", "metadata_by_source", "status"):
             for k, n in r["counts"][key].items():
                 total[key][k] = total[key].get(k, 0) + n
+        for k, sums in r["counts"]["key_sums_by_source"].items():
+            total["key_sums_by_source"][k] = [a + b for a, b in zip(total["key_sums_by_source"].get(k, [0, 0, 0]), sums)]
         total["sources"].update(r["counts"]["sources"])
     return total
+
+
+def _key_sums(n: int) -> list[int]:
+    """The sums of 0..n-1, of their squares and of their cubes."""
+    s1 = n * (n - 1) // 2
+    return [s1, (n - 1) * n * (2 * n - 1) // 6, s1 * s1]
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class _Sum:
@@ -212,6 +237,7 @@ class _Sum:
     def __init__(self, reports: list[dict], outputs: AtlasOutputs) -> None:
         self.reports = reports
         self.total = _sum_buckets(reports)
+        self.outputs = outputs
         self.summary = json.loads(Path(outputs.summary).read_text())
         self.problems: list[str] = []
 
@@ -225,6 +251,36 @@ class _Sum:
             self.problems.append(f"expected the accounting of the atlas's buckets {_short(expected)}, found {_short(sorted(got))}")
         elif len(set(got)) != len(got) or sorted(got) not in [bucket_names(d) for d in range(3)]:
             self.problems.append(f"the buckets {_short(sorted(got))} are not one whole split of the checksums")
+        digest = _sha256(self.outputs.summary)
+        stale = [r["bucket"] for r in self.reports if r.get("summary_sha256") != digest]
+        if stale:
+            self.problems.append(f"the accounting of buckets {_short(stale)} was made for another summary.json (expected reports of the finished atlas)")
+
+    def keys(self) -> None:
+        """Each input file's records, over all buckets, are numbered 0..n-1, each once:
+        two records of different buckets that share a key, or a key that no record
+        has, change the sums of the keys' powers (each bucket checks only its own)."""
+        for i, n in sorted(self.total["records_by_source"].items()):
+            if self.total["key_sums_by_source"].get(i) != _key_sums(n):
+                name = self.total["sources"].get(i, f"source_index {i}")
+                self.problems.append(f"{name}: expected its {n} records numbered 0..{n - 1}, each once (record_index), found other keys (two records share one, or one is out of that range)")
+
+    def folders(self) -> None:
+        """The atlas's folders hold exactly its buckets' files (a reader takes every
+        file of a folder), and their footers count the rows the buckets counted."""
+        import pyarrow.parquet as pq
+
+        buckets = self.summary.get("buckets") or []
+        o = self.outputs
+        for folder, names in [*((t, {o.part(t, b).name for b in buckets}) for t in o.tables), (o.structures, {o.index.name, *buckets})]:
+            found = {f.name for f in folder.iterdir()} if folder.is_dir() else set()
+            if found != names:
+                self.problems.append(f"{folder} holds {_short(sorted(found - names))} beside this atlas's buckets, and lacks {_short(sorted(names - found))}")
+        for table, rows in ((o.metadata, self.total["records"]), (o.index, self.total["index_rows"])):
+            files = [o.part(table, b) for b in buckets if o.part(table, b).is_file()]
+            n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            if n != rows:
+                self.problems.append(f"{table} holds {n} rows, its buckets' accounting counts {rows}")
 
     def inputs(self, counts: list[InputCount]) -> None:
         """records.parquet and metadata.parquet hold, file by file, the records the
@@ -288,6 +344,8 @@ def add_up_buckets(reports: list[dict], *, outputs: AtlasOutputs, report: str | 
     """
     s = _Sum(reports, outputs)
     s.buckets()
+    s.keys()
+    s.folders()
     if inputs is not None:
         s.inputs(read_inputs(inputs))
     s.counts()

@@ -210,14 +210,26 @@ def shard_dbs(db_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     return [db for d in dirs for db in db_prefixes(d, HIGHCONF)]
 
 
+def _of_another_split(name: str, keep: set[str]) -> bool:
+    """Whether a name in a bucket folder is another split's: a name outside ``keep``, or
+    the killed write of one (``.<name>.tmp-<pid>``, ``.<name>.old-<pid>``); other hidden
+    names may be a job of this split at work, and stay."""
+    if not name.startswith("."):
+        return name not in keep
+    m = re.fullmatch(r"\.(.+)\.(tmp|old)-[^/]*", name)
+    return m is not None and m[1] not in keep
+
+
 def remove_other_buckets(folder: str | os.PathLike[str], buckets: Sequence[str], *, suffix: str = "") -> list[Path]:
     """Remove from ``folder`` every file or folder that is not ``<bucket><suffix>`` of one
     of ``buckets`` (what another bucket split of the atlas, or foldatlas < 0.9, left
     there), so that a reader of the folder sees this atlas's rows only; return them.
     Only names outside ``buckets`` are removed, so the jobs of this split, running at the
-    same time, never remove each other's files."""
+    same time, never remove each other's files: a hidden name goes only when it is a
+    killed write of another split's file (``.<name>.tmp-*``, ``.<name>.old-*``), since a
+    job of this split may be writing its own."""
     keep = {f"{b}{suffix}" for b in buckets}
-    gone = [f for f in sorted(Path(folder).iterdir()) if f.name not in keep and not f.name.startswith(".")] if Path(folder).is_dir() else []
+    gone = [f for f in sorted(Path(folder).iterdir()) if _of_another_split(f.name, keep)] if Path(folder).is_dir() else []
     for f in gone:
         log.info("removing %s: not one of the atlas's buckets", f)
         if f.is_dir() and not f.is_symlink():

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import platform
+import re
 import shutil
 import time
 from collections import deque
@@ -320,16 +321,25 @@ def finish_atlas(
     return summary
 
 
+#: The files of one bucket in ``atlas_parts/`` (and their killed writes' hidden siblings).
+_PART_FILE = re.compile(r"\.?(?P<bucket>all|[0-9a-f]{1,2})\.(json|predictions\.parquet|accounting\.json)(?P<tmp>\.(tmp|old)-[^/]*)?")
+
+
 def prune_parts(parts: Mapping[str, str | Path]) -> list[Path]:
     """Remove from the folder of the buckets' parts (``atlas_parts/``) the files of other
-    buckets (another split's parts, predictions and accounting: ``<bucket>.*``), so that
-    a change of ``atlas.bucket_digits`` leaves no copy of the old split's predictions
-    behind; return what was removed. Nothing when the parts are not in one folder."""
+    buckets (another split's parts, predictions and accounting: ``<bucket>.json``,
+    ``<bucket>.predictions.parquet``, ``<bucket>.accounting.json``) and killed writes of
+    any bucket's, so that a change of ``atlas.bucket_digits`` leaves no copy of the old
+    split's predictions behind; return what was removed. Files of other names stay;
+    nothing is removed when the parts are not in one folder."""
     folders = {Path(p).parent for p in parts.values()}
     if len(folders) != 1:
         return []
-    folder = folders.pop()
-    gone = [f for f in sorted(folder.iterdir()) if f.is_file() and f.name.split(".", 1)[0] not in parts]
+    gone = []
+    for f in sorted(folders.pop().iterdir()):
+        m = _PART_FILE.fullmatch(f.name)
+        if m and f.is_file() and (m["bucket"] not in parts or m["tmp"]):
+            gone.append(f)
     for f in gone:
         log.info("removing %s: not one of this atlas's buckets", f)
         f.unlink()
