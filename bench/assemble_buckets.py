@@ -12,9 +12,11 @@ own process under ``/usr/bin/time`` (wall time with Python's start, and peak RSS
 - the one call ``assemble_atlas`` (one bucket, ``all``: the work of 0.7's single job);
 - with ``--digits`` (1: 16 buckets), every ``assemble_bucket``, every
   ``bucket_metadata`` and the finish, as the workflow runs them;
-- the accounting (0.10): ``check_accounting`` over the one-job atlas (one bucket, the
-  work of 0.9's single job), and over the split atlas every ``check_bucket`` job and
-  the sum (``add_up_buckets``), as the workflow runs them;
+- the accounting and the report (0.10): ``check_accounting`` and ``write_report`` over
+  the one-job atlas (one bucket: the work of 0.9's single jobs), and over the split atlas
+  every ``check_bucket`` job (the accounting and the report's figures of its bucket) and
+  the sum (``add_up_buckets``) and the report from the buckets' figures, as the workflow
+  runs them (``--checks-only``: these alone, over the atlases a previous run left);
 
 then checks that both atlases hold the same rows (each table sorted by its key).
 
@@ -68,7 +70,7 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
         preds = {p.name.split(".")[0]: p for p in parts.glob("*.predictions.parquet")}
         bucket_metadata(bucket=bucket, records=layout.records, sequences=layout.sequences, inputs=layout.inputs, outputs=atlas, predictions=preds,
                         part=parts / f"{bucket}.json", atlas=c["atlas"], threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch" / f"{bucket}.meta")  # fmt: skip
-    elif name in ("check_whole", "check_bucket", "check_sum"):
+    elif name in ("check_whole", "check_bucket", "check_sum", "report_whole", "report"):
         _account(name, layout, atlas, bucket, parts)
     elif name == "finish":
         finish_atlas(atlas, parts={p.stem: p for p in parts.glob("*.json")}, records=layout.records, sequences=layout.sequences, inputs=layout.inputs,
@@ -79,15 +81,21 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
 
 def _account(name: str, layout, atlas, bucket: str, parts: Path) -> None:  # type: ignore[no-untyped-def]
     from foldatlas.accounting import add_up_buckets, check_accounting, check_bucket
+    from foldatlas.atomic import write_json
+    from foldatlas.report import bucket_figures, write_report
 
     ingest = {"records": layout.records, "sequences": layout.sequences, "outputs": atlas}
+    reports = lambda: [json.loads(p.read_text()) for p in sorted(parts.glob("*.accounting.json"))]  # noqa: E731
     if name == "check_whole":
         check_accounting(**ingest, report=parts / "accounting.json", inputs=layout.inputs)
-    elif name == "check_bucket":
-        check_bucket(bucket, **ingest, report=parts / f"{bucket}.accounting.json")
+    elif name == "check_bucket":  # as scripts/check_bucket.py
+        write_json(parts / f"{bucket}.accounting.json", {**check_bucket(bucket, **ingest), "figures": bucket_figures(bucket, atlas)})
+    elif name == "check_sum":
+        add_up_buckets(reports(), outputs=atlas, report=parts / "accounting.json", inputs=layout.inputs)
+    elif name == "report_whole":
+        write_report(metadata=atlas.metadata, summary=atlas.summary, out=parts / "report.html")
     else:
-        reports = [json.loads(p.read_text()) for p in sorted(parts.glob("*.accounting.json"))]
-        add_up_buckets(reports, outputs=atlas, report=parts / "accounting.json", inputs=layout.inputs)
+        write_report(metadata=atlas.metadata, summary=atlas.summary, out=parts / "report.html", figures=[r["figures"] for r in reports()])
 
 
 def timed(name: str, root: Path, bucket: str, out: str) -> tuple[float, float]:
@@ -115,10 +123,34 @@ def same_rows(root: Path, a: str, b: str) -> list[str]:
     return differ
 
 
+def _row(job: str, r: list[tuple[float, float]]) -> None:
+    w = sorted(x for x, _ in r)
+    print(f"| {job} (x{len(r)}) | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in r):,.0f} |")
+
+
+def _assemble(root: Path, buckets: list[str]) -> None:
+    """Both atlases, timed: the one job and the bucket jobs; then that they hold the same rows."""
+    for out in ("bench-whole", "bench-buckets"):
+        shutil.rmtree(root / out, ignore_errors=True)
+        (root / out / "parts").mkdir(parents=True)
+    whole = timed("whole", root, "all", "bench-whole")
+    rows = {job: [timed(job, root, b, "bench-buckets") for b in buckets] for job in ("assemble_bucket", "bucket_metadata")}
+    finish = timed("finish", root, "all", "bench-buckets")
+    differ = same_rows(root, "bench-whole", "bench-buckets")
+    print(f"{root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
+    print("| job | wall s: slowest / median / sum | peak MB: largest |")
+    print("| --- | ---: | ---: |")
+    print(f"| assemble_atlas in one job (0.7) | {whole[0]:.1f} | {whole[1]:,.0f} |")
+    for job, r in rows.items():
+        _row(job, r)
+    print(f"| assemble_atlas (the finish) | {finish[0]:.1f} | {finish[1]:,.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, required=True, help="a folder bench/scale_jobs.py --keep --upto publish_release left")
     ap.add_argument("--digits", type=int, default=1, help="hex digits of the buckets (1: 16, 2: 256)")
+    ap.add_argument("--checks-only", action="store_true", help="time the accounting and report jobs alone, over the atlases a previous run left")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--bucket", default="all", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="bench-atlas", help=argparse.SUPPRESS)
@@ -128,27 +160,21 @@ def main() -> None:
         return
     from foldatlas.buckets import bucket_names
 
-    for out in ("bench-whole", "bench-buckets"):
-        shutil.rmtree(args.root / out, ignore_errors=True)
-        (args.root / out / "parts").mkdir(parents=True)
-    whole = timed("whole", args.root, "all", "bench-whole")
     buckets = bucket_names(args.digits)
-    rows = {job: [timed(job, args.root, b, "bench-buckets") for b in buckets] for job in ("assemble_bucket", "bucket_metadata")}
-    finish = timed("finish", args.root, "all", "bench-buckets")
+    if not args.checks_only:
+        _assemble(args.root, buckets)
     check_whole = timed("check_whole", args.root, "all", "bench-whole")
-    rows["check_bucket"] = [timed("check_bucket", args.root, b, "bench-buckets") for b in buckets]
+    report_whole = timed("report_whole", args.root, "all", "bench-whole")
+    checks = [timed("check_bucket", args.root, b, "bench-buckets") for b in buckets]
     check_sum = timed("check_sum", args.root, "all", "bench-buckets")
-    differ = same_rows(args.root, "bench-whole", "bench-buckets")
-    print(f"{args.root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
+    report = timed("report", args.root, "all", "bench-buckets")
     print("| job | wall s: slowest / median / sum | peak MB: largest |")
     print("| --- | ---: | ---: |")
-    print(f"| assemble_atlas in one job (0.7) | {whole[0]:.1f} | {whole[1]:,.0f} |")
-    for job, r in rows.items():
-        w = sorted(x for x, _ in r)
-        print(f"| {job} (x{len(r)}) | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in r):,.0f} |")
-    print(f"| assemble_atlas (the finish) | {finish[0]:.1f} | {finish[1]:,.0f} |")
-    print(f"| check_accounting in one job (0.9) | {check_whole[0]:.1f} | {check_whole[1]:,.0f} |")
+    print(f"| check_accounting in one job (0.9's check) | {check_whole[0]:.1f} | {check_whole[1]:,.0f} |")
+    print(f"| atlas_report over the atlas in one bucket | {report_whole[0]:.1f} | {report_whole[1]:,.0f} |")
+    _row("check_bucket with the report's figures", checks)
     print(f"| check_accounting (the sum) | {check_sum[0]:.1f} | {check_sum[1]:,.0f} |")
+    print(f"| atlas_report from the buckets' figures | {report[0]:.1f} | {report[1]:,.0f} |")
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"(foldatlas at {commit}, with uncommitted changes if any)")
 

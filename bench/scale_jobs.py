@@ -281,7 +281,7 @@ def run_job(name: str, root: Path, source: int, atoms: str, dim: int) -> dict:
         from foldatlas.report import write_report
 
         a = layout.atlas
-        timed(lambda: write_report(metadata=a.metadata, plddt=a.plddt, structures=a.structures, summary=a.summary, config=a.config, out=layout.report))
+        timed(lambda: write_report(metadata=a.metadata, summary=a.summary, config=a.config, out=layout.report))
     else:
         raise SystemExit(f"unknown job {name}")
     return info

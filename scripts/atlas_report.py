@@ -1,4 +1,7 @@
-"""Rule atlas_report: a self-contained HTML report of the atlas."""
+"""Rule atlas_report: a self-contained HTML report of the atlas, from its buckets' figures."""
+
+import json
+from pathlib import Path
 
 from foldatlas.layout import Layout
 from foldatlas.logs import rule_script
@@ -6,8 +9,6 @@ from foldatlas.report import write_report
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
+    figures = [json.loads(Path(p).read_text())["figures"] for p in sm.input.buckets]
     atlas = Layout.from_config(sm.params.output).atlas
-    write_report(
-        metadata=atlas.metadata, plddt=atlas.plddt, structures=atlas.structures,
-        summary=sm.input.summary, config=sm.input.config, out=sm.output.html,
-    )  # fmt: skip
+    write_report(metadata=atlas.metadata, summary=sm.input.summary, config=sm.input.config, out=sm.output.html, figures=figures)

@@ -655,3 +655,32 @@ def test_the_finish_removes_another_splits_parts(workspace):
     assert len(list(parts.iterdir())) == 35
     split_assembly(tmp, chunks, 0, tmp / "a")
     assert sorted(p.name for p in parts.iterdir()) == ["all.json", "all.predictions.parquet", "notes.txt"]
+
+
+def test_the_report_adds_up_the_buckets_figures_to_those_of_one_bucket(workspace):
+    """The report reads each bucket's figures (from the bucket's files only) and adds
+    them up: over 16 buckets, the same counts, histograms, best, worst and lowest rows as
+    over the atlas in one bucket; the sample keeps its size; the page shows them."""
+    from foldatlas.report import _merged, bucket_figures, write_report
+
+    tmp, _, chunks = workspace
+    with_members(tmp)
+    whole, _ = run(tmp, chunks)
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
+    one = _merged([bucket_figures(WHOLE, whole)])
+    parts = [bucket_figures(b, split) for b in bucket_names(1)]
+    assert json.loads(json.dumps(parts)) == parts  # what check_bucket writes: JSON
+    many = _merged(parts)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("shard", "data_offset")} for r in rows]  # noqa: E731 - archive paths name the bucket
+    for key in ("bins", "bands", "hist", "failures", "lowest"):
+        assert many[key] == one[key], key
+    assert strip(many["best"]) == strip(one["best"]) and strip(many["worst"]) == strip(one["worst"])
+    assert sum(one["hist"]["plddt"]) == sum(one["bins"].values()) == sum(one["bands"]["structures"]) == 10
+    assert sum(one["bands"]["residues"]) == sum(len(s) for s in SEQS)  # every residue of the 10 predictions, once
+    assert len(one["sample"]) == len(many["sample"]) == 10 and sorted(map(tuple, many["sample"])) == sorted(map(tuple, one["sample"]))
+    assert [r[3] for r in one["lowest"]].count("empty") == 1 and len(one["lowest"]) == 11  # 10 folded and the empty record; members are not listed
+    page = write_report(metadata=split.metadata, summary=split.summary, out=tmp / "report.html", figures=parts).read_text()
+    archived = [r for r in many["best"] if r["shard"]]
+    assert page.count("<figure id=") == 7 and page.count('<a download="') == len(archived) == 6 and len(many["best"]) == 10
+    with pytest.raises(ValueError, match="expected the figures of the atlas's buckets"):
+        write_report(metadata=split.metadata, summary=split.summary, out=tmp / "report.html", figures=parts[1:])

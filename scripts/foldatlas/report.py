@@ -9,9 +9,15 @@ best few uses 3Dmol.js (BSD-3-Clause, version 2.5.5 from the npm registry, vendo
 ``foldatlas/vendor`` and inlined into the page: no network). Software versions, the
 resolved configuration and a link to ``summary.json`` close the page.
 
-Aggregates come from DuckDB over ``metadata.parquet`` (scatter plots use a sample of at
-most 50,000 sequences), so the report's cost does not grow with the atlas beyond a few
-scans. All text from FASTA headers is HTML-escaped.
+The report reads summaries only: what each checksum bucket of the atlas shows
+(:func:`bucket_figures`, from the bucket's own files: counts per bin and pLDDT band,
+exact pLDDT and pTM histograms, a sample for the scatter plots in proportion to the
+bucket's structures, at most 50,000 in all, failures, the bucket's best, worst and
+lowest-confidence rows) is computed once per bucket (in the workflow by the
+``check_bucket`` job, which reads those files anyway) and added up here; only the few
+structures and per-residue traces shown are read from the atlas, by their bucket's
+files. So the report's cost does not grow with the atlas but by the number of buckets.
+All text from FASTA headers is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import html
 import io
 import json
 import logging
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +37,11 @@ from . import duck
 from .archive import read_member
 from .atlas import ATLAS_BANDS, ATLAS_BINS
 from .atomic import atomic_path
-from .layout import HIGHCONF
+from .buckets import WHOLE
+from .layout import HIGHCONF, AtlasOutputs
 from .status import Status
 
-__all__ = ["PLDDT_BANDS", "VIEWER_JS", "write_report"]
+__all__ = ["PLDDT_BANDS", "VIEWER_JS", "bucket_figures", "write_report"]
 
 log = logging.getLogger("foldatlas.report")
 
@@ -43,6 +52,10 @@ PLDDT_BANDS = (("very low (< 50)", 0, "#FF7D45"), ("low (50-70)", 50, "#FFDB13")
 #: 3Dmol.js 2.5.5 (npm package ``3dmol``), minified; sha256 in tests/test_report.py.
 VIEWER_JS = Path(__file__).with_name("vendor") / "3Dmol-min.js"
 _BEST, _VIEWS, _TRACES = 10, 3, 5
+#: Bins of the pLDDT and pTM histograms over 0..1 (the last includes 1).
+_HIST_BINS = 50
+#: Rows of the lowest-confidence and failed records table.
+_LOWEST = 25
 
 
 def _png(fig: Any) -> str:
@@ -106,10 +119,11 @@ def _bands(plt: Any, per_structure: list[int], per_residue: list[int]) -> str:
     return _png(fig)
 
 
-def _histograms(plt: Any, plddt: list, ptm: list, th: dict) -> str:
+def _histograms(plt: Any, hist: dict[str, list[int]], th: dict) -> str:
+    edges = [i / _HIST_BINS for i in range(_HIST_BINS + 1)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for ax, data, name, t in ((axes[0], plddt, "mean pLDDT", th["min_plddt"]), (axes[1], ptm, "pTM", th["min_ptm"])):
-        ax.hist(data, bins=[i / 50 for i in range(51)], color="#55a868")
+    for ax, counts, name, t in ((axes[0], hist["plddt"], "mean pLDDT", th["min_plddt"]), (axes[1], hist["ptm"], "pTM", th["min_ptm"])):
+        ax.stairs(counts, edges, fill=True, color="#55a868")
         ax.axvline(t, color="#c44e52", ls="--", label=f"threshold {t}")
         ax.set_xlabel(f"{name} (0-1)")
         ax.set_ylabel("sequences")
@@ -158,58 +172,125 @@ def _failures(plt: Any, fails: list) -> str:
     return _png(fig)
 
 
-class _Data:
-    """What the page shows, read once with DuckDB."""
-
-    def __init__(self, metadata: str | Path, plddt: str | Path, structures: str | Path) -> None:
-        self.con = duck.connect()
-        self.meta = f"read_parquet({duck.sql_path(metadata)})"
-        self.uniq = f"(SELECT * FROM {self.meta} WHERE status = '{Status.FOLDED}' AND NOT is_duplicate)"
-        self.plddt = f"read_parquet({duck.sql_path(plddt)})"
-        self.index = Path(structures) / "index.parquet"
-        self.atlas_root = Path(structures).parent
-
-    def rows(self, sql: str) -> list:
-        return self.con.execute(sql).fetchall()
-
-    def bands(self) -> tuple[list[int], list[int]]:
-        edges = [lo / 100 for _, lo, _ in PLDDT_BANDS[1:]]
-        case = lambda col: "CASE " + " ".join(f"WHEN {col} < {e} THEN {k}" for k, e in enumerate(edges)) + f" ELSE {len(edges)} END"  # noqa: E731
-        per_structure = dict(self.rows(f"SELECT {case('plddt')} b, count(*) FROM {self.uniq} GROUP BY b"))
-        per_residue = dict(self.rows(f"SELECT {case('v')} b, count(*) FROM (SELECT unnest(residue_plddt) v FROM {self.plddt}) GROUP BY b"))
-        return [per_structure.get(k, 0) for k in range(len(PLDDT_BANDS))], [per_residue.get(k, 0) for k in range(len(PLDDT_BANDS))]
-
-    def ranked(self, n: int, *, best: bool) -> list[dict]:
-        """The ``n`` best (or worst) unique structures by pTM x pLDDT, with where they are archived."""
-        order = f"ptm * plddt {'DESC' if best else 'ASC'}, checksum"
-        top = f"(SELECT id, checksum, length, plddt, ptm, bin, high_confidence FROM {self.uniq} ORDER BY {order} LIMIT {int(n)})"
-        if not self.index.exists():
-            cur = self.con.execute(f"SELECT * FROM {top} m ORDER BY {order}")
-        else:
-            # the top n first, then their index rows only: no window over the whole index
-            cur = self.con.execute(
-                f"""SELECT m.*, i.archive AS shard, i.member AS pdb_member, i.data_offset, i.data_length
-                    FROM {top} m LEFT JOIN (
-                        SELECT * FROM read_parquet({duck.sql_path(self.index)}) WHERE checksum IN (SELECT checksum FROM {top})
-                        QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)
-                    ORDER BY {order}"""
-            )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-
-    def residue_plddt(self, checksums: list[str]) -> dict[str, list[float]]:
-        if not checksums:
-            return {}
-        wanted = ", ".join(f"'{c}'" for c in checksums)
-        return dict(self.rows(f"SELECT checksum, residue_plddt FROM {self.plddt} WHERE checksum IN ({wanted})"))
-
-    def pdb(self, row: dict) -> str | None:
-        if not row.get("shard"):
-            return None
-        return read_member(self.atlas_root / row["shard"], row["data_offset"], row["data_length"], expect=row["pdb_member"]).decode("ascii")
+def _uniq(meta: str) -> str:
+    return f"(SELECT * FROM {meta} WHERE status = '{Status.FOLDED}' AND NOT is_duplicate)"
 
 
-def _figures(d: _Data, s: dict, best: list[dict], worst: list[dict]) -> list[tuple[str, str, str]]:
+def _band_case(col: str) -> str:
+    edges = [lo / 100 for _, lo, _ in PLDDT_BANDS[1:]]
+    return "CASE " + " ".join(f"WHEN {col} < {e} THEN {k}" for k, e in enumerate(edges)) + f" ELSE {len(edges)} END"
+
+
+def _ranked(con: Any, uniq: str, index: str, n: int, *, best: bool) -> list[dict]:
+    """The ``n`` best (or worst) unique structures of a bucket by pTM x pLDDT (``score``;
+    ties: the smaller checksum), with where they are archived (high-confidence first)."""
+    order = f"score {'DESC' if best else 'ASC'}, checksum"
+    top = f"(SELECT id, checksum, length, plddt, ptm, ptm * plddt AS score, bin, high_confidence FROM {uniq} ORDER BY {order} LIMIT {int(n)})"
+    cur = con.execute(
+        f"""SELECT m.*, i.archive AS shard, i.member AS pdb_member, i.data_offset, i.data_length
+            FROM {top} m LEFT JOIN (
+                SELECT * FROM {index} WHERE checksum IN (SELECT checksum FROM {top})
+                QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection = '{HIGHCONF}' DESC) = 1) i USING (checksum)
+            ORDER BY {order}"""
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def bucket_figures(bucket: str, outputs: AtlasOutputs) -> dict:
+    """What the report shows of one checksum bucket of a finished atlas, from the bucket's
+    own files (its metadata, pLDDT and index files) and ``summary.json`` (the atlas's
+    folded structures, which size the bucket's share of the scatter sample).
+
+    Returns a JSON-ready dict: ``bins`` (unique folded structures per ESM Atlas bin),
+    ``bands`` (``structures`` by mean pLDDT and ``residues`` per AlphaFold DB band),
+    ``hist`` (``plddt`` and ``ptm`` counts in 50 bins over 0..1), ``sample`` ([pLDDT, pTM,
+    length] of a repeatable random sample), ``failures`` (records per status other than
+    folded and represented), ``best`` and ``worst`` (the top structures by pTM x pLDDT
+    with their archive entries) and ``lowest`` (the lowest-confidence and failed records).
+    """
+    folded = json.loads(Path(outputs.summary).read_text())["counts"]["folded"]
+    con = duck.connect()
+    meta = f"read_parquet({duck.sql_path(outputs.part(outputs.metadata, bucket))})"
+    uniq, index = _uniq(meta), f"read_parquet({duck.sql_path(outputs.part(outputs.index, bucket))})"
+    rows = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    n = rows(f"SELECT count(*) FROM {uniq}")[0][0]
+    k = math.ceil(_SCATTER_SAMPLE * n / folded) if folded else 0
+    per_structure = dict(rows(f"SELECT {_band_case('plddt')} b, count(*) FROM {uniq} GROUP BY b"))
+    residues = f"(SELECT unnest(residue_plddt) v FROM read_parquet({duck.sql_path(outputs.part(outputs.plddt, bucket))}))"
+    per_residue = dict(rows(f"SELECT {_band_case('v')} b, count(*) FROM {residues} GROUP BY b"))
+    hist = {}
+    for col in ("plddt", "ptm"):
+        got = dict(rows(f"SELECT least(floor({col} * {_HIST_BINS}), {_HIST_BINS - 1})::INTEGER b, count(*) FROM {uniq} WHERE {col} IS NOT NULL GROUP BY b"))
+        hist[col] = [got.get(i, 0) for i in range(_HIST_BINS)]
+    lowest = rows(
+        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm, source_index FROM {meta} WHERE status <> '{Status.REPRESENTED}'
+            ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST, source_index, record_index LIMIT {_LOWEST}"""
+    )
+    figures = {
+        "bucket": bucket,
+        "bins": {b: c for b, c in rows(f"SELECT bin, count(*) FROM {uniq} GROUP BY bin") if b is not None},
+        "bands": {"structures": [per_structure.get(i, 0) for i in range(len(PLDDT_BANDS))], "residues": [per_residue.get(i, 0) for i in range(len(PLDDT_BANDS))]},
+        "hist": hist,
+        "sample": [list(r) for r in rows(f"SELECT plddt, ptm, length FROM {uniq} USING SAMPLE reservoir({k} ROWS) REPEATABLE (1)")] if k else [],
+        "failures": dict(rows(f"SELECT status, count(*) FROM {meta} WHERE status NOT IN ('{Status.FOLDED}', '{Status.REPRESENTED}') GROUP BY status")),
+        "best": _ranked(con, uniq, index, _BEST, best=True),
+        "worst": _ranked(con, uniq, index, _TRACES, best=False),
+        "lowest": [list(r) for r in lowest],
+    }  # fmt: skip
+    con.close()
+    return figures
+
+
+def _added(dicts: Sequence[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def _summed(lists: Sequence[list[int]], n: int) -> list[int]:
+    return [sum(v) for v in zip(*lists)] if lists else [0] * n
+
+
+def _merged(figures: Sequence[dict]) -> dict:
+    """The buckets' figures added up: counts summed, samples joined, the top rows of all
+    (in the order each bucket's query used, so one bucket's figures come out unchanged)."""
+    lowest_key = lambda r: (r[3] == Status.FOLDED, r[6] is not None, r[6] or 0.0, r[8], r[2])  # noqa: E731
+    return {
+        "bins": _added([f["bins"] for f in figures]),
+        "bands": {k: _summed([f["bands"][k] for f in figures], len(PLDDT_BANDS)) for k in ("structures", "residues")},
+        "hist": {k: _summed([f["hist"][k] for f in figures], _HIST_BINS) for k in ("plddt", "ptm")},
+        "sample": [r for f in figures for r in f["sample"]],
+        "failures": sorted(_added([f["failures"] for f in figures]).items(), key=lambda kv: (-kv[1], kv[0])),
+        "best": sorted((r for f in figures for r in f["best"]), key=lambda r: (-r["score"], r["checksum"]))[:_BEST],
+        "worst": sorted((r for f in figures for r in f["worst"]), key=lambda r: (r["score"], r["checksum"]))[:_TRACES],
+        "lowest": [r[:8] for r in sorted((r for f in figures for r in f["lowest"]), key=lowest_key)[:_LOWEST]],
+    }  # fmt: skip
+
+
+def _residue_plddt(outputs: AtlasOutputs, buckets: Sequence[str], checksums: list[str]) -> dict[str, list[float]]:
+    """Per-residue pLDDT of a few structures, read from their buckets' pLDDT files."""
+    if not checksums:
+        return {}
+    digits = 0 if list(buckets) == [WHOLE] else len(buckets[0])
+    files = sorted({outputs.part(outputs.plddt, c[:digits] if digits else WHOLE) for c in checksums})
+    wanted = ", ".join(f"'{c}'" for c in checksums if all(ch in "0123456789abcdef" for ch in c))
+    con = duck.connect()
+    try:
+        return dict(con.execute(f"SELECT checksum, residue_plddt FROM read_parquet({duck.sql_paths(files)}) WHERE checksum IN ({wanted})").fetchall())
+    finally:
+        con.close()
+
+
+def _pdb(atlas_root: Path, row: dict) -> str | None:
+    if not row.get("shard"):
+        return None
+    return read_member(atlas_root / row["shard"], row["data_offset"], row["data_length"], expect=row["pdb_member"]).decode("ascii")
+
+
+def _figures(m: dict, traces: dict[str, list[float]], s: dict) -> list[tuple[str, str, str]]:
     """(id, caption, data URI) of every plot."""
     import matplotlib
 
@@ -217,22 +298,18 @@ def _figures(d: _Data, s: dict, best: list[dict], worst: list[dict]) -> list[tup
     import matplotlib.pyplot as plt
 
     th = s["thresholds"]
-    vals = d.rows(f"SELECT plddt, ptm, length FROM {d.uniq} USING SAMPLE {_SCATTER_SAMPLE} ROWS")
-    plddt, ptm, length = ([v[k] for v in vals] for k in range(3))
-    fails = d.rows(f"SELECT status, count(*) FROM {d.meta} WHERE status NOT IN ('{Status.FOLDED}', '{Status.REPRESENTED}') GROUP BY status ORDER BY 2 DESC")
-    bins = dict(d.rows(f"SELECT bin, count(*) FROM {d.uniq} GROUP BY bin"))
-    traces = d.residue_plddt([r["checksum"] for r in best[:_TRACES] + worst[:_TRACES]])
+    plddt, ptm, length = ([v[k] for v in m["sample"]] for k in range(3))
     label = lambda r: f"{r['checksum'][:8]} (pTM {r['ptm']:.2f})"  # noqa: E731
-    top = [(label(r), traces[r["checksum"]]) for r in best[:_TRACES] if r["checksum"] in traces]
-    bottom = [(label(r), traces[r["checksum"]]) for r in worst[:_TRACES] if r["checksum"] in traces]
+    top = [(label(r), traces[r["checksum"]]) for r in m["best"][:_TRACES] if r["checksum"] in traces]
+    bottom = [(label(r), traces[r["checksum"]]) for r in m["worst"] if r["checksum"] in traces]
     return [
         ("funnel", "Counts funnel", _funnel(plt, s["counts"])),
-        ("bins", "pTM x pLDDT: unique structures per ESM Atlas bin", _bin_grid(plt, bins)),
-        ("bands", "AlphaFold DB pLDDT bands: structures by mean pLDDT, and all residues", _bands(plt, *d.bands())),
+        ("bins", "pTM x pLDDT: unique structures per ESM Atlas bin", _bin_grid(plt, m["bins"])),
+        ("bands", "AlphaFold DB pLDDT bands: structures by mean pLDDT, and all residues", _bands(plt, m["bands"]["structures"], m["bands"]["residues"])),
         ("traces", "Per-residue pLDDT of the best and worst structures", _traces(plt, top, bottom)),
-        ("histograms", "pLDDT and pTM distributions (unique folded sequences)", _histograms(plt, plddt, ptm, th)),
+        ("histograms", "pLDDT and pTM distributions (unique folded sequences)", _histograms(plt, m["hist"], th)),
         ("scatter", "Confidence against confidence and length", _scatter(plt, plddt, ptm, length, th)),
-        ("failures", "Failures by reason", _failures(plt, fails)),
+        ("failures", "Failures by reason", _failures(plt, m["failures"])),
     ]
 
 
@@ -376,29 +453,36 @@ def write_report(
     metadata: str | Path,
     summary: str | Path,
     out: str | Path,
-    plddt: str | Path | None = None,
-    structures: str | Path | None = None,
     config: str | Path | None = None,
-    worst: int = 25,
+    figures: Sequence[dict] | None = None,
 ) -> Path:
-    """Write the report to ``out`` (one HTML file). ``plddt``, ``structures`` and
-    ``config`` default to their places beside ``metadata`` in the atlas folder."""
-    atlas = Path(metadata).parent
-    plddt, structures, config = Path(plddt or atlas / "plddt.parquet"), Path(structures or atlas / "structures"), Path(config or atlas / "config.yaml")
+    """Write the report of the finished atlas beside ``metadata`` (its folder) to ``out``
+    (one HTML file). ``figures``: :func:`bucket_figures` of every bucket ``summary.json``
+    names (made here when not given); ``config`` defaults to ``config.yaml`` in the atlas
+    folder.
+
+    Raises
+    ------
+    ValueError
+        ``figures`` are not those of the atlas's buckets.
+    """
+    atlas_root = Path(metadata).parent
+    outputs = AtlasOutputs(atlas_root, Path(metadata), atlas_root / "embeddings.parquet", atlas_root / "plddt.parquet", atlas_root / "structures", Path(summary))
+    config = Path(config or atlas_root / "config.yaml")
     s = json.loads(Path(summary).read_text())
-    d = _Data(metadata, plddt, structures)
-    best, bottom = d.ranked(_BEST, best=True), d.ranked(_TRACES, best=False)
-    pdbs = {r["checksum"]: p for r in best if (p := d.pdb(r)) is not None}
-    figures = _figures(d, s, best, bottom)
-    lowest = d.rows(
-        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm FROM {d.meta} WHERE status <> '{Status.REPRESENTED}'
-            ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST LIMIT {int(worst)}"""
-    )
-    d.con.close()
+    buckets = s.get("buckets") or [WHOLE]
+    if figures is None:
+        figures = [bucket_figures(b, outputs) for b in buckets]
+    if sorted(f["bucket"] for f in figures) != sorted(buckets):
+        raise ValueError(f"expected the figures of the atlas's buckets ({len(buckets)}), found those of {sorted(f['bucket'] for f in figures)[:8]}")
+    m = _merged(figures)
+    traces = _residue_plddt(outputs, buckets, [r["checksum"] for r in m["best"][:_TRACES] + m["worst"]])
+    pdbs = {r["checksum"]: p for r in m["best"] if (p := _pdb(atlas_root, r)) is not None}
+    plots = _figures(m, traces, s)
     link = os.path.relpath(Path(summary).resolve(), Path(out).resolve().parent)
     config_text = config.read_text(encoding="utf-8") if config.exists() else "(no config.yaml beside the atlas)"
-    page = _page(s, figures, lowest, _best_table(best, pdbs), _viewer(best, pdbs), _provenance(s, link, config_text))
+    page = _page(s, plots, m["lowest"], _best_table(m["best"], pdbs), _viewer(m["best"], pdbs), _provenance(s, link, config_text))
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    log.info("report written to %s", out)
+    log.info("report written to %s (%d buckets)", out, len(buckets))
     return Path(out)

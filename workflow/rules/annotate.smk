@@ -95,6 +95,9 @@ rule foldseek_target_db:
         LAYOUT.log("foldseek_target_db", "{target}"),
     benchmark:
         LAYOUT.benchmark("foldseek_target_db", "{target}")
+    wildcard_constraints:
+        # another number has no rule (an input function's error would be hidden)
+        target=structure_target_numbers(),
     conda:
         "../../envs/foldseek.yaml"
     threads: config["foldseek"]["threads"]

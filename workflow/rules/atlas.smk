@@ -153,6 +153,8 @@ rule check_accounting:
 
 rule atlas_report:
     input:
+        # what each bucket shows (check_bucket reads its files for the accounting)
+        buckets=bucket_accounting,
         summary=rules.assemble_atlas.output.summary,
         config=rules.assemble_atlas.output.config,
         accounting=rules.check_accounting.output.report,

@@ -468,6 +468,12 @@ def _search_targets():
     return [(str(k), t) for k, t in enumerate(targets) if not is_db(t)]
 
 
+def structure_target_numbers():
+    """The numbers of the search targets that are structures, as a wildcard constraint
+    (one that matches nothing when there is none)."""
+    return "|".join(k for k, _ in _search_targets()) or "(?!)"
+
+
 def search_target(wildcards):
     """The structures of search target number ``wildcards.target``."""
     targets = dict(_search_targets())
