@@ -9,6 +9,7 @@ from foldatlas.report import write_report
 
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
-    figures = [json.loads(Path(p).read_text())["figures"] for p in sm.input.buckets]
+    # an accounting made before the figures were part of it has none: write_report says so
+    figures = [json.loads(Path(p).read_text()).get("figures", {}) for p in sm.input.buckets]
     atlas = Layout.from_config(sm.params.output).atlas
     write_report(metadata=atlas.metadata, summary=sm.input.summary, config=sm.input.config, out=sm.output.html, figures=figures)

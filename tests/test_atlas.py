@@ -684,3 +684,32 @@ def test_the_report_adds_up_the_buckets_figures_to_those_of_one_bucket(workspace
     assert page.count("<figure id=") == 7 and page.count('<a download="') == len(archived) == 6 and len(many["best"]) == 10
     with pytest.raises(ValueError, match="expected the figures of the atlas's buckets"):
         write_report(metadata=split.metadata, summary=split.summary, out=tmp / "report.html", figures=parts[1:])
+    with pytest.raises(ValueError, match=r"made by another version; run the check_bucket jobs again"):  # e.g. an accounting of 0.9: no figures
+        write_report(metadata=split.metadata, summary=split.summary, out=tmp / "report.html", figures=[{}, *parts[1:]])
+
+
+def test_the_report_figures_survive_missing_and_nan_confidences(workspace):
+    """A folded row with a NaN pTM or no pLDDT neither stops the bucket's figures (JSON
+    has no NaN: the accounting that carries them would fail) nor the merge, and is left
+    out of the ranked rows, histograms and sample; a float32 0.7 is counted below 0.7."""
+    from foldatlas.atomic import write_json
+    from foldatlas.report import _merged, bucket_figures
+
+    tmp, _, chunks = workspace
+    split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
+    bucket = next(b for b in bucket_names(1) if pq.read_table(split.part(split.metadata, b)).num_rows >= 2)
+    rows = pq.read_table(split.part(split.metadata, bucket)).to_pylist()
+    nan_row, none_row = rows[0]["checksum"], rows[1]["checksum"]
+    changes = {nan_row: {"ptm": float("nan")}, none_row: {"plddt": None, "plddt_ca": None}}
+    _rewrite(split.part(split.metadata, bucket), lambda rs: [{**r, **changes.get(r["checksum"], {})} for r in rs])
+    figures = [bucket_figures(b, split) for b in bucket_names(1)]
+    write_json(tmp / "figures.json", figures)  # refuses NaN
+    mine = next(f for f in figures if f["bucket"] == bucket)
+    assert len(mine["sample"]) == len(rows) - 2 and {r["checksum"] for r in mine["best"] + mine["worst"]}.isdisjoint({nan_row, none_row})
+    assert sum(mine["hist"]["ptm"]) == len(rows) - 1 and sum(mine["hist"]["plddt"]) == len(rows) - 1
+    m = _merged(figures)
+    assert len(m["best"]) == 8 and len(m["sample"]) == 8  # the 10 folded structures but the two
+    assert next(r for r in m["lowest"] if r[0] == next(x["id"] for x in rows if x["checksum"] == none_row))[6] is None
+    # float32 0.7 (0.69999999) is in the bin below 0.70, as the strict filter sees it
+    _rewrite(split.part(split.metadata, bucket), lambda rs: [{**r, "plddt": 0.7} if r["checksum"] == nan_row else r for r in rs])
+    assert bucket_figures(bucket, split)["hist"]["plddt"][34] >= 1

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import duck
+from . import __version__, duck
 from .archive import read_member
 from .atlas import ATLAS_BANDS, ATLAS_BINS
 from .atomic import atomic_path
@@ -41,7 +41,7 @@ from .buckets import WHOLE
 from .layout import HIGHCONF, AtlasOutputs
 from .status import Status
 
-__all__ = ["PLDDT_BANDS", "VIEWER_JS", "bucket_figures", "write_report"]
+__all__ = ["FIGURES_VERSION", "PLDDT_BANDS", "VIEWER_JS", "bucket_figures", "write_report"]
 
 log = logging.getLogger("foldatlas.report")
 
@@ -56,6 +56,8 @@ _BEST, _VIEWS, _TRACES = 10, 3, 5
 _HIST_BINS = 50
 #: Rows of the lowest-confidence and failed records table.
 _LOWEST = 25
+#: The layout of :func:`bucket_figures`' dict: the report refuses figures of another.
+FIGURES_VERSION = 1
 
 
 def _png(fig: Any) -> str:
@@ -185,7 +187,8 @@ def _ranked(con: Any, uniq: str, index: str, n: int, *, best: bool) -> list[dict
     """The ``n`` best (or worst) unique structures of a bucket by pTM x pLDDT (``score``;
     ties: the smaller checksum), with where they are archived (high-confidence first)."""
     order = f"score {'DESC' if best else 'ASC'}, checksum"
-    top = f"(SELECT id, checksum, length, plddt, ptm, ptm * plddt AS score, bin, high_confidence FROM {uniq} ORDER BY {order} LIMIT {int(n)})"
+    top = f"""(SELECT id, checksum, length, plddt, ptm, ptm * plddt AS score, bin, high_confidence FROM {uniq}
+               WHERE isfinite(ptm * plddt) ORDER BY {order} LIMIT {int(n)})"""
     cur = con.execute(
         f"""SELECT m.*, i.archive AS shard, i.member AS pdb_member, i.data_offset, i.data_length
             FROM {top} m LEFT JOIN (
@@ -221,18 +224,22 @@ def bucket_figures(bucket: str, outputs: AtlasOutputs) -> dict:
     per_residue = dict(rows(f"SELECT {_band_case('v')} b, count(*) FROM {residues} GROUP BY b"))
     hist = {}
     for col in ("plddt", "ptm"):
-        got = dict(rows(f"SELECT least(floor({col} * {_HIST_BINS}), {_HIST_BINS - 1})::INTEGER b, count(*) FROM {uniq} WHERE {col} IS NOT NULL GROUP BY b"))
+        # in double precision (float32 0.7 * 50 is 35.0 in float32), values in 0..1 only
+        got = dict(rows(f"SELECT least(floor({col}::DOUBLE * {_HIST_BINS}), {_HIST_BINS - 1})::INTEGER b, count(*) FROM {uniq} WHERE isfinite({col}) AND {col} BETWEEN 0 AND 1 GROUP BY b"))
         hist[col] = [got.get(i, 0) for i in range(_HIST_BINS)]
+    # a NaN confidence (JSON has none) is shown as missing, and sorts with the missing
+    finite = lambda col: f"CASE WHEN isfinite({col}) THEN {col} END AS {col}"  # noqa: E731
     lowest = rows(
-        f"""SELECT id, source, record_index, status, reason, length, plddt, ptm, source_index FROM {meta} WHERE status <> '{Status.REPRESENTED}'
-            ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST, source_index, record_index LIMIT {_LOWEST}"""
+        f"""SELECT id, source, record_index, status, reason, length, {finite('plddt')}, {finite('ptm')}, source_index FROM {meta}
+            WHERE status <> '{Status.REPRESENTED}' ORDER BY (status = '{Status.FOLDED}'), plddt NULLS FIRST, source_index, record_index LIMIT {_LOWEST}"""
     )
     figures = {
+        "version": FIGURES_VERSION,
         "bucket": bucket,
         "bins": {b: c for b, c in rows(f"SELECT bin, count(*) FROM {uniq} GROUP BY bin") if b is not None},
         "bands": {"structures": [per_structure.get(i, 0) for i in range(len(PLDDT_BANDS))], "residues": [per_residue.get(i, 0) for i in range(len(PLDDT_BANDS))]},
         "hist": hist,
-        "sample": [list(r) for r in rows(f"SELECT plddt, ptm, length FROM {uniq} USING SAMPLE reservoir({k} ROWS) REPEATABLE (1)")] if k else [],
+        "sample": [list(r) for r in rows(f"SELECT plddt, ptm, length FROM (SELECT * FROM {uniq} WHERE isfinite(plddt) AND isfinite(ptm)) USING SAMPLE reservoir({k} ROWS) REPEATABLE (1)")] if k else [],
         "failures": dict(rows(f"SELECT status, count(*) FROM {meta} WHERE status NOT IN ('{Status.FOLDED}', '{Status.REPRESENTED}') GROUP BY status")),
         "best": _ranked(con, uniq, index, _BEST, best=True),
         "worst": _ranked(con, uniq, index, _TRACES, best=False),
@@ -262,7 +269,7 @@ def _merged(figures: Sequence[dict]) -> dict:
         "bins": _added([f["bins"] for f in figures]),
         "bands": {k: _summed([f["bands"][k] for f in figures], len(PLDDT_BANDS)) for k in ("structures", "residues")},
         "hist": {k: _summed([f["hist"][k] for f in figures], _HIST_BINS) for k in ("plddt", "ptm")},
-        "sample": [r for f in figures for r in f["sample"]],
+        "sample": [r for f in figures for r in f["sample"]][:_SCATTER_SAMPLE],  # each bucket's share is rounded up
         "failures": sorted(_added([f["failures"] for f in figures]).items(), key=lambda kv: (-kv[1], kv[0])),
         "best": sorted((r for f in figures for r in f["best"]), key=lambda r: (-r["score"], r["checksum"]))[:_BEST],
         "worst": sorted((r for f in figures for r in f["worst"]), key=lambda r: (r["score"], r["checksum"]))[:_TRACES],
@@ -272,11 +279,12 @@ def _merged(figures: Sequence[dict]) -> dict:
 
 def _residue_plddt(outputs: AtlasOutputs, buckets: Sequence[str], checksums: list[str]) -> dict[str, list[float]]:
     """Per-residue pLDDT of a few structures, read from their buckets' pLDDT files."""
+    checksums = [c for c in checksums if c and all(ch in "0123456789abcdef" for ch in c)]  # MD5 hex: safe to inline
     if not checksums:
         return {}
     digits = 0 if list(buckets) == [WHOLE] else len(buckets[0])
     files = sorted({outputs.part(outputs.plddt, c[:digits] if digits else WHOLE) for c in checksums})
-    wanted = ", ".join(f"'{c}'" for c in checksums if all(ch in "0123456789abcdef" for ch in c))
+    wanted = ", ".join(f"'{c}'" for c in checksums)
     con = duck.connect()
     try:
         return dict(con.execute(f"SELECT checksum, residue_plddt FROM read_parquet({duck.sql_paths(files)}) WHERE checksum IN ({wanted})").fetchall())
@@ -473,6 +481,9 @@ def write_report(
     buckets = s.get("buckets") or [WHOLE]
     if figures is None:
         figures = [bucket_figures(b, outputs) for b in buckets]
+    if any(f.get("version") != FIGURES_VERSION for f in figures):
+        raise ValueError(f"expected the figures of foldatlas {__version__} (layout {FIGURES_VERSION}) in every bucket's accounting, found others: "
+                         "made by another version; run the check_bucket jobs again (snakemake -R check_bucket)")  # fmt: skip
     if sorted(f["bucket"] for f in figures) != sorted(buckets):
         raise ValueError(f"expected the figures of the atlas's buckets ({len(buckets)}), found those of {sorted(f['bucket'] for f in figures)[:8]}")
     m = _merged(figures)

@@ -106,6 +106,8 @@ rule check_bucket:
         summary=rules.assemble_atlas.output.summary,
         metadata=rules.bucket_metadata.output.metadata,
         index=rules.assemble_bucket.output.index,
+        # the report's figures of the bucket read its per-residue pLDDT too
+        plddt=rules.assemble_bucket.output.plddt,
         records=rules.plan_chunks.output.records,
         sequences=rules.plan_chunks.output.sequences,
     output:
