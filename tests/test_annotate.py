@@ -393,6 +393,15 @@ def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its
     assert job_size("foldseek_cluster", folders) == InputSize(4, 220)  # foldseek_cluster: every bucket
     assert job_size("foldseek_cluster", folders[0]) == InputSize(3, 150)  # a search job: its bucket
     assert job_size("foldseek_cluster", folders[2]) == InputSize(0, 0)  # a bucket without high-confidence structures
+    # a search is sized by its targets: a database by its index, also the one made of a
+    # target that is structures (exact, where the structures' bytes / 100 are a guess)
+    made = tmp_path / "targets" / "0" / "db" / "db"
+    with pytest.raises(FileNotFoundError) as info:  # not made yet: sized once it is
+        job_size("foldseek_search", folders[0], targets=[str(made)])
+    assert info.value.filename == str(made)
+    _fake_db(made, [120, 80])
+    _fake_db(tmp_path / "pdb" / "pdb", [30])
+    assert job_size("foldseek_search", folders[0], targets=[str(made), str(tmp_path / "pdb" / "pdb")]) == InputSize(3, 230)
     with pytest.raises(FileNotFoundError) as info:  # one bucket not made yet: the job waits for it
         job_size("foldseek_cluster", [*folders, tmp_path / "db" / "e"])
     assert info.value.filename == str(tmp_path / "db" / "e")

@@ -165,13 +165,18 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
     folder of the atlas (foldseek_createdb), a search target's structures
     (foldseek_target_db), the shard databases' folders
     (foldseek_cluster: every high-confidence chain, an upper bound of the
-    representatives), or the search ``targets`` (foldseek_search). A missing path raises
+    representatives), or the search ``targets`` (foldseek_search: databases, by their
+    index; the database made of a target that is structures, foldseek_target_db's, is
+    exact where the structures' bytes are a guess). A missing path or target raises
     FileNotFoundError naming it (Snakemake then sizes the job when its input exists)."""
     paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(errno.ENOENT, "input not made yet", str(p))
     if kind == "foldseek_search":
+        for t in targets:  # a target made a database by an earlier job: sized once it is there
+            if not Path(f"{t}.dbtype").exists() and not Path(t).exists():
+                raise FileNotFoundError(errno.ENOENT, "search target not made yet", str(t))
         return _total([_target_size(t) for t in targets])
     if kind not in RATES:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")

@@ -505,6 +505,10 @@ def sized_mem(kind, name):
     section = config["mmseqs"] if kind == "mmseqs_cluster" else config["foldseek"]
     kmers = section.get("kmer_per_seq", 300 if kind == "foldseek_cluster" else 0)
     targets = config["foldseek"]["search"]["targets"]
+    if kind == "foldseek_search":
+        # a target that is structures: the database made of it (its index is exact)
+        made = search_target_prefixes()
+        targets = [made.get(t, t) for t in targets]
 
     def mem_mb(wildcards, input, attempt):
         size = job_size(kind, input[name], targets=targets)
