@@ -1,7 +1,7 @@
 """The invariant that matters most: every input record is accounted for, exactly once.
 
 The check runs one checksum bucket of the atlas at a time (:func:`check_bucket`, a job
-each in the workflow: no accounting job grows with the atlas), then adds up the
+each in the workflow: no accounting job holds the whole atlas's rows), then adds up the
 buckets' counts (:func:`add_up_buckets`). A bucket's check re-reads the written tables
 (never trusting what the writer meant to write): its records of ``records.parquet``
 against its file of ``metadata.parquet``, its unique sequences, its members, and its
@@ -40,8 +40,8 @@ class _BucketChecker:
     def __init__(self, bucket: str, records: str | Path, sequences: str | Path, outputs: AtlasOutputs) -> None:
         self.con = duck.connect()
         self.bucket = bucket
-        # a record without a checksum (empty, invalid characters) is the first bucket's
-        # the bucket's records, read once (each query below would scan records.parquet again)
+        # the bucket's records, read once (each query below would scan records.parquet
+        # again); a record without a checksum (empty, invalid characters) is the first bucket's
         self.con.execute(
             f"""CREATE TEMP TABLE bucket_records AS SELECT source_index, record_index, source, checksum, status
                 FROM read_parquet({duck.sql_path(records)}) WHERE {bucket_where('checksum', bucket, nulls=True)}"""
