@@ -707,6 +707,7 @@ def test_the_report_figures_survive_missing_and_nan_confidences(workspace):
     mine = next(f for f in figures if f["bucket"] == bucket)
     assert len(mine["sample"]) == len(rows) - 2 and {r["checksum"] for r in mine["best"] + mine["worst"]}.isdisjoint({nan_row, none_row})
     assert sum(mine["hist"]["ptm"]) == len(rows) - 1 and sum(mine["hist"]["plddt"]) == len(rows) - 1
+    assert sum(mine["bands"]["structures"]) == len(rows) - 1  # the missing pLDDT is in no band
     m = _merged(figures)
     assert len(m["best"]) == 8 and len(m["sample"]) == 8  # the 10 folded structures but the two
     assert next(r for r in m["lowest"] if r[0] == next(x["id"] for x in rows if x["checksum"] == none_row))[6] is None

@@ -219,9 +219,10 @@ def bucket_figures(bucket: str, outputs: AtlasOutputs) -> dict:
     rows = lambda sql: con.execute(sql).fetchall()  # noqa: E731
     n = rows(f"SELECT count(*) FROM {uniq}")[0][0]
     k = math.ceil(_SCATTER_SAMPLE * n / folded) if folded else 0
-    per_structure = dict(rows(f"SELECT {_band_case('plddt')} b, count(*) FROM {uniq} GROUP BY b"))
+    # a missing or NaN confidence is in no band (the CASE would put it in the last)
+    per_structure = dict(rows(f"SELECT {_band_case('plddt')} b, count(*) FROM {uniq} WHERE isfinite(plddt) GROUP BY b"))
     residues = f"(SELECT unnest(residue_plddt) v FROM read_parquet({duck.sql_path(outputs.part(outputs.plddt, bucket))}))"
-    per_residue = dict(rows(f"SELECT {_band_case('v')} b, count(*) FROM {residues} GROUP BY b"))
+    per_residue = dict(rows(f"SELECT {_band_case('v')} b, count(*) FROM {residues} WHERE isfinite(v) GROUP BY b"))
     hist = {}
     for col in ("plddt", "ptm"):
         # in double precision (float32 0.7 * 50 is 35.0 in float32), values in 0..1 only
