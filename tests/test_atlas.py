@@ -604,17 +604,15 @@ def _copy_a_file(atlas: AtlasOutputs) -> str:
     return f"{atlas.metadata} holds ['1-copy.parquet'] beside this atlas's buckets, and lacks []"
 
 
-@pytest.mark.parametrize("how", ["move", "move_empty", "outside", "share_key", "copy", "unindex", "missing_bucket", "stale"])
-def test_accounting_finds_what_a_bucket_lost_or_took_from_another(workspace, how):
-    """Corruptions that the atlas's totals alone would not show are named by bucket;
-    a record in no bucket is caught by the sum against the input count; the sum refuses
-    an incomplete set of bucket reports."""
-    from foldatlas.accounting import add_up_buckets, check_bucket
-    from foldatlas.errors import AccountingError
-
-    tmp, _, chunks = workspace
+@pytest.fixture(scope="module")
+def member_atlas(tmp_path_factory):
+    """The workspace's chunks and ingest tables with members (with_members), less the
+    record of one representative, which only members in other buckets then point at,
+    assembled in 16 buckets; the accounting holds. Returns (folder, member -> representative)."""
+    tmp = tmp_path_factory.mktemp("member_atlas")
+    chunks = [make_chunk(tmp / "fold", 0, SEQS[:5]), make_chunk(tmp / "fold", 1, SEQS[5:])]
+    write_ingest(tmp, SEQS, [0] * 5 + [1] * 5)
     members = with_members(tmp)
-    # a representative no record of its own points at: only members (in other buckets) do
     rep = next(iter(members.values()))
     _rewrite(tmp / "records.parquet", lambda rs: [{**r, "record_index": i} for i, r in enumerate(r for r in rs if r["checksum"] != rep)])
     count = json.loads((tmp / "inputs.json").read_text())
@@ -623,6 +621,24 @@ def test_accounting_finds_what_a_bucket_lost_or_took_from_another(workspace, how
     _rewrite(tmp / "sequences.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
     split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
     assert _accounting(tmp, split)["ok"]
+    (tmp / "accounting.json").unlink()
+    return tmp, members
+
+
+@pytest.mark.parametrize("how", ["move", "move_empty", "outside", "share_key", "copy", "unindex", "missing_bucket", "stale"])
+def test_accounting_finds_what_a_bucket_lost_or_took_from_another(member_atlas, tmp_path, how):
+    """Corruptions that the atlas's totals alone would not show are named by bucket;
+    a record in no bucket is caught by the sum against the input count; the sum refuses
+    an incomplete set of bucket reports."""
+    from foldatlas.accounting import add_up_buckets, check_bucket
+    from foldatlas.errors import AccountingError
+
+    import shutil
+
+    made, members = member_atlas
+    tmp = tmp_path / "atlas"
+    shutil.copytree(made, tmp)  # each case corrupts its own copy
+    split = Layout(tmp / "split").atlas
     if how in ("missing_bucket", "stale"):
         reports = [check_bucket(b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", outputs=split) for b in bucket_names(1)]
         if how == "missing_bucket":
