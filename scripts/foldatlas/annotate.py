@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, staged_for
 from .dbfiles import db_prefixes
 from .duck import connect, sql_path
 from .layout import HIGHCONF, bucket_shards, target_db_prefix
@@ -216,8 +216,8 @@ def _of_another_split(name: str, keep: set[str]) -> bool:
     names may be a job of this split at work, and stay."""
     if not name.startswith("."):
         return name not in keep
-    m = re.fullmatch(r"\.(.+)\.(tmp|old)-[^/]*", name)
-    return m is not None and m[1] not in keep
+    staged = staged_for(name)
+    return staged is not None and staged not in keep
 
 
 def remove_other_buckets(folder: str | os.PathLike[str], buckets: Sequence[str], *, suffix: str = "") -> list[Path]:

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from . import __version__, duck
 from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
-from .atomic import atomic_dir, atomic_path, write_json
+from .atomic import atomic_dir, atomic_path, staged_for, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import inputs_summary, read_inputs
 from .buckets import WHOLE, bucket_where
@@ -321,8 +321,8 @@ def finish_atlas(
     return summary
 
 
-#: The files of one bucket in ``atlas_parts/`` (and their killed writes' hidden siblings).
-_PART_FILE = re.compile(r"\.?(?P<bucket>all|[0-9a-f]{1,2})\.(json|predictions\.parquet|accounting\.json)(?P<tmp>\.(tmp|old)-[^/]*)?")
+#: The files of one bucket in ``atlas_parts/``.
+_PART_FILE = re.compile(r"(?P<bucket>all|[0-9a-f]{1,2})\.(json|predictions\.parquet|accounting\.json)")
 
 
 def prune_parts(parts: Mapping[str, str | Path]) -> list[Path]:
@@ -337,8 +337,9 @@ def prune_parts(parts: Mapping[str, str | Path]) -> list[Path]:
         return []
     gone = []
     for f in sorted(folders.pop().iterdir()):
-        m = _PART_FILE.fullmatch(f.name)
-        if m and f.is_file() and (m["bucket"] not in parts or m["tmp"]):
+        staged = staged_for(f.name)  # a killed write of a part file
+        m = _PART_FILE.fullmatch(staged or f.name)
+        if m and f.is_file() and (staged is not None or m["bucket"] not in parts):
             gone.append(f)
     for f in gone:
         log.info("removing %s: not one of this atlas's buckets", f)

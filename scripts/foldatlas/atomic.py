@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from .errors import InternalError
 
-__all__ = ["atomic_path", "atomic_dir", "staging_name", "remove_stale", "write_json", "json_text"]
+__all__ = ["atomic_path", "atomic_dir", "staging_name", "staged_for", "remove_stale", "write_json", "json_text"]
 
 
 def staging_name(final: Path) -> Path:
@@ -30,6 +31,13 @@ def staging_name(final: Path) -> Path:
     glob for the final name matches it.
     """
     return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def staged_for(name: str) -> str | None:
+    """The final name that a write's hidden sibling stands for (``.<name>.tmp-<pid>`` or
+    ``.<name>.old-<pid>`` -> ``<name>``), or None for any other name."""
+    m = re.fullmatch(r"\.(.+)\.(tmp|old)-[^/]*", name)
+    return m[1] if m else None
 
 
 def _old_name(final: Path) -> Path:
