@@ -52,9 +52,18 @@ def _run(*cmd: str, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
 
 
+#: What :func:`start` found at the configuration files it writes (None: no file), for
+#: :func:`stop` to put back. A slurm.conf left behind naming a stopped controller makes
+#: every later ``import snakemake.api`` wait about 9 s: the Slurm executor plugin runs
+#: ``scontrol show config`` when it is imported, which retries the controller.
+_FOUND: dict[Path, bytes | None] = {}
+
+
 def start() -> None:
     """Write the configuration, start munged, slurmctld and slurmd; wait for an idle node."""
-    stop()
+    _stop_daemons()
+    for path in (CONF, GRES, TASK_PROLOG):
+        _FOUND.setdefault(path, path.read_bytes() if path.exists() else None)
     for d in ("/etc/slurm", "/var/spool/slurmctld", "/var/spool/slurmd", "/var/log/slurm", "/run/munge", "/etc/munge"):
         Path(d).mkdir(parents=True, exist_ok=True)
     cpus = os.cpu_count() or 2
@@ -129,7 +138,19 @@ def _check(res: subprocess.CompletedProcess, name: str) -> None:
 
 
 def stop() -> None:
-    """Stop every daemon started by :func:`start` (by PID file; SIGKILL after 10 s)."""
+    """Stop every daemon started by :func:`start`, then put back the configuration files
+    as :func:`start` found them (removed where there were none)."""
+    _stop_daemons()
+    for path, found in _FOUND.items():
+        if found is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(found)
+    _FOUND.clear()
+
+
+def _stop_daemons() -> None:
+    """Stop the daemons by PID file (SIGKILL after 10 s)."""
     for name in ("slurmd", "slurmctld", "munged"):
         pidfile = PIDS[name]
         if not pidfile.exists():
