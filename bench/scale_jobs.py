@@ -40,7 +40,14 @@ in a real run, and the output says so under the table:
 The fold stand-in's host time is reported apart: it is not a job the issue bounds (a
 fold job's size is set by ``chunks.gpu_seconds``, not by the release).
 
+With ``--ingest-digits D`` (``ingest.bucket_digits``), ``read_fasta`` writes a part per
+checksum bucket, one ``plan_bucket`` job plans each of the 16^D buckets (the largest is
+what a job must fit), and ``plan_chunks`` only numbers their chunks and joins their
+tables. A bucket job at N records with D digits does what one at 16^(2-D) x N records
+does with 2 digits (256 buckets, as at 10^9).
+
 Usage: python bench/scale_jobs.py [--sizes 10000 100000 1000000] [--out result.json]
+       python bench/scale_jobs.py --ingest-digits 1 --upto plan_chunks --out buckets.json
        python bench/scale_jobs.py --sizes 10000000 --upto plan_chunks --out 1e7.json
        python bench/scale_jobs.py --from-json result.json 1e7.json   (the table of both)
 """
@@ -115,6 +122,8 @@ def job_config(root: Path) -> dict:
     config["output"]["root"] = str(root / "results")
     if (root / "chunk_digits.txt").exists():  # --chunk-digits
         config["chunks"]["bucket_digits"] = int((root / "chunk_digits.txt").read_text())
+    if (root / "ingest_digits.txt").exists():  # --ingest-digits
+        config["ingest"]["bucket_digits"] = int((root / "ingest_digits.txt").read_text())
     return config
 
 
@@ -212,14 +221,39 @@ def run_job(name: str, root: Path, source: int, atoms: str, dim: int) -> dict:
         info["work_s"] = round(time.perf_counter() - t, 3)
         return out
 
+    ingest = IngestSettings.from_config(config["ingest"])
+    part = layout.ingest_bucket_parts if ingest.bucket_digits else layout.ingest_part
     if name == "read_fasta":
         from foldatlas.ingest import read_fasta_file
 
         path = config["input"]["fasta"][source]
-        counts = timed(lambda: read_fasta_file(path, layout.ingest_part(str(source)), source=path, source_index=source,
-                                               settings=IngestSettings.from_config(config["ingest"]), workers=config["ingest"]["threads"],
-                                               count_out=layout.ingest_count(str(source))))  # fmt: skip
+        counts = timed(lambda: read_fasta_file(path, part(str(source)), source=path, source_index=source, settings=ingest,
+                                               workers=config["ingest"]["threads"], count_out=layout.ingest_count(str(source)),
+                                               digits=ingest.bucket_digits))  # fmt: skip
         info["records"] = sum(counts.values())
+    elif name == "plan_bucket":  # --ingest-digits: one job per checksum bucket
+        from foldatlas.bucket_plans import plan_bucket
+        from foldatlas.buckets import bucket_names
+        from foldatlas.settings import ChunkSettings
+
+        bucket, n = bucket_names(ingest.bucket_digits)[source], len(config["input"]["fasta"])
+        plans = timed(lambda: plan_bucket(
+            bucket, [part(str(k)) for k in range(n)], store=store, release=config["store"]["release"], outputs_key=key,
+            out=layout.planned_bucket(bucket), settings=ChunkSettings.from_config(config["chunks"]), ingest_digits=ingest.bucket_digits,
+            memory_gb=ingest.memory_gb, threads=config["ingest"]["threads"], scratch_dir=layout.scratch(f"plan_bucket/{bucket}"),
+        ))  # fmt: skip
+        info.update(chunks=len(plans), unique=sum(p.n_sequences for p in plans))
+    elif name == "plan_chunks" and ingest.bucket_digits:  # numbers the buckets' chunks, joins their tables
+        from foldatlas.bucket_plans import number_bucket_plans
+        from foldatlas.buckets import bucket_names
+
+        n = len(config["input"]["fasta"])
+        plans = timed(lambda: number_bucket_plans(
+            [layout.planned_bucket(b) for b in bucket_names(ingest.bucket_digits)], store=store, release=config["store"]["release"],
+            outputs_key=key, counts=[layout.ingest_count(str(k)) for k in range(n)], records_out=layout.records,
+            sequences_out=layout.sequences, chunks_dir=layout.chunks, inputs_out=layout.inputs,
+        ))  # fmt: skip
+        info.update(chunks=len(plans), unique=sum(p.n_sequences for p in plans))
     elif name == "plan_chunks":
         from foldatlas.chunking import plan_release_chunks
         from foldatlas.settings import ChunkSettings
@@ -318,9 +352,12 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         inputs = sorted(tmp.glob("input_*.fasta.gz"))
         if args.chunk_digits is not None:
             (tmp / "chunk_digits.txt").write_text(str(args.chunk_digits))
+        if args.ingest_digits:
+            (tmp / "ingest_digits.txt").write_text(str(args.ingest_digits))
         result["write_inputs_s"] = round(time.perf_counter() - t, 1)
         result["input_gb"] = round(sum(p.stat().st_size for p in inputs) / 1e9, 3)
-        steps = [("read_fasta", k) for k in range(len(inputs))] + [(j, 0) for j in JOBS[1:]]
+        steps = [("read_fasta", k) for k in range(len(inputs))] + [("plan_bucket", k) for k in range(16**args.ingest_digits if args.ingest_digits else 0)]
+        steps += [(j, 0) for j in JOBS[1:]]
         if args.upto:  # the jobs up to this one only (a larger size for the table jobs alone)
             steps = steps[: max(i for i, (j, _) in enumerate(steps) if j == args.upto) + 1]
         for name, source in steps:
@@ -331,7 +368,9 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
             if rc != 0:
                 raise SystemExit(f"{name} failed at {n} records (exit {rc}); folder kept: {tmp}")
             info = json.loads(info_file.read_text())
-            label = name if name != "read_fasta" else "read_fasta (per file)"
+            label = {"read_fasta": "read_fasta (per file)", "plan_bucket": "plan_bucket (per bucket)"}.get(name, name)
+            if name == "plan_chunks" and args.ingest_digits:
+                label = "plan_chunks (numbers the buckets' chunks)"
             row = result["jobs"].setdefault(label, {"wall_s": 0.0, "peak_mb": 0.0, "work_s": 0.0, "base_mb": 0.0, "runs": []})
             row["runs"].append({"wall_s": round(wall, 2), "peak_mb": round(peak, 1), **info})
             # a job per file: the largest of them is what a job must fit
@@ -435,6 +474,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
     ap.add_argument("--chunk-digits", type=int, default=None, help="chunks.bucket_digits (default: the configuration's, auto)")
+    ap.add_argument("--ingest-digits", type=int, default=0, help="ingest.bucket_digits: plan in 16 or 256 plan_bucket jobs (default 0: one plan_chunks job)")
     ap.add_argument("--upto", choices=JOBS, default=None, help="run the jobs up to this one only (e.g. plan_chunks: the ingest jobs at a size whose structures would not fit)")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)

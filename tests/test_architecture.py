@@ -18,7 +18,7 @@ LIB = REPO / "scripts/foldatlas"
 HEAVY = ("torch", "transformers", "esm")
 #: Rule shims of the CPU stages: none of them may load torch.
 CPU_SHIMS = (
-    "read_fasta.py", "plan_chunks.py", "assemble_atlas.py", "check_bucket.py", "check_accounting.py", "atlas_report.py",
+    "read_fasta.py", "plan_bucket.py", "plan_chunks.py", "assemble_atlas.py", "check_bucket.py", "check_accounting.py", "atlas_report.py",
     "foldseek_createdb.py", "foldseek_cluster.py", "foldseek_search.py", "mmseqs_cluster.py",
 )  # fmt: skip
 MAX_FUNCTION_LINES = 60

@@ -454,3 +454,31 @@ def test_annotation_jobs_are_planned_one_per_bucket_over_a_finished_atlas(demo_r
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", str(extra), "-n", str(demo_run.results / "foldseek/targets/7/db")], demo_run.wd, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "No rule to produce" in out and "foldseek/targets/7/db" in out, out[-3000:]
+
+
+def test_planning_one_checksum_bucket_a_job_runs_through_to_the_accounting(demo_run, tmp_path):
+    """ingest.bucket_digits: 1 on the demo: 16 plan_bucket jobs, whose temporary folders
+    go; the same records and unique sequences as the one-job plan of demo_run, chunks
+    within one bucket each, and an accounting that holds."""
+    wd = prepare(tmp_path, {"ingest": {"bucket_digits": 1}, "fold": {"chunks_per_job": 8}})
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    results = wd / "results"
+    assert sorted(p.stem for p in (results / "benchmarks/plan_bucket").glob("*.tsv")) == [f"{i:x}" for i in range(16)]
+    assert not (results / "ingest/buckets").exists() or not any((results / "ingest/buckets").iterdir()), "temporary plans are removed"
+    assert not any((results / "ingest/parts").glob("*.buckets")), "temporary parts are removed"
+    keys = [("source_index", "ascending"), ("record_index", "ascending")]
+    records = pq.read_table(results / "ingest/records.parquet")
+    assert records.sort_by(keys).equals(pq.read_table(demo_run.results / "ingest/records.parquet").sort_by(keys))
+    cols = ["checksum", "length", "n_records"]
+    assert pq.read_table(results / "ingest/sequences.parquet", columns=cols).sort_by("checksum").equals(
+        pq.read_table(demo_run.results / "ingest/sequences.parquet", columns=cols).sort_by("checksum")
+    )
+    plan = [r.split("\t") for r in (results / "chunks/plan.tsv").read_text().splitlines()[1:]]
+    seqs = pq.read_table(results / "ingest/sequences.parquet", columns=["checksum", "chunk"]).to_pylist()
+    assert all({s["checksum"][0] for s in seqs if s["chunk"] == int(row[0])} == {row[-1]} for row in plan)
+    assert {row[-1] for row in plan} == {s["checksum"][0] for s in seqs}, "every bucket with sequences has its chunks"
+    # bucket order: records with a checksum by its first digit (those without it first)
+    firsts = [c[0] if c else "0" for c in records["checksum"].to_pylist()]
+    assert firsts == sorted(firsts)
+    assert json.loads((results / "atlas/accounting.json").read_text())["ok"] is True

@@ -25,7 +25,7 @@ from .archive import read_member
 from .atomic import write_json
 from .buckets import bucket_names, bucket_where
 from .errors import AccountingError
-from .inputs import InputCount, check_parts, inputs_summary, read_inputs
+from .inputs import InputCount, check_parts, inputs_summary, key_sums, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
 from .status import FOLD_OUTCOMES, METADATA_STATUSES, REJECTED, Status, sql_in
 
@@ -221,12 +221,6 @@ def _sum_buckets(reports: list[dict]) -> dict[str, Any]:
     return total
 
 
-def _key_sums(n: int) -> list[int]:
-    """The sums of 0..n-1, of their squares and of their cubes."""
-    s1 = n * (n - 1) // 2
-    return [s1, (n - 1) * n * (2 * n - 1) // 6, s1 * s1]
-
-
 def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -261,7 +255,7 @@ class _Sum:
         two records of different buckets that share a key, or a key that no record
         has, change the sums of the keys' powers (each bucket checks only its own)."""
         for i, n in sorted(self.total["records_by_source"].items()):
-            if self.total["key_sums_by_source"].get(i) != _key_sums(n):
+            if self.total["key_sums_by_source"].get(i) != key_sums(n):
                 name = self.total["sources"].get(i, f"source_index {i}")
                 self.problems.append(f"{name}: expected its {n} records numbered 0..{n - 1}, each once (record_index), found other keys (two records share one, or one is out of that range)")
 

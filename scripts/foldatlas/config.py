@@ -122,6 +122,17 @@ def _ordered(config: dict[str, Any], prefix: str = "") -> list[str]:
     return problems
 
 
+def _exclusive(config: dict[str, Any]) -> list[str]:
+    """Settings that exclude each other: planning per checksum bucket and clustering."""
+    ingest = config.get("ingest")
+    if isinstance(ingest, dict) and ingest.get("bucket_digits") and ingest.get("redundancy", "none") != "none":
+        return [
+            f"config keys 'ingest.bucket_digits' = {ingest['bucket_digits']} and 'ingest.redundancy' = {ingest['redundancy']!r}: "
+            "expected bucket_digits 0 with a redundancy other than none (clustering compares sequences of every bucket, so it plans in one job)"
+        ]
+    return []
+
+
 def load_schema(path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
     """Read a YAML or JSON schema file (by default foldatlas's own)."""
     if Path(path) == SCHEMA_PATH:
@@ -201,7 +212,7 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str] 
     finite = _sized(check_values(config))
     schema = load_schema(schema_path)
     fill_defaults(config, schema)
-    _raise_errors(Draft202012Validator(schema).iter_errors(config), extra=finite + _ordered(config))
+    _raise_errors(Draft202012Validator(schema).iter_errors(config), extra=finite + _ordered(config) + _exclusive(config))
     schema_order(config, schema)
     return config
 

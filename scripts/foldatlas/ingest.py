@@ -9,8 +9,10 @@ order, so a single large file uses every core it is given.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -22,9 +24,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import duck, faults
-from .errors import InvalidRecordError
+from .atomic import atomic_dir
+from .buckets import bucket_names
+from .errors import InternalError, InvalidRecordError
 from .fasta import (
     ALPHABET,
     NONSTANDARD_RESIDUES,
@@ -41,7 +46,7 @@ from .settings import IngestSettings
 from .status import Status
 from .tables import PART_SCHEMA, write_batches
 
-__all__ = ["read_fasta_file", "validate_group"]
+__all__ = ["read_fasta_file", "validate_group", "write_bucket_parts", "bucket_part"]
 
 log = logging.getLogger("foldatlas.ingest")
 
@@ -350,8 +355,10 @@ def read_fasta_file(
     settings: IngestSettings,
     workers: int | None = None,
     count_out: str | os.PathLike[str] | None = None,
+    digits: int = 0,
 ) -> Counter[str]:
-    """Validate every record of ``path`` and write them, in file order, to the part ``out``.
+    """Validate every record of ``path`` and write them, in file order, to the part ``out``
+    (with ``digits``, a folder of one part per checksum bucket: :func:`write_bucket_parts`).
 
     Parameters
     ----------
@@ -373,6 +380,9 @@ def read_fasta_file(
         Where to write the file's independent count (:mod:`foldatlas.inputs`), made
         from the decompressed text as it is read; the part's records must equal it
         (:class:`~foldatlas.errors.AccountingError` otherwise).
+    digits
+        ``ingest.bucket_digits``: 0 writes one part; 1 or 2 write the folder ``out`` of
+        16 or 256 parts, one per checksum bucket, for the planning jobs of each bucket.
 
     Returns
     -------
@@ -387,7 +397,7 @@ def read_fasta_file(
         min_length=settings.min_length, max_length=settings.max_length,
         fail=settings.on_invalid == "fail", workers=settings.threads if workers is None else workers,
     )  # fmt: skip
-    n = write_batches(_counted(_numbered(batches), counts, source), out, PART_SCHEMA, compression="none", row_group_size=1 << 16)  # a temporary part
+    n = _write_part(_counted(_numbered(batches), counts, source), out, digits)
     count = counter.result(source_index=source_index, source=source, stream=stream)
     _check_count(count, n, out)
     if count_out is not None:
@@ -396,10 +406,81 @@ def read_fasta_file(
     return counts
 
 
+def _write_part(records: Iterator[pa.RecordBatch], out: str | os.PathLike[str], digits: int) -> int:
+    """A temporary part: one file, or a folder of one file per checksum bucket."""
+    if digits:
+        return write_bucket_parts(records, out, digits)
+    return write_batches(records, out, PART_SCHEMA, compression="none", row_group_size=1 << 16)
+
+
 def _check_count(count: InputCount, n: int, part: str | os.PathLike[str]) -> None:
     """The part must hold as many records as the independent count found headers."""
     try:
         check_parts([count], {count.source_index: n}, "its validated part")
     except Exception:
+        if Path(part).is_dir():
+            shutil.rmtree(part, ignore_errors=True)
         Path(part).unlink(missing_ok=True)
         raise
+
+
+def bucket_part(folder: str | os.PathLike[str], bucket: str) -> Path:
+    """The part of one checksum bucket in a folder written by :func:`write_bucket_parts`."""
+    return Path(folder) / f"{bucket}.parquet"
+
+
+#: Bytes of records held for all buckets together before they are written: at 256
+#: buckets and ~400 bytes a record, a row group holds about 1,000 records.
+_BUCKET_BUFFER_BYTES = 128 << 20
+
+
+def write_bucket_parts(batches: Iterator[pa.RecordBatch], folder: str | os.PathLike[str], digits: int) -> int:
+    """Write records (in file order) into one part per checksum bucket of ``digits`` hex
+    digits, each in file order: the folder ``folder`` (written whole, atomically) holds
+    ``<bucket>.parquet`` for every bucket, empty ones included. A record without a
+    checksum (empty or invalid) goes to the first bucket, as the accounting counts it.
+    Returns the number of records."""
+    names = bucket_names(digits)
+    n = 0
+    with atomic_dir(folder) as staging, contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(pq.ParquetWriter(bucket_part(staging, b), PART_SCHEMA, compression="none")) for b in names]
+        held: list[list[pa.RecordBatch]] = [[] for _ in names]
+        size = 0
+
+        def flush() -> None:
+            for w, pending in zip(writers, held):
+                if pending:
+                    w.write_table(pa.Table.from_batches(pending, PART_SCHEMA))
+                    pending.clear()
+
+        for batch in batches:
+            batch = pa.Table.from_batches([batch]).select(PART_SCHEMA.names).cast(PART_SCHEMA).combine_chunks().to_batches()[0] if batch.num_rows else batch
+            if not batch.num_rows:
+                continue
+            which = _bucket_numbers(batch.column("checksum"), digits)
+            order = np.argsort(which, kind="stable")
+            bounds = np.searchsorted(which[order], np.arange(len(names) + 1))
+            for k in np.flatnonzero(np.diff(bounds)):
+                held[k].append(batch.take(pa.array(order[bounds[k] : bounds[k + 1]])))
+                size += held[k][-1].nbytes
+            n += batch.num_rows
+            if size >= _BUCKET_BUFFER_BYTES:
+                flush()
+                size = 0
+        flush()
+    return n
+
+
+def _bucket_numbers(checksums: pa.Array, digits: int) -> np.ndarray:
+    """The bucket of each checksum as a number (its first ``digits`` hex digits); 0 for
+    a null checksum."""
+    prefix = pc.cast(pc.fill_null(pc.utf8_slice_codeunits(checksums, 0, digits), "0" * digits), pa.binary())
+    offsets = np.frombuffer(prefix.buffers()[1], dtype=np.int32)[prefix.offset : prefix.offset + len(prefix) + 1]
+    raw = np.frombuffer(prefix.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if len(raw) != len(prefix) * digits:
+        raise InternalError(f"expected checksums of at least {digits} hex digits, found shorter ones")
+    return _HEX_VALUE[raw.reshape(-1, digits)] @ (16 ** np.arange(digits - 1, -1, -1))
+
+
+_HEX_VALUE = np.zeros(256, dtype=np.int64)
+_HEX_VALUE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)

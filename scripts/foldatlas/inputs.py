@@ -38,7 +38,7 @@ from .atomic import write_json
 from .errors import AccountingError, InternalError
 from .fasta import TextStream, text_blocks
 
-__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts", "input_list_change"]
+__all__ = ["InputCount", "InputCounter", "count_file", "write_count", "read_count", "gather_counts", "inputs_summary", "read_inputs", "check_parts", "check_keys", "key_sums", "input_list_change"]
 
 _BLANKS = b" \t\v\f"
 _IS_BLANK = np.zeros(256, dtype=bool)
@@ -148,6 +148,32 @@ def inputs_summary(path: str | os.PathLike[str]) -> list[dict]:
 def read_inputs(path: str | os.PathLike[str]) -> list[InputCount]:
     """The counts gathered in ``inputs.json``."""
     return [InputCount(**f) for f in json.loads(Path(path).read_text())["files"]]
+
+
+def key_sums(n: int) -> list[int]:
+    """The sums of 0..n-1, of their squares and of their cubes: what the sums of a
+    file's ``record_index`` over its records are exactly when they are numbered 0..n-1,
+    each once (two records sharing a key, or a key out of range, change them)."""
+    s1 = n * (n - 1) // 2
+    return [s1, (n - 1) * n * (2 * n - 1) // 6, s1 * s1]
+
+
+#: DuckDB's per-file count and key power sums over a table of records (``{table}``).
+KEY_SUMS_SQL = """SELECT source_index, count(*), sum(record_index::HUGEINT), sum(record_index::HUGEINT * record_index),
+    sum(record_index::HUGEINT * record_index * record_index) FROM {table} GROUP BY source_index"""
+
+
+def check_keys(counts: Sequence[InputCount], sums: dict[int, list[int]], what: str) -> None:
+    """Raise :class:`AccountingError` unless every file's records in ``what`` are numbered
+    0..n-1, each once (``sums``: source_index -> sums of record_index, its squares and
+    cubes; :func:`key_sums`), for its independently counted n."""
+    problems = [
+        f"{c.source}: expected its {c.records} records numbered 0..{c.records - 1}, each once (record_index), in {what}; found other keys (two records share one, or one is out of that range)"
+        for c in counts
+        if sums.get(c.source_index, [0, 0, 0]) != key_sums(c.records)
+    ]
+    if problems:
+        raise AccountingError(problems)
 
 
 def check_parts(counts: Sequence[InputCount], rows: dict[int, int], what: str) -> None:

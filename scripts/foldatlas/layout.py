@@ -302,6 +302,16 @@ class Layout:
     def ingest_part(self, source: str) -> Path:
         return self.root / "ingest" / "parts" / f"{source}.parquet"
 
+    def ingest_bucket_parts(self, source: str) -> Path:
+        """``ingest.bucket_digits`` > 0: one input file's validated records, a folder of
+        one part per checksum bucket (:func:`foldatlas.ingest.write_bucket_parts`)."""
+        return self.root / "ingest" / "parts" / f"{source}.buckets"
+
+    def planned_bucket(self, bucket: str) -> Path:
+        """What one ``plan_bucket`` job planned (:mod:`foldatlas.bucket_plans`): its
+        bucket's records, sequences and chunks, numbered as if it were the only bucket; a temporary folder."""
+        return self.root / "ingest" / "buckets" / bucket
+
     def ingest_count(self, source: str) -> Path:
         """The independent count of one input file (:mod:`foldatlas.inputs`)."""
         return self.root / "ingest" / "parts" / f"{source}.count.json"

@@ -117,8 +117,17 @@ class IngestSettings(Section):
     redundancy: str
     memory_gb: float
     threads: int
+    #: Plan in checksum buckets of this many hex digits, one job each (0: one job).
+    bucket_digits: int
 
     def __post_init__(self) -> None:
+        if self.bucket_digits and self.redundancy != "none":
+            raise ConfigError(
+                f"config keys 'ingest.bucket_digits' = {self.bucket_digits} and 'ingest.redundancy' = {self.redundancy!r}: "
+                "expected bucket_digits 0 with a redundancy other than none (clustering compares sequences of every bucket, so it plans in one job)",
+                key="ingest.bucket_digits",
+                value=self.bucket_digits,
+            )
         if self.min_length > self.max_length:
             raise ConfigError(
                 f"config keys 'ingest.min_length' = {self.min_length} and 'ingest.max_length' = {self.max_length}: "

@@ -99,12 +99,14 @@ def read_manifest(store: StoreLayout) -> dict:
     return m
 
 
-def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[PlannedRelease, list[Path]]:
+def plan_release(store: StoreLayout, name: str, outputs_key: str, *, write_key: bool = True) -> tuple[PlannedRelease, list[Path]]:
     """The release a new plan is for, and the ``keys`` files of every published release
     (the anti-join). ``name`` is ``store.release`` (empty: the next number, ``r0001``...).
     Its chunks are numbered after every chunk folder of the store (:func:`reserve_chunks`).
 
-    Writes ``key.json`` (the settings the fingerprint stands for) on first use.
+    Writes ``key.json`` (the settings the fingerprint stands for) on first use; with
+    ``write_key=False`` only checks it where it exists (jobs that run side by side, such
+    as the ``plan_bucket`` jobs, leave the write to one job).
 
     Raises
     ------
@@ -112,7 +114,7 @@ def plan_release(store: StoreLayout, name: str, outputs_key: str) -> tuple[Plann
         ``key.json`` holds other settings than ``outputs_key`` (the folder was copied
         under another fingerprint's name).
     """
-    _check_key(store, outputs_key)
+    _check_key(store, outputs_key, write=write_key)
     m = read_manifest(store)
     name = name or f"r{len(m['releases']) + 1:04d}"
     known = [f for r in m["releases"] for f in _bucket_files(store, r["name"], "keys")]
@@ -129,14 +131,15 @@ def reserve_chunks(store: StoreLayout, chunks: list[int]) -> None:
         store.chunk_outputs(chunk_id(c)).predictions.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _check_key(store: StoreLayout, outputs_key: str) -> None:
+def _check_key(store: StoreLayout, outputs_key: str, *, write: bool = True) -> None:
     want = json.loads(outputs_key)
     if store.key.exists():
         found = json.loads(store.key.read_text())
         if found != want:
             raise StaleOutputError(str(store.key), f"expected the settings of fingerprint {store.fingerprint} ({outputs_key}), found {json.dumps(found, sort_keys=True)}")
         return
-    write_json(store.key, want)
+    if write:
+        write_json(store.key, want)
 
 
 

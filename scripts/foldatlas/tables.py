@@ -67,7 +67,8 @@ _RECORD_FIELDS = (
     ("reason", pa.string(), False, "human-readable detail of the status; empty for ok"),
 )
 
-#: ``results/ingest/records.parquet``: one row per input record, in input order.
+#: ``results/ingest/records.parquet``: one row per input record, in input order (with
+#: ``ingest.bucket_digits``: by checksum bucket, then in input order).
 RECORDS_SCHEMA = _schema(*_RECORD_FIELDS)
 
 #: Per-file intermediate of ``read_fasta``: records plus their normalised sequences.
@@ -346,7 +347,7 @@ SEQ_CLUSTERS_SCHEMA = _schema(
 
 #: Every documented file and its schema (the README's "Parquet schemas" section is built from it).
 DOCUMENTED = (
-    ("results/ingest/records.parquet", "one row per input record, in input order", RECORDS_SCHEMA),
+    ("results/ingest/records.parquet", "one row per input record, in input order; with ingest.bucket_digits, by checksum bucket (records without a checksum in the first), then in input order: order by source_index, record_index for the input order", RECORDS_SCHEMA),
     ("results/ingest/sequences.parquet", "one row per unique sequence, sorted by checksum bucket (the first chunks.bucket_digits hex digits; none by default below 256 chunks), then length, then checksum", SEQUENCES_SCHEMA),
     ("results/chunks/chunk_NNNNNN.parquet", "the sequences of one chunk, sorted by length; all of one checksum bucket (plan.tsv's bucket column)", CHUNK_SCHEMA),
     ("results/store/<fingerprint>/chunks/chunk_NNNNNN/predictions.parquet", "one row per unique sequence of the chunk", PREDICTIONS_SCHEMA),

@@ -118,6 +118,33 @@ def plan_settings():
     return {k: v for k, v in chunks.items() if (k, v) != ("bucket_digits", "auto")}
 
 
+def ingest_settings():
+    """The ingest section as params: ingest.bucket_digits left out while it is 0, so that
+    a plan of foldatlas < 0.11, whose params knew no such key, is not planned again."""
+    return {k: v for k, v in config["ingest"].items() if (k, v) != ("bucket_digits", 0)}
+
+
+def ingest_part_output():
+    """read_fasta's part: one file, or with ingest.bucket_digits a folder of one file per
+    checksum bucket. Temporary: plan_chunks or plan_bucket reads it once."""
+    if config["ingest"]["bucket_digits"]:
+        return temp(directory(LAYOUT.ingest_bucket_parts("{source}")))
+    return temp(LAYOUT.ingest_part("{source}"))
+
+
+def plan_inputs(wildcards):
+    """What plan_chunks plans from: every file's part, or with ingest.bucket_digits the
+    plan of every checksum bucket (plan_bucket), in bucket order."""
+    digits = config["ingest"]["bucket_digits"]
+    if digits:
+        return {
+            "buckets": expand(
+                rules.plan_bucket.output.plan, bucket=bucket_names(digits)
+            )
+        }
+    return {"parts": ingest_parts(wildcards)}
+
+
 def atlas_settings():
     """The atlas section as the bucket jobs' params: without what cannot change a
     bucket's files (atlas.report, and atlas.bucket_digits, which says which buckets
