@@ -20,10 +20,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from . import duck
 from .archive import read_member
 from .atomic import write_json
-from .buckets import bucket_names, bucket_where
+from .buckets import bucket_names, bucket_where, has_members
 from .errors import AccountingError
 from .inputs import InputCount, check_parts, inputs_summary, key_sums, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
@@ -50,7 +52,9 @@ class _BucketChecker:
         self.seq = f"(SELECT * FROM read_parquet({duck.sql_path(sequences)}) WHERE {bucket_where('checksum', bucket)})"
         self.meta = f"read_parquet({duck.sql_path(outputs.part(outputs.metadata, bucket))})"
         # every bucket's metadata: a member anywhere may point at a representative here
+        # (scanned only when the plan has members: ingest.redundancy)
         self.all_meta = f"read_parquet({duck.sql_path(outputs.metadata)})"
+        self.plan_has_members = has_members(pq.ParquetFile(sequences).metadata)
         self.index = f"(SELECT * FROM read_parquet({duck.sql_path(outputs.part(outputs.index, bucket))}) WHERE collection = '{HIGHCONF}')"
         self.index_file = outputs.part(outputs.index, bucket)
         self.outputs = outputs
@@ -128,8 +132,8 @@ class _BucketChecker:
         """The bucket's high-confidence structures (its records' own, and the
         representatives in this bucket of records in any bucket) are exactly the bucket's
         high-confidence index entries, each once, in existing shards; a sample is read back."""
-        wanted = f"""(SELECT checksum FROM {self.meta} WHERE high_confidence
-                      UNION SELECT representative FROM {self.all_meta} WHERE rep_high_confidence AND {bucket_where('representative', self.bucket)})"""
+        theirs = f"UNION SELECT representative FROM {self.all_meta} WHERE rep_high_confidence AND {bucket_where('representative', self.bucket)}"
+        wanted = f"(SELECT checksum FROM {self.meta} WHERE high_confidence {theirs if self.plan_has_members else ''})"
         hc = self.one(f"SELECT count(*) FROM {wanted}")[0]
         self.counts["high_confidence"] = hc
         idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index}")
@@ -262,8 +266,6 @@ class _Sum:
     def folders(self) -> None:
         """The atlas's folders hold exactly its buckets' files (a reader takes every
         file of a folder), and their footers count the rows the buckets counted."""
-        import pyarrow.parquet as pq
-
         buckets = self.summary.get("buckets") or []
         o = self.outputs
         for folder, names in [*((t, {o.part(t, b).name for b in buckets}) for t in o.tables), (o.structures, {o.index.name, *buckets})]:
