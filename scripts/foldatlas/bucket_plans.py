@@ -30,6 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -183,8 +184,14 @@ def number_bucket_plans(
         write_plan(staging / PLAN_FILE, numbered)
         release_rec = {**dataclasses.asdict(planned), "chunks": [c.chunk for c in numbered], "bucket_digits": digits.pop(), "buckets": [c.bucket for c in numbered]}
         write_json(staging / RELEASE_FILE, release_rec)
-        write_batches(_concatenated(p.records for p in plans), records_out, RECORDS_SCHEMA)
-        write_batches(_renumbered(plans, [int(r["first_chunk"]) for r in recs], shifts), sequences_out, SEQUENCES_SCHEMA)
+        # the two tables side by side: Parquet decoding and encoding run outside the GIL
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = [
+                pool.submit(write_batches, _concatenated(p.records for p in plans), records_out, RECORDS_SCHEMA),
+                pool.submit(write_batches, _renumbered(plans, [int(r["first_chunk"]) for r in recs], shifts), sequences_out, SEQUENCES_SCHEMA),
+            ]
+            for f in done:
+                f.result()
         gather_counts(counts, inputs_out)
     reserve_chunks(store, [c.chunk for c in numbered])
     log.info("%d buckets: %d chunks numbered from %s (%.1f s)", len(plans), len(numbered), chunk_id(planned.first_chunk), time.monotonic() - started)
