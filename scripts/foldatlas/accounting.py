@@ -133,7 +133,8 @@ class _BucketChecker:
         representatives in this bucket of records in any bucket) are exactly the bucket's
         high-confidence index entries, each once, in existing shards; a sample is read back."""
         theirs = f"UNION SELECT representative FROM {self.all_meta} WHERE rep_high_confidence AND {bucket_where('representative', self.bucket)}"
-        wanted = f"(SELECT checksum FROM {self.meta} WHERE high_confidence {theirs if self.plan_has_members else ''})"
+        # DISTINCT: a sequence's duplicate records are high-confidence with it
+        wanted = f"(SELECT DISTINCT checksum FROM {self.meta} WHERE high_confidence {theirs if self.plan_has_members else ''})"
         hc = self.one(f"SELECT count(*) FROM {wanted}")[0]
         self.counts["high_confidence"] = hc
         idx = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {self.index}")
