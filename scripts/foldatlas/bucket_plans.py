@@ -184,14 +184,7 @@ def number_bucket_plans(
         write_plan(staging / PLAN_FILE, numbered)
         release_rec = {**dataclasses.asdict(planned), "chunks": [c.chunk for c in numbered], "bucket_digits": digits.pop(), "buckets": [c.bucket for c in numbered]}
         write_json(staging / RELEASE_FILE, release_rec)
-        # the two tables side by side: Parquet decoding and encoding run outside the GIL
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            done = [
-                pool.submit(write_batches, _concatenated(p.records for p in plans), records_out, RECORDS_SCHEMA),
-                pool.submit(write_batches, _renumbered(plans, [int(r["first_chunk"]) for r in recs], shifts), sequences_out, SEQUENCES_SCHEMA),
-            ]
-            for f in done:
-                f.result()
+        _write_tables(plans, [int(r["first_chunk"]) for r in recs], shifts, records_out, sequences_out)
         gather_counts(counts, inputs_out)
     reserve_chunks(store, [c.chunk for c in numbered])
     log.info("%d buckets: %d chunks numbered from %s (%.1f s)", len(plans), len(numbered), chunk_id(planned.first_chunk), time.monotonic() - started)
@@ -207,6 +200,18 @@ def _link_chunks(p: BucketPlan, chunks: Sequence[ChunkPlan], first: int, shift: 
     for old, new in zip(chunks, numbered):
         _link(p.chunks / chunk_file_name(old.id), staging / chunk_file_name(new.id))
     return numbered
+
+
+def _write_tables(plans: Sequence[BucketPlan], firsts: Sequence[int], shifts: Sequence[int], records_out: str | os.PathLike[str], sequences_out: str | os.PathLike[str]) -> None:
+    """The buckets' records and sequences (renumbered) streamed into the two tables, side
+    by side: Parquet decoding and encoding run outside the GIL."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [
+            pool.submit(write_batches, _concatenated(p.records for p in plans), records_out, RECORDS_SCHEMA),
+            pool.submit(write_batches, _renumbered(plans, firsts, shifts), sequences_out, SEQUENCES_SCHEMA),
+        ]
+        for f in done:
+            f.result()
 
 
 def _release_of(plan: BucketPlan) -> dict:
