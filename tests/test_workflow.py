@@ -482,3 +482,7 @@ def test_planning_one_checksum_bucket_a_job_runs_through_to_the_accounting(demo_
     firsts = [c[0] if c else "0" for c in records["checksum"].to_pylist()]
     assert firsts == sorted(firsts)
     assert json.loads((results / "atlas/accounting.json").read_text())["ok"] is True
+    # fold packages and bucket plans are jobs, not products: once the release is
+    # published, a second run has nothing to do (it once published every bucket again)
+    again = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-4000:]

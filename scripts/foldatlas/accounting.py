@@ -27,7 +27,7 @@ from .archive import read_member
 from .atomic import write_json
 from .buckets import bucket_names, bucket_where, has_members
 from .errors import AccountingError
-from .inputs import InputCount, check_parts, inputs_summary, key_sums, read_inputs
+from .inputs import KEY_SUMS_SQL, InputCount, check_parts, inputs_summary, key_sums, read_inputs
 from .layout import HIGHCONF, AtlasOutputs
 from .status import FOLD_OUTCOMES, METADATA_STATUSES, REJECTED, Status, sql_in
 
@@ -89,16 +89,14 @@ class _BucketChecker:
         if outcomes != n_rec:
             self.problem(f"folded, oom, error, represented and rejected records add up to {outcomes}, not the {n_rec} records")
         self.counts["status"] = dict(sorted(self.con.execute(f"SELECT status, count(*) FROM {self.rec} GROUP BY status").fetchall()))
-        for key, table in (("records_by_source", self.rec), ("metadata_by_source", self.meta)):
-            self.counts[key] = {str(i): n for i, n in sorted(self.con.execute(f"SELECT source_index, count(*) FROM {table} GROUP BY source_index").fetchall())}
+        self.counts["metadata_by_source"] = {str(i): n for i, n in sorted(self.con.execute(f"SELECT source_index, count(*) FROM {self.meta} GROUP BY source_index").fetchall())}
         self.counts["sources"] = {str(i): s for i, s in sorted(self.con.execute(f"SELECT DISTINCT source_index, source FROM {self.rec}").fetchall())}
-        # the sums of the keys' first three powers: added up over the buckets, they show
-        # that each file's records are numbered 0..n-1, each once (add_up_buckets)
-        r = "record_index::HUGEINT"
-        self.counts["key_sums_by_source"] = {
-            str(i): [int(a), int(b), int(c)]
-            for i, a, b, c in sorted(self.con.execute(f"SELECT source_index, sum({r}), sum({r} * {r}), sum({r} * {r} * {r}) FROM {self.rec} GROUP BY source_index").fetchall())
-        }  # fmt: skip
+        # each file's record count and the sums of its keys' first three powers: added up
+        # over the buckets, they show that each file's records are numbered 0..n-1, each
+        # once (add_up_buckets)
+        found = sorted(self.con.execute(KEY_SUMS_SQL.format(table=self.rec)).fetchall())
+        self.counts["records_by_source"] = {str(i): int(n) for i, n, *_ in found}
+        self.counts["key_sums_by_source"] = {str(i): [int(x) for x in sums] for i, _, *sums in found}
 
     def sequences(self) -> None:
         """Every unique sequence of the bucket has exactly one first occurrence with a fold outcome."""

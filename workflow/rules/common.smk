@@ -349,10 +349,17 @@ def fold_outputs(wildcards):
     if config["fold"]["chunks_per_job"] > 1:
         # a package is a job, not a product: once the store published its chunks (this
         # plan's release, published by an earlier run), it is not needed again, whatever
-        # chunks_per_job says now
+        # chunks_per_job says now. A receipt that is there stays listed: the set of
+        # inputs publish_bucket recorded must not change on the next run (it would
+        # publish the bucket again)
         published = read_manifest(STORE)["next_chunk"]
-        pending = [p for p, last in held.get(wildcards.bucket, []) if last >= published]
-        return {"packages": expand(rules.fold_package.output.receipt, package=pending)}
+        receipt = rules.fold_package.output.receipt
+        pending = [
+            p
+            for p, last in held.get(wildcards.bucket, [])
+            if last >= published or os.path.exists(receipt.format(package=p))
+        ]
+        return {"packages": expand(receipt, package=pending)}
     out = rules.fold_chunk.output
     mine = chunks.get(wildcards.bucket, [])
     return {
