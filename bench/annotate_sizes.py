@@ -11,13 +11,16 @@ shards (foldseek's speed on real folds differs; the residues per second here are
 upper bound for createdb and a rough figure for cluster). Peak memory is the largest
 RSS of the programs (``getrusage(RUSAGE_CHILDREN)``) and of the Python job itself
 (``RUSAGE_SELF``: DuckDB, Arrow), taken in a fresh subprocess per measurement started
-from a small parent (inputs are made in another subprocess). One JSON line per measurement on stdout.
+from a small parent (inputs are made in another subprocess); ``steps`` splits each
+program step's peak into anonymous and file-backed (memory-mapped) memory, from /proc.
+One JSON line per measurement on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -53,12 +56,52 @@ def _sequences(n: int, path: str, seed: int = 1) -> int:
 
 
 def _child(code: str) -> dict:
-    """Run ``code`` in a fresh Python; return its JSON line plus wall time and peak RSS of its children."""
+    """Run ``code`` in a fresh Python; return its JSON line plus wall time, peak RSS of its
+    children, and each program step's peak anonymous and file-backed memory (``steps``)."""
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    res = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    steps = _sample_steps(proc)
+    out = proc.stdout.read()
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, "child")
+    res = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     res["wall_s"] = round(time.perf_counter() - t, 2)
+    res["steps"] = steps
     return res
+
+
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+                out += _tree(int(child))
+    except OSError:
+        pass
+    return out
+
+
+def _sample_steps(proc: subprocess.Popen) -> dict[str, dict[str, int]]:
+    """Each mmseqs/foldseek step's peak (by its total) RSS, split into anonymous memory
+    (``RssAnon``: what a job must hold) and file-backed pages (``RssFile``: memory-mapped
+    databases, which the kernel can reclaim; ``getrusage`` counts both), in MiB, sampled
+    every 0.05 s from /proc (a step shorter than that can be missed)."""
+    peaks: dict[str, dict[str, int]] = {}
+    while proc.poll() is None:
+        for pid in _tree(proc.pid)[1:]:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+                status = {k: int(v.split()[0]) // 1024 for k, v in (line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()) if k in ("RssAnon", "RssFile")}
+            except (OSError, ValueError):
+                continue
+            tool = Path(argv[0]).name.split("-")[0]  # Debian's mmseqs runs mmseqs-avx2 (or -sse*)
+            if len(argv) < 2 or tool not in ("mmseqs", "foldseek"):
+                continue
+            step = f"{tool} {argv[1]}"
+            if sum(status.values()) > sum(peaks.get(step, {}).values()):
+                peaks[step] = {"anon": status.get("RssAnon", 0), "file": status.get("RssFile", 0)}
+        time.sleep(0.05)
+    return peaks
 
 
 _PEAK = "import resource, json; peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024; self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024"

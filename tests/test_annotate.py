@@ -8,6 +8,7 @@ with the reason, when the binary is not on PATH.
 from __future__ import annotations
 
 import csv
+import random
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,30 @@ def test_mmseqs_linclust_groups_families(tmp_path):
     for r in rows:
         assert family[r["member"]] == family[r["representative"]]
     assert len({r["cluster_id"] for r in rows}) == 5
+
+
+@pytest.mark.skipif(MMSEQS is None, reason="mmseqs not on PATH (apt-get install mmseqs2); .ci/run installs it")
+def test_mmseqs_linclust_gives_the_clusters_of_easy_linclust(tmp_path):
+    """createdb, linclust and createtsv one by one (no FASTA outputs) cluster exactly as
+    the ESM Atlas's easy-linclust command does, on sequences near its 30% threshold."""
+    rng = random.Random(3)
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    seqs = []
+    for _ in range(40):
+        base = "".join(rng.choice(aa) for _ in range(rng.randint(60, 200)))
+        for rate in (0.0, 0.3, 0.6, 0.75):
+            seqs.append("".join(c if rng.random() > rate else rng.choice(aa) for c in base))
+    seqs = list(dict.fromkeys(seqs))
+    path = tmp_path / "sequences.parquet"
+    pq.write_table(pa.table({"checksum": [sequence_checksum(s.encode()) for s in seqs], "sequence": seqs}), path)
+    mmseqs_linclust(MMSEQS, path, tmp_path / "clusters.parquet", settings=MmseqsSettings.from_config({}), threads=2)
+    ours = {(r["representative"], r["member"]) for r in pq.read_table(tmp_path / "clusters.parquet").to_pylist()}
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">{sequence_checksum(s.encode())}\n{s}\n" for s in seqs))
+    run_tool([MMSEQS, "easy-linclust", fasta, tmp_path / "easy", tmp_path / "tmp", *linclust_args(MmseqsSettings.from_config({})), "--threads", "2"])
+    theirs = {tuple(line.split("\t")) for line in (tmp_path / "easy_cluster.tsv").read_text().splitlines()}
+    assert ours == theirs and len(ours) == len(seqs)
+    assert 40 <= len({r for r, _ in ours}) < len(seqs), "some sequences cluster, not all into one"
 
 
 @pytest.mark.skipif(MMSEQS is None, reason="mmseqs not on PATH (apt-get install mmseqs2); .ci/run installs it")

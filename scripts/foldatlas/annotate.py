@@ -103,7 +103,7 @@ def cluster_args(params: FoldseekClusterSettings) -> list[str]:
 
 
 def linclust_args(settings: MmseqsSettings) -> list[str]:
-    """``mmseqs easy-linclust`` options of the ``mmseqs`` section (defaults: the ESM Atlas's
+    """``mmseqs linclust`` options of the ``mmseqs`` section (defaults: the ESM Atlas's
     clust30, ``--min-seq-id 0.3 --kmer-per-seq 100 --cluster-mode 2 --cov-mode 1 -c 0.8``)."""
     return [
         "--min-seq-id", str(settings.min_seq_id), "-c", str(settings.coverage), "--cov-mode", str(settings.cov_mode),
@@ -318,20 +318,27 @@ def _write_fasta(sequences: str | os.PathLike[str], fasta: Path) -> int:
 
 
 def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int, mem_mb: int | None = None) -> int:
-    """Sequence clusters of the unique sequences with ``mmseqs easy-linclust`` (defaults:
-    the ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its
-    row count. The FASTA is written batch by batch and the cluster TSV read by DuckDB;
-    with ``mem_mb``, mmseqs gets ``--split-memory-limit`` (what ``mem_mb`` leaves beside the sequences)."""
+    """Sequence clusters of the unique sequences with mmseqs ``linclust`` (defaults: the
+    ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its row
+    count. The FASTA is written batch by batch and the cluster TSV read by DuckDB; with
+    ``mem_mb``, mmseqs gets ``--split-memory-limit`` (what ``mem_mb`` leaves beside the
+    sequences).
+
+    ``createdb``, ``linclust`` and ``createtsv`` run one by one: the clusters of
+    ``easy-linclust`` without its representative and member FASTA files, which foldatlas
+    does not read and which were its largest steps in memory (bench/RESULTS.md)."""
     split = ["--split-memory-limit", split_memory_limit(mem_mb, sequences_size(sequences).residues / 1e6)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
-        fasta = Path(tmp) / "unique.fasta"
+        fasta, db, clu, tsv = Path(tmp) / "unique.fasta", Path(tmp) / "seqs", Path(tmp) / "clu", Path(tmp) / "clusters.tsv"
         if _write_fasta(sequences, fasta) == 0:
             return empty_output(out, SEQ_CLUSTERS_SCHEMA).num_rows
-        prefix = Path(tmp) / "clu"
-        run_tool([binary, "easy-linclust", fasta, prefix, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), *split], logger=log)
-        fasta.unlink()
+        # --createdb-mode 1: the database's sequences are the FASTA file's (one line
+        # each), not a copy, as easy-linclust makes it
+        run_tool([binary, "createdb", fasta, db, "--createdb-mode", "1"], logger=log)
+        run_tool([binary, "linclust", db, clu, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), *split], logger=log)
+        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
-        pairs = cluster_pairs_sql(con, f"{prefix}_cluster.tsv")
+        pairs = cluster_pairs_sql(con, tsv)
         sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,
                          count(*) OVER (PARTITION BY representative) AS cluster_size
                   FROM ({pairs}) ORDER BY cluster_id, member"""
