@@ -19,6 +19,9 @@ own process under ``/usr/bin/time`` (wall time with Python's start, and peak RSS
   runs them (``--checks-only``: these alone, over the atlases a previous run left);
 
 then checks that both atlases hold the same rows (each table sorted by its key).
+``--copies`` (0.12) instead times every ``assemble_bucket`` job with and without
+copies of the structures (``atlas.copy_structures``), with the bytes each leaves under
+``atlas/structures``, and checks that both hold the same rows.
 
 Usage: python bench/assemble_buckets.py --root /tmp/bench-scale-1000000-xxxx [--digits 1]
 """
@@ -26,6 +29,7 @@ Usage: python bench/assemble_buckets.py --root /tmp/bench-scale-1000000-xxxx [--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -55,6 +59,8 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
     from foldatlas.store import atlas_sources, bucket_sources, release_history
 
     c = _context(root)
+    if out.endswith("-refs"):  # an atlas without copies
+        c["atlas"] = dataclasses.replace(c["atlas"], copy_structures=False)
     layout, atlas = c["layout"], Layout(root / out).atlas
     parts = root / out / "parts"
     if name == "whole":
@@ -106,7 +112,7 @@ def timed(name: str, root: Path, bucket: str, out: str) -> tuple[float, float]:
     return wall, peak
 
 
-def same_rows(root: Path, a: str, b: str) -> list[str]:
+def same_rows(root: Path, a: str, b: str, skip_metadata: bool = False) -> list[str]:
     """The tables of two atlases hold the same rows (archive paths aside: they name the bucket)."""
     import duckdb
 
@@ -115,6 +121,8 @@ def same_rows(root: Path, a: str, b: str) -> list[str]:
             "structures/index.parquet": ("collection, checksum", "archive, data_offset, cif_offset")}  # fmt: skip
     differ = []
     for table, (order, skip) in keys.items():
+        if skip_metadata and table == "metadata.parquet":  # bucket_metadata's, not assemble_bucket's
+            continue
         sql = lambda out: f"SELECT * {f'EXCLUDE ({skip})' if skip else ''} FROM '{root / out / 'atlas' / table}' ORDER BY {order}"  # noqa: E731
         if duckdb.sql(f"SELECT count(*) FROM (({sql(a)}) EXCEPT ALL ({sql(b)}))").fetchall()[0][0] or duckdb.sql(
             f"SELECT count(*) FROM (({sql(b)}) EXCEPT ALL ({sql(a)}))"
@@ -146,11 +154,30 @@ def _assemble(root: Path, buckets: list[str]) -> None:
     print(f"| assemble_atlas (the finish) | {finish[0]:.1f} | {finish[1]:,.0f} |")
 
 
+def _copies(root: Path, buckets: list[str]) -> None:
+    """Every assemble_bucket job with copies and without (atlas.copy_structures), timed;
+    the bytes under atlas/structures; then that both atlases hold the same rows."""
+    rows = {}
+    for out in ("bench-copies", "bench-refs"):
+        shutil.rmtree(root / out, ignore_errors=True)
+        (root / out / "parts").mkdir(parents=True)
+        rows[out] = [timed("assemble_bucket", root, b, out) for b in buckets]
+    differ = same_rows(root, "bench-copies", "bench-refs", skip_metadata=True)
+    print(f"{root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
+    print("| assemble_bucket | wall s: slowest / median / sum | peak MB: largest | bytes under atlas/structures |")
+    print("| --- | ---: | ---: | ---: |")
+    for out, what in (("bench-copies", "copies (atlas.copy_structures: true)"), ("bench-refs", "no copies (false)")):
+        w = sorted(x for x, _ in rows[out])
+        size = sum(f.stat().st_size for f in (root / out / "atlas/structures").rglob("*") if f.is_file())
+        print(f"| {what} | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in rows[out]):,.0f} | {size:,} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, required=True, help="a folder bench/scale_jobs.py --keep --upto publish_release left")
     ap.add_argument("--digits", type=int, default=1, help="hex digits of the buckets (1: 16, 2: 256)")
     ap.add_argument("--checks-only", action="store_true", help="time the accounting and report jobs alone, over the atlases a previous run left")
+    ap.add_argument("--copies", action="store_true", help="time assemble_bucket with and without copies of the structures (atlas.copy_structures)")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--bucket", default="all", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="bench-atlas", help=argparse.SUPPRESS)
@@ -161,6 +188,9 @@ def main() -> None:
     from foldatlas.buckets import bucket_names
 
     buckets = bucket_names(args.digits)
+    if args.copies:
+        _copies(args.root, buckets)
+        return
     if not args.checks_only:
         _assemble(args.root, buckets)
     check_whole = timed("check_whole", args.root, "all", "bench-whole")

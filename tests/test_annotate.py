@@ -214,6 +214,29 @@ def test_foldseek_createdb_makes_one_database_per_shard(tmp_path):
     assert sum(db_size(d).residues for d in dbs) == sum(lengths) and sum(db_size(d).entries for d in dbs) == 7
 
 
+@NEEDS_FOLDSEEK
+def test_foldseek_databases_without_copies_equal_those_of_the_copied_shards(tmp_path):
+    """indexed_bucket_db (atlas.copy_structures: false) reads the high-confidence
+    structures from the fold archives through temporary shards: the same databases,
+    byte for byte, as bucket_db over the copied shards, and no shard left behind."""
+    from test_atlas import make_chunk, run as assemble, write_ingest, SEQS
+
+    from foldatlas.annotate import bucket_db, indexed_bucket_db
+
+    chunks = [make_chunk(tmp_path / "fold", 0, SEQS[:5]), make_chunk(tmp_path / "fold", 1, SEQS[5:])]
+    write_ingest(tmp_path, SEQS, [0] * 5 + [1] * 5)
+    out, _ = assemble(tmp_path, chunks, all_structures=True)
+    copied = bucket_db(FOLDSEEK, out.shards("all"), tmp_path / "copied", threads=1)
+    out, _ = assemble(tmp_path, chunks, all_structures=True, copy_structures=False)
+    assert not list(out.structures.rglob("*.tar"))
+    made = indexed_bucket_db(FOLDSEEK, out.part(out.index, "all"), out.root, tmp_path / "indexed", threads=1, shard_size=3)
+    assert [d.relative_to(tmp_path / "indexed") for d in made] == [d.relative_to(tmp_path / "copied") for d in copied] and len(made) == 2
+    for a, b in zip(copied, made):
+        for suffix in ("", "_ss", "_ca", "_h", ".lookup", ".index"):
+            assert Path(f"{a}{suffix}").read_bytes() == Path(f"{b}{suffix}").read_bytes(), suffix
+    assert not list((tmp_path / "indexed").rglob("*.tar"))
+
+
 def _atlas_tables(tmp_path: Path, sums: list[str]) -> tuple[Path, Path, dict[str, str]]:
     """metadata.parquet and mmseqs clusters.parquet for 7 structures plus one low-confidence
     sequence: sequence clusters {0,1,2,7}, {3,4}, {5}, {6}; 3 and 4 tie on pTM x pLDDT."""
@@ -355,6 +378,17 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     assert sorted((h["query"], h["target"]) for h in again) == sorted((h["query"], h["target"]) for h in hits)
     unsplit = pq.read_table(wd / "results/foldseek/clusters.parquet").to_pylist()
     assert sorted((r["member"], r["representative"]) for r in unsplit) == sorted((r["member"], r["representative"]) for r in rows)
+
+    # and without copies: the databases are made from the store's fold archives, the same clusters
+    cfg["atlas"]["copy_structures"] = False
+    (wd / "run.yaml").write_text(yaml.safe_dump(cfg))
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list((wd / "results/atlas/structures").rglob("*.tar"))
+    names = [line.split("\t")[1] for p in (wd / "results/foldseek/db").glob("*/*/highconf.lookup") for line in p.read_text().splitlines()]
+    assert sorted(names) == sorted(hc)
+    indexed = pq.read_table(wd / "results/foldseek/clusters.parquet").to_pylist()
+    assert sorted((r["member"], r["representative"]) for r in indexed) == sorted((r["member"], r["representative"]) for r in rows)
 
 
 def test_resource_formula_follows_the_documented_bytes_and_caps():

@@ -131,6 +131,41 @@ def test_shards_hold_the_chunk_entries_byte_for_byte(workspace, monkeypatch):
     assert [m["high_confidence"] for m in meta] == [k % 2 == 0 for k in range(5)] * 2
 
 
+def test_without_copies_the_index_points_into_the_fold_archives(workspace):
+    """atlas.copy_structures: false after a run with copies: the shards go, and every
+    index entry (both collections) names the fold job's own archive, from the atlas
+    folder, and the byte range of the same member the copy held; the metadata points
+    there too, the accounting reads them back, and copy_members makes a shard of them
+    that is the copy's shard byte for byte."""
+    import os
+
+    from foldatlas.archive import copy_members
+
+    tmp, _, chunks = workspace
+    out, _ = run(tmp, chunks, all_structures=True, foldcomp=True)
+    copied = {(r["checksum"], r["collection"]): r for r in pq.read_table(out.structures / "index.parquet").to_pylist()}
+    texts = {k: read_member(out.root / c["archive"], c["data_offset"], c["data_length"]) for k, c in copied.items()}
+    first = sorted(out.structures.glob("*/highconf_*.tar"))[0].read_bytes()
+    out, summary = run(tmp, chunks, all_structures=True, foldcomp=True, copy_structures=False)
+    assert not list(out.structures.rglob("*.tar")), "no shards without copies"
+    assert summary["counts"]["archived_high_confidence"] == 6 and summary["structures"]["foldcomp"]["written"] == 6
+    index = pq.read_table(out.structures / "index.parquet").to_pylist()
+    assert {(r["checksum"], r["collection"]) for r in index} == set(copied)
+    fold_archives = {os.path.relpath(ch.structures, out.root) for ch in chunks}
+    for r in index:
+        assert r["archive"] in fold_archives and r["archive"].startswith("../")
+        assert (r["member"], r["data_length"], r["pdb_size"]) == tuple(copied[r["checksum"], r["collection"]][k] for k in ("member", "data_length", "pdb_size"))
+        assert read_member(out.root / r["archive"], r["data_offset"], r["data_length"], expect=r["member"]) == texts[r["checksum"], r["collection"]]
+    meta = pq.read_table(out.metadata, columns=["archive", "high_confidence"]).to_pylist()
+    assert {m["archive"] for m in meta if m["high_confidence"]} <= fold_archives
+    assert _accounting(tmp, out)["ok"] is True
+    # the first shard of the copy, made again from the index without copies
+    rows = [(r["archive"], r["member"], r["data_offset"], r["data_length"]) for r in index if r["collection"] == "highconf"][:3]
+    assert copy_members(iter(rows), out.root, tmp / "again.tar") == 3
+    assert subprocess.run(["tar", "tf", str(tmp / "again.tar")], capture_output=True, text=True, check=True).stdout.split() == [r[1] for r in rows]
+    assert (tmp / "again.tar").read_bytes() == first
+
+
 def test_every_tar_reader_sees_every_member(workspace):
     tmp, _, chunks = workspace
     out, _ = run(tmp, chunks, all_structures=True)

@@ -459,8 +459,10 @@ def test_annotation_jobs_are_planned_one_per_bucket_over_a_finished_atlas(demo_r
 def test_planning_one_checksum_bucket_a_job_runs_through_to_the_accounting(demo_run, tmp_path):
     """ingest.bucket_digits: 1 on the demo: 16 plan_bucket jobs, whose temporary folders
     go; the same records and unique sequences as the one-job plan of demo_run, chunks
-    within one bucket each, and an accounting that holds."""
-    wd = prepare(tmp_path, {"ingest": {"bucket_digits": 1}, "fold": {"chunks_per_job": 8}})
+    within one bucket each, and an accounting that holds. The atlas is made without
+    copies (atlas.copy_structures: false): its index points into the store's fold
+    archives, which the accounting and the report read."""
+    wd = prepare(tmp_path, {"ingest": {"bucket_digits": 1}, "fold": {"chunks_per_job": 8}, "atlas": {"copy_structures": False}})
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     results = wd / "results"
@@ -482,6 +484,15 @@ def test_planning_one_checksum_bucket_a_job_runs_through_to_the_accounting(demo_
     firsts = [c[0] if c else "0" for c in records["checksum"].to_pylist()]
     assert firsts == sorted(firsts)
     assert json.loads((results / "atlas/accounting.json").read_text())["ok"] is True
+    # no copies: no shards; every entry is read from the fold job's archive in the store
+    assert not list((results / "atlas/structures").rglob("*.tar"))
+    index = pq.read_table(results / "atlas/structures/index.parquet").to_pylist()
+    highconf = {m["checksum"] for m in pq.read_table(results / "atlas/metadata.parquet").to_pylist() if m["high_confidence"]}
+    assert highconf and sorted(r["checksum"] for r in index if r["collection"] == "highconf") == sorted(highconf)
+    for r in index:
+        assert r["archive"].startswith("../store/") and r["archive"].endswith("/structures.tar")
+        assert len(read_member(results / "atlas" / r["archive"], r["data_offset"], r["data_length"], expect=r["member"])) == r["pdb_size"]
+    assert "structures.tar" in (results / "report/atlas_report.html").read_text()
     # fold packages and bucket plans are jobs, not products: once the release is
     # published, a second run has nothing to do (it once published every bucket again)
     again = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)

@@ -8,7 +8,8 @@ environment (so ``--sdm conda`` works and a missing program fails the rule clear
 The annotation follows the atlas's checksum buckets: one ``foldseek_createdb`` and one
 ``foldseek_search`` job per bucket, each as large as its bucket, whatever the atlas's
 size. ``foldseek createdb`` runs once per shard of the bucket (a ``.tar`` read directly,
-its PDB members only: ``--file-include``), so each call holds one shard; entry names are mapped
+its PDB members only: ``--file-include``; without copies, a temporary shard copied from
+the fold archives: :func:`indexed_bucket_db`), so each call holds one shard; entry names are mapped
 back to sequence checksums (foldseek names an entry after its member, ``<checksum>``,
 plus a chain suffix for multi-chain files). Result files of foldseek and mmseqs (cluster
 TSVs, alignment tables) are read by DuckDB, never as Python lists of rows, and every table
@@ -19,6 +20,7 @@ those) is :mod:`foldatlas.clustering`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -29,14 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .archive import copy_members
 from .atomic import atomic_dir, staged_for
 from .dbfiles import db_prefixes
 from .duck import connect, sql_path
-from .layout import HIGHCONF, bucket_shards, target_db_prefix
+from .layout import HIGHCONF, bucket_shards, shard_name, target_db_prefix
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
-from .sizing import sequences_size, split_memory_limit
+from .sizing import split_memory_limit
 from .tables import HITS_SCHEMA, SEARCH_COLUMNS, SEQ_CLUSTERS_SCHEMA, write_batches, write_table
 from .tools import find_binary, run_tool
 
@@ -52,6 +56,7 @@ __all__ = [
     "foldseek_search",
     "linclust_args",
     "mmseqs_linclust",
+    "indexed_bucket_db",
     "bucket_db",
     "target_db",
     "shard_dbs",
@@ -190,6 +195,38 @@ def bucket_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.Path
     return out
 
 
+def indexed_bucket_db(binary: str, index: str | os.PathLike[str], atlas_root: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int, shard_size: int) -> list[Path]:
+    """:func:`bucket_db` for an atlas without copies (``atlas.copy_structures: false``):
+    the bucket's high-confidence structures, in the order of ``index`` (the bucket's
+    file of ``index.parquet``, whose archives are the store's fold archives, relative to
+    ``atlas_root``), are copied ``shard_size`` at a time into a temporary tar named as
+    the copied shard would be, which ``createdb`` reads and which is then removed: the
+    same databases as from copied shards, with one shard of scratch."""
+    out = []
+    with atomic_dir(db_dir) as tmp:
+        rows = _highconf_entries(index)
+        for k in itertools.count():
+            batch = list(itertools.islice(rows, shard_size))
+            if not batch:
+                break
+            shard = Path(tmp) / shard_name(HIGHCONF, k)
+            copy_members(iter(batch), atlas_root, shard)
+            db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
+            shard.unlink()
+            out.append(Path(db_dir) / db.relative_to(tmp))
+    return out
+
+
+def _highconf_entries(index: str | os.PathLike[str]) -> Iterator[tuple[str, str, int, int]]:
+    """``(archive, member, data_offset, data_length)`` of the high-confidence rows of an
+    index file, in file order, read a batch at a time."""
+    cols = ["collection", "archive", "member", "data_offset", "data_length"]
+    for batch in pq.ParquetFile(index).iter_batches(batch_size=1 << 16, columns=cols):
+        t = pa.Table.from_batches([batch])
+        t = t.filter(pc.equal(t["collection"], HIGHCONF))
+        yield from zip(*(t[c].to_pylist() for c in cols[1:]))
+
+
 def target_db(binary: str, target: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> Path:
     """A search target that is structures (a folder, an archive, a file) as a foldseek
     database, ``<db_dir>/db`` (written atomically): made once, searched by every bucket."""
@@ -321,13 +358,15 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
     """Sequence clusters of the unique sequences with mmseqs ``linclust`` (defaults: the
     ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its row
     count. The FASTA is written batch by batch and the cluster TSV read by DuckDB; with
-    ``mem_mb``, mmseqs gets ``--split-memory-limit`` (what ``mem_mb`` leaves beside the
-    sequences).
+    ``mem_mb``, mmseqs gets ``--split-memory-limit`` (:func:`split_memory_limit` of the
+    whole request: the sequences are memory-mapped, pages the kernel reclaims within a
+    job's memory limit, which a run under a 2,000 MB cgroup limit showed:
+    bench/RESULTS.md).
 
     ``createdb``, ``linclust`` and ``createtsv`` run one by one: the clusters of
     ``easy-linclust`` without its representative and member FASTA files, which foldatlas
     does not read and which were its largest steps in memory (bench/RESULTS.md)."""
-    split = ["--split-memory-limit", split_memory_limit(mem_mb, sequences_size(sequences).residues / 1e6)] if mem_mb else []
+    split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
         fasta, db, clu, tsv = Path(tmp) / "unique.fasta", Path(tmp) / "seqs", Path(tmp) / "clu", Path(tmp) / "clusters.tsv"
         if _write_fasta(sequences, fasta) == 0:

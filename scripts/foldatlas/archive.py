@@ -47,6 +47,8 @@ __all__ = [
     "foldcomp_round_trip",
     "check_block",
     "ShardWriter",
+    "block_entry",
+    "copy_members",
     "FoldcompWriter",
     "read_member",
     "extract_structure",
@@ -188,6 +190,18 @@ def check_block(block: bytes, checksum: str, formats: Sequence[str] = ("pdb",), 
     return members
 
 
+def block_entry(checksum: str, archive: str, offset: int, members: list[Member]) -> IndexEntry:
+    """The index entry of a structure whose block (:func:`check_block`'s ``members``)
+    starts at byte ``offset`` of ``archive`` (a path relative to the atlas folder): a
+    shard's copy, or the fold job's own archive in the store (``atlas.copy_structures:
+    false``)."""
+    pdb, cif = members[0], (members[1] if len(members) > 1 else None)
+    return IndexEntry(
+        checksum, archive, pdb.name, offset + pdb.data_start, pdb.data_length, len(pdb.text),
+        cif.name if cif else None, offset + cif.data_start if cif else None, cif.data_length if cif else None,
+    )  # fmt: skip
+
+
 class ShardWriter:
     """Writes structures into ``<folder>/<prefix>_NNNNNN.tar`` shards of at most ``shard_size``."""
 
@@ -236,11 +250,7 @@ class ShardWriter:
         offset = self._fh.tell()  # type: ignore[union-attr]
         self._fh.write(block)  # type: ignore[union-attr]
         self._count += 1
-        pdb, cif = members[0], (members[1] if len(members) > 1 else None)
-        return IndexEntry(
-            checksum, f"{self.archive_dir}/{self.shards[-1].name}", pdb.name, offset + pdb.data_start, pdb.data_length, len(pdb.text),
-            cif.name if cif else None, offset + cif.data_start if cif else None, cif.data_length if cif else None,
-        )  # fmt: skip
+        return block_entry(checksum, f"{self.archive_dir}/{self.shards[-1].name}", offset, members)
 
     def close(self) -> list[Path]:
         """Finish the last shard; return every shard written."""
@@ -278,6 +288,42 @@ def read_member(archive: str | os.PathLike[str], offset: int, length: int, *, ex
     if info.size != length:
         raise ValueError(f"{where}: expected {length} bytes of data, the header says {info.size}")
     return _gunzip(raw[BLOCK:], where)
+
+
+def copy_members(entries: Iterator[tuple[str, str, int, int]], root: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
+    """Write a tar of indexed members, ``(archive, member, data_offset, data_length)``
+    (``archive`` relative to ``root``), each tar entry copied byte for byte from its
+    archive after checking that its header names the member and its length; returns the
+    members written. ``dest`` is written atomically.
+
+    Raises
+    ------
+    ValueError
+        An entry's header is not the member's, or its archive ends early (a stale index).
+    """
+    n, current, fh = 0, None, None
+    try:
+        with atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            for archive, member, offset, length in entries:
+                if archive != current:  # an archive's entries come one after another
+                    if fh is not None:
+                        fh.close()
+                    current, fh = archive, open(Path(root) / archive, "rb")  # noqa: SIM115 - closed below
+                name, size = header_at(fh, offset - BLOCK, f"{archive} (stale index?)")
+                if (name, size) != (member, length):
+                    raise ValueError(f"{archive}: expected member {member!r} of {length} bytes at offset {offset}, found {name!r} of {size}")
+                entry = BLOCK + length + (-length % BLOCK)
+                fh.seek(offset - BLOCK)
+                block = fh.read(entry)
+                if len(block) != entry:
+                    raise ValueError(f"{archive}: expected {entry} bytes of {member!r} at offset {offset - BLOCK}, found {len(block)} (truncated)")
+                out.write(block)
+                n += 1
+            out.write(archive_end())
+    finally:
+        if fh is not None:
+            fh.close()
+    return n
 
 
 def extract_structure(archive: str | os.PathLike[str], entry: IndexEntry, dest: str | os.PathLike[str]) -> Path:

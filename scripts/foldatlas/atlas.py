@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import re
 import shutil
@@ -45,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__, duck
-from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, check_block, foldcomp_compress, foldcomp_round_trip
+from .archive import BLOCK, FoldcompWriter, IndexEntry, Member, ShardWriter, block_entry, check_block, foldcomp_compress, foldcomp_round_trip
 from .atomic import atomic_dir, atomic_path, staged_for, write_json
 from .errors import InternalError, StaleOutputError
 from .inputs import inputs_summary, read_inputs
@@ -444,9 +445,11 @@ class _StructureFiler:
         self, staging: Path, outputs: AtlasOutputs, bucket: str, index: Path, filter: FilterSettings, atlas: AtlasSettings, formats: Sequence[str], meta: Mapping[bytes, bytes], threads: int
     ) -> None:
         rel = str(outputs.shards(bucket).relative_to(outputs.root))
-        self.filter, self.atlas, self.formats = filter, atlas, tuple(formats)
-        self.highconf = ShardWriter(staging, HIGHCONF, atlas.shard_size, archive_dir=rel)
-        self.all = ShardWriter(staging, ALL, atlas.shard_size, archive_dir=rel) if atlas.all_structures else None
+        self.filter, self.atlas, self.formats, self.root = filter, atlas, tuple(formats), outputs.root
+        # atlas.copy_structures: false: no shards, the index points into the fold archives
+        copy = atlas.copy_structures
+        self.highconf = ShardWriter(staging, HIGHCONF, atlas.shard_size, archive_dir=rel) if copy else None
+        self.all = ShardWriter(staging, ALL, atlas.shard_size, archive_dir=rel) if copy and atlas.all_structures else None
         self.foldcomp = FoldcompWriter(foldcomp_db(staging)) if atlas.foldcomp else None
         self.foldcomp_stats = {"written": 0, "checked": 0, "left_out": 0, "max_rmsd": None, "tolerance": atlas.foldcomp_max_rmsd}
         self.index = _IndexWriter(index, _with_provenance(INDEX_SCHEMA, meta))
@@ -473,13 +476,14 @@ class _StructureFiler:
         """File the structures of the ok predictions the atlas takes from a chunk (each
         entry read by its byte range and checked; the entries of sequences it does not
         take, ``ch.only``, are another bucket's job to read, or no atlas's)."""
+        archive = os.path.relpath(ch.structures, self.root)  # where the store keeps it, from the atlas folder
         for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool, end):
-            checksum = r["checksum"]
+            checksum, where = r["checksum"], (archive, r["archive_offset"])
             if keep:
                 fc = self._foldcomp(checksum, members[0].text)
-                self.index.add(self.highconf.add_block(checksum, block, members), True, HIGHCONF, fc)
-            if self.all is not None:
-                self.index.add(self.all.add_block(checksum, block, members), keep, ALL, (None, None, None))
+                self.index.add(_placed(self.highconf, checksum, block, members, where), True, HIGHCONF, fc)
+            if self.atlas.all_structures:
+                self.index.add(_placed(self.all, checksum, block, members, where), keep, ALL, (None, None, None))
 
     def _foldcomp(self, checksum: str, pdb: bytes) -> tuple[bool | None, float | None, str | None]:
         """Add a high-confidence structure to the Foldcomp database, after a round trip
@@ -506,13 +510,22 @@ class _StructureFiler:
 
     def close(self) -> dict:
         """Finish every shard, the Foldcomp database and the index; return the Foldcomp counts."""
-        self.highconf.close()
-        if self.all is not None:
-            self.all.close()
+        for shards in (self.highconf, self.all):
+            if shards is not None:
+                shards.close()
         if self.foldcomp is not None:
             self.foldcomp.close()
         self.index.close()
         return {"enabled": self.foldcomp is not None, "check_fraction": self.atlas.foldcomp_check_fraction, **self.foldcomp_stats}
+
+
+def _placed(shards: ShardWriter | None, checksum: str, block: bytes, members: list[Member], where: tuple[str, int]) -> IndexEntry:
+    """A structure's index entry: its copy appended to ``shards``, or with no shards
+    (``atlas.copy_structures: false``) its entries where they are, ``where`` = (the fold
+    job's archive from the atlas folder, the block's offset in it)."""
+    if shards is None:
+        return block_entry(checksum, where[0], where[1], members)
+    return shards.add_block(checksum, block, members)
 
 
 def _only(t: pa.Table, ch: ChunkOutputs) -> pa.Table:

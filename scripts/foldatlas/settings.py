@@ -265,6 +265,7 @@ class AtlasSettings(Section):
 
     SECTION = ("atlas",)
     shard_size: int
+    copy_structures: bool
     all_structures: bool
     foldcomp: bool
     foldcomp_check_fraction: float

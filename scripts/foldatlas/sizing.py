@@ -16,7 +16,12 @@ resources"):
   ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
 - a job never asks for more than the section's ``max_mem_mb``; mmseqs and foldseek are
   always given ``--split-memory-limit`` (:func:`split_memory_limit`: what the request
-  leaves beside their database) and work in several passes instead of outgrowing it.
+  leaves beside foldseek's database; linclust's memory-mapped sequences are left out,
+  since the kernel reclaims their pages within the job's limit) and work in several
+  passes instead of outgrowing it;
+- beyond the split k-mer table, linclust's later steps (``rescorediagonal``, ``clust``,
+  ``mergeclusters``, ``createtsv``) hold about 95 bytes per sequence of anonymous memory
+  that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences.
 
 Runtimes are ``RUNTIME_BASE_MIN`` plus the work at a per-thread rate measured on this
 project's benchmark machine (bench/annotate_sizes.py, bench/RESULTS.md), times
@@ -109,6 +114,17 @@ def structures_size(paths: list[Path]) -> InputSize:
     return InputSize(residues // 250, residues)
 
 
+def indexed_size(index: str | os.PathLike[str]) -> InputSize:
+    """Residues of the high-confidence structures an index file lists (an atlas without
+    copies), estimated from their compressed bytes as :func:`structures_size` does."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(index, columns=["collection", "data_length"])
+    residues = int(pc.sum(t.filter(pc.equal(t["collection"], HIGHCONF))["data_length"]).as_py() or 0) // PDB_GZ_BYTES_PER_RESIDUE
+    return InputSize(residues // 250, residues)
+
+
 def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     kmers = size.sequences * kmer_per_seq * KMER_BYTES
     foldseek = PREFILTER_FIXED_BYTES + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
@@ -137,11 +153,12 @@ def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> in
 
 def split_memory_limit(mem_mb: int, resident_mb: float = 0) -> str:
     """``--split-memory-limit`` for a job granted ``mem_mb`` whose program also keeps
-    ``resident_mb`` of database in memory (linclust's sequences, 1 B per residue; foldseek's
-    database, 8 B per residue), as mmseqs and foldseek write it (``1234M``): 80% of what
-    is left, less 200 MB. The split limit bounds the k-mer and index tables only:
-    bench/RESULTS.md has a run capped at 2,000 MB whose linclust peaked at 1,400 MB of
-    tables plus its 564 MB of sequences."""
+    ``resident_mb`` of database in memory (foldseek's database, 8 B per residue; not
+    linclust's memory-mapped sequences: mmseqs_linclust passes 0), as mmseqs and
+    foldseek write it (``1234M``): 80% of what is left, less 200 MB. The split limit
+    bounds the k-mer and index tables only: under a 2,000 MB cgroup memory limit (as
+    Slurm's task/cgroup sets it) linclust ran with 1,400M and 1,700M, its k-mer table
+    anonymous memory and its 564 MB of sequences page cache (bench/RESULTS.md)."""
     return f"{max(100, int(0.8 * (mem_mb - resident_mb) - 200))}M"
 
 
@@ -162,7 +179,8 @@ def _target_size(target: str) -> InputSize:
 def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, targets: Sequence[str] = ()) -> InputSize:
     """The input size of a job of ``kind`` whose main input is ``path`` (or several paths,
     added up): the sequences Parquet file (mmseqs_cluster), one bucket's structures
-    folder of the atlas (foldseek_createdb), a search target's structures
+    folder of the atlas (foldseek_createdb; without copies, the bucket's file of
+    ``index.parquet``: :func:`indexed_size`), a search target's structures
     (foldseek_target_db), the shard databases' folders
     (foldseek_cluster: every high-confidence chain, an upper bound of the
     representatives), or the search ``targets`` (foldseek_search: databases, by their
@@ -182,8 +200,8 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
     if kind == "mmseqs_cluster":
         return _total([sequences_size(p) for p in paths])
-    if kind == "foldseek_createdb":
-        return structures_size([t for p in paths for t in bucket_shards(p)])
+    if kind == "foldseek_createdb":  # a structures folder, or without copies its index file
+        return _total([structures_size(bucket_shards(p)) if p.is_dir() else indexed_size(p) for p in paths])
     if kind == "foldseek_target_db":  # structures of any layout: every file
         return structures_size(paths)
     return _total([_db_folder_size(p) for p in paths])

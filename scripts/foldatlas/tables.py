@@ -268,7 +268,7 @@ METADATA_SCHEMA = _schema(
     ("sequence_dbs", pa.list_(pa.string()), True, "source_id of every input file holding the sequence, sorted (the ESM Atlas's sequence_dbs); null for records rejected at ingest"),
     ("model_id", pa.string(), True, "weights that folded it"),
     ("model_version", pa.string(), True, "revision of the weights"),
-    ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures)"),
+    ("archive", pa.string(), True, "structure shard, relative to results/atlas/ (high-confidence, or all with atlas.all_structures); with atlas.copy_structures: false the fold job's archive in the store (../store/<fingerprint>/chunks/chunk_NNNNNN/structures.tar with the default store.path)"),
     ("member", pa.string(), True, "PDB member of the structure in the shard (<checksum>.pdb.gz); locate it with index.parquet"),
     ("representative", pa.string(), True, "status represented: checksum of the cluster's folded representative (ingest.redundancy); null otherwise"),
     ("identity", pa.float64(), True, "status represented: fraction of identical residues in the alignment to the representative"),
@@ -277,7 +277,7 @@ METADATA_SCHEMA = _schema(
     ("rep_plddt", pa.float32(), True, "status represented: the representative's mean pLDDT, 0-1"),
     ("rep_ptm", pa.float32(), True, "status represented: the representative's pTM, 0-1"),
     ("rep_high_confidence", pa.bool_(), True, "status represented: the representative passed the filter (this record itself never counts as high-confidence)"),
-    ("rep_archive", pa.string(), True, "status represented: shard holding the representative's structure, relative to results/atlas/"),
+    ("rep_archive", pa.string(), True, "status represented: shard (or, without copies, fold archive) holding the representative's structure, relative to results/atlas/"),
     ("rep_member", pa.string(), True, "status represented: the representative's PDB member in that shard"),
 )
 
@@ -291,7 +291,7 @@ PLDDT_SCHEMA = _schema(
 INDEX_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
     ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence shards) or {ALL} (atlas.all_structures shards); a structure can be in both"),
-    ("archive", pa.string(), False, "shard path relative to results/atlas/: structures/<bucket>/highconf_NNNNNN.tar (an uncompressed .tar)"),
+    ("archive", pa.string(), False, "archive path relative to results/atlas/: the shard structures/<bucket>/highconf_NNNNNN.tar (an uncompressed .tar), or with atlas.copy_structures: false the fold job's archive in the store, of the same form (../store/<fingerprint>/chunks/chunk_NNNNNN/structures.tar with the default store.path)"),
     ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
     ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the shard; its 512-byte tar header is just before"),
     ("data_length", pa.int64(), False, "bytes of that gzip file"),

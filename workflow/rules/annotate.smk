@@ -32,8 +32,10 @@ rule mmseqs_cluster:
 
 rule foldseek_createdb:
     input:
-        # one bucket's shards, once the atlas is finished (stale buckets removed)
+        # one bucket's shards, once the atlas is finished (stale buckets removed); without
+        # copies (atlas.copy_structures: false) its index, which points into the store
         structures=rules.assemble_bucket.output.shards,
+        index=rules.assemble_bucket.output.index,
         summary=rules.assemble_atlas.output.summary,
         # the checkpoint's first output: params.buckets reads the plan, and a job on a
         # cluster node (or a bucket's file asked for alone) needs it among its inputs
@@ -50,10 +52,14 @@ rule foldseek_createdb:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=sized_runtime("foldseek_createdb", "structures"),
+        runtime=sized_runtime("foldseek_createdb", createdb_input()),
     params:
         binary=config["foldseek"]["binary"],
         buckets=lambda wc: atlas_buckets(),
+        copy_structures=config["atlas"]["copy_structures"],
+        shard_size=config["atlas"]["shard_size"],
+        # what the index's archive paths are relative to: atlas/ above structures/<bucket>
+        atlas=lambda wc, input: os.path.dirname(os.path.dirname(input.structures)),
     script:
         "../../scripts/foldseek_createdb.py"
 

@@ -554,6 +554,12 @@ def sized_mem(kind, name):
     return mem_mb
 
 
+def createdb_input():
+    """The input a foldseek_createdb job is sized by: its bucket's shards, or without
+    copies (atlas.copy_structures: false) its bucket's index file."""
+    return "structures" if config["atlas"]["copy_structures"] else "index"
+
+
 def sized_runtime(kind, name):
     """runtime (minutes) of an annotate job from the size of its input ``name`` (a
     search: its queries, the shard databases), growing with the attempt."""
