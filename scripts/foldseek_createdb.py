@@ -10,8 +10,8 @@ from foldatlas.logs import rule_script
 with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     sm = snakemake  # noqa: F821
     binary = tool_binary("foldseek", sm.params.binary)
-    if sm.params.copy_structures:
-        bucket_db(binary, sm.input.structures, sm.output.db, threads=sm.threads)
-    else:
+    if sm.input.index:  # atlas.copy_structures: false
         indexed_bucket_db(binary, sm.input.index, sm.params.atlas, sm.output.db, threads=sm.threads, shard_size=sm.params.shard_size)
+    else:
+        bucket_db(binary, sm.input.structures, sm.output.db, threads=sm.threads)
     remove_other_buckets(Path(sm.output.db).parent, sm.params.buckets)

@@ -102,8 +102,8 @@ def workspace(tmp_path):
     return tmp_path, SEQS, chunks
 
 
-def run(tmp: Path, chunks: list[ChunkOutputs], formats: tuple[str, ...] = ("pdb",), config: dict | None = None, **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
-    out = Layout(tmp).atlas
+def run(tmp: Path, chunks: list[ChunkOutputs], formats: tuple[str, ...] = ("pdb",), config: dict | None = None, root: Path | None = None, **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
+    out = Layout(root or tmp).atlas
     summary = assemble_atlas(records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", chunks=chunks, outputs=out,
                              filter=FilterSettings.from_config({}), atlas=AtlasSettings.from_config({"shard_size": 3, **atlas}),
                              structures=StructureSettings.from_config({"formats": list(formats)}), config=config, inputs=tmp / "inputs.json")  # fmt: skip
@@ -164,6 +164,12 @@ def test_without_copies_the_index_points_into_the_fold_archives(workspace):
     assert copy_members(iter(rows), out.root, tmp / "again.tar") == 3
     assert subprocess.run(["tar", "tf", str(tmp / "again.tar")], capture_output=True, text=True, check=True).stdout.split() == [r[1] for r in rows]
     assert (tmp / "again.tar").read_bytes() == first
+    # an output root reached through a symlink: the paths hold where open() resolves them
+    (tmp / "elsewhere/a/b").mkdir(parents=True)
+    (tmp / "link").symlink_to(tmp / "elsewhere/a/b")
+    linked, _ = run(tmp, chunks, root=tmp / "link", copy_structures=False)
+    for r in pq.read_table(linked.structures / "index.parquet").to_pylist():
+        assert read_member(linked.root / r["archive"], r["data_offset"], r["data_length"], expect=r["member"]) == texts[r["checksum"], r["collection"]]
 
 
 def test_every_tar_reader_sees_every_member(workspace):

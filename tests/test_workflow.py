@@ -492,7 +492,7 @@ def test_planning_one_checksum_bucket_a_job_runs_through_to_the_accounting(demo_
     for r in index:
         assert r["archive"].startswith("../store/") and r["archive"].endswith("/structures.tar")
         assert len(read_member(results / "atlas" / r["archive"], r["data_offset"], r["data_length"], expect=r["member"])) == r["pdb_size"]
-    assert "structures.tar" in (results / "report/atlas_report.html").read_text()
+    assert re.search(r"chunk_\d{6}/structures\.tar<br>", (results / "report/atlas_report.html").read_text()), "the report names each structure's chunk"
     # fold packages and bucket plans are jobs, not products: once the release is
     # published, a second run has nothing to do (it once published every bucket again)
     again = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)

@@ -221,10 +221,11 @@ def _highconf_entries(index: str | os.PathLike[str]) -> Iterator[tuple[str, str,
     """``(archive, member, data_offset, data_length)`` of the high-confidence rows of an
     index file, in file order, read a batch at a time."""
     cols = ["collection", "archive", "member", "data_offset", "data_length"]
-    for batch in pq.ParquetFile(index).iter_batches(batch_size=1 << 16, columns=cols):
-        t = pa.Table.from_batches([batch])
-        t = t.filter(pc.equal(t["collection"], HIGHCONF))
-        yield from zip(*(t[c].to_pylist() for c in cols[1:]))
+    with pq.ParquetFile(index) as f:
+        for batch in f.iter_batches(batch_size=1 << 16, columns=cols):
+            t = pa.Table.from_batches([batch])
+            t = t.filter(pc.equal(t["collection"], HIGHCONF))
+            yield from zip(*(t[c].to_pylist() for c in cols[1:]))
 
 
 def target_db(binary: str, target: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> Path:
@@ -374,8 +375,10 @@ def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | o
         # --createdb-mode 1: the database's sequences are the FASTA file's (one line
         # each), not a copy, as easy-linclust makes it
         run_tool([binary, "createdb", fasta, db, "--createdb-mode", "1"], logger=log)
-        run_tool([binary, "linclust", db, clu, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), *split], logger=log)
+        run_tool([binary, "linclust", db, clu, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), "--remove-tmp-files", "1", *split], logger=log)
         run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+        for done in [fasta, clu, *Path(tmp).glob("seqs*"), *Path(tmp).glob("clu.*")]:  # DuckDB reads only the TSV
+            done.unlink(missing_ok=True)
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         pairs = cluster_pairs_sql(con, tsv)
         sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,

@@ -476,7 +476,9 @@ class _StructureFiler:
         """File the structures of the ok predictions the atlas takes from a chunk (each
         entry read by its byte range and checked; the entries of sequences it does not
         take, ``ch.only``, are another bucket's job to read, or no atlas's)."""
-        archive = os.path.relpath(ch.structures, self.root)  # where the store keeps it, from the atlas folder
+        # where the store keeps it, from the atlas folder: between the resolved paths, as
+        # a reader's open() resolves atlas/../.. (a symlinked output.root or store.path)
+        archive = os.path.relpath(os.path.realpath(ch.structures), os.path.realpath(self.root))
         for r, keep, block, members in _chunk_entries(ch, ok, self.formats, self.pool, end):
             checksum, where = r["checksum"], (archive, r["archive_offset"])
             if keep:

@@ -362,7 +362,8 @@ def _best_table(best: list[dict], pdbs: dict[str, str]) -> str:
         if pdb is not None:
             uri = "data:chemical/x-pdb;base64," + base64.b64encode(pdb.encode("ascii")).decode()
             link = f'<a download="{html.escape(r["checksum"])}.pdb" href="{uri}">PDB</a>'
-        where = f"{_cell(Path(r['shard']).name)}<br>{_cell(r.get('pdb_member'))}" if r.get("shard") else "not archived"
+        # the archive's folder too: a bucket's shard, or without copies the fold job's chunk
+        where = f"{_cell('/'.join(Path(r['shard']).parts[-2:]))}<br>{_cell(r.get('pdb_member'))}" if r.get("shard") else "not archived"
         cells = (r["id"], r["length"], r["plddt"], r["ptm"], r["bin"])
         rows.append("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in cells) + f"<td>{link}</td><td>{where}</td></tr>")
     return f'<table id="best">{head}\n' + "\n".join(rows) + "</table>"

@@ -33,9 +33,9 @@ rule mmseqs_cluster:
 rule foldseek_createdb:
     input:
         # one bucket's shards, once the atlas is finished (stale buckets removed); without
-        # copies (atlas.copy_structures: false) its index, which points into the store
+        # copies (atlas.copy_structures: false) also its index, which points into the store
         structures=rules.assemble_bucket.output.shards,
-        index=rules.assemble_bucket.output.index,
+        index=createdb_index(),
         summary=rules.assemble_atlas.output.summary,
         # the checkpoint's first output: params.buckets reads the plan, and a job on a
         # cluster node (or a bucket's file asked for alone) needs it among its inputs
@@ -56,9 +56,10 @@ rule foldseek_createdb:
     params:
         binary=config["foldseek"]["binary"],
         buckets=lambda wc: atlas_buckets(),
-        copy_structures=config["atlas"]["copy_structures"],
-        shard_size=config["atlas"]["shard_size"],
-        # what the index's archive paths are relative to: atlas/ above structures/<bucket>
+        # without copies (params derived from the input: the index's change, not these,
+        # makes the job run again): the temporary shards' size, and what the index's
+        # archive paths are relative to, atlas/ above structures/<bucket>
+        shard_size=lambda wc, input: config["atlas"]["shard_size"],
         atlas=lambda wc, input: os.path.dirname(os.path.dirname(input.structures)),
     script:
         "../../scripts/foldseek_createdb.py"

@@ -1,6 +1,7 @@
 # Config access, the layout of the results tree, input lists and target functions. Every
 # other .smk file reads the configuration, paths and the chunk list only through what is
 # defined here.
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -148,10 +149,13 @@ def plan_inputs(wildcards):
 def atlas_settings():
     """The atlas section as the bucket jobs' params: without what cannot change a
     bucket's files (atlas.report, and atlas.bucket_digits, which says which buckets
-    there are), so that switching the report on assembles nothing again."""
-    return {
-        k: v for k, v in config["atlas"].items() if k not in ("report", "bucket_digits")
-    }
+    there are; shard_size without copies), so that switching the report on assembles
+    nothing again; copy_structures only when false (an atlas of foldatlas < 0.12, made
+    with copies, is not assembled again)."""
+    atlas = config["atlas"]
+    leave = {"report", "bucket_digits"}
+    leave |= {"copy_structures"} if atlas["copy_structures"] else {"shard_size"}
+    return {k: v for k, v in atlas.items() if k not in leave}
 
 
 def input_fasta(wildcards):
@@ -340,6 +344,24 @@ def bucket_jobs():
     return _BY_BUCKET[key][:2]
 
 
+def receipt_holds(package):
+    """Whether a published package's receipt records the package as the plan and the
+    config make it now (its chunks, the store and the model fingerprint): listed again,
+    fold_package would otherwise be asked to run for chunks the store already holds."""
+    path = rules.fold_package.output.receipt.format(package=package)
+    try:
+        with open(path) as fh:
+            receipt = json.load(fh)
+        chunks = list(receipt["chunks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    # a receipt of foldatlas < 0.12 records the chunks only
+    store = receipt.get("store", str(STORE.root))
+    fingerprint = receipt.get("fingerprint", STORE.fingerprint)
+    now = (list(package_params(package)["chunks"]), str(STORE.root), STORE.fingerprint)
+    return (chunks, store, fingerprint) == now
+
+
 def fold_outputs(wildcards):
     """Predictions, embeddings and structure archive of every chunk of the checksum
     bucket {bucket} planned in this release (the chunks of earlier releases are in the
@@ -349,17 +371,16 @@ def fold_outputs(wildcards):
     if config["fold"]["chunks_per_job"] > 1:
         # a package is a job, not a product: once the store published its chunks (this
         # plan's release, published by an earlier run), it is not needed again, whatever
-        # chunks_per_job says now. A receipt that is there stays listed: the set of
-        # inputs publish_bucket recorded must not change on the next run (it would
-        # publish the bucket again)
+        # chunks_per_job says now. Its receipt stays listed while it records this very
+        # package: the set of inputs publish_bucket recorded must not change on the next
+        # run (it would publish the bucket again)
         published = read_manifest(STORE)["next_chunk"]
-        receipt = rules.fold_package.output.receipt
         pending = [
             p
             for p, last in held.get(wildcards.bucket, [])
-            if last >= published or os.path.exists(receipt.format(package=p))
+            if last >= published or receipt_holds(p)
         ]
-        return {"packages": expand(receipt, package=pending)}
+        return {"packages": expand(rules.fold_package.output.receipt, package=pending)}
     out = rules.fold_chunk.output
     mine = chunks.get(wildcards.bucket, [])
     return {
@@ -552,6 +573,14 @@ def sized_mem(kind, name):
         )
 
     return mem_mb
+
+
+def createdb_index():
+    """foldseek_createdb's index input: its bucket's file of index.parquet without copies
+    (atlas.copy_structures: false), nothing with them (the shards are read)."""
+    if config["atlas"]["copy_structures"]:
+        return []
+    return rules.assemble_bucket.output.index
 
 
 def createdb_input():
