@@ -309,12 +309,12 @@ def copy_members(entries: Iterator[tuple[str, str, int, int]], root: str | os.Pa
                     if fh is not None:
                         fh.close()
                     current, fh = archive, open(Path(root) / archive, "rb")  # noqa: SIM115 - closed below
-                name, size = header_at(fh, offset - BLOCK, f"{archive} (stale index?)")
-                if (name, size) != (member, length):
-                    raise ValueError(f"{archive}: expected member {member!r} of {length} bytes at offset {offset}, found {name!r} of {size}")
-                entry = BLOCK + length + (-length % BLOCK)
+                entry = BLOCK + length + (-length % BLOCK)  # header, data, padding: read once
                 fh.seek(offset - BLOCK)
                 block = fh.read(entry)
+                info = _header(block, f"{archive}: offset {offset - BLOCK} (stale index?)")
+                if (info.name, info.size) != (member, length):
+                    raise ValueError(f"{archive}: expected member {member!r} of {length} bytes at offset {offset}, found {info.name!r} of {info.size}")
                 if len(block) != entry:
                     raise ValueError(f"{archive}: expected {entry} bytes of {member!r} at offset {offset - BLOCK}, found {len(block)} (truncated)")
                 out.write(block)

@@ -110,7 +110,12 @@ def structures_size(paths: list[Path]) -> InputSize:
         p = Path(p)
         files = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
         total += sum(f.stat().st_size for f in files)
-    residues = total // PDB_GZ_BYTES_PER_RESIDUE
+    return _gz_pdb_size(total)
+
+
+def _gz_pdb_size(compressed: int) -> InputSize:
+    """Chains and residues behind ``compressed`` bytes of gzip-compressed PDB (250 residues a chain)."""
+    residues = compressed // PDB_GZ_BYTES_PER_RESIDUE
     return InputSize(residues // 250, residues)
 
 
@@ -121,8 +126,7 @@ def indexed_size(index: str | os.PathLike[str]) -> InputSize:
     import pyarrow.parquet as pq
 
     t = pq.read_table(index, columns=["collection", "data_length"])
-    residues = int(pc.sum(t.filter(pc.equal(t["collection"], HIGHCONF))["data_length"]).as_py() or 0) // PDB_GZ_BYTES_PER_RESIDUE
-    return InputSize(residues // 250, residues)
+    return _gz_pdb_size(int(pc.sum(t.filter(pc.equal(t["collection"], HIGHCONF))["data_length"]).as_py() or 0))
 
 
 def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
