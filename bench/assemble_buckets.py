@@ -21,7 +21,9 @@ own process under ``/usr/bin/time`` (wall time with Python's start, and peak RSS
 then checks that both atlases hold the same rows (each table sorted by its key).
 ``--copies`` (0.12) instead times every ``assemble_bucket`` job with and without
 copies of the structures (``atlas.copy_structures``), with the bytes each leaves under
-``atlas/structures``, and checks that both hold the same rows.
+``atlas/structures``, and checks that both hold the same rows. ``--bins`` (0.13) then
+times every ``repack_bins`` job (``atlas.bins``) over both of those atlases, reading the
+copies or the fold archives, and checks that both give the same bin shards.
 
 Usage: python bench/assemble_buckets.py --root /tmp/bench-scale-1000000-xxxx [--digits 1]
 """
@@ -76,6 +78,11 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
         preds = {p.name.split(".")[0]: p for p in parts.glob("*.predictions.parquet")}
         bucket_metadata(bucket=bucket, records=layout.records, sequences=layout.sequences, inputs=layout.inputs, outputs=atlas, predictions=preds,
                         part=parts / f"{bucket}.json", atlas=c["atlas"], threads=c["config"]["atlas"]["threads"], scratch_dir=root / out / "scratch" / f"{bucket}.meta")  # fmt: skip
+    elif name == "repack_bins":  # as scripts/repack_bins.py
+        from foldatlas.bins import repack_bins
+
+        repack_bins(bucket=bucket, index=atlas.part(atlas.index, bucket), predictions=parts / f"{bucket}.predictions.parquet", atlas_root=atlas.root,
+                    out_dir=atlas.bin_shards(bucket), index_out=atlas.part(atlas.bins_index, bucket), shard_size=c["atlas"].shard_size)  # fmt: skip
     elif name in ("check_whole", "check_bucket", "check_sum", "report_whole", "report"):
         _account(name, layout, atlas, bucket, parts)
     elif name == "finish":
@@ -164,12 +171,34 @@ def _copies(root: Path, buckets: list[str]) -> None:
         rows[out] = [timed("assemble_bucket", root, b, out) for b in buckets]
     differ = same_rows(root, "bench-copies", "bench-refs", skip_metadata=True)
     print(f"{root}: {len(buckets)} buckets; tables that differ: {differ or 'none'}")
-    print("| assemble_bucket | wall s: slowest / median / sum | peak MB: largest | bytes under atlas/structures |")
+    _sized_table(root, "assemble_bucket", "structures", rows, {"bench-copies": "copies (atlas.copy_structures: true)", "bench-refs": "no copies (false)"})
+
+
+def _sized_table(root: Path, job: str, folder: str, rows: dict, names: dict[str, str]) -> None:
+    """A Markdown table of each atlas's jobs: wall times, largest peak, bytes under ``atlas/<folder>``."""
+    print(f"| {job} | wall s: slowest / median / sum | peak MB: largest | bytes under atlas/{folder} |")
     print("| --- | ---: | ---: | ---: |")
-    for out, what in (("bench-copies", "copies (atlas.copy_structures: true)"), ("bench-refs", "no copies (false)")):
+    for out, what in names.items():
         w = sorted(x for x, _ in rows[out])
-        size = sum(f.stat().st_size for f in (root / out / "atlas/structures").rglob("*") if f.is_file())
+        size = sum(f.stat().st_size for f in (root / out / "atlas" / folder).rglob("*") if f.is_file())
         print(f"| {what} | {w[-1]:.1f} / {w[len(w) // 2]:.1f} / {sum(w):.1f} | {max(p for _, p in rows[out]):,.0f} | {size:,} |")
+
+
+def _bins(root: Path, buckets: list[str]) -> None:
+    """Every repack_bins job (atlas.bins) over the atlas with copies and the one without
+    (``--copies`` made them), timed; the bytes under atlas/bins; then that both bins
+    indexes hold the same rows and both sets of bin shards the same bytes."""
+    import duckdb
+
+    rows = {out: [timed("repack_bins", root, b, out) for b in buckets] for out in ("bench-copies", "bench-refs")}
+    index = lambda out: f"SELECT * FROM '{root / out / 'atlas/bins/index.parquet'}' ORDER BY checksum"  # noqa: E731
+    differ = duckdb.sql(f"SELECT count(*) FROM (({index('bench-copies')}) EXCEPT ALL ({index('bench-refs')}))").fetchall()[0][0]
+    shards = {out: sorted((root / out / "atlas/bins").glob("*/*.tar")) for out in rows}
+    same = [a.relative_to(root / "bench-copies") == b.relative_to(root / "bench-refs") and a.read_bytes() == b.read_bytes() for a, b in zip(*shards.values())]
+    n = duckdb.sql(f"SELECT count(*), count(DISTINCT collection) FROM '{root / 'bench-copies/atlas/bins/index.parquet'}'").fetchall()[0]
+    print(f"{root}: {len(buckets)} buckets, {n[0]:,} structures in {n[1]} bins; index rows that differ: {differ}; "
+          f"bin shards identical: {all(same) and len(shards['bench-copies']) == len(shards['bench-refs'])} ({len(same)})")  # fmt: skip
+    _sized_table(root, "repack_bins, reading", "bins", rows, {"bench-copies": "the atlas's shards (copies)", "bench-refs": "the fold archives (no copies)"})
 
 
 def main() -> None:
@@ -178,6 +207,7 @@ def main() -> None:
     ap.add_argument("--digits", type=int, default=1, help="hex digits of the buckets (1: 16, 2: 256)")
     ap.add_argument("--checks-only", action="store_true", help="time the accounting and report jobs alone, over the atlases a previous run left")
     ap.add_argument("--copies", action="store_true", help="time assemble_bucket with and without copies of the structures (atlas.copy_structures)")
+    ap.add_argument("--bins", action="store_true", help="time repack_bins (atlas.bins) over the atlases --copies left, reading copies and fold archives")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--bucket", default="all", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="bench-atlas", help=argparse.SUPPRESS)
@@ -190,6 +220,9 @@ def main() -> None:
     buckets = bucket_names(args.digits)
     if args.copies:
         _copies(args.root, buckets)
+        return
+    if args.bins:
+        _bins(args.root, buckets)
         return
     if not args.checks_only:
         _assemble(args.root, buckets)

@@ -15,4 +15,5 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         Layout.from_config(sm.params.output).atlas, parts=parts, records=sm.input.records, sequences=sm.input.sequences, inputs=sm.input.inputs,
         filter=FilterSettings.from_config(sm.params.filter), config=sm.params.config,
         releases=release_history(StoreLayout(sm.params.store, sm.params.fingerprint)), release=json.loads(open(sm.input.release).read())["release"],
+        bins=sm.params.config["atlas"]["bins"],
     )  # fmt: skip

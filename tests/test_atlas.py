@@ -112,7 +112,7 @@ def run(tmp: Path, chunks: list[ChunkOutputs], formats: tuple[str, ...] = ("pdb"
 
 def test_shards_hold_the_chunk_entries_byte_for_byte(workspace, monkeypatch):
     tmp, seqs, chunks = workspace
-    monkeypatch.setattr(atlas_module._IndexWriter, "BATCH", 4)  # several flushes of the streamed index
+    monkeypatch.setattr(atlas_module.IndexWriter, "BATCH", 4)  # several flushes of the streamed index
     out, summary = run(tmp, chunks, all_structures=True)
     index = pq.read_table(out.structures / "index.parquet").to_pylist()
     assert [r["collection"] for r in index].count("highconf") == 6 and [r["collection"] for r in index].count("all") == 10
@@ -420,13 +420,13 @@ def test_chunks_folded_by_two_models_stop_the_assembly(workspace):
         run(tmp, chunks)
 
 
-def split_assembly(tmp: Path, chunks: list[ChunkOutputs], digits: int, out: Path) -> tuple[AtlasOutputs, dict]:
+def split_assembly(tmp: Path, chunks: list[ChunkOutputs], digits: int, out: Path, formats: tuple[str, ...] = ("pdb",), **atlas) -> tuple[AtlasOutputs, dict]:  # type: ignore[no-untyped-def]
     """The atlas as the workflow's jobs make it: assemble_bucket for every bucket (its
     sequences and chunks picked as foldatlas.store.bucket_sources picks them), then
-    bucket_metadata for every bucket, then finish_atlas."""
-    atlas, parts = Layout(out).atlas, out / "parts"
+    bucket_metadata for every bucket, then finish_atlas; ``atlas``: settings of the atlas section."""
+    atlas_out, parts = Layout(out).atlas, out / "parts"
     seqs = pq.read_table(tmp / "sequences.parquet")
-    settings = {"filter": FilterSettings.from_config({}), "atlas": AtlasSettings.from_config({"shard_size": 3})}
+    settings = {"filter": FilterSettings.from_config({}), "atlas": AtlasSettings.from_config({"shard_size": 3, **atlas})}
     preds = {}
     for b in bucket_names(digits):
         mine = seqs.filter(pc.equal(pc.utf8_slice_codeunits(pc.coalesce(seqs["representative"], seqs["checksum"]), 0, digits), b)) if digits else seqs
@@ -435,15 +435,15 @@ def split_assembly(tmp: Path, chunks: list[ChunkOutputs], digits: int, out: Path
         held = [(ch, wanted & set(pq.read_table(ch.predictions)["checksum"].to_pylist())) for ch in chunks]
         mine_chunks = [ChunkOutputs(ch.chunk, ch.predictions, ch.embeddings, ch.structures, only) for ch, only in held if only]
         preds[b] = parts / f"{b}.predictions.parquet"
-        part = assemble_bucket(bucket=b, sequences=out / f"{b}.sequences.parquet", chunks=mine_chunks, outputs=atlas, predictions=preds[b],
-                               scratch_dir=out / "scratch", template=chunks[0], **settings)  # fmt: skip
+        part = assemble_bucket(bucket=b, sequences=out / f"{b}.sequences.parquet", chunks=mine_chunks, outputs=atlas_out, predictions=preds[b],
+                               scratch_dir=out / "scratch", template=chunks[0], structures=StructureSettings.from_config({"formats": list(formats)}), **settings)  # fmt: skip
         write_json(parts / f"{b}.json", part)
     for b in bucket_names(digits):
-        bucket_metadata(bucket=b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", inputs=tmp / "inputs.json", outputs=atlas,
+        bucket_metadata(bucket=b, records=tmp / "records.parquet", sequences=tmp / "sequences.parquet", inputs=tmp / "inputs.json", outputs=atlas_out,
                         predictions=preds, part=parts / f"{b}.json", atlas=settings["atlas"], scratch_dir=out / "scratch")  # fmt: skip
-    summary = finish_atlas(atlas, parts={b: parts / f"{b}.json" for b in bucket_names(digits)}, records=tmp / "records.parquet",
+    summary = finish_atlas(atlas_out, parts={b: parts / f"{b}.json" for b in bucket_names(digits)}, records=tmp / "records.parquet",
                            sequences=tmp / "sequences.parquet", inputs=tmp / "inputs.json", filter=settings["filter"])  # fmt: skip
-    return atlas, summary
+    return atlas_out, summary
 
 
 def with_members(tmp: Path) -> dict[str, str]:

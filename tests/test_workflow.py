@@ -442,8 +442,8 @@ def test_annotation_jobs_are_planned_one_per_bucket_over_a_finished_atlas(demo_r
     # a dry run evaluates every planned job's resource callables: a sizing error fails here
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M)}
-    # one bucket (the demo atlas is not split): one createdb and one search, the target made a database once
-    assert {k: v for k, v in counts.items() if k.startswith("foldseek")} == {"foldseek_createdb": 1, "foldseek_cluster": 1, "foldseek_target_db": 1, "foldseek_search": 1}
+    # one bucket (the demo atlas is not split): one createdb, one database per bin (atlas.bins) and one search, the target made a database once
+    assert {k: v for k, v in counts.items() if k.startswith("foldseek")} == {"foldseek_createdb": 1, "foldseek_bins_db": 1, "foldseek_cluster": 1, "foldseek_target_db": 1, "foldseek_search": 1}
     assert counts.get("assemble_bucket", 0) == 0  # the atlas is not made again
     # one bucket's database or hits asked for alone, as a job on a cluster node is: the
     # params that read the plan need the plan_chunks checkpoint among the job's inputs

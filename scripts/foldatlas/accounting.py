@@ -160,6 +160,42 @@ class _BucketChecker:
                 self.problem(f"{archive}:{member}: {exc}")
 
 
+    def bins(self, sample_reads: int) -> None:
+        """With atlas.bins (summary.json counts bins): the bucket's bin shards hold each
+        structure of its index (every collection) once, in the bin its metadata gives
+        it, in existing shards of the bucket's bins folder; a sample is read back."""
+        summary = json.loads(Path(self.outputs.summary).read_text())
+        if summary.get("bins") is None:
+            return
+        path = self.outputs.part(self.outputs.bins_index, self.bucket)
+        if not path.is_file():
+            self.problem(f"atlas.bins is on but {path} does not exist")
+            return
+        bins = f"read_parquet({duck.sql_path(path)})"
+        every = f"read_parquet({duck.sql_path(self.index_file)})"
+        rows, distinct = self.one(f"SELECT count(*), count(DISTINCT checksum) FROM {bins}")
+        self.counts["bin_structures"] = rows
+        structures = self.one(f"SELECT count(DISTINCT checksum) FROM {every}")[0]
+        if rows != distinct or rows != structures:
+            self.problem(f"{structures} structures in its index but {rows} bin shard entries ({distinct} distinct)")
+        for sql, what in (
+            (f"FROM (SELECT DISTINCT checksum FROM {every}) i ANTI JOIN {bins} b USING (checksum)", "{n} structures of its index are in no bin shard"),
+            (f"FROM {bins} b LEFT JOIN (SELECT DISTINCT checksum, bin FROM {self.meta}) m USING (checksum) WHERE m.bin IS DISTINCT FROM b.collection", "{n} bin shard entries are not in the bin of their metadata"),
+            (f"FROM {bins} WHERE NOT starts_with(archive, 'bins/{self.bucket}/' || collection || '_')", "{n} bin shard entries are not in a shard of their bin in the bucket's folder"),
+        ):  # fmt: skip
+            if n := self.one(f"SELECT count(*) {sql}")[0]:
+                self.problem(what.format(n=n))
+        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {bins}").fetchall():
+            if not (self.outputs.root / archive).is_file():
+                self.problem(f"bins index names {archive}, which does not exist")
+        for archive, member, offset, length, size in self.con.execute(f"SELECT archive, member, data_offset, data_length, pdb_size FROM {bins} USING SAMPLE {int(sample_reads)} ROWS").fetchall():
+            try:
+                if len(read_member(self.outputs.root / archive, offset, length, expect=member)) != size:
+                    self.problem(f"{archive}:{member}: expected {size} bytes of PDB")
+            except (OSError, ValueError) as exc:
+                self.problem(f"{archive}:{member}: {exc}")
+
+
 def check_bucket(
     bucket: str,
     *,
@@ -182,7 +218,8 @@ def check_bucket(
     structures (its records', and those of representatives in the bucket that records of
     any bucket point at) have exactly one index entry each in the bucket's index file,
     and nothing else is there; the shards exist, and ``sample_reads`` entries are read
-    back through the index.
+    back through the index. With atlas.bins, each structure of the bucket's index is in
+    its bin shards once, in the bin its metadata gives it (:meth:`_BucketChecker.bins`).
 
     The counts (records and metadata rows per input file, statuses, unique sequences,
     represented records, high-confidence structures, index entries) are what
@@ -198,6 +235,7 @@ def check_bucket(
         c.records()
         c.sequences()
         c.structures(sample_reads)
+        c.bins(sample_reads)
     finally:
         c.con.close()
     if c.problems:
@@ -214,6 +252,7 @@ def _sum_buckets(reports: list[dict]) -> dict[str, Any]:
     total: dict[str, Any] = {"records_by_source": {}, "metadata_by_source": {}, "status": {}, "sources": {}, "key_sums_by_source": {}}
     for key in ("records", "unique_sequences", "represented_records", "high_confidence", "archived_high_confidence", "index_rows"):
         total[key] = sum(r["counts"][key] for r in reports)
+    total["bin_structures"] = sum(r["counts"].get("bin_structures", 0) for r in reports)
     for r in reports:
         for key in ("records_by_source", "metadata_by_source", "status"):
             for k, n in r["counts"][key].items():
@@ -267,7 +306,12 @@ class _Sum:
         file of a folder), and their footers count the rows the buckets counted."""
         buckets = self.summary.get("buckets") or []
         o = self.outputs
-        for folder, names in [*((t, {o.part(t, b).name for b in buckets}) for t in o.tables), (o.structures, {o.index.name, *buckets})]:
+        folders = [*((t, {o.part(t, b).name for b in buckets}) for t in o.tables), (o.structures, {o.index.name, *buckets})]
+        if self.summary.get("bins") is not None:
+            folders += [(o.bins_index, {o.part(o.bins_index, b).name for b in buckets}), (o.bins, {o.bins_index.name, *buckets})]
+        elif o.bins.exists():
+            self.problems.append(f"{o.bins} exists, but summary.json says atlas.bins is off")
+        for folder, names in folders:
             found = {f.name for f in folder.iterdir()} if folder.is_dir() else set()
             if found != names:
                 self.problems.append(f"{folder} holds {_short(sorted(found - names))} beside this atlas's buckets, and lacks {_short(sorted(names - found))}")
@@ -303,6 +347,8 @@ class _Sum:
             "too_long": status.get(Status.TOO_LONG, 0),
             "represented_records": t["represented_records"],
         }
+        if self.summary.get("bins") is not None and sum(self.summary["bins"].values()) != t["bin_structures"]:
+            self.problems.append(f"summary.json counts {sum(self.summary['bins'].values())} structures in bin shards, the buckets' accounting {t['bin_structures']}")
         for key, value in expected.items():
             if summary.get(key) != value:
                 self.problems.append(f"summary.json counts {key}={summary.get(key)}, the tables say {value}")

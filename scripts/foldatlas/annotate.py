@@ -57,6 +57,7 @@ __all__ = [
     "linclust_args",
     "mmseqs_linclust",
     "indexed_bucket_db",
+    "bins_db",
     "bucket_db",
     "target_db",
     "shard_dbs",
@@ -191,6 +192,23 @@ def bucket_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.Path
     with atomic_dir(db_dir) as tmp:
         for shard in bucket_shards(shards):
             db = foldseek_createdb(binary, [shard], Path(tmp) / shard.stem / HIGHCONF, threads=threads, include=PDB_MEMBERS)
+            out.append(Path(db_dir) / db.relative_to(tmp))
+    return out
+
+
+def bins_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int) -> list[Path]:
+    """One foldseek database per ESM Atlas bin of one bucket's bin shards (``shards``,
+    ``atlas/bins/<bucket>/``, :func:`foldatlas.bins.repack_bins`): ``<db_dir>/<bin>/<bin>``
+    from that bin's shards (``db_dir`` written atomically; empty when the bucket has no
+    structure). A bin's database over the whole atlas is its buckets' databases (one
+    foldseek search each, or merged with :func:`foldatlas.dbfiles.select_entries`)."""
+    by_bin: dict[str, list[Path]] = {}
+    for shard in sorted(Path(shards).glob("*.tar")):
+        by_bin.setdefault(shard.stem.rsplit("_", 1)[0], []).append(shard)
+    out = []
+    with atomic_dir(db_dir) as tmp:
+        for name, files in sorted(by_bin.items()):
+            db = foldseek_createdb(binary, files, Path(tmp) / name / name, threads=threads, include=PDB_MEMBERS)
             out.append(Path(db_dir) / db.relative_to(tmp))
     return out
 

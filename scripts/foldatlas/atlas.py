@@ -288,11 +288,13 @@ def finish_atlas(
     config: Mapping[str, object] | None = None,
     releases: Sequence[Mapping[str, object]] = (),
     release: str | None = None,
+    bins: bool = False,
 ) -> dict:
     """Finish an atlas whose buckets are written (``parts``: each bucket's part from
-    :func:`assemble_bucket`, every bucket of the atlas): remove what other buckets or an
-    older layout left in the atlas's folders, then write ``summary.json`` (counted from
-    the written tables) and ``config.yaml``; return the summary.
+    :func:`assemble_bucket`, every bucket of the atlas; with ``bins``, their bin shards
+    too): remove what other buckets or an older layout left in the atlas's folders, then
+    write ``summary.json`` (counted from the written tables) and ``config.yaml``; return
+    the summary.
 
     Raises
     ------
@@ -306,7 +308,7 @@ def finish_atlas(
         for k in rec["models"]:
             kinds.setdefault(tuple(k), str(parts[b]))
     one_model(kinds)
-    prune_atlas(outputs, sorted(parts))
+    prune_atlas(outputs, sorted(parts), bins=bins)
     prune_parts(parts)
     foldcomp = _merged_foldcomp([r["foldcomp"] for r in recs.values()])
     chunks = len({c for r in recs.values() for c in r["chunks"]})
@@ -315,7 +317,8 @@ def finish_atlas(
     summary["timings"]["finish_seconds"] = round(time.monotonic() - started, 3)
     summary |= {"structures": {"formats": next(iter(recs.values()))["formats"] if recs else ["pdb"], "foldcomp": foldcomp}, "inputs": inputs_summary(inputs),
                 "buckets": sorted(parts), "release": release, "releases": [dict(r) for r in releases],
-                "redundancy": str(dict(dict(config or {}).get("ingest") or {}).get("redundancy", "none"))}  # fmt: skip
+                "redundancy": str(dict(dict(config or {}).get("ingest") or {}).get("redundancy", "none")),
+                "bins": _bin_counts(outputs.bins_index) if bins else None}  # fmt: skip
     write_json(outputs.summary, summary)
     _write_config(outputs.config, config)
     log.info("atlas of %d buckets finished in %.1f s", len(parts), time.monotonic() - started)
@@ -348,13 +351,19 @@ def prune_parts(parts: Mapping[str, str | Path]) -> list[Path]:
     return gone
 
 
-def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str]) -> list[Path]:
+def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str], *, bins: bool = False) -> list[Path]:
     """Remove from the atlas's table and structures folders every file or folder that is
     not one of ``buckets``' (another bucket split's, a killed write's, the single files
     and shards of foldatlas < 0.8), so that a reader of a folder sees this atlas's rows
-    and nothing else; return what was removed."""
+    and nothing else; the same in the bin shards' folders with ``bins`` (``atlas.bins``),
+    which are removed whole without it; return what was removed."""
     gone = []
-    for folder, keep in [*((t, {outputs.part(t, b).name for b in buckets}) for t in outputs.tables), (outputs.structures, {outputs.index.name, *buckets})]:
+    folders = [*((t, {outputs.part(t, b).name for b in buckets}) for t in outputs.tables), (outputs.structures, {outputs.index.name, *buckets})]
+    if bins:
+        folders += [(outputs.bins_index, {outputs.part(outputs.bins_index, b).name for b in buckets}), (outputs.bins, {outputs.bins_index.name, *buckets})]
+    elif outputs.bins.exists():
+        gone.append(outputs.bins)
+    for folder, keep in folders:
         gone += [f for f in sorted(folder.iterdir()) if f.name not in keep] if folder.is_dir() else []
     for f in gone:
         log.info("removing %s: not part of this atlas's buckets %s", f, list(buckets) if len(buckets) <= 16 else f"({len(buckets)})")
@@ -363,6 +372,12 @@ def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str]) -> list[Path]:
         else:
             f.unlink()
     return gone
+
+
+def _bin_counts(index: Path) -> dict[str, int]:
+    """Structures per ESM Atlas bin in the bin shards (their index's rows)."""
+    rows = duck.connect().execute(f"SELECT collection, count(*) FROM read_parquet({duck.sql_path(index / '*.parquet')}) GROUP BY 1 ORDER BY 1").fetchall()
+    return {b: int(n) for b, n in rows}
 
 
 def _merged_foldcomp(parts: Sequence[dict]) -> dict:
@@ -452,7 +467,7 @@ class _StructureFiler:
         self.all = ShardWriter(staging, ALL, atlas.shard_size, archive_dir=rel) if copy and atlas.all_structures else None
         self.foldcomp = FoldcompWriter(foldcomp_db(staging)) if atlas.foldcomp else None
         self.foldcomp_stats = {"written": 0, "checked": 0, "left_out": 0, "max_rmsd": None, "tolerance": atlas.foldcomp_max_rmsd}
-        self.index = _IndexWriter(index, _with_provenance(INDEX_SCHEMA, meta))
+        self.index = IndexWriter(index, _with_provenance(INDEX_SCHEMA, meta))
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="foldatlas-check")
 
     def chunk_batches(self, chunks: Sequence[ChunkOutputs]) -> Iterator[pa.RecordBatch]:
@@ -650,7 +665,7 @@ def _read_blocks(ch: ChunkOutputs, ok: list[tuple[dict, bool]], end: int) -> Ite
         raise StaleOutputError(where, f"expected only the end-of-archive marker (zero blocks) after byte {end}, found {len(rest)} bytes with {len(rest) - rest.count(0)} non-zero")
 
 
-class _IndexWriter:
+class IndexWriter:
     """Streams ``index.parquet`` rows in batches (memory bounded at any atlas size)."""
 
     BATCH = 65536

@@ -163,6 +163,20 @@ class AtlasOutputs:
         return self.structures / bucket
 
     @property
+    def bins(self) -> Path:
+        """``bins/``: every structure again, in shards per ESM Atlas bin (``atlas.bins``)."""
+        return self.root / "bins"
+
+    @property
+    def bins_index(self) -> Path:
+        """``bins/index.parquet/``: where each structure lives in the bin shards."""
+        return self.bins / "index.parquet"
+
+    def bin_shards(self, bucket: str) -> Path:
+        """One checksum bucket's bin shards, ``bins/<bucket>/<bin>_NNNNNN.tar``."""
+        return self.bins / bucket
+
+    @property
     def config(self) -> Path:
         """``config.yaml``: the resolved configuration of the run that made the atlas."""
         return self.root / "config.yaml"
@@ -403,6 +417,16 @@ class Layout:
     def foldseek_bucket_db(self, bucket: str) -> Path:
         """One bucket's foldseek databases, one per shard: ``db/<bucket>/highconf_NNNNNN/highconf``."""
         return self.foldseek_db / bucket
+
+    @property
+    def foldseek_bins_db(self) -> Path:
+        """Folder of the foldseek databases per ESM Atlas bin (``atlas.bins``): one folder
+        per checksum bucket (:meth:`foldseek_bucket_bins_db`)."""
+        return self.root / "foldseek" / "bins"
+
+    def foldseek_bucket_bins_db(self, bucket: str) -> Path:
+        """One bucket's foldseek databases, one per bin: ``bins/<bucket>/<bin>/<bin>``."""
+        return self.foldseek_bins_db / bucket
 
     def foldseek_target_db(self, target: str) -> Path:
         """Folder of the foldseek database made from search target number ``target``

@@ -266,6 +266,7 @@ class AtlasSettings(Section):
     SECTION = ("atlas",)
     shard_size: int
     copy_structures: bool
+    bins: bool
     all_structures: bool
     foldcomp: bool
     foldcomp_check_fraction: float

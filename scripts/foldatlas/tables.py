@@ -290,7 +290,7 @@ PLDDT_SCHEMA = _schema(
 #: ``results/atlas/structures/index.parquet``: where each archived structure lives.
 INDEX_SCHEMA = _schema(
     ("checksum", pa.string(), False, "MD5 (hex) of the sequence"),
-    ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence structures) or {ALL} (atlas.all_structures: every folded structure), in the atlas's shards or, without copies, in the fold archives; a structure can be in both"),
+    ("collection", pa.string(), False, f"{HIGHCONF} (high-confidence structures) or {ALL} (atlas.all_structures: every folded structure), in the atlas's shards or, without copies, in the fold archives; a structure can be in both. In bins/index.parquet (atlas.bins, same schema): the ESM Atlas bin, e.g. tm_.60_.70_plddt_.80_.90, and archive is the bin shard bins/<bucket>/<bin>_NNNNNN.tar"),
     ("archive", pa.string(), False, "archive path relative to results/atlas/: the shard structures/<bucket>/highconf_NNNNNN.tar (an uncompressed .tar), or with atlas.copy_structures: false the fold job's archive in the store, of the same form (../store/<fingerprint>/chunks/chunk_NNNNNN/structures.tar with the default store.path)"),
     ("member", pa.string(), False, "PDB member name, <checksum>.pdb.gz"),
     ("data_offset", pa.int64(), False, "byte offset of the member's data (a complete gzip file) in the shard; its 512-byte tar header is just before"),

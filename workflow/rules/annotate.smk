@@ -65,6 +65,32 @@ rule foldseek_createdb:
         "../../scripts/foldseek_createdb.py"
 
 
+rule foldseek_bins_db:
+    input:
+        # one bucket's bin shards, once the atlas is finished (stale buckets removed)
+        shards=rules.repack_bins.output.shards,
+        summary=rules.assemble_atlas.output.summary,
+        records=ancient(rules.plan_chunks.output.records),
+    output:
+        db=directory(LAYOUT.foldseek_bucket_bins_db("{bucket}")),
+    log:
+        LAYOUT.log("foldseek_bins_db", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_bins_db", "{bucket}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=sized_runtime("foldseek_createdb", "shards"),
+    params:
+        binary=config["foldseek"]["binary"],
+        buckets=lambda wc: atlas_buckets(),
+    script:
+        "../../scripts/foldseek_bins_db.py"
+
+
 rule foldseek_cluster:
     input:
         db=foldseek_dbs,

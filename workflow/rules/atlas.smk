@@ -1,6 +1,7 @@
 # Atlas: filter by confidence and write metadata, embeddings, per-residue pLDDT,
 # sharded structure archives with an index, one checksum bucket a job (assemble_bucket,
-# then bucket_metadata, which joins members to representatives in any bucket); then a
+# then bucket_metadata, which joins members to representatives in any bucket; with
+# atlas.bins, repack_bins copies the bucket's structures into shards per Atlas bin); then a
 # summary, the resolved configuration, the accounting (one check_bucket job a bucket,
 # then check_accounting adds them up against the input count) and a report.
 
@@ -67,6 +68,34 @@ rule bucket_metadata:
         atlas=atlas_settings(),
     script:
         "../../scripts/bucket_metadata.py"
+
+
+rule repack_bins:
+    input:
+        # the bucket's structures where its index says they are (shards, or the store's
+        # fold archives without copies), and the bin of each
+        structures=rules.assemble_bucket.output.shards,
+        index=rules.assemble_bucket.output.index,
+        predictions=rules.assemble_bucket.output.predictions,
+    output:
+        shards=directory(LAYOUT.atlas.bin_shards("{bucket}")),
+        index=LAYOUT.atlas.part(LAYOUT.atlas.bins_index, "{bucket}"),
+    log:
+        LAYOUT.log("repack_bins", "{bucket}"),
+    benchmark:
+        LAYOUT.benchmark("repack_bins", "{bucket}")
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **cpu_site(),
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: runtime_minutes(120, attempt),
+    params:
+        output=config["output"],
+        shard_size=config["atlas"]["shard_size"],
+    script:
+        "../../scripts/repack_bins.py"
 
 
 rule assemble_atlas:

@@ -148,12 +148,12 @@ def plan_inputs(wildcards):
 
 def atlas_settings():
     """The atlas section as the bucket jobs' params: without what cannot change a
-    bucket's files (atlas.report, and atlas.bucket_digits, which says which buckets
-    there are; shard_size without copies), so that switching the report on assembles
+    bucket's files (atlas.report, atlas.bins, and atlas.bucket_digits, which says which
+    buckets there are; shard_size without copies), so that switching the report on assembles
     nothing again; copy_structures only when false (an atlas of foldatlas < 0.12, made
     with copies, is not assembled again)."""
     atlas = config["atlas"]
-    leave = {"report", "bucket_digits"}
+    leave = {"report", "bucket_digits", "bins"}
     leave |= {"copy_structures"} if atlas["copy_structures"] else {"shard_size"}
     return {k: v for k, v in atlas.items() if k not in leave}
 
@@ -468,6 +468,8 @@ def atlas_products(wildcards):
     out = rules.assemble_bucket.output
     products = [out.shards, out.index, out.plddt, out.embeddings]
     products.append(rules.bucket_metadata.output.metadata)
+    if config["atlas"]["bins"]:
+        products += [rules.repack_bins.output.shards, rules.repack_bins.output.index]
     return [path for p in products for path in expand(p, bucket=buckets)]
 
 
@@ -495,11 +497,13 @@ def final_targets(wildcards):
         targets.append(LAYOUT.report)
     if config["foldseek"]["enabled"]:
         targets.append(LAYOUT.foldseek_clusters)
-        if config["foldseek"]["search"]["targets"]:
-            try:
+        try:
+            if config["foldseek"]["search"]["targets"]:
                 targets += search_hits(wildcards)
-            except IncompleteCheckpointException:
-                pass  # the clusters bring the atlas, then the hits are listed
+            if config["atlas"]["bins"]:
+                targets += bins_dbs(wildcards)
+        except IncompleteCheckpointException:
+            pass  # the clusters bring the atlas, then the buckets' files are listed
     if config["mmseqs"]["enabled"]:
         targets.append(LAYOUT.mmseqs_clusters)
     return targets
@@ -509,6 +513,11 @@ def foldseek_dbs(wildcards):
     """Every bucket's foldseek databases (what foldseek_cluster takes its
     representatives from)."""
     return expand(rules.foldseek_createdb.output.db, bucket=atlas_buckets())
+
+
+def bins_dbs(wildcards):
+    """Every bucket's foldseek databases per Atlas bin (atlas.bins)."""
+    return expand(rules.foldseek_bins_db.output.db, bucket=atlas_buckets())
 
 
 def search_hits(wildcards):
