@@ -3,12 +3,17 @@ of mmseqs linclust (ESM Atlas clust30 settings) and of foldseek createdb / clust
 sizes a decade apart, with the memory the formula asks for beside each.
 
     python bench/annotate_sizes.py --sequences 20000 200000 --structures 300 3000
+    python bench/annotate_sizes.py --sequences --structures 200000 --folds varied --cgroup-mb 2500
     (foldseek: put it on PATH, e.g. PATH=/opt/foldseek-local/bin:$PATH)
 
 Sequences: synthetic families (log-normal lengths around 250, 5 variants at ~90%
 identity per family). Structures: ideal helices of 60-300 residues in 1000-member
-shards (foldseek's speed on real folds differs; the residues per second here are an
-upper bound for createdb and a rough figure for cluster). Peak memory is the largest
+shards (all align: cluster's worst case for time), or with ``--folds varied`` backbones
+of ideal geometry whose torsions run in segments of helix, strand, polyproline and
+random loop (mostly unrelated, as in an atlas). ``--cgroup-mb`` caps foldseek_cluster's
+request and runs it under that as a hard cgroup limit (bench/in_cgroup.sh: root, cgroup
+v1), as Slurm's task/cgroup enforces ``--mem``; ``--work`` keeps the inputs for another
+run. Peak memory is the largest
 RSS of the programs (``getrusage(RUSAGE_CHILDREN)``) and of the Python job itself
 (``RUSAGE_SELF``: DuckDB, Arrow), taken in a fresh subprocess per measurement started
 from a small parent (inputs are made in another subprocess); ``steps`` splits each
@@ -55,18 +60,28 @@ def _sequences(n: int, path: str, seed: int = 1) -> int:
     return residues
 
 
-def _child(code: str) -> dict:
+def _child(code: str, cgroup_mb: int | None = None) -> dict:
     """Run ``code`` in a fresh Python; return its JSON line plus wall time, peak RSS of its
-    children, and each program step's peak anonymous and file-backed memory (``steps``)."""
+    children, and each program step's peak anonymous and file-backed memory (``steps``).
+    With ``cgroup_mb``, the child runs under that hard memory limit (bench/in_cgroup.sh,
+    root and cgroup v1) and ``cgroup`` reports its peak, failcnt and OOM kills; a child
+    that fails there is reported, not raised."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    steps = _sample_steps(proc)
-    out = proc.stdout.read()
-    if proc.wait() != 0:
+    wrap = [str(REPO / "bench/in_cgroup.sh"), str(cgroup_mb)] if cgroup_mb else []
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([*wrap, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
+        steps = _sample_steps(proc)
+        out = proc.stdout.read()
+        err.seek(0)
+        report = [line.strip() for line in err if line.startswith("cgroup limit")]
+    if proc.wait() != 0 and not cgroup_mb:
         raise subprocess.CalledProcessError(proc.returncode, "child")
-    res = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    res = json.loads(lines[-1]) if lines else {"exit": proc.returncode}
     res["wall_s"] = round(time.perf_counter() - t, 2)
     res["steps"] = steps
+    if report:
+        res["cgroup"] = report[-1]
     return res
 
 
@@ -149,9 +164,86 @@ def _shards(n: int, folder: str) -> None:
     writer.close()
 
 
-def bench_foldseek(n: int, tmp: Path, threads: int) -> list[dict]:
+def _place(a: "np.ndarray", b: "np.ndarray", c: "np.ndarray", bond: float, angle: float, torsion: "np.ndarray") -> "np.ndarray":
+    """NeRF over a batch of chains: (B, 3) atoms d bonded to c, angle b-c-d, torsions (B,) in degrees."""
+    import numpy as np
+
+    bc = (c - b) / np.linalg.norm(c - b, axis=1, keepdims=True)
+    n = np.cross(b - a, bc)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    ang, tor = np.radians(angle), np.radians(torsion)[:, None]
+    return c - bond * np.cos(ang) * bc + bond * np.sin(ang) * (np.cos(tor) * np.cross(n, bc) + np.sin(tor) * n)
+
+
+def _backbones(rng: "np.random.Generator", batch: int, length: int) -> "np.ndarray":
+    """(batch, length, 4, 3) N, CA, C, O of chains with ideal bonds and angles whose
+    torsions run in segments (mean length 12) of helix, strand, polyproline and random
+    loop (each torsion +-10 degrees): varied folds, unlike the ideal helices, so foldseek's
+    prefilter and clustering meet mostly unrelated structures, as in an atlas."""
+    import numpy as np
+
+    states = np.array([(-57.0, -47.0), (-120.0, 130.0), (-75.0, 145.0)])
+    seg = np.cumsum(rng.random((batch, length)) < 1 / 12, axis=1)  # segments of mean length 12
+    kind = np.take_along_axis(rng.integers(0, 4, (batch, length + 1)), seg, axis=1)
+    loop = np.stack([rng.uniform(-160, -60, (batch, length)), rng.uniform(-60, 160, (batch, length))], axis=-1)
+    tors = np.where((kind < 3)[..., None], states[np.minimum(kind, 2)], loop) + rng.normal(0, 10, (batch, length, 2))
+    phi, psi = tors[..., 0], tors[..., 1]
+    out = np.zeros((batch, length, 4, 3))
+    N, CA, C = np.tile([-1.458, 0.0, 0.0], (batch, 1)), np.zeros((batch, 3)), np.tile([0.55, 1.42, 0.0], (batch, 1))
+    for i in range(length):
+        if i:
+            N2 = _place(N, CA, C, 1.329, 116.2, psi[:, i - 1])
+            CA2 = _place(CA, C, N2, 1.458, 121.7, np.full(batch, 180.0))
+            C2 = _place(C, N2, CA2, 1.525, 111.2, phi[:, i])
+            N, CA, C = N2, CA2, C2
+        out[:, i, 0], out[:, i, 1], out[:, i, 2] = N, CA, C
+        out[:, i, 3] = _place(N, CA, C, 1.231, 120.5, psi[:, i] + 180.0)
+    return out
+
+
+_ATOM = "ATOM  %5d %s %3s A%4d    %8.3f%8.3f%8.3f  1.00 80.00           %s  \n"
+_BACKBONE = ((" N  ", "N"), (" CA ", "C"), (" C  ", "C"), (" O  ", "O"))
+
+
+def _backbone_pdb(names: list[str], xyz: "np.ndarray") -> bytes:
+    """PDB text of a backbone (L, 4, 3) with residue names ``names``, formatted in one
+    ``%`` call (pdb_text formats atom by atom: 5 ms a chain, too slow for 10^5 chains)."""
+    L = len(names)
+    xyz = xyz.reshape(4 * L, 3).T.tolist()
+    atoms, elements = [a for a, _ in _BACKBONE] * L, [e for _, e in _BACKBONE] * L
+    res = [name for name in names for _ in range(4)]
+    numbers = [r + 1 for r in range(L) for _ in range(4)]
+    fields = [v for row in zip(range(1, 4 * L + 1), atoms, res, numbers, *xyz, elements) for v in row]
+    return ((_ATOM * (4 * L)) % tuple(fields) + "END\n").encode()
+
+
+def _varied_shards(n: int, folder: str) -> None:
+    import numpy as np
+
+    from foldatlas.archive import ShardWriter
+    from foldatlas.structures import RESTYPES
+
+    from Bio.SeqUtils import seq3
+
+    three = [seq3(a).upper() for a in RESTYPES]
+    rng = np.random.default_rng(3)
+    writer = ShardWriter(folder, "highconf", 1000, archive_dir="structures")
+    k = 0
+    while k < n:
+        batch = min(2000, n - k)
+        chains = _backbones(rng, batch, 300).round(3)
+        for j in range(batch):
+            length = int(np.clip(rng.lognormal(np.log(180), 0.4), 60, 300))
+            names = [three[i] for i in rng.integers(0, 20, length)]
+            writer.add(f"{k:032x}", {"pdb": _backbone_pdb(names, chains[j, :length])})
+            k += 1
+    writer.close()
+
+
+def bench_foldseek(n: int, tmp: Path, threads: int, varied: bool = False, cgroup_mb: int | None = None) -> list[dict]:
     structures = tmp / f"structures{n}"
-    _in_child("_shards", n, str(structures))
+    if not structures.exists():  # kept from an earlier run with --work
+        _in_child("_varied_shards" if varied else "_shards", n, str(structures))
     db = tmp / f"db{n}"
     create = f"""
 from foldatlas.annotate import bucket_db
@@ -173,13 +265,13 @@ from foldatlas.clustering import structural_clusters
 from foldatlas.settings import FoldseekSettings
 from foldatlas.sizing import job_size, mem_mb
 size = job_size("foldseek_cluster", {str(db)!r})
-ask = mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=16000, kmer_per_seq=300)
+ask = mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb={cgroup_mb or 16000}, kmer_per_seq=300)
 rows = structural_clusters("foldseek", {str(db)!r}, {str(tmp / f'fclu{n}.parquet')!r}, metadata={str(meta)!r}, seq_clusters=None,
                            settings=FoldseekSettings.from_config({{}}), threads={threads}, mem_mb=ask)
 {_PEAK}
 print(json.dumps({{"job": "foldseek_cluster", "structures": size.sequences, "residues": size.residues, "rows": rows, "asked_mb": ask, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
 """
-    out.append(_child(cluster))
+    out.append(_child(cluster, cgroup_mb))
     return out
 
 
@@ -187,21 +279,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequences", type=int, nargs="*", default=[20000, 200000])
     ap.add_argument("--structures", type=int, nargs="*", default=[300, 3000])
+    ap.add_argument("--folds", choices=("helices", "varied"), default="helices",
+                    help="structures: ideal helices (all align: cluster's worst case for time) or varied backbones (mostly unrelated, as in an atlas)")
+    ap.add_argument("--cgroup-mb", type=int, help="foldseek_cluster capped at this request and run under it as a hard cgroup limit (root, cgroup v1)")
+    ap.add_argument("--work", help="folder for inputs and outputs, kept (default: a temporary one); structure shards found there are reused")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-mem-mb", type=int, default=16000, help="mmseqs.max_mem_mb: the cap of the request")
     ap.add_argument("--make", nargs=3, metavar=("WHAT", "N", "PATH"), help=argparse.SUPPRESS)  # inputs, in a child
     args = ap.parse_args()
     if args.make:
-        {"_sequences": _sequences, "_shards": _shards}[args.make[0]](int(args.make[1]), args.make[2])
+        {"_sequences": _sequences, "_shards": _shards, "_varied_shards": _varied_shards}[args.make[0]](int(args.make[1]), args.make[2])
         return
-    with tempfile.TemporaryDirectory(prefix="bench-annotate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-annotate-") as scratch:
+        tmp = args.work or scratch
         for n in args.sequences:
             print(json.dumps(bench_mmseqs(n, Path(tmp), args.threads, args.max_mem_mb)), flush=True)
         if args.structures and shutil.which("foldseek") is None:
             print(json.dumps({"skipped": "foldseek not on PATH"}), flush=True)
             return
         for n in args.structures:
-            for res in bench_foldseek(n, Path(tmp), args.threads):
+            for res in bench_foldseek(n, Path(tmp), args.threads, varied=args.folds == "varied", cgroup_mb=args.cgroup_mb):
                 print(json.dumps(res), flush=True)
 
 

@@ -8,6 +8,7 @@ with the reason, when the binary is not on PATH.
 from __future__ import annotations
 
 import csv
+import math
 import random
 import shutil
 import subprocess
@@ -237,6 +238,26 @@ def test_foldseek_databases_without_copies_equal_those_of_the_copied_shards(tmp_
     assert not list((tmp_path / "indexed").rglob("*.tar"))
 
 
+@NEEDS_FOLDSEEK
+def test_foldseek_makes_one_database_per_bin_of_a_bucket(tmp_path):
+    """bins_db (atlas.bins): one database per bin of a bucket's bin shards, holding that
+    bin's structures (their PDB members) and nothing else."""
+    from test_bins import _atlas
+
+    from foldatlas.annotate import bins_db
+    from foldatlas.dbfiles import read_lookup
+
+    out, _ = _atlas(tmp_path, "copies", all_structures=True)
+    rows = pq.read_table(out.bins_index).to_pylist()
+    bucket = max({r["archive"].split("/")[1] for r in rows}, key=lambda b: len({r["collection"] for r in rows if r["archive"].split("/")[1] == b}))
+    mine = [r for r in rows if r["archive"].split("/")[1] == bucket]
+    dbs = bins_db(FOLDSEEK, out.bin_shards(bucket), tmp_path / "db", threads=1)
+    assert [d.name for d in dbs] == sorted({r["collection"] for r in mine}) and all(d.parent.name == d.name for d in dbs)
+    for d in dbs:
+        assert sorted(read_lookup(d)) == sorted(r["checksum"] for r in mine if r["collection"] == d.name)
+    assert not list((tmp_path / "db").rglob("*.ignored"))  # foldseek took every chain
+
+
 def _atlas_tables(tmp_path: Path, sums: list[str]) -> tuple[Path, Path, dict[str, str]]:
     """metadata.parquet and mmseqs clusters.parquet for 7 structures plus one low-confidence
     sequence: sequence clusters {0,1,2,7}, {3,4}, {5}, {6}; 3 and 4 tie on pTM x pLDDT."""
@@ -361,6 +382,22 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
         assert sorted(names) == sorted(c for c in hc if c.startswith(b))
         assert all(q.startswith(b) for q in pq.read_table(wd / f"results/foldseek/hits.parquet/{b}.parquet")["query"].to_pylist())
     assert len(list((wd / "results/logs/foldseek_target_db").iterdir())) == 1  # the target made a database once, for every bucket
+    # atlas.bins (on in the demo): one database per bin of each bucket, holding that bin's structures of the bucket
+    bins = pq.read_table(wd / "results/atlas/bins/index.parquet").to_pylist()
+    assert sorted(p.name for p in (wd / "results/foldseek/bins").iterdir()) == buckets and len({r["collection"] for r in bins}) > 1
+    ignored = set()
+    for b in buckets:  # what createdb leaves out (a chain of unknown residues only) is listed beside the database
+        dbs = {p.parent.name: sorted(line.split("\t")[1] for line in p.read_text().splitlines()) for p in (wd / "results/foldseek/bins" / b).glob("*/*.lookup")}
+        for p in (wd / "results/foldseek/bins" / b).glob("*/*.ignored"):
+            ignored |= set(p.read_text().split())
+            dbs[p.parent.name] = sorted(dbs[p.parent.name] + p.read_text().split())
+        want: dict[str, list[str]] = {}
+        for r in bins:
+            if r["checksum"].startswith(b):
+                want.setdefault(r["collection"], []).append(r["checksum"])
+        assert dbs == {k: sorted(v) for k, v in want.items()}, b
+    seqs = dict(zip(*pq.read_table(wd / "results/ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
+    assert ignored and all(set(seqs[c]) <= set("XBZUO") for c in ignored)  # the demo's all-X chain, only
 
     # the same atlas unsplit: the other split's databases and hits files are gone, and the results are the same
     cfg = yaml.safe_load((wd / "run.yaml").read_text())
@@ -373,6 +410,7 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert [p.name for p in (wd / "results/foldseek/db").iterdir()] == ["all"]
+    assert [p.name for p in (wd / "results/foldseek/bins").iterdir()] == ["all"]
     assert [p.name for p in (wd / "results/foldseek/hits.parquet").iterdir()] == ["all.parquet"]
     again = pq.read_table(wd / "results/foldseek/hits.parquet").to_pylist()
     assert sorted((h["query"], h["target"]) for h in again) == sorted((h["query"], h["target"]) for h in hits)
@@ -398,17 +436,38 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     # mmseqs: 16 B x 100 k-mers per sequence + 1 B per residue, 25% headroom, 1 GB base
     assert mem_mb("mmseqs_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=100) == 1000 + 2313
     assert mem_mb("mmseqs_cluster", size, attempt=2, max_mem_mb=10**6, kmer_per_seq=100) == 2 * 3313
-    # foldseek: 8 B per residue held + the prefilter's 7 B per residue and 8 x 21^6 B (+ the k-mer table in cluster)
-    fixed = 8 * 21**6 * 1.25 / 1e6
-    assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == int(1000 + fixed + 4687.5 + 1)
-    assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == int(1000 + fixed + 4687.5 + 6000 + 1)
-    assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 1800  # never below the fixed arrays
+    # foldseek: 8 B per residue held + the prefilter's 7 B per residue, 2 x 8 x 20^6 B and 42 B per sequence (+ the k-mer table in cluster)
+    fixed = 2 * 8 * 20**6 * 1.25 / 1e6 + 42 * 1.25
+    assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == math.ceil(1000 + fixed + 4687.5)
+    assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == math.ceil(1000 + fixed + 4687.5 + 6000)
+    assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 2200  # never below the fixed arrays
     assert mem_mb("mmseqs_cluster", InputSize(10**9, 2.5 * 10**11), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000  # the cap
-    assert split_memory_limit(16000) == "12600M" and split_memory_limit(2000, 564) == "948M"
+    # the split limit is in MiB, as mmseqs and foldseek read "M": 80% of the request less 200 MB
+    assert split_memory_limit(16000) == "12016M" and split_memory_limit(2000) == "1335M" and split_memory_limit(300) == "100M"
     one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))
     assert one > four >= 10 and runtime_min("foldseek_cluster", size, threads=4, attempt=2) == 2 * four
     with pytest.raises(ValueError, match="expected one of"):
         mem_mb("foldseek_nothing", size, attempt=1, max_mem_mb=1000)
+
+
+def test_foldseek_gets_a_split_limit_its_prefilter_starts_with_at_atlas_scale():
+    """The Atlas's 3.6x10^7 clust30 representatives (9x10^9 residues, 72 GB of
+    database) under the 16 GB cap: the split limit leaves the database aside (page
+    cache) and is above what the prefilter refuses to start below; a cap under that
+    floor is refused before any job runs, naming the key."""
+    from foldatlas.errors import ConfigError
+    from foldatlas.sizing import InputSize, mem_mb, prefilter_floor_mb, split_memory_limit
+
+    atlas = InputSize(sequences=36_000_000, residues=9 * 10**9)
+    ask = mem_mb("foldseek_cluster", atlas, attempt=1, max_mem_mb=16000, kmer_per_seq=300)
+    split_mb = int(split_memory_limit(ask)[:-1]) * 2**20 / 1e6
+    assert ask == 16000 and split_mb > prefilter_floor_mb(atlas) > 2800
+    small = InputSize(sequences=200_000, residues=37_750_450)  # bench/RESULTS.md: started at 1150M, not at 1100M
+    assert 1100 * 2**20 / 1e6 < prefilter_floor_mb(small) < 1.1 * 1150 * 2**20 / 1e6  # above the refusal, near the start
+    floor = mem_mb("foldseek_search", small, attempt=1, max_mem_mb=16000)
+    assert int(split_memory_limit(floor)[:-1]) * 2**20 / 1e6 >= prefilter_floor_mb(small)
+    with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least \d+ MB.*found 1500"):
+        mem_mb("foldseek_cluster", small, attempt=1, max_mem_mb=1500, kmer_per_seq=300)
 
 
 def test_job_sizes_come_from_the_inputs_and_wait_for_missing_ones(tmp_path):

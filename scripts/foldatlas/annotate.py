@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +37,9 @@ import pyarrow.parquet as pq
 
 from .archive import copy_members
 from .atomic import atomic_dir, staged_for
-from .dbfiles import db_prefixes
+from .dbfiles import db_prefixes, read_lookup
 from .duck import connect, sql_path
+from .errors import InternalError
 from .layout import HIGHCONF, bucket_shards, shard_name, target_db_prefix
 from .settings import FoldseekClusterSettings, FoldseekSearchSettings, MmseqsSettings
 from .sizing import split_memory_limit
@@ -201,7 +203,12 @@ def bins_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.PathLi
     ``atlas/bins/<bucket>/``, :func:`foldatlas.bins.repack_bins`): ``<db_dir>/<bin>/<bin>``
     from that bin's shards (``db_dir`` written atomically; empty when the bucket has no
     structure). A bin's database over the whole atlas is its buckets' databases (one
-    foldseek search each, or merged with :func:`foldatlas.dbfiles.select_entries`)."""
+    foldseek search each, or merged with :func:`foldatlas.dbfiles.select_entries`).
+
+    ``createdb`` leaves out a chain it does not take for a protein (a chain of unknown
+    residues only: "not proteins"), which a low-confidence bin may hold: those
+    structures' checksums are listed in ``<db_dir>/<bin>/<bin>.ignored``, one a line,
+    and logged, so that none is lost without a trace."""
     by_bin: dict[str, list[Path]] = {}
     for shard in sorted(Path(shards).glob("*.tar")):
         by_bin.setdefault(shard.stem.rsplit("_", 1)[0], []).append(shard)
@@ -209,8 +216,26 @@ def bins_db(binary: str, shards: str | os.PathLike[str], db_dir: str | os.PathLi
     with atomic_dir(db_dir) as tmp:
         for name, files in sorted(by_bin.items()):
             db = foldseek_createdb(binary, files, Path(tmp) / name / name, threads=threads, include=PDB_MEMBERS)
+            _record_ignored(db, files)
             out.append(Path(db_dir) / db.relative_to(tmp))
     return out
+
+
+def _record_ignored(db: Path, shards: Sequence[Path]) -> None:
+    """Write ``<db>.ignored``: the structures of ``shards`` (their PDB members) that the
+    database ``db`` does not hold."""
+    members = set()
+    for shard in shards:
+        with tarfile.open(shard, "r:") as tar:  # headers only: the reader seeks past the data
+            members |= {m.name.removesuffix(".pdb.gz") for m in tar if m.name.endswith(".pdb.gz")}
+    taken = set(read_lookup(db))
+    if taken - members:
+        raise InternalError(f"{db}: holds {len(taken - members)} entries that are not in {shards[0].parent}")
+    ignored = sorted(members - taken)
+    if ignored:
+        log.warning("%s: foldseek createdb left out %d of %d structures (not a protein to it; listed in %s.ignored): %s",
+                    db.name, len(ignored), len(members), db.name, ", ".join(ignored[:5]))  # fmt: skip
+        Path(f"{db}.ignored").write_text("".join(f"{c}\n" for c in ignored))
 
 
 def indexed_bucket_db(binary: str, index: str | os.PathLike[str], atlas_root: str | os.PathLike[str], db_dir: str | os.PathLike[str], *, threads: int, shard_size: int) -> list[Path]:

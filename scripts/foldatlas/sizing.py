@@ -11,14 +11,20 @@ resources"):
 - foldseek keeps 8 bytes per residue of a database it searches or clusters (6 of
   C-alpha coordinates, 1 of 3Di, 1 of amino acid: foldseek's README, "Memory
   requirements"); its prefilter (MMseqs2's, README "Memory Requirements") indexes the
-  target database in ``7 x residues + 8 x a^k`` bytes, a = 21 letters and k = 6 for 3Di
-  (686 MB however small the database: a foldseek job never gets less than about 2 GB);
+  target database in ``7 x residues`` bytes, split into passes, and refuses to start
+  unless its own estimate (``Prefiltering::estimateMemoryConsumption``) of what no split
+  reduces fits 90% of the split limit: two tables of ``8 x 20^6`` bytes (k-mer index and
+  extended substitution matrix, k = 6 over the 20 letters 3Di k-mers use; 1.02 GB however
+  small the database) and 42 bytes per target sequence (:func:`prefilter_floor_mb`;
+  measured: 2x10^5 structures ran at 1150M and stopped at 1100M, bench/RESULTS.md);
   ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
-- a job never asks for more than the section's ``max_mem_mb``; mmseqs and foldseek are
-  always given ``--split-memory-limit`` (:func:`split_memory_limit`: what the request
-  leaves beside foldseek's database; linclust's memory-mapped sequences are left out,
-  since the kernel reclaims their pages within the job's limit) and work in several
-  passes instead of outgrowing it;
+- a job never asks for more than the section's ``max_mem_mb``, and a foldseek job never
+  for less than its prefilter's floor (a cap below it is a configuration error, raised
+  when the job's request is computed, before it is submitted); mmseqs and foldseek are always given ``--split-memory-limit``
+  (:func:`split_memory_limit`) and work in several passes instead of outgrowing it. The
+  databases are memory-mapped (linclust's sequences; foldseek's C-alpha, 3Di and amino
+  acids): page cache, which the kernel reclaims within the job's cgroup limit, so the
+  split limit does not subtract them;
 - beyond the split k-mer table, linclust's later steps (``rescorediagonal``, ``clust``,
   ``mergeclusters``, ``createtsv``) hold about 95 bytes per sequence of anonymous memory
   that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences.
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dbfiles import DbSize, db_prefixes, db_size
+from .errors import ConfigError
 from .layout import HIGHCONF, bucket_shards
 
 __all__ = [
@@ -46,6 +53,8 @@ __all__ = [
     "FOLDSEEK_BYTES_PER_RESIDUE",
     "PREFILTER_BYTES_PER_RESIDUE",
     "PREFILTER_FIXED_BYTES",
+    "PREFILTER_BYTES_PER_SEQUENCE",
+    "prefilter_floor_mb",
     "RATES",
     "InputSize",
     "sequences_size",
@@ -64,15 +73,23 @@ KMER_BYTES = 16
 FOLDSEEK_BYTES_PER_RESIDUE = 8
 #: Bytes per residue of the prefilter's index table (MMseqs2: 7 x N x L).
 PREFILTER_BYTES_PER_RESIDUE = 7
-#: The prefilter's two auxiliary arrays, 8 x a^k bytes: foldseek's 3Di, a = 21, k = 6.
-PREFILTER_FIXED_BYTES = 8 * 21**6
+#: The prefilter's k-mer index table and extended substitution matrix, 8 x a^k bytes each
+#: (foldseek's 3Di k-mers: a = 20, k = 6), which no split reduces.
+PREFILTER_FIXED_BYTES = 2 * 8 * 20**6
+#: The prefilter's estimate per target sequence that no split reduces: the database index
+#: (16 + 4 bytes) and bookkeeping (22 bytes).
+PREFILTER_BYTES_PER_SEQUENCE = 42
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
+#: The split limit's share of a job's memory, and what it leaves beside (MB).
+SPLIT_SHARE, SPLIT_RESERVE_MB = 0.8, 200
 #: Residues per thread-second of each job kind, measured by bench/annotate_sizes.py on 2
-#: cores (bench/RESULTS.md): linclust 1.7-3.1x10^6, createdb 1.9x10^5 and cluster
-#: 3.2x10^4 (ideal helices, which all align: a worst case). Search was not measured: it is
-#: given cluster's rate. A search target made a database (foldseek_target_db) is createdb.
-RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_cluster": 3.0e4, "foldseek_search": 3.0e4}
+#: cores (bench/RESULTS.md): linclust 1.7-3.1x10^6, createdb 1.9x10^5, cluster 1.6x10^4
+#: on 2x10^5 varied structures (3.4x10^4 on 2x10^4: cluster's time grows faster than its
+#: input, 21x for 10x, so a larger one takes longer than this rate says). Search was not
+#: measured: it is given cluster's rate. A search target made a database
+#: (foldseek_target_db) is createdb.
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4}
 RUNTIME_BASE_MIN = 10
 RUNTIME_SAFETY = 3.0
 #: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
@@ -129,9 +146,18 @@ def indexed_size(index: str | os.PathLike[str]) -> InputSize:
     return _gz_pdb_size(int(pc.sum(t.filter(pc.equal(t["collection"], HIGHCONF))["data_length"]).as_py() or 0))
 
 
+def prefilter_floor_mb(size: InputSize) -> float:
+    """The smallest ``--split-memory-limit`` (MB) with which foldseek's prefilter starts
+    on a target of ``size``: its estimate of what no split reduces (fixed tables and 42
+    bytes per sequence) must fit 90% of the limit; 10% more for the shares of the split
+    parts. 1.26 GB for 2x10^5 structures (it started at 1,150 MiB = 1,206 MB, not at
+    1,100 MiB); 2.8 GB for the Atlas's 3.6x10^7 clust30 representatives."""
+    return 1.1 * (PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences) / 0.9 / 1e6
+
+
 def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     kmers = size.sequences * kmer_per_seq * KMER_BYTES
-    foldseek = PREFILTER_FIXED_BYTES + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
+    foldseek = PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
     if kind == "mmseqs_cluster":
         data = kmers + size.residues
     elif kind == "foldseek_cluster":
@@ -143,10 +169,32 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     return BASE_MB + MEM_HEADROOM * data / 1e6
 
 
+def _floor_mb(kind: str, size: InputSize) -> int:
+    """The smallest request of a foldseek job whose split limit starts its prefilter."""
+    if kind not in ("foldseek_cluster", "foldseek_search"):
+        return 0
+    return math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
+
+
 def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_per_seq: int = 0) -> int:
     """Memory request (MB) of a job of ``kind`` over ``size``: the formula above times the
-    attempt, never more than ``max_mem_mb``."""
-    return int(min(max_mem_mb, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt))
+    attempt, never more than ``max_mem_mb``, never less than a foldseek prefilter needs
+    (:func:`prefilter_floor_mb`, plus what the split limit leaves aside).
+
+    Raises
+    ------
+    ConfigError
+        ``max_mem_mb`` is below what foldseek's prefilter needs to start on ``size``.
+    """
+    floor = _floor_mb(kind, size)
+    if floor > max_mem_mb:
+        raise ConfigError(
+            f"foldseek.max_mem_mb: expected at least {floor} MB, which {kind} needs for foldseek's prefilter to start on "
+            f"{size.sequences} structures (README, Annotation resources), found {max_mem_mb}",
+            key="foldseek.max_mem_mb",
+            value=max_mem_mb,
+        )
+    return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt)))
 
 
 def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> int:
@@ -155,15 +203,17 @@ def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> in
     return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
 
 
-def split_memory_limit(mem_mb: int, resident_mb: float = 0) -> str:
-    """``--split-memory-limit`` for a job granted ``mem_mb`` whose program also keeps
-    ``resident_mb`` of database in memory (foldseek's database, 8 B per residue; not
-    linclust's memory-mapped sequences: mmseqs_linclust passes 0), as mmseqs and
-    foldseek write it (``1234M``): 80% of what is left, less 200 MB. The split limit
-    bounds the k-mer and index tables only: under a 2,000 MB cgroup memory limit (as
-    Slurm's task/cgroup sets it) linclust ran with 1,400M and 1,700M, its k-mer table
-    anonymous memory and its 564 MB of sequences page cache (bench/RESULTS.md)."""
-    return f"{max(100, int(0.8 * (mem_mb - resident_mb) - 200))}M"
+def split_memory_limit(mem_mb: int) -> str:
+    """``--split-memory-limit`` for a job granted ``mem_mb`` (MB), as mmseqs and foldseek
+    read it (``1234M``, in MiB): 80% of it, less 200 MB. The split limit bounds the k-mer
+    and index tables only. The databases (linclust's sequences, foldseek's C-alpha, 3Di
+    and amino acids) are memory-mapped: page cache, which the kernel reclaims within a
+    cgroup limit, so they are not subtracted (before foldatlas 0.13 foldseek's were: past
+    16 GB of database, as at the Atlas's 3.6x10^7 representatives, the split fell to its
+    floor and the prefilter refused to start). Under a 2,000 MB cgroup memory limit (as
+    Slurm's task/cgroup sets it) linclust ran with 1,400M and 1,700M, its 564 MB of
+    sequences page cache (bench/RESULTS.md)."""
+    return f"{max(100, int((SPLIT_SHARE * mem_mb - SPLIT_RESERVE_MB) * 1e6 / 2**20))}M"
 
 
 def _db_folder_size(folder: Path) -> InputSize:
