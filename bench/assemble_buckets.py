@@ -82,7 +82,8 @@ def run_job(name: str, root: Path, bucket: str, out: str) -> None:
         from foldatlas.bins import repack_bins
 
         repack_bins(bucket=bucket, index=atlas.part(atlas.index, bucket), predictions=parts / f"{bucket}.predictions.parquet", atlas_root=atlas.root,
-                    out_dir=atlas.bin_shards(bucket), index_out=atlas.part(atlas.bins_index, bucket), shard_size=c["atlas"].shard_size)  # fmt: skip
+                    out_dir=atlas.bin_shards(bucket), index_out=atlas.part(atlas.bins_index, bucket), shard_size=c["atlas"].shard_size,
+                    scratch_dir=root / out / "scratch" / f"{bucket}.bins")  # fmt: skip
     elif name in ("check_whole", "check_bucket", "check_sum", "report_whole", "report"):
         _account(name, layout, atlas, bucket, parts)
     elif name == "finish":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -399,6 +400,13 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     seqs = dict(zip(*pq.read_table(wd / "results/ingest/sequences.parquet", columns=["checksum", "sequence"]).to_pydict().values()))
     assert ignored and all(set(seqs[c]) <= set("XBZUO") for c in ignored)  # the demo's all-X chain, only
 
+    # a finish that changes no bucket's files (the report or the bins switched off) makes no annotation job again
+    (wd / "off.yaml").write_text(yaml.safe_dump({"atlas": {"report": False, "bins": False}}))
+    dry = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", "off.yaml", "-n", "--quiet", "rules"], wd, timeout=300)
+    planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", dry.stdout + dry.stderr, re.M)}
+    assert dry.returncode == 0 and "assemble_atlas" in planned and "check_bucket" in planned, dry.stdout + dry.stderr
+    assert not {j for j in planned if j.startswith(("foldseek", "mmseqs"))}, planned
+
     # the same atlas unsplit: the other split's databases and hits files are gone, and the results are the same
     cfg = yaml.safe_load((wd / "run.yaml").read_text())
     cfg["atlas"]["bucket_digits"] = 0
@@ -456,18 +464,24 @@ def test_foldseek_gets_a_split_limit_its_prefilter_starts_with_at_atlas_scale():
     cache) and is above what the prefilter refuses to start below; a cap under that
     floor is refused before any job runs, naming the key."""
     from foldatlas.errors import ConfigError
-    from foldatlas.sizing import InputSize, mem_mb, prefilter_floor_mb, split_memory_limit
+    from foldatlas.sizing import InputSize, check_prefilter_floor, mem_mb, prefilter_floor_mb, split_memory_limit
 
     atlas = InputSize(sequences=36_000_000, residues=9 * 10**9)
     ask = mem_mb("foldseek_cluster", atlas, attempt=1, max_mem_mb=16000, kmer_per_seq=300)
     split_mb = int(split_memory_limit(ask)[:-1]) * 2**20 / 1e6
-    assert ask == 16000 and split_mb > prefilter_floor_mb(atlas) > 2800
+    assert ask == 16000 and split_mb > prefilter_floor_mb(atlas) > 3000
     small = InputSize(sequences=200_000, residues=37_750_450)  # bench/RESULTS.md: started at 1150M, not at 1100M
     assert 1100 * 2**20 / 1e6 < prefilter_floor_mb(small) < 1.1 * 1150 * 2**20 / 1e6  # above the refusal, near the start
     floor = mem_mb("foldseek_search", small, attempt=1, max_mem_mb=16000)
     assert int(split_memory_limit(floor)[:-1]) * 2**20 / 1e6 >= prefilter_floor_mb(small)
     with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least \d+ MB.*found 1500"):
-        mem_mb("foldseek_cluster", small, attempt=1, max_mem_mb=1500, kmer_per_seq=300)
+        mem_mb("foldseek_search", small, attempt=1, max_mem_mb=1500)  # a search's targets are exact
+    # a cluster is sized by every high-confidence chain (2.56x10^8 at 10^9 records), an
+    # upper bound of its representatives: capped, and the job checks its representatives
+    assert mem_mb("foldseek_cluster", InputSize(256_000_000, 6.4 * 10**10), attempt=1, max_mem_mb=16000, kmer_per_seq=300) == 16000
+    check_prefilter_floor(atlas, 16000)
+    with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least \d+ MB.*3600000 structures"):
+        check_prefilter_floor(InputSize(3_600_000, 9 * 10**8), 2000)
 
 
 def test_job_sizes_come_from_the_inputs_and_wait_for_missing_ones(tmp_path):
@@ -519,7 +533,12 @@ def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its
     assert info.value.filename == str(made)
     _fake_db(made, [120, 80])
     _fake_db(tmp_path / "pdb" / "pdb", [30])
-    assert job_size("foldseek_search", folders[0], targets=[str(made), str(tmp_path / "pdb" / "pdb")]) == InputSize(3, 230)
+    # searched one at a time: the largest target's entries and residues, not their sum
+    assert job_size("foldseek_search", folders[0], targets=[str(made), str(tmp_path / "pdb" / "pdb")]) == InputSize(2, 200)
+    # a bucket's bin shards (foldseek_bins_db): every shard, whatever its bin's name
+    (tmp_path / "bins").mkdir()
+    (tmp_path / "bins" / "tm_.70_.80_plddt_.80_.90_000000.tar").write_bytes(b"x" * 10**6)
+    assert job_size("foldseek_bins_db", tmp_path / "bins").residues > 0
     with pytest.raises(FileNotFoundError) as info:  # one bucket not made yet: the job waits for it
         job_size("foldseek_cluster", [*folders, tmp_path / "db" / "e"])
     assert info.value.filename == str(tmp_path / "db" / "e")

@@ -645,13 +645,11 @@ def _copy_a_file(atlas: AtlasOutputs) -> str:
     return f"{atlas.metadata} holds ['1-copy.parquet'] beside this atlas's buckets, and lacks []"
 
 
-@pytest.fixture(scope="module")
-def member_atlas(tmp_path_factory):
+def orphan_representative(tmp: Path, formats: tuple[str, ...] = ("pdb",)) -> tuple[list[ChunkOutputs], dict[str, str], str]:
     """The workspace's chunks and ingest tables with members (with_members), less the
-    record of one representative, which only members in other buckets then point at,
-    assembled in 16 buckets; the accounting holds. Returns (folder, member -> representative)."""
-    tmp = tmp_path_factory.mktemp("member_atlas")
-    chunks = [make_chunk(tmp / "fold", 0, SEQS[:5]), make_chunk(tmp / "fold", 1, SEQS[5:])]
+    record of one representative, which only members in other buckets then point at.
+    Returns the chunks, member -> representative, and that representative."""
+    chunks = [make_chunk(tmp / "fold", 0, SEQS[:5], formats=formats), make_chunk(tmp / "fold", 1, SEQS[5:], formats=formats)]
     write_ingest(tmp, SEQS, [0] * 5 + [1] * 5)
     members = with_members(tmp)
     rep = next(iter(members.values()))
@@ -660,6 +658,16 @@ def member_atlas(tmp_path_factory):
     count["files"][0]["records"] -= 1
     (tmp / "inputs.json").write_text(json.dumps(count))
     _rewrite(tmp / "sequences.parquet", lambda rs: [r for r in rs if r["checksum"] != rep])
+    return chunks, members, rep
+
+
+@pytest.fixture(scope="module")
+def member_atlas(tmp_path_factory):
+    """The workspace's chunks and ingest tables with members (with_members), less the
+    record of one representative, which only members in other buckets then point at,
+    assembled in 16 buckets; the accounting holds. Returns (folder, member -> representative)."""
+    tmp = tmp_path_factory.mktemp("member_atlas")
+    chunks, members, _ = orphan_representative(tmp)
     split, _ = split_assembly(tmp, chunks, 1, tmp / "split")
     assert _accounting(tmp, split)["ok"]
     (tmp / "accounting.json").unlink()

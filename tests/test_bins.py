@@ -34,7 +34,7 @@ def _atlas(tmp: Path, name: str, **atlas) -> tuple[AtlasOutputs, dict[str, Path]
     parts = {b: tmp / name / "parts" / f"{b}.json" for b in bucket_names(DIGITS)}
     for b in bucket_names(DIGITS):
         repack_bins(bucket=b, index=out.part(out.index, b), predictions=tmp / name / "parts" / f"{b}.predictions.parquet", atlas_root=out.root,
-                    out_dir=out.bin_shards(b), index_out=out.part(out.bins_index, b), shard_size=2)  # fmt: skip
+                    out_dir=out.bin_shards(b), index_out=out.part(out.bins_index, b), shard_size=2, scratch_dir=tmp / name / "scratch")  # fmt: skip
     return out, parts
 
 
@@ -93,30 +93,24 @@ def test_the_finish_prunes_bins_of_another_split_and_removes_them_when_switched_
     assert not out.bins.exists() and summary["bins"] is None
 
 
-@pytest.mark.parametrize("how", ["no bin", "stale entry"])
+@pytest.mark.parametrize("how", ["no prediction", "stale entry"])
 def test_a_bin_or_entry_that_disagrees_stops_the_repack(tmp_path, how):
     out, _ = _atlas(tmp_path, "copies")
     bucket = next(b for b in bucket_names(DIGITS) if pq.read_table(out.part(out.index, b)).num_rows)
     preds = tmp_path / "copies" / "parts" / f"{bucket}.predictions.parquet"
     index = out.part(out.index, bucket)
-    if how == "no bin":
+    if how == "no prediction":  # predictions of another run: the index's structures are not there
         t = pq.read_table(preds)
-        pq.write_table(t.set_column(t.schema.get_field_index("bin"), "bin", pa_nulls(t.num_rows)), preds)
+        pq.write_table(t.slice(0, 0), preds)
         expect = StaleOutputError
     else:
         t = pq.read_table(index)
         pq.write_table(t.set_column(t.schema.get_field_index("data_offset"), "data_offset", pa_shift(t["data_offset"])), index)
         expect = ValueError
     before = {p: p.read_bytes() for p in out.bin_shards(bucket).iterdir()}
-    with pytest.raises(expect, match="expected one bin|stale index"):
-        repack_bins(bucket=bucket, index=index, predictions=preds, atlas_root=out.root, out_dir=out.bin_shards(bucket), index_out=tmp_path / "x.parquet", shard_size=2)
+    with pytest.raises(expect, match="found no prediction|stale index"):
+        repack_bins(bucket=bucket, index=index, predictions=preds, atlas_root=out.root, out_dir=out.bin_shards(bucket), index_out=tmp_path / "x.parquet", shard_size=2, scratch_dir=tmp_path / "scratch")
     assert {p: p.read_bytes() for p in out.bin_shards(bucket).iterdir()} == before and not (tmp_path / "x.parquet").exists()  # nothing half-written
-
-
-def pa_nulls(n: int):  # type: ignore[no-untyped-def]
-    import pyarrow as pa
-
-    return pa.nulls(n, pa.string())
 
 
 def pa_shift(col):  # type: ignore[no-untyped-def]
@@ -151,3 +145,25 @@ def test_accounting_holds_with_bins_and_finds_what_they_lost(tmp_path, how):
         expect = "beside this atlas's buckets"
     with pytest.raises(AccountingError, match=expect):
         _accounting(tmp_path, out)
+
+
+def test_representatives_only_members_point_at_and_nan_confidences_are_binned_and_accounted(tmp_path):
+    """A representative whose own record is not in the inputs (only members of other
+    buckets point at it) is binned by its own confidences, which the accounting takes from
+    the members that carry them; a structure with a NaN pTM has no Atlas bin and goes to
+    ``unbinned``, nothing lost."""
+    from test_atlas import _accounting, _rewrite, orphan_representative
+
+    chunks, _, rep = orphan_representative(tmp_path)
+    nan = pq.read_table(chunks[1].predictions)["checksum"][1].as_py()
+    _rewrite(chunks[1].predictions, lambda rs: [{**r, "ptm": float("nan")} if r["checksum"] == nan else r for r in rs])
+    out, _ = split_assembly(tmp_path, chunks, DIGITS, tmp_path / "split", all_structures=True)
+    for b in bucket_names(DIGITS):
+        repack_bins(bucket=b, index=out.part(out.index, b), predictions=tmp_path / "split" / "parts" / f"{b}.predictions.parquet", atlas_root=out.root,
+                    out_dir=out.bin_shards(b), index_out=out.part(out.bins_index, b), shard_size=2, scratch_dir=tmp_path / "scratch")  # fmt: skip
+    parts = {b: tmp_path / "split" / "parts" / f"{b}.json" for b in bucket_names(DIGITS)}
+    summary = _finish(tmp_path, out, parts, bins=True)
+    rows = {r["checksum"]: r["collection"] for r in pq.read_table(out.bins_index).to_pylist()}
+    assert rows[nan] == "unbinned" and summary["bins"]["unbinned"] == 1 and rows[rep] != "unbinned"
+    assert len(rows) == len({r["checksum"] for r in pq.read_table(out.index).to_pylist()}) == 10
+    assert _accounting(tmp_path, out)["ok"] is True

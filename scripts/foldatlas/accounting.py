@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from . import duck
 from .archive import read_member
+from .atlas import NO_BIN, bin_sql
 from .atomic import write_json
 from .buckets import bucket_names, bucket_where, has_members
 from .errors import AccountingError
@@ -180,7 +181,7 @@ class _BucketChecker:
             self.problem(f"{structures} structures in its index but {rows} bin shard entries ({distinct} distinct)")
         for sql, what in (
             (f"FROM (SELECT DISTINCT checksum FROM {every}) i ANTI JOIN {bins} b USING (checksum)", "{n} structures of its index are in no bin shard"),
-            (f"FROM {bins} b LEFT JOIN (SELECT DISTINCT checksum, bin FROM {self.meta}) m USING (checksum) WHERE m.bin IS DISTINCT FROM b.collection", "{n} bin shard entries are not in the bin of their metadata"),
+            (f"FROM {bins} b ANTI JOIN {self._bins_expected()} e ON e.checksum = b.checksum AND e.bin = b.collection", "{n} bin shard entries are not in the bin of their metadata"),
             (f"FROM {bins} WHERE NOT starts_with(archive, 'bins/{self.bucket}/' || collection || '_')", "{n} bin shard entries are not in a shard of their bin in the bucket's folder"),
         ):  # fmt: skip
             if n := self.one(f"SELECT count(*) {sql}")[0]:
@@ -194,6 +195,19 @@ class _BucketChecker:
                     self.problem(f"{archive}:{member}: expected {size} bytes of PDB")
             except (OSError, ValueError) as exc:
                 self.problem(f"{archive}:{member}: {exc}")
+
+
+    def _bins_expected(self) -> str:
+        """(checksum, bin) of the bucket's structures from the metadata: a record's own
+        bin and, when the plan has members, the bin of each representative in this bucket
+        from the confidences its members carry (a representative only members of other
+        buckets point at has no record here); ``NO_BIN`` for a NaN confidence."""
+        own = f"SELECT DISTINCT checksum, coalesce(bin, '{NO_BIN}') AS bin FROM {self.meta} WHERE checksum IS NOT NULL"
+        if not self.plan_has_members:
+            return f"({own})"
+        reps = f"""SELECT DISTINCT representative, {bin_sql("rep_ptm", "rep_plddt")} FROM {self.all_meta}
+                   WHERE status = '{Status.REPRESENTED}' AND {bucket_where("representative", self.bucket)}"""
+        return f"({own} UNION {reps})"
 
 
 def check_bucket(

@@ -56,7 +56,7 @@ from .settings import AtlasSettings, FilterSettings, StructureSettings
 from .status import VALID, Status, sql_in
 from .tables import INDEX_SCHEMA, METADATA_SCHEMA, OUTPUTS_KEY, PLDDT_SCHEMA, PREDICTIONS_SCHEMA, embeddings_schema, write_batches
 
-__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "assemble_bucket", "bucket_metadata", "finish_atlas", "prune_atlas", "prune_parts", "as_dataset", "unfinish", "one_model", "summarize"]
+__all__ = ["ATLAS_BANDS", "ATLAS_BINS", "NO_BIN", "bin_sql", "confidence_bin", "crc64_hex", "provenance", "assemble_atlas", "assemble_bucket", "bucket_metadata", "finish_atlas", "prune_atlas", "prune_parts", "as_dataset", "unfinish", "one_model", "summarize"]
 
 log = logging.getLogger("foldatlas.atlas")
 
@@ -72,6 +72,8 @@ _JOINED_SCHEMA = pa.schema(
 ATLAS_BANDS = ((0.0, "0_.40"), (0.4, ".40_.50"), (0.5, ".50_.60"), (0.6, ".60_.70"), (0.7, ".70_.80"), (0.8, ".80_.90"), (0.9, ".90_1"))
 #: Every Atlas bin name, ``tm_<band>_plddt_<band>`` (7 x 7), pTM band major.
 ATLAS_BINS = tuple(f"tm_{t}_plddt_{p}" for _, t in ATLAS_BANDS for _, p in ATLAS_BANDS)
+#: Where the bin shards (atlas.bins) put a structure without a bin (a NaN pTM or pLDDT).
+NO_BIN = "unbinned"
 _EDGES = np.array([lo for lo, _ in ATLAS_BANDS[1:]])
 
 
@@ -85,6 +87,18 @@ def confidence_bin(ptm: float | None, plddt: float | None) -> str | None:
     if ptm is None or plddt is None or math.isnan(ptm) or math.isnan(plddt):
         return None
     return f"tm_{_band(ptm)}_plddt_{_band(plddt)}"
+
+
+def bin_sql(ptm: str, plddt: str) -> str:
+    """SQL of :func:`confidence_bin` over two float columns (NULL or NaN: :data:`NO_BIN`)."""
+
+    def band(col: str) -> str:
+        # as a double: a float32 0.9 is below the edge 0.9, as in confidence_bin
+        whens = " ".join(f"WHEN CAST({col} AS DOUBLE) >= {lo!r} THEN '{name}'" for lo, name in reversed(ATLAS_BANDS[1:]))
+        return f"CASE {whens} ELSE '{ATLAS_BANDS[0][1]}' END"
+
+    bad = f"{ptm} IS NULL OR {plddt} IS NULL OR isnan({ptm}) OR isnan({plddt})"
+    return f"CASE WHEN {bad} THEN '{NO_BIN}' ELSE 'tm_' || {band(ptm)} || '_plddt_' || {band(plddt)} END"
 
 
 def _crc64_table() -> np.ndarray:

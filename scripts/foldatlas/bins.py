@@ -8,7 +8,8 @@ each structure the bucket's file of ``index.parquet`` lists (in the atlas's shar
 without copies, in the store's fold archives) is copied, tar entries byte for byte after
 :func:`~foldatlas.archive.check_block` (tar headers, gzip CRC), into
 ``bins/<bucket>/<bin>_NNNNNN.tar``, and listed in ``bins/index.parquet/<bucket>.parquet``
-with the index's schema (``collection`` is the bin). A bin of the whole atlas is the
+with the index's schema (``collection`` is the bin; a structure with a NaN pTM or pLDDT,
+which has no bin, goes to ``unbinned``). A bin of the whole atlas is the
 union of its buckets' shards: ``bins/*/<bin>_*.tar``. One job a bucket: no job grows with
 the atlas.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from . import duck
 from .archive import BLOCK, IndexEntry, Member, ShardWriter, check_block
-from .atlas import IndexWriter
+from .atlas import NO_BIN, IndexWriter
 from .atomic import atomic_dir, atomic_path
 from .errors import StaleOutputError
 from .layout import HIGHCONF
@@ -37,14 +38,15 @@ _COLUMNS = ("checksum", "archive", "member", "data_offset", "data_length", "cif_
 
 def _structures_sql(index: str | os.PathLike[str], predictions: str | os.PathLike[str]) -> str:
     """Each structure of the bucket once (a structure in both collections: its
-    high-confidence row), with its bin, ordered by bin, then where it is read from."""
+    high-confidence row), with its bin (:data:`~foldatlas.atlas.NO_BIN` when a
+    confidence is NaN), ordered by bin, then where it is read from."""
     cols = ", ".join(f"i.{c}" for c in _COLUMNS)
     return f"""
         WITH i AS (SELECT * FROM read_parquet({duck.sql_path(index)})
                    QUALIFY row_number() OVER (PARTITION BY checksum ORDER BY collection <> '{HIGHCONF}', collection) = 1),
-             p AS (SELECT checksum, min(bin) AS bin, count(DISTINCT bin) AS bins FROM read_parquet({duck.sql_path(predictions)})
-                   WHERE bin IS NOT NULL GROUP BY checksum)
-        SELECT {cols}, p.bin, p.bins FROM i LEFT JOIN p USING (checksum)
+             p AS (SELECT checksum, coalesce(min(bin), '{NO_BIN}') AS bin, count(DISTINCT bin) AS bins FROM read_parquet({duck.sql_path(predictions)})
+                   GROUP BY checksum)
+        SELECT {cols}, p.bin, p.bins, p.checksum IS NOT NULL AS predicted FROM i LEFT JOIN p USING (checksum)
         ORDER BY p.bin, i.archive, i.data_offset"""
 
 
@@ -93,6 +95,8 @@ def repack_bins(
     out_dir: str | os.PathLike[str],
     index_out: str | os.PathLike[str],
     shard_size: int,
+    scratch_dir: str | os.PathLike[str],
+    memory_gb: float = 1.0,
 ) -> dict[str, int]:
     """Repack one bucket's structures into per-bin shards (module docstring).
 
@@ -107,6 +111,9 @@ def repack_bins(
         ``atlas_root``, where ``out_dir`` must be ``atlas_root/bins/<bucket>``).
     index_out
         ``bins/index.parquet/<bucket>.parquet`` (written atomically).
+    scratch_dir, memory_gb
+        DuckDB's spill folder goes in ``scratch_dir``; its sort of the bucket's index
+        holds at most ``memory_gb`` and spills beyond.
 
     Returns
     -------
@@ -121,13 +128,12 @@ def repack_bins(
     """
     root = Path(atlas_root)
     shards = _BinShards(shard_size, Path(out_dir).resolve().relative_to(root.resolve()).as_posix())
-    con, archives = duck.connect(), _Archives(root)
+    con, archives = duck.connect(memory_gb=memory_gb, spill_dir=Path(scratch_dir) / "spill", threads=1), _Archives(root)
     with atomic_dir(out_dir) as tmp, atomic_path(index_out) as tmp_index:
         writer, shards.folder = IndexWriter(Path(tmp_index), INDEX_SCHEMA), Path(tmp)
         try:
             for row in _rows(con, _structures_sql(index, predictions)):
-                if row["bins"] != 1:
-                    raise StaleOutputError(str(predictions), f"expected one bin for structure {row['checksum']} of {index}, found {row['bins'] or 0}: rerun assemble_bucket for bucket {bucket}")
+                _check_prediction(row, index, predictions, bucket)
                 start, length = _block_range(row)
                 block = archives.read(row["archive"], start, length)
                 formats = ["pdb", "cif"] if row["cif_member"] is not None else ["pdb"]
@@ -139,6 +145,12 @@ def repack_bins(
             writer.close()
     log.info("bucket %s: %d structures in %d bins", bucket, sum(shards.counts.values()), len(shards.counts))
     return shards.counts
+
+
+def _check_prediction(row: dict, index: str | os.PathLike[str], predictions: str | os.PathLike[str], bucket: str) -> None:
+    if not row["predicted"] or row["bins"] > 1:
+        found = f"{row['bins']} bins" if row["predicted"] else "no prediction"
+        raise StaleOutputError(str(predictions), f"expected one prediction with one bin for structure {row['checksum']} of {index}, found {found}: rerun assemble_bucket for bucket {bucket}")
 
 
 class _BinShards:

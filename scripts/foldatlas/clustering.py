@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .annotate import CHECKSUM_SQL, arrow_batches, cluster_args, cluster_pairs_sql, duck_connection, duckdb_gb, empty_output, shard_dbs
-from .dbfiles import select_entries
+from .dbfiles import db_size, select_entries
 from .duck import sql_path
 from .errors import InternalError
 from .settings import FoldseekSettings
-from .sizing import split_memory_limit
+from .sizing import InputSize, check_prefilter_floor, split_memory_limit
 from .status import Status
 from .tables import CLUSTERS_SCHEMA, write_batches
 from .tools import run_tool
@@ -124,6 +124,8 @@ def structural_clusters(binary: str, db_dirs: DbFolders, out: str | os.PathLike[
         n = _representatives_db(con, db_dirs, db)
         log.info("foldseek cluster of %d sequence-cluster representatives", n)
         clu, tsv = Path(tmp) / "clu", Path(tmp) / "clu.tsv"
+        if mem_mb:  # the job was sized by every high-confidence chain; the prefilter's target is these
+            check_prefilter_floor(InputSize(n, db_size(db).residues), mem_mb)
         split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
         run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *cluster_args(settings.cluster), "--threads", str(threads), *split], logger=log)
         run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)

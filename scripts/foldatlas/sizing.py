@@ -19,8 +19,9 @@ resources"):
   measured: 2x10^5 structures ran at 1150M and stopped at 1100M, bench/RESULTS.md);
   ``cluster`` first runs the same k-mer table as linclust (``--kmer-per-seq``, 300);
 - a job never asks for more than the section's ``max_mem_mb``, and a foldseek job never
-  for less than its prefilter's floor (a cap below it is a configuration error, raised
-  when the job's request is computed, before it is submitted); mmseqs and foldseek are always given ``--split-memory-limit``
+  for less than its prefilter's floor (a cap below it is a configuration error: raised
+  when a search's request is computed, and by the cluster job itself once it knows its
+  representatives, :func:`check_prefilter_floor`); mmseqs and foldseek are always given ``--split-memory-limit``
   (:func:`split_memory_limit`) and work in several passes instead of outgrowing it. The
   databases are memory-mapped (linclust's sequences; foldseek's C-alpha, 3Di and amino
   acids): page cache, which the kernel reclaims within the job's cgroup limit, so the
@@ -55,6 +56,7 @@ __all__ = [
     "PREFILTER_FIXED_BYTES",
     "PREFILTER_BYTES_PER_SEQUENCE",
     "prefilter_floor_mb",
+    "check_prefilter_floor",
     "RATES",
     "InputSize",
     "sequences_size",
@@ -89,7 +91,7 @@ SPLIT_SHARE, SPLIT_RESERVE_MB = 0.8, 200
 #: input, 21x for 10x, so a larger one takes longer than this rate says). Search was not
 #: measured: it is given cluster's rate. A search target made a database
 #: (foldseek_target_db) is createdb.
-RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4}
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_bins_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4}
 RUNTIME_BASE_MIN = 10
 RUNTIME_SAFETY = 3.0
 #: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
@@ -151,7 +153,7 @@ def prefilter_floor_mb(size: InputSize) -> float:
     on a target of ``size``: its estimate of what no split reduces (fixed tables and 42
     bytes per sequence) must fit 90% of the limit; 10% more for the shares of the split
     parts. 1.26 GB for 2x10^5 structures (it started at 1,150 MiB = 1,206 MB, not at
-    1,100 MiB); 2.8 GB for the Atlas's 3.6x10^7 clust30 representatives."""
+    1,100 MiB); 3.1 GB for the Atlas's 3.6x10^7 clust30 representatives."""
     return 1.1 * (PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences) / 0.9 / 1e6
 
 
@@ -184,9 +186,15 @@ def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_pe
     Raises
     ------
     ConfigError
-        ``max_mem_mb`` is below what foldseek's prefilter needs to start on ``size``.
+        ``max_mem_mb`` is below what foldseek's prefilter needs to start on ``size``
+        (a search, whose targets' sizes are exact; a cluster's input is an upper bound
+        of its representatives, so :func:`check_prefilter_floor` checks it in the job).
     """
     floor = _floor_mb(kind, size)
+    if floor > max_mem_mb and kind == "foldseek_cluster":
+        # sized by every high-confidence chain, an upper bound of its representatives:
+        # the job checks the floor of the representatives it has (structural_clusters)
+        floor = max_mem_mb
     if floor > max_mem_mb:
         raise ConfigError(
             f"foldseek.max_mem_mb: expected at least {floor} MB, which {kind} needs for foldseek's prefilter to start on "
@@ -201,6 +209,26 @@ def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> in
     """Runtime request (minutes) of a job of ``kind`` over ``size`` on ``threads`` threads."""
     work = RUNTIME_SAFETY * size.residues / (RATES[kind] * max(1, threads)) / 60
     return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
+
+
+def check_prefilter_floor(size: InputSize, mem_mb: int) -> None:
+    """Stop before foldseek runs when the split limit of a job granted ``mem_mb`` is
+    below the prefilter's floor for a target of ``size`` (foldseek would stop with
+    "Cannot fit databases into ...").
+
+    Raises
+    ------
+    ConfigError
+        Naming ``foldseek.max_mem_mb`` and the request it needs.
+    """
+    need = math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
+    if mem_mb < need:
+        raise ConfigError(
+            f"foldseek.max_mem_mb: expected at least {need} MB, which foldseek's prefilter needs to start on {size.sequences} structures "
+            f"(README, Annotation resources), found a request of {mem_mb}",
+            key="foldseek.max_mem_mb",
+            value=mem_mb,
+        )
 
 
 def split_memory_limit(mem_mb: int) -> str:
@@ -237,9 +265,11 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
     ``index.parquet``: :func:`indexed_size`), a search target's structures
     (foldseek_target_db), the shard databases' folders
     (foldseek_cluster: every high-confidence chain, an upper bound of the
-    representatives), or the search ``targets`` (foldseek_search: databases, by their
-    index; the database made of a target that is structures, foldseek_target_db's, is
-    exact where the structures' bytes are a guess). A missing path or target raises
+    representatives), a bucket's bin shards (foldseek_bins_db), or the search
+    ``targets`` (foldseek_search: databases, by their index; the database made of a
+    target that is structures, foldseek_target_db's, is exact where the structures'
+    bytes are a guess; the targets are searched one at a time, so the size is the
+    largest target's entries and residues). A missing path or target raises
     FileNotFoundError naming it (Snakemake then sizes the job when its input exists)."""
     paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
     for p in paths:
@@ -249,14 +279,15 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
         for t in targets:  # a target made a database by an earlier job: sized once it is there
             if not Path(f"{t}.dbtype").exists() and not Path(t).exists():
                 raise FileNotFoundError(errno.ENOENT, "search target not made yet", str(t))
-        return _total([_target_size(t) for t in targets])
+        sizes = [_target_size(t) for t in targets]  # searched one at a time: the largest sizes the job
+        return InputSize(max((t.sequences for t in sizes), default=0), max((t.residues for t in sizes), default=0))
     if kind not in RATES:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
     if kind == "mmseqs_cluster":
         return _total([sequences_size(p) for p in paths])
     if kind == "foldseek_createdb":  # a structures folder, or without copies its index file
         return _total([structures_size(bucket_shards(p)) if p.is_dir() else indexed_size(p) for p in paths])
-    if kind == "foldseek_target_db":  # structures of any layout: every file
+    if kind in ("foldseek_target_db", "foldseek_bins_db"):  # structures of any layout, bin shards: every file
         return structures_size(paths)
     return _total([_db_folder_size(p) for p in paths])
 

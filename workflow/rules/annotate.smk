@@ -36,7 +36,7 @@ rule foldseek_createdb:
         # copies (atlas.copy_structures: false) also its index, which points into the store
         structures=rules.assemble_bucket.output.shards,
         index=createdb_index(),
-        summary=rules.assemble_atlas.output.summary,
+        summary=ancient(str(rules.assemble_atlas.output.summary)),
         # the checkpoint's first output: params.buckets reads the plan, and a job on a
         # cluster node (or a bucket's file asked for alone) needs it among its inputs
         records=ancient(rules.plan_chunks.output.records),
@@ -69,7 +69,7 @@ rule foldseek_bins_db:
     input:
         # one bucket's bin shards, once the atlas is finished (stale buckets removed)
         shards=rules.repack_bins.output.shards,
-        summary=rules.assemble_atlas.output.summary,
+        summary=ancient(str(rules.assemble_atlas.output.summary)),
         records=ancient(rules.plan_chunks.output.records),
     output:
         db=directory(LAYOUT.foldseek_bucket_bins_db("{bucket}")),
@@ -83,7 +83,7 @@ rule foldseek_bins_db:
     resources:
         **cpu_site(),
         mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=sized_runtime("foldseek_createdb", "shards"),
+        runtime=sized_runtime("foldseek_bins_db", "shards"),
     params:
         binary=config["foldseek"]["binary"],
         buckets=lambda wc: atlas_buckets(),
@@ -94,7 +94,7 @@ rule foldseek_bins_db:
 rule foldseek_cluster:
     input:
         db=foldseek_dbs,
-        summary=rules.assemble_atlas.output.summary,
+        summary=ancient(str(rules.assemble_atlas.output.summary)),
         seq_clusters=(
             rules.mmseqs_cluster.output.clusters if config["mmseqs"]["enabled"] else []
         ),
