@@ -294,6 +294,23 @@ def test_representatives_are_the_best_ptm_x_plddt_structure_of_each_sequence_clu
 
 
 @NEEDS_FOLDSEEK
+def test_foldseek_cluster_checks_the_prefilter_floor_of_its_representatives_first(tmp_path):
+    """A request below what the prefilter needs for the representatives stops the job
+    with the request it needs, before foldseek runs and before any output is written."""
+    from foldatlas.annotate import bucket_db
+    from foldatlas.clustering import structural_clusters
+    from foldatlas.errors import ConfigError
+
+    structures, sums = _shards(tmp_path)
+    bucket_db(FOLDSEEK, structures / "all", tmp_path / "db", threads=1)
+    meta, seq, _ = _atlas_tables(tmp_path, sums)
+    out = tmp_path / "clusters.parquet"
+    with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least 18\d\d MB, which foldseek's prefilter needs to start on 4 structures"):
+        structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=1500)
+    assert not out.exists()
+
+
+@NEEDS_FOLDSEEK
 def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one_row(tmp_path):
     from foldatlas.annotate import bucket_db
     from foldatlas.clustering import _representatives_db, representatives, structural_clusters
