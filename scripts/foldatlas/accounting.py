@@ -148,10 +148,15 @@ class _BucketChecker:
             self.problem(f"{unwanted} high-confidence index entries are neither a record's structure nor a representative's")
         every = f"read_parquet({duck.sql_path(self.index_file)})"
         self.counts["index_rows"] = self.one(f"SELECT count(*) FROM {every}")[0]
-        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {every}").fetchall():
+        self.read_back(every, "index", sample_reads)
+
+    def read_back(self, table: str, name: str, sample_reads: int) -> None:
+        """Every archive an index ``table`` (SQL) names exists, and ``sample_reads`` of
+        its entries read back as PDB text of the size it records."""
+        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {table}").fetchall():
             if not (self.outputs.root / archive).is_file():
-                self.problem(f"index names {archive}, which does not exist")
-        sample = f"SELECT archive, member, data_offset, data_length, pdb_size FROM {every} USING SAMPLE {int(sample_reads)} ROWS"
+                self.problem(f"{name} names {archive}, which does not exist")
+        sample = f"SELECT archive, member, data_offset, data_length, pdb_size FROM {table} USING SAMPLE {int(sample_reads)} ROWS"
         for archive, member, offset, length, size in self.con.execute(sample).fetchall():
             try:
                 data = read_member(self.outputs.root / archive, offset, length, expect=member)
@@ -159,7 +164,6 @@ class _BucketChecker:
                     self.problem(f"{archive}:{member}: expected {size} bytes of PDB, found {len(data)}")
             except (OSError, ValueError) as exc:
                 self.problem(f"{archive}:{member}: {exc}")
-
 
     def bins(self, sample_reads: int) -> None:
         """With atlas.bins (summary.json counts bins): the bucket's bin shards hold each
@@ -186,16 +190,7 @@ class _BucketChecker:
         ):  # fmt: skip
             if n := self.one(f"SELECT count(*) {sql}")[0]:
                 self.problem(what.format(n=n))
-        for (archive,) in self.con.execute(f"SELECT DISTINCT archive FROM {bins}").fetchall():
-            if not (self.outputs.root / archive).is_file():
-                self.problem(f"bins index names {archive}, which does not exist")
-        for archive, member, offset, length, size in self.con.execute(f"SELECT archive, member, data_offset, data_length, pdb_size FROM {bins} USING SAMPLE {int(sample_reads)} ROWS").fetchall():
-            try:
-                if len(read_member(self.outputs.root / archive, offset, length, expect=member)) != size:
-                    self.problem(f"{archive}:{member}: expected {size} bytes of PDB")
-            except (OSError, ValueError) as exc:
-                self.problem(f"{archive}:{member}: {exc}")
-
+        self.read_back(bins, "bins index", sample_reads)
 
     def _bins_expected(self) -> str:
         """(checksum, bin) of the bucket's structures from the metadata: a record's own
@@ -320,12 +315,10 @@ class _Sum:
         file of a folder), and their footers count the rows the buckets counted."""
         buckets = self.summary.get("buckets") or []
         o = self.outputs
-        folders = [*((t, {o.part(t, b).name for b in buckets}) for t in o.tables), (o.structures, {o.index.name, *buckets})]
-        if self.summary.get("bins") is not None:
-            folders += [(o.bins_index, {o.part(o.bins_index, b).name for b in buckets}), (o.bins, {o.bins_index.name, *buckets})]
-        elif o.bins.exists():
+        bins = self.summary.get("bins") is not None
+        if not bins and o.bins.exists():
             self.problems.append(f"{o.bins} exists, but summary.json says atlas.bins is off")
-        for folder, names in folders:
+        for folder, names in o.bucket_folders(buckets, bins=bins):
             found = {f.name for f in folder.iterdir()} if folder.is_dir() else set()
             if found != names:
                 self.problems.append(f"{folder} holds {_short(sorted(found - names))} beside this atlas's buckets, and lacks {_short(sorted(names - found))}")

@@ -372,12 +372,9 @@ def prune_atlas(outputs: AtlasOutputs, buckets: Sequence[str], *, bins: bool = F
     and nothing else; the same in the bin shards' folders with ``bins`` (``atlas.bins``),
     which are removed whole without it; return what was removed."""
     gone = []
-    folders = [*((t, {outputs.part(t, b).name for b in buckets}) for t in outputs.tables), (outputs.structures, {outputs.index.name, *buckets})]
-    if bins:
-        folders += [(outputs.bins_index, {outputs.part(outputs.bins_index, b).name for b in buckets}), (outputs.bins, {outputs.bins_index.name, *buckets})]
-    elif outputs.bins.exists():
+    if not bins and outputs.bins.exists():
         gone.append(outputs.bins)
-    for folder, keep in folders:
+    for folder, keep in outputs.bucket_folders(buckets, bins=bins):
         gone += [f for f in sorted(folder.iterdir()) if f.name not in keep] if folder.is_dir() else []
     for f in gone:
         log.info("removing %s: not part of this atlas's buckets %s", f, list(buckets) if len(buckets) <= 16 else f"({len(buckets)})")

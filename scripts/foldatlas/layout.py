@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +175,15 @@ class AtlasOutputs:
     def bin_shards(self, bucket: str) -> Path:
         """One checksum bucket's bin shards, ``bins/<bucket>/<bin>_NNNNNN.tar``."""
         return self.bins / bucket
+
+    def bucket_folders(self, buckets: Sequence[str], *, bins: bool) -> list[tuple[Path, set[str]]]:
+        """Each folder that holds one file or folder per checksum bucket, with the names
+        ``buckets`` give it there: every table's dataset folder and ``structures/``
+        (beside its index), and with ``bins`` the bin shards' folders likewise."""
+        folders = [*((t, {self.part(t, b).name for b in buckets}) for t in self.tables), (self.structures, {self.index.name, *buckets})]
+        if bins:
+            folders += [(self.bins_index, {self.part(self.bins_index, b).name for b in buckets}), (self.bins, {self.bins_index.name, *buckets})]
+        return folders
 
     @property
     def config(self) -> Path:

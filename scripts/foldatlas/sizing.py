@@ -178,6 +178,17 @@ def _floor_mb(kind: str, size: InputSize) -> int:
     return math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
 
 
+def _refuse_below_floor(size: InputSize, mem_mb: int, found: str) -> None:
+    need = _floor_mb("foldseek_search", size)
+    if mem_mb < need:
+        raise ConfigError(
+            f"foldseek.max_mem_mb: expected at least {need} MB, which foldseek's prefilter needs to start on {size.sequences} structures "
+            f"(README, Annotation resources), found {found}",
+            key="foldseek.max_mem_mb",
+            value=mem_mb,
+        )
+
+
 def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_per_seq: int = 0) -> int:
     """Memory request (MB) of a job of ``kind`` over ``size``: the formula above times the
     attempt, never more than ``max_mem_mb``, never less than a foldseek prefilter needs
@@ -190,18 +201,11 @@ def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_pe
         (a search, whose targets' sizes are exact; a cluster's input is an upper bound
         of its representatives, so :func:`check_prefilter_floor` checks it in the job).
     """
-    floor = _floor_mb(kind, size)
-    if floor > max_mem_mb and kind == "foldseek_cluster":
-        # sized by every high-confidence chain, an upper bound of its representatives:
-        # the job checks the floor of the representatives it has (structural_clusters)
-        floor = max_mem_mb
-    if floor > max_mem_mb:
-        raise ConfigError(
-            f"foldseek.max_mem_mb: expected at least {floor} MB, which {kind} needs for foldseek's prefilter to start on "
-            f"{size.sequences} structures (README, Annotation resources), found {max_mem_mb}",
-            key="foldseek.max_mem_mb",
-            value=max_mem_mb,
-        )
+    if kind == "foldseek_search":
+        _refuse_below_floor(size, max_mem_mb, str(max_mem_mb))
+    # a cluster is sized by every high-confidence chain, an upper bound of its
+    # representatives: capped here, it checks the floor of those it has (structural_clusters)
+    floor = min(max_mem_mb, _floor_mb(kind, size))
     return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt)))
 
 
@@ -221,14 +225,7 @@ def check_prefilter_floor(size: InputSize, mem_mb: int) -> None:
     ConfigError
         Naming ``foldseek.max_mem_mb`` and the request it needs.
     """
-    need = math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
-    if mem_mb < need:
-        raise ConfigError(
-            f"foldseek.max_mem_mb: expected at least {need} MB, which foldseek's prefilter needs to start on {size.sequences} structures "
-            f"(README, Annotation resources), found a request of {mem_mb}",
-            key="foldseek.max_mem_mb",
-            value=mem_mb,
-        )
+    _refuse_below_floor(size, mem_mb, f"a request of {mem_mb}")
 
 
 def split_memory_limit(mem_mb: int) -> str:
