@@ -240,7 +240,7 @@ def _varied_shards(n: int, folder: str) -> None:
     writer.close()
 
 
-def bench_foldseek(n: int, tmp: Path, threads: int, varied: bool = False, cgroup_mb: int | None = None) -> list[dict]:
+def bench_foldseek(n: int, tmp: Path, threads: int, varied: bool = False, cgroup_mb: int | None = None, shards: int = 1) -> list[dict]:
     structures = tmp / f"structures{n}"
     if not structures.exists():  # kept from an earlier run with --work
         _in_child("_varied_shards" if varied else "_shards", n, str(structures))
@@ -249,7 +249,7 @@ def bench_foldseek(n: int, tmp: Path, threads: int, varied: bool = False, cgroup
 from foldatlas.annotate import bucket_db
 from foldatlas.sizing import job_size
 dbs = bucket_db("foldseek", {str(structures)!r}, {str(db)!r}, threads={threads})
-size = job_size("foldseek_cluster", {str(db)!r})
+size = job_size("foldseek_representatives", {str(db)!r})
 {_PEAK}
 print(json.dumps({{"job": "foldseek_createdb", "structures": size.sequences, "residues": size.residues, "shards": len(dbs), "tool_peak_mib": peak}}))
 """
@@ -260,18 +260,85 @@ print(json.dumps({{"job": "foldseek_createdb", "structures": size.sequences, "re
     meta = tmp / f"meta{n}.parquet"  # small: n rows
     pq.write_table(pa.table({"checksum": [f"{k:032x}" for k in range(n)], "plddt": [0.8] * n, "ptm": [0.8] * n,
                              "is_duplicate": [False] * n, "status": ["folded"] * n, "high_confidence": [True] * n}), meta)  # fmt: skip
+    reps = tmp / f"reps{n}"
+    select = f"""
+from foldatlas.clustering import select_representatives
+rows = select_representatives({str(db)!r}, {str(reps)!r}, metadata={str(meta)!r}, seq_clusters=None, threads={threads}, mem_mb=4000)
+{_PEAK}
+print(json.dumps({{"job": "foldseek_representatives", "structures": rows, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
+"""
+    out.append(_child(select))
+    if shards > 1:
+        return out + _bench_cascade(n, tmp, reps, threads, shards, cgroup_mb)
     cluster = f"""
 from foldatlas.clustering import structural_clusters
 from foldatlas.settings import FoldseekSettings
 from foldatlas.sizing import job_size, mem_mb
-size = job_size("foldseek_cluster", {str(db)!r})
+size = job_size("foldseek_cluster", {str(reps)!r})
 ask = mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb={cgroup_mb or 16000}, kmer_per_seq=300)
-rows = structural_clusters("foldseek", {str(db)!r}, {str(tmp / f'fclu{n}.parquet')!r}, metadata={str(meta)!r}, seq_clusters=None,
-                           settings=FoldseekSettings.from_config({{}}), threads={threads}, mem_mb=ask)
+rows = structural_clusters("foldseek", {str(reps)!r}, {str(tmp / f'fclu{n}.parquet')!r}, settings=FoldseekSettings.from_config({{}}), threads={threads}, mem_mb=ask)
 {_PEAK}
 print(json.dumps({{"job": "foldseek_cluster", "structures": size.sequences, "residues": size.residues, "rows": rows, "asked_mb": ask, "tool_peak_mib": peak, "python_peak_mib": self_peak}}))
 """
     out.append(_child(cluster, cgroup_mb))
+    return out
+
+
+def _bench_cascade(n: int, tmp: Path, reps: Path, threads: int, shards: int, cgroup_mb: int | None) -> list[dict]:
+    """The cascade's jobs one by one (foldseek.cluster.shards), as the workflow runs them,
+    each in a fresh child, sized as the rules size them; then the one-job clusters'
+    equality with the cascade's when both were made."""
+    from foldatlas.settings import FoldseekSettings
+
+    rounds = FoldseekSettings.from_config({}).cluster.steps
+    root = tmp / f"cascade{n}_{shards}"
+    shutil.rmtree(root, ignore_errors=True)
+    head = f"""
+from pathlib import Path
+from foldatlas.annotate import cluster_args
+from foldatlas.cascade import CascadePlan, cluster_linclust, cluster_round, search_shard
+from foldatlas.clustering import representatives_db, structural_clusters
+from foldatlas.settings import FoldseekSettings
+from foldatlas.sizing import job_size, mem_mb, split_memory_limit
+reps, root, settings = Path({str(reps)!r}), Path({str(root)!r}), FoldseekSettings.from_config({{}})
+db = representatives_db(reps)
+def ask(kind):
+    return mem_mb(kind, job_size(kind, reps), attempt=1, max_mem_mb={cgroup_mb or 16000}, kmer_per_seq=300 if kind.endswith("linclust") else 0)
+"""
+    jobs = [("foldseek_cluster_linclust", """
+m = ask("foldseek_cluster_linclust")
+cluster_linclust("foldseek", db, root / "linclust", cluster_args=cluster_args(settings.cluster), rounds=settings.cluster.steps, threads=%d,
+                 split=["--split-memory-limit", split_memory_limit(m)], scratch=root / "scratch")
+""" % threads)]
+    for r in range(rounds):
+        previous = "root / 'linclust'" if r == 0 else f"root / 'round_{r - 1}' / 'clusters'"
+        for k in range(shards):
+            jobs.append((f"foldseek_cluster_search {r}/{k}", f"""
+m = ask("foldseek_cluster_search")
+search_shard("foldseek", db, {previous}, root / "round_{r}" / "search_{k}", plan=CascadePlan.read(root / "linclust"), round_={r}, shard={k},
+             shards={shards}, threads={threads}, split=split_memory_limit(m), scratch=root / "scratch")
+"""))
+        searches = [f"root / 'round_{r}' / 'search_{k}'" for k in range(shards)]
+        jobs.append((f"foldseek_cluster_round {r}", f"""
+m = ask("foldseek_cluster_round")
+cluster_round("foldseek", db, {previous}, [{", ".join(searches)}], root / "round_{r}" / "clusters", plan=CascadePlan.read(root / "linclust"),
+              round_={r}, threads={threads})
+"""))
+    done = ", ".join(f"root / 'round_{r}' / 'clusters'" for r in range(rounds))
+    jobs.append(("foldseek_cluster (merge)", f"""
+m = ask("foldseek_cluster_round")
+structural_clusters("foldseek", reps, root / "clusters.parquet", settings=settings, threads={threads}, mem_mb=m, cascade=(root / "linclust", [{done}]))
+import pyarrow.parquet as pq
+one = Path({str(tmp / f'fclu{n}.parquet')!r})
+same = pq.read_table(one).equals(pq.read_table(root / "clusters.parquet")) if one.exists() else None
+"""))
+    out = []
+    for name, code in jobs:
+        res = _child(head + code + f"""
+{_PEAK}
+print(json.dumps({{"job": {name!r}, "asked_mb": m, "tool_peak_mib": peak, "python_peak_mib": self_peak, **({{"same_as_one_job": same}} if "same" in dir() else {{}})}}))
+""", cgroup_mb)
+        out.append(res)
     return out
 
 
@@ -283,6 +350,7 @@ def main() -> None:
                     help="structures: ideal helices (all align: cluster's worst case for time) or varied backbones (mostly unrelated, as in an atlas)")
     ap.add_argument("--cgroup-mb", type=int, help="foldseek_cluster capped at this request and run under it as a hard cgroup limit (root, cgroup v1)")
     ap.add_argument("--work", help="folder for inputs and outputs, kept (default: a temporary one); structure shards found there are reused")
+    ap.add_argument("--shards", type=int, default=1, help="foldseek.cluster.shards: >1 runs the structural clustering's cascade job by job; its clusters are compared with those of an earlier one-job run in the same --work")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-mem-mb", type=int, default=16000, help="mmseqs.max_mem_mb: the cap of the request")
     ap.add_argument("--make", nargs=3, metavar=("WHAT", "N", "PATH"), help=argparse.SUPPRESS)  # inputs, in a child
@@ -298,7 +366,7 @@ def main() -> None:
             print(json.dumps({"skipped": "foldseek not on PATH"}), flush=True)
             return
         for n in args.structures:
-            for res in bench_foldseek(n, Path(tmp), args.threads, varied=args.folds == "varied", cgroup_mb=args.cgroup_mb):
+            for res in bench_foldseek(n, Path(tmp), args.threads, varied=args.folds == "varied", cgroup_mb=args.cgroup_mb, shards=args.shards):
                 print(json.dumps(res), flush=True)
 
 

@@ -66,9 +66,10 @@ def test_entry_name_that_is_not_a_checksum_is_an_error():
 
 
 def test_cluster_params_build_the_documented_options():
-    cluster = {"coverage": 0.9, "cov_mode": 1, "evalue": 0.01, "alignment_type": 1, "tmscore_threshold": 0.5, "lddt_threshold": 0.3}
+    cluster = {"coverage": 0.9, "cov_mode": 1, "evalue": 0.01, "alignment_type": 1, "tmscore_threshold": 0.5, "lddt_threshold": 0.3, "steps": 4, "shards": 7}
     assert cluster_args(FoldseekSettings.from_config({"cluster": cluster}).cluster) == [
         "-c", "0.9", "--cov-mode", "1", "-e", "0.01", "--alignment-type", "1", "--tmscore-threshold", "0.5", "--lddt-threshold", "0.3",
+        "--cluster-steps", "4",
     ]  # fmt: skip
 
 
@@ -298,33 +299,34 @@ def test_foldseek_cluster_checks_the_prefilter_floor_of_its_representatives_firs
     """A request below what the prefilter needs for the representatives stops the job
     with the request it needs, before foldseek runs and before any output is written."""
     from foldatlas.annotate import bucket_db
-    from foldatlas.clustering import structural_clusters
+    from foldatlas.clustering import select_representatives, structural_clusters
     from foldatlas.errors import ConfigError
 
     structures, sums = _shards(tmp_path)
     bucket_db(FOLDSEEK, structures / "all", tmp_path / "db", threads=1)
     meta, seq, _ = _atlas_tables(tmp_path, sums)
+    select_representatives(tmp_path / "db", tmp_path / "reps", metadata=meta, seq_clusters=seq, threads=1)
     out = tmp_path / "clusters.parquet"
     with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least 18\d\d MB, which foldseek's prefilter needs to start on 4 structures"):
-        structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=1500)
+        structural_clusters(FOLDSEEK, tmp_path / "reps", out, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=1500)
     assert not out.exists()
 
 
 @NEEDS_FOLDSEEK
 def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one_row(tmp_path):
     from foldatlas.annotate import bucket_db
-    from foldatlas.clustering import _representatives_db, representatives, structural_clusters
+    from foldatlas.clustering import representatives_db, select_representatives, structural_clusters
     from foldatlas.dbfiles import read_lookup
 
     structures, sums = _shards(tmp_path)
     bucket_db(FOLDSEEK, structures / "all", tmp_path / "db", threads=1)
     meta, seq, _ = _atlas_tables(tmp_path, sums)
-    con = connect()
-    representatives(con, meta, seq)
-    assert _representatives_db(con, tmp_path / "db", tmp_path / "reps" / "db") == 4
-    assert sorted(read_lookup(tmp_path / "reps" / "db")) == [sums[2], sums[3], sums[5], sums[6]]  # what foldseek clusters
+    assert select_representatives(tmp_path / "db", tmp_path / "reps", metadata=meta, seq_clusters=seq, threads=1) == 4
+    assert sorted(read_lookup(representatives_db(tmp_path / "reps"))) == [sums[2], sums[3], sums[5], sums[6]]  # what foldseek clusters
+    table = pq.read_table(tmp_path / "reps" / "representatives.parquet").to_pylist()  # every high-confidence structure, its representative
+    assert [r["member"] for r in table] == sums and {r["representative"] for r in table} == {sums[2], sums[3], sums[5], sums[6]}
     out = tmp_path / "clusters.parquet"
-    n = structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=2000)
+    n = structural_clusters(FOLDSEEK, tmp_path / "reps", out, settings=FoldseekSettings.from_config({}), threads=1, mem_mb=2000)
     t = pq.read_table(out)
     assert t.schema.equals(CLUSTERS_SCHEMA, check_metadata=False) and n == t.num_rows == 7
     rows = t.to_pylist()
@@ -342,7 +344,7 @@ def test_foldseek_clusters_only_the_representatives_and_every_structure_gets_one
     for members in by_cluster.values():  # best_confidence: the best representative of the cluster represents it
         best = min((m for m in members if m["is_representative"]), key=lambda m: (-m["ptm"] * m["plddt"], m["member"]))
         assert {m["cluster_representative"] for m in members} == {best["member"]} and members[0]["cluster_structures"] == len(members)
-    structural_clusters(FOLDSEEK, tmp_path / "db", out, metadata=meta, seq_clusters=seq, settings=FoldseekSettings.from_config({"representative": "foldseek"}), threads=1)
+    structural_clusters(FOLDSEEK, tmp_path / "reps", out, settings=FoldseekSettings.from_config({"representative": "foldseek"}), threads=1)
     again = pq.read_table(out).to_pylist()  # foldseek's own choice: still one of the representatives, same members
     assert sorted(r["member"] for r in again) == sums and {r["cluster_representative"] for r in again} <= set(reps)
 
@@ -424,6 +426,19 @@ def test_foldseek_rules_on_the_demo_atlas(tmp_path):
     assert dry.returncode == 0 and "assemble_atlas" in planned and "check_bucket" in planned, dry.stdout + dry.stderr
     assert not {j for j in planned if j.startswith(("foldseek", "mmseqs"))}, planned
 
+    # the structural clustering as a cascade of jobs (foldseek.cluster.shards): the same
+    # clusters, and the representatives are not selected again
+    cfg = yaml.safe_load((wd / "run.yaml").read_text())
+    cfg["foldseek"]["cluster"] = {"shards": 2}
+    (wd / "run.yaml").write_text(yaml.safe_dump(cfg))
+    selected = (wd / "results/benchmarks/foldseek_representatives.tsv").stat().st_mtime_ns
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml"], wd, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (wd / "results/benchmarks/foldseek_representatives.tsv").stat().st_mtime_ns == selected
+    assert sorted(p.name for p in (wd / "results/benchmarks/foldseek_cluster_search").iterdir()) == [f"{r}_{k}.tsv" for r in range(3) for k in range(2)]
+    assert pq.read_table(wd / "results/foldseek/clusters.parquet").to_pylist() == rows  # row for row
+    assert list((wd / "results/scratch").glob("foldseek_cluster_*/*")) == []
+
     # the same atlas unsplit: the other split's databases and hits files are gone, and the results are the same
     cfg = yaml.safe_load((wd / "run.yaml").read_text())
     cfg["atlas"]["bucket_digits"] = 0
@@ -471,6 +486,9 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     assert split_memory_limit(16000) == "12016M" and split_memory_limit(2000) == "1335M" and split_memory_limit(300) == "100M"
     one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))
     assert one > four >= 10 and runtime_min("foldseek_cluster", size, threads=4, attempt=2) == 2 * four
+    # a cascade's search job: its share of the cluster's work
+    quarter = runtime_min("foldseek_cluster_search", size, threads=1, attempt=1, share=0.25)
+    assert one > 40 and abs(quarter - (10 + (one - 10) / 4)) <= 1
     with pytest.raises(ValueError, match="expected one of"):
         mem_mb("foldseek_nothing", size, attempt=1, max_mem_mb=1000)
 
@@ -493,10 +511,14 @@ def test_foldseek_gets_a_split_limit_its_prefilter_starts_with_at_atlas_scale():
     assert int(split_memory_limit(floor)[:-1]) * 2**20 / 1e6 >= prefilter_floor_mb(small)
     with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least \d+ MB.*found 1500"):
         mem_mb("foldseek_search", small, attempt=1, max_mem_mb=1500)  # a search's targets are exact
-    # a cluster is sized by every high-confidence chain (2.56x10^8 at 10^9 records), an
-    # upper bound of its representatives: capped, and the job checks its representatives
-    assert mem_mb("foldseek_cluster", InputSize(256_000_000, 6.4 * 10**10), attempt=1, max_mem_mb=16000, kmer_per_seq=300) == 16000
-    check_prefilter_floor(atlas, 16000)
+    # a cluster and a cascade's search job are sized by the representatives' database, exact
+    # (before 0.14 by every high-confidence chain, an upper bound: capped): refused as well
+    for kind in ("foldseek_cluster", "foldseek_cluster_search"):
+        with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least 18\d{3} MB.*256000000 structures.*found 16000"):
+            mem_mb(kind, InputSize(256_000_000, 6.4 * 10**10), attempt=1, max_mem_mb=16000, kmer_per_seq=300)
+    assert mem_mb("foldseek_cluster_search", atlas, attempt=1, max_mem_mb=16000) == 16000
+    assert mem_mb("foldseek_cluster_round", atlas, attempt=1, max_mem_mb=16000) == 1000 + math.ceil(1.25 * 250 * 36_000_000 / 1e6)  # clust: 250 B a structure
+    check_prefilter_floor(atlas, 16000)  # the job's own check (the one-job cluster)
     with pytest.raises(ConfigError, match=r"foldseek.max_mem_mb: expected at least \d+ MB.*3600000 structures"):
         check_prefilter_floor(InputSize(3_600_000, 9 * 10**8), 2000)
 
@@ -539,9 +561,15 @@ def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its
             _fake_db(tmp_path / "db" / bucket / f"highconf_{k:06d}" / "highconf", lengths)
     folders = [tmp_path / "db" / b for b in buckets]
     assert [p.relative_to(tmp_path / "db").parts[:2] for p in shard_dbs(folders)] == [("0", "highconf_000000"), ("0", "highconf_000001"), ("1", "highconf_000000")]
-    assert job_size("foldseek_cluster", folders) == InputSize(4, 220)  # foldseek_cluster: every bucket
-    assert job_size("foldseek_cluster", folders[0]) == InputSize(3, 150)  # a search job: its bucket
-    assert job_size("foldseek_cluster", folders[2]) == InputSize(0, 0)  # a bucket without high-confidence structures
+    assert job_size("foldseek_representatives", folders) == InputSize(4, 220)  # foldseek_representatives: every bucket
+    assert job_size("foldseek_representatives", folders[0]) == InputSize(3, 150)  # a search job's runtime: its bucket
+    assert job_size("foldseek_representatives", folders[2]) == InputSize(0, 0)  # a bucket without high-confidence structures
+    # the clustering's jobs: the representatives' database only, exact (none: an empty atlas)
+    _fake_db(tmp_path / "reps" / "representatives", [25, 35])
+    (tmp_path / "none").mkdir()
+    for kind in ("foldseek_cluster", "foldseek_cluster_linclust", "foldseek_cluster_search", "foldseek_cluster_round"):
+        assert job_size(kind, tmp_path / "reps") == InputSize(2, 60) and job_size(kind, tmp_path / "none") == InputSize(0, 0)
+    assert job_size("foldseek_cluster", tmp_path / "db") == InputSize(0, 0)  # shard databases are not the clustering's input
     # a search is sized by its targets: a database by its index, also the one made of a
     # target that is structures (exact, where the structures' bytes / 100 are a guess)
     made = tmp_path / "targets" / "0" / "db" / "db"

@@ -443,8 +443,18 @@ def test_annotation_jobs_are_planned_one_per_bucket_over_a_finished_atlas(demo_r
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M)}
     # one bucket (the demo atlas is not split): one createdb, one database per bin (atlas.bins) and one search, the target made a database once
-    assert {k: v for k, v in counts.items() if k.startswith("foldseek")} == {"foldseek_createdb": 1, "foldseek_bins_db": 1, "foldseek_cluster": 1, "foldseek_target_db": 1, "foldseek_search": 1}
+    assert {k: v for k, v in counts.items() if k.startswith("foldseek")} == {
+        "foldseek_createdb": 1, "foldseek_bins_db": 1, "foldseek_representatives": 1, "foldseek_cluster": 1, "foldseek_target_db": 1, "foldseek_search": 1}  # fmt: skip
     assert counts.get("assemble_bucket", 0) == 0  # the atlas is not made again
+    # the structural clustering as a cascade (foldseek.cluster.shards): the pre-clustering,
+    # then per round one search job per shard and one clust job, then the merge
+    cascade = tmp_path / "cascade.yaml"
+    cascade.write_text(yaml.safe_dump({"foldseek": {"enabled": True, "binary": "no-such-foldseek", "cluster": {"shards": 3, "steps": 2}}}))
+    res = run(["-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "run.yaml", str(cascade), "-n", "--quiet", "rules"], demo_run.wd, timeout=300)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, re.M)}
+    assert {k: v for k, v in counts.items() if k.startswith("foldseek_cluster")} == {
+        "foldseek_cluster_linclust": 1, "foldseek_cluster_search": 6, "foldseek_cluster_round": 2, "foldseek_cluster": 1}  # fmt: skip
     # one bucket's database or hits asked for alone, as a job on a cluster node is: the
     # params that read the plan need the plan_chunks checkpoint among the job's inputs
     for target in ("foldseek/db/all", "foldseek/hits.parquet/all.parquet"):

@@ -106,7 +106,7 @@ def cluster_args(params: FoldseekClusterSettings) -> list[str]:
     return [
         "-c", str(params.coverage), "--cov-mode", str(params.cov_mode), "-e", str(params.evalue),
         "--alignment-type", str(params.alignment_type), "--tmscore-threshold", str(params.tmscore_threshold),
-        "--lddt-threshold", str(params.lddt_threshold),
+        "--lddt-threshold", str(params.lddt_threshold), "--cluster-steps", str(params.steps),
     ]  # fmt: skip
 
 

@@ -8,7 +8,10 @@ then foldseek clusters of those representatives only (ESM Atlas, ``highquality_c
    pTM x pLDDT represents it (ties: the smallest checksum, so the choice never depends on
    row order).
 3. Only those representatives are put into one foldseek database (their entries copied
-   from the shard databases, :func:`foldatlas.dbfiles.select_entries`) and clustered.
+   from the shard databases, :func:`foldatlas.dbfiles.select_entries`), beside the table
+   of every high-confidence structure's representative (:func:`select_representatives`,
+   the job ``foldseek_representatives``), and clustered by ``foldseek cluster`` in one
+   job or as a cascade of jobs (:mod:`foldatlas.cascade`).
 4. Every high-confidence structure gets one row: its sequence cluster, its representative,
    and the representative's structural cluster.
 
@@ -24,33 +27,43 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from dataclasses import astuple
 from typing import Any
 
+from .atomic import atomic_dir
 from .annotate import CHECKSUM_SQL, arrow_batches, cluster_args, cluster_pairs_sql, duck_connection, duckdb_gb, empty_output, shard_dbs
+from .cascade import CascadePlan, merge_rounds
 from .dbfiles import db_size, select_entries
-from .duck import sql_path
+from .duck import sql_path, sql_paths
 from .errors import InternalError
+from .layout import REPRESENTATIVES
 from .settings import FoldseekSettings
 from .sizing import InputSize, check_prefilter_floor, split_memory_limit
 from .status import Status
-from .tables import CLUSTERS_SCHEMA, write_batches
+from .tables import CLUSTERS_SCHEMA, REPRESENTATIVES_SCHEMA, write_batches
 from .tools import run_tool
 
-__all__ = ["representatives", "structural_clusters"]
+__all__ = ["representatives", "select_representatives", "representatives_db", "structural_clusters"]
 
 log = logging.getLogger("foldatlas.clustering")
 
+#: The atlas's metadata: its folder, or the current buckets' files.
+Metadata = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 #: One folder of shard databases, or several (one per checksum bucket).
 DbFolders = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 _SCORE = "ptm * plddt DESC, member"
+#: The table of every high-confidence structure with its representative, beside the database.
+TABLE = f"{REPRESENTATIVES}.parquet"
 
 
-def representatives(con: Any, metadata: str | os.PathLike[str], seq_clusters: str | os.PathLike[str] | None) -> int:
+def representatives(con: Any, metadata: Metadata, seq_clusters: str | os.PathLike[str] | None) -> int:
     """Create table ``hc`` in ``con``: every high-confidence structure (folded, first
-    occurrence) with its sequence cluster and the cluster's representative, the member of
-    highest pTM x pLDDT (ties: smallest checksum). Returns the number of structures."""
-    structures = f"""SELECT DISTINCT checksum AS member, plddt, ptm FROM read_parquet({sql_path(metadata)})
+    occurrence) of ``metadata`` (a file or folder, or several files) with its sequence
+    cluster and the cluster's representative, the member of highest pTM x pLDDT (ties:
+    smallest checksum). Returns the number of structures."""
+    source = sql_path(metadata) if isinstance(metadata, (str, os.PathLike)) else sql_paths(metadata)
+    structures = f"""SELECT DISTINCT checksum AS member, plddt, ptm FROM read_parquet({source})
                      WHERE high_confidence AND NOT is_duplicate AND status = '{Status.FOLDED}'"""
     if seq_clusters is None:
         clustered = f"SELECT s.*, NULL::BIGINT AS seq_cluster_id, s.member AS seq_representative FROM ({structures}) s"
@@ -107,28 +120,64 @@ def _final_sql(best_confidence: bool) -> str:
                ORDER BY c.cluster_id, h.representative, h.member"""
 
 
-def structural_clusters(binary: str, db_dirs: DbFolders, out: str | os.PathLike[str], *, metadata: str | os.PathLike[str],
-                        seq_clusters: str | os.PathLike[str] | None, settings: FoldseekSettings, threads: int,
-                        mem_mb: int | None = None) -> int:  # fmt: skip
-    """Atlas-style clusters of the high-confidence structures (module docstring), from
-    the shard databases of ``db_dirs`` (one ``foldseek_createdb`` folder per bucket), into
-    ``out`` (clusters.parquet, sorted by structural cluster, representative, member; empty
-    when there is no database); returns its row count."""
-    if not shard_dbs(db_dirs):
+def select_representatives(db_dirs: DbFolders, out_dir: str | os.PathLike[str], *, metadata: Metadata,
+                           seq_clusters: str | os.PathLike[str] | None, threads: int, mem_mb: int | None = None) -> int:  # fmt: skip
+    """Steps 1-3 of the module docstring: ``out_dir`` (written atomically) gets
+    ``representatives.parquet`` (every high-confidence structure with its sequence
+    cluster and representative) and the representatives' foldseek database
+    ``representatives`` (none when there is no representative). Returns the number of
+    representatives."""
+    with atomic_dir(out_dir) as out, tempfile.TemporaryDirectory(prefix="representatives-", dir=Path(out_dir).parent) as tmp:
+        con = duck_connection(Path(tmp) / "reps.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
+        n = 0
+        if shard_dbs(db_dirs) and representatives(con, metadata, seq_clusters):
+            n = _representatives_db(con, db_dirs, out / REPRESENTATIVES)
+            write_batches(arrow_batches(con, "SELECT * FROM hc ORDER BY member"), out / TABLE, REPRESENTATIVES_SCHEMA)
+        else:
+            write_batches([], out / TABLE, REPRESENTATIVES_SCHEMA)
+    log.info("%d sequence-cluster representatives", n)
+    return n
+
+
+def representatives_db(folder: str | os.PathLike[str]) -> Path | None:
+    """The representatives' database of a :func:`select_representatives` folder, None when
+    there is none."""
+    db = Path(folder) / REPRESENTATIVES
+    return db if Path(f"{db}.dbtype").exists() else None
+
+
+def foldseek_cluster_tsv(binary: str, db: Path, tsv: Path, *, settings: FoldseekSettings, threads: int, mem_mb: int | None) -> None:
+    """``foldseek cluster`` of ``db`` in one job, its clusters as TSV."""
+    if mem_mb:
+        check_prefilter_floor(InputSize(*astuple(db_size(db))), mem_mb)
+    split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
+    clu = tsv.with_suffix("")
+    run_tool([binary, "cluster", db, clu, tsv.parent / "tmp", *cluster_args(settings.cluster), "--threads", str(threads), *split], logger=log)
+    run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+
+
+def structural_clusters(binary: str, reps_dir: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: FoldseekSettings, threads: int,
+                        mem_mb: int | None = None, cascade: tuple[str | os.PathLike[str], Sequence[str | os.PathLike[str]]] | None = None) -> int:  # fmt: skip
+    """Atlas-style clusters (module docstring, step 4) of the representatives of
+    ``reps_dir`` (:func:`select_representatives`), into ``out`` (clusters.parquet, sorted
+    by structural cluster, representative, member; empty when there is no
+    representative); returns its row count. foldseek clusters them in this job, or, with
+    ``cascade`` (the pre-clustering folder and each round's clusters folder,
+    :mod:`foldatlas.cascade`), its rounds' clusterings are merged."""
+    db = representatives_db(reps_dir)
+    if db is None:
         return empty_output(out, CLUSTERS_SCHEMA).num_rows
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
-        if representatives(con, metadata, seq_clusters) == 0:
-            return empty_output(out, CLUSTERS_SCHEMA).num_rows
-        db = Path(tmp) / "reps" / "db"
-        n = _representatives_db(con, db_dirs, db)
-        log.info("foldseek cluster of %d sequence-cluster representatives", n)
-        clu, tsv = Path(tmp) / "clu", Path(tmp) / "clu.tsv"
-        if mem_mb:  # the job was sized by every high-confidence chain; the prefilter's target is these
-            check_prefilter_floor(InputSize(n, db_size(db).residues), mem_mb)
-        split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
-        run_tool([binary, "cluster", db, clu, Path(tmp) / "tmp", *cluster_args(settings.cluster), "--threads", str(threads), *split], logger=log)
-        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+        con.execute(f"CREATE TABLE hc AS SELECT * FROM read_parquet({sql_path(Path(reps_dir) / TABLE)})")
+        n = db_size(db).entries
+        tsv = Path(tmp) / "clu.tsv"
+        if cascade is None:
+            log.info("foldseek cluster of %d sequence-cluster representatives", n)
+            foldseek_cluster_tsv(binary, db, tsv, settings=settings, threads=threads, mem_mb=mem_mb)
+        else:
+            linclust, rounds = cascade
+            merge_rounds(binary, db, linclust, rounds, tsv, plan=CascadePlan.read(linclust), threads=threads)
         con.execute(f"CREATE TABLE struct AS SELECT representative AS fs_rep, member AS rep FROM ({cluster_pairs_sql(con, tsv)})")
         clustered = con.execute("SELECT count(DISTINCT rep) FROM struct").fetchall()[0][0]
         if clustered != n:

@@ -19,7 +19,7 @@ here; nothing else spells out a path of the results tree::
       atlas_parts/<bucket>.json          what one assemble_bucket job did, and its predictions
       atlas_parts/<bucket>.accounting.json  what one check_bucket job counted
       report/atlas_report.html
-      foldseek/, mmseqs/                 annotation
+      foldseek/, mmseqs/                 annotation (foldseek/cascade/: the structural clustering's jobs)
       logs/, benchmarks/                 one log and one benchmark file per job
       scratch/<step>/                    working space of one step, emptied when it starts
 """
@@ -35,6 +35,7 @@ from pathlib import Path
 
 __all__ = [
     "HIGHCONF",
+    "REPRESENTATIVES",
     "ALL",
     "COLLECTIONS",
     "CHUNK_ID_DIGITS",
@@ -63,6 +64,8 @@ HIGHCONF = "highconf"
 #: Collection of every folded structure (``atlas.all_structures``).
 ALL = "all"
 COLLECTIONS = (HIGHCONF, ALL)
+#: The structural clustering's input (foldseek database and table name, :meth:`Layout.foldseek_representatives`).
+REPRESENTATIVES = "representatives"
 #: Least digits of a chunk id in file names (``chunk_000042``); numbers from 10^6 on
 #: have more (``chunk_1000000``), so ids never run out.
 CHUNK_ID_DIGITS = 6
@@ -445,6 +448,31 @@ class Layout:
     @property
     def foldseek_clusters(self) -> Path:
         return self.root / "foldseek" / "clusters.parquet"
+
+    @property
+    def foldseek_representatives(self) -> Path:
+        """What the structural clustering clusters: the best structure of each sequence
+        cluster, as one foldseek database (``representatives/representatives``) and a
+        table of every high-confidence structure with its representative
+        (``representatives.parquet``)."""
+        return self.root / "foldseek" / "representatives"
+
+    @property
+    def foldseek_cascade(self) -> Path:
+        """The structural clustering split into jobs (``foldseek.cluster.shards`` > 1,
+        :mod:`foldatlas.cascade`): ``linclust/``, ``round_<r>/search_<k>/``,
+        ``round_<r>/clusters/``."""
+        return self.root / "foldseek" / "cascade"
+
+    @property
+    def cascade_linclust(self) -> Path:
+        return self.foldseek_cascade / "linclust"
+
+    def cascade_search(self, round_: str, shard: str) -> Path:
+        return self.foldseek_cascade / f"round_{round_}" / f"search_{shard}"
+
+    def cascade_round(self, round_: str) -> Path:
+        return self.foldseek_cascade / f"round_{round_}" / "clusters"
 
     @property
     def foldseek_hits(self) -> Path:

@@ -296,6 +296,8 @@ class FoldseekClusterSettings(Section):
     alignment_type: int
     tmscore_threshold: float
     lddt_threshold: float
+    steps: int
+    shards: int
 
 
 @dataclass(frozen=True)

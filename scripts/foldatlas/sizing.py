@@ -28,7 +28,13 @@ resources"):
   split limit does not subtract them;
 - beyond the split k-mer table, linclust's later steps (``rescorediagonal``, ``clust``,
   ``mergeclusters``, ``createtsv``) hold about 95 bytes per sequence of anonymous memory
-  that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences.
+  that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences;
+- foldseek cluster's later steps (``clust``, ``mergeclusters``, ``createtsv``) hold
+  about 150 bytes per structure (bench/RESULTS.md): ``CLUST_BYTES_PER_STRUCTURE`` sizes
+  a cascade's ``clust`` and merge jobs, which run nothing else of foldseek's;
+- the structural clustering's jobs (``foldseek_representatives``, the cascade's) are
+  sized by the representatives' database, exact; a cascade's search job takes
+  ``1/foldseek.cluster.shards`` of the cluster's time (``share``).
 
 Runtimes are ``RUNTIME_BASE_MIN`` plus the work at a per-thread rate measured on this
 project's benchmark machine (bench/annotate_sizes.py, bench/RESULTS.md), times
@@ -46,7 +52,7 @@ from pathlib import Path
 
 from .dbfiles import DbSize, db_prefixes, db_size
 from .errors import ConfigError
-from .layout import HIGHCONF, bucket_shards
+from .layout import HIGHCONF, REPRESENTATIVES, bucket_shards
 
 __all__ = [
     "BASE_MB",
@@ -81,6 +87,9 @@ PREFILTER_FIXED_BYTES = 2 * 8 * 20**6
 #: The prefilter's estimate per target sequence that no split reduces: the database index
 #: (16 + 4 bytes) and bookkeeping (22 bytes).
 PREFILTER_BYTES_PER_SEQUENCE = 42
+#: Anonymous memory per structure of foldseek's clust, mergeclusters, createtsv (measured
+#: 21-40 MiB at 2x10^5: 110-210 bytes).
+CLUST_BYTES_PER_STRUCTURE = 250
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
 #: The split limit's share of a job's memory, and what it leaves beside (MB).
@@ -91,7 +100,10 @@ SPLIT_SHARE, SPLIT_RESERVE_MB = 0.8, 200
 #: input, 21x for 10x, so a larger one takes longer than this rate says). Search was not
 #: measured: it is given cluster's rate. A search target made a database
 #: (foldseek_target_db) is createdb.
-RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_bins_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4}
+RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_bins_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4,
+         "foldseek_representatives": 1.0e6, "foldseek_cluster_linclust": 1.0e5, "foldseek_cluster_search": 1.5e4, "foldseek_cluster_round": 1.0e6}  # fmt: skip
+#: The kinds sized by the representatives' database (:attr:`Layout.foldseek_representatives`).
+REPRESENTATIVES_KINDS = ("foldseek_cluster", "foldseek_cluster_linclust", "foldseek_cluster_search", "foldseek_cluster_round")
 RUNTIME_BASE_MIN = 10
 RUNTIME_SAFETY = 3.0
 #: Gzip-compressed PDB bytes per residue in a shard (about 25 KB for 250 residues),
@@ -162,10 +174,12 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     foldseek = PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
     if kind == "mmseqs_cluster":
         data = kmers + size.residues
-    elif kind == "foldseek_cluster":
+    elif kind in ("foldseek_cluster", "foldseek_cluster_linclust"):
         data = kmers + foldseek
-    elif kind in ("foldseek_search", "foldseek_createdb"):
+    elif kind in ("foldseek_search", "foldseek_createdb", "foldseek_cluster_search"):
         data = foldseek
+    elif kind == "foldseek_cluster_round":
+        data = CLUST_BYTES_PER_STRUCTURE * size.sequences
     else:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
     return BASE_MB + MEM_HEADROOM * data / 1e6
@@ -173,7 +187,7 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
 
 def _floor_mb(kind: str, size: InputSize) -> int:
     """The smallest request of a foldseek job whose split limit starts its prefilter."""
-    if kind not in ("foldseek_cluster", "foldseek_search"):
+    if kind not in ("foldseek_cluster", "foldseek_search", "foldseek_cluster_search"):
         return 0
     return math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
 
@@ -198,20 +212,20 @@ def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_pe
     ------
     ConfigError
         ``max_mem_mb`` is below what foldseek's prefilter needs to start on ``size``
-        (a search, whose targets' sizes are exact; a cluster's input is an upper bound
-        of its representatives, so :func:`check_prefilter_floor` checks it in the job).
+        (a search's targets, the representatives a cluster or a cascade's search job
+        searches: exact sizes; the cluster job checks it again,
+        :func:`check_prefilter_floor`).
     """
-    if kind == "foldseek_search":
+    if kind in ("foldseek_search", "foldseek_cluster", "foldseek_cluster_search"):
         _refuse_below_floor(size, max_mem_mb, str(max_mem_mb))
-    # a cluster is sized by every high-confidence chain, an upper bound of its
-    # representatives: capped here, it checks the floor of those it has (structural_clusters)
     floor = min(max_mem_mb, _floor_mb(kind, size))
     return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt)))
 
 
-def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int) -> int:
-    """Runtime request (minutes) of a job of ``kind`` over ``size`` on ``threads`` threads."""
-    work = RUNTIME_SAFETY * size.residues / (RATES[kind] * max(1, threads)) / 60
+def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int, share: float = 1.0) -> int:
+    """Runtime request (minutes) of a job of ``kind`` over ``size`` on ``threads`` threads,
+    doing ``share`` of the work (a cascade's search job: 1/shards)."""
+    work = share * RUNTIME_SAFETY * size.residues / (RATES[kind] * max(1, threads)) / 60
     return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
 
 
@@ -241,9 +255,9 @@ def split_memory_limit(mem_mb: int) -> str:
     return f"{max(100, int((SPLIT_SHARE * mem_mb - SPLIT_RESERVE_MB) * 1e6 / 2**20))}M"
 
 
-def _db_folder_size(folder: Path) -> InputSize:
+def _db_folder_size(folder: Path, name: str = HIGHCONF) -> InputSize:
     total = DbSize(0, 0)
-    for prefix in db_prefixes(folder, HIGHCONF):
+    for prefix in db_prefixes(folder, name):
         total += db_size(prefix)
     return InputSize(total.entries, total.residues)
 
@@ -261,8 +275,9 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
     folder of the atlas (foldseek_createdb; without copies, the bucket's file of
     ``index.parquet``: :func:`indexed_size`), a search target's structures
     (foldseek_target_db), the shard databases' folders
-    (foldseek_cluster: every high-confidence chain, an upper bound of the
-    representatives), a bucket's bin shards (foldseek_bins_db), or the search
+    (foldseek_representatives: every high-confidence chain), the representatives'
+    folder (foldseek_cluster and the cascade's jobs: its database, exact), a bucket's
+    bin shards (foldseek_bins_db), or the search
     ``targets`` (foldseek_search: databases, by their index; the database made of a
     target that is structures, foldseek_target_db's, is exact where the structures'
     bytes are a guess; the targets are searched one at a time, so the size is the
@@ -286,6 +301,8 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
         return _total([structures_size(bucket_shards(p)) if p.is_dir() else indexed_size(p) for p in paths])
     if kind in ("foldseek_target_db", "foldseek_bins_db"):  # structures of any layout, bin shards: every file
         return structures_size(paths)
+    if kind in REPRESENTATIVES_KINDS:  # the representatives' database (none: an atlas without one)
+        return _total([_db_folder_size(p, REPRESENTATIVES) for p in paths])
     return _total([_db_folder_size(p) for p in paths])
 
 

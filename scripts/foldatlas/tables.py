@@ -38,6 +38,7 @@ __all__ = [
     "CLUSTERS_SCHEMA",
     "HITS_SCHEMA",
     "SEQ_CLUSTERS_SCHEMA",
+    "REPRESENTATIVES_SCHEMA",
     "SEARCH_COLUMNS",
     "write_table",
     "write_batches",
@@ -329,6 +330,9 @@ CLUSTERS_SCHEMA = _schema(
     ("cluster_size", pa.int64(), False, "sequence-cluster representatives in the structural cluster (the entries foldseek clustered)"),
     ("cluster_structures", pa.int64(), False, "high-confidence structures in the structural cluster, all sequence clusters together"),
 )
+#: ``results/foldseek/representatives/representatives.parquet``: the structural clustering's
+#: input, every high-confidence structure with its sequence cluster's representative.
+REPRESENTATIVES_SCHEMA = pa.schema([CLUSTERS_SCHEMA.field(name) for name in ("member", "plddt", "ptm", "seq_cluster_id", "seq_representative", "seq_cluster_structures", "representative")])
 #: ``results/foldseek/hits.parquet``
 HITS_SCHEMA = _schema(
     ("query", pa.string(), False, "query checksum"),
@@ -363,6 +367,7 @@ DOCUMENTED = (
     ("results/atlas/metadata.parquet", "a folder of one file per checksum bucket (all.parquet unsplit): one row per input record, in input order within each bucket", METADATA_SCHEMA),
     ("results/atlas/plddt.parquet", "a folder of one file per checksum bucket: per-residue pLDDT of every folded sequence", PLDDT_SCHEMA),
     ("results/atlas/structures/index.parquet", "a folder of one file per checksum bucket: where each archived structure lives", INDEX_SCHEMA),
+    ("results/foldseek/representatives/representatives.parquet", "one row per high-confidence structure, sorted by member: what foldseek_representatives chose (the representatives themselves are the foldseek database beside it)", REPRESENTATIVES_SCHEMA),
     ("results/foldseek/clusters.parquet", "one row per high-confidence structure, sorted by cluster_id, representative, member", CLUSTERS_SCHEMA),
     ("results/foldseek/hits.parquet", "a folder of one file per checksum bucket of the atlas (the queries of that bucket): one row per hit, sorted by query, e-value, bits, target", HITS_SCHEMA),
     ("results/mmseqs/clusters.parquet", "one row per unique sequence, sorted by cluster_id, member", SEQ_CLUSTERS_SCHEMA),

@@ -1,7 +1,8 @@
 # Annotate: mmseqs2 sequence clusters of the unique sequences; foldseek databases per
 # high-confidence shard and search, one job per checksum bucket of the atlas; Atlas-style
 # structural clusters (the best structure of each sequence cluster, clustered by
-# foldseek). Results as sorted Parquet tables.
+# foldseek in one job, or, with foldseek.cluster.shards > 1, as a cascade of jobs whose
+# rounds are split by query: foldatlas.cascade). Results as sorted Parquet tables.
 # Memory and runtime requests follow the input's size (foldatlas.sizing; README
 # "Annotation resources"; sized_mem, sized_runtime in common.smk), sized when the
 # input exists.
@@ -32,11 +33,10 @@ rule mmseqs_cluster:
 
 rule foldseek_createdb:
     input:
-        # one bucket's shards, once the atlas is finished (stale buckets removed); without
+        # one bucket's shards (not waiting for the finish: see foldseek_representatives); without
         # copies (atlas.copy_structures: false) also its index, which points into the store
         structures=rules.assemble_bucket.output.shards,
         index=createdb_index(),
-        summary=ancient(str(rules.assemble_atlas.output.summary)),
         # the checkpoint's first output: params.buckets reads the plan, and a job on a
         # cluster node (or a bucket's file asked for alone) needs it among its inputs
         records=ancient(rules.plan_chunks.output.records),
@@ -67,9 +67,8 @@ rule foldseek_createdb:
 
 rule foldseek_bins_db:
     input:
-        # one bucket's bin shards, once the atlas is finished (stale buckets removed)
+        # one bucket's bin shards
         shards=rules.repack_bins.output.shards,
-        summary=ancient(str(rules.assemble_atlas.output.summary)),
         records=ancient(rules.plan_chunks.output.records),
     output:
         db=directory(LAYOUT.foldseek_bucket_bins_db("{bucket}")),
@@ -91,13 +90,119 @@ rule foldseek_bins_db:
         "../../scripts/foldseek_bins_db.py"
 
 
-rule foldseek_cluster:
+rule foldseek_representatives:
     input:
         db=foldseek_dbs,
-        summary=ancient(str(rules.assemble_atlas.output.summary)),
+        # the current buckets' files, not the folder, which may still hold another split's
+        # until the finish removes them. No annotation job waits for the finish: a rerun
+        # finish would hide the jobs after it from Snakemake's params and input triggers
+        # in that run (its BFS skips a job whose inputs from a rerun job are all ancient)
+        metadata=metadata_parts,
         seq_clusters=(
             rules.mmseqs_cluster.output.clusters if config["mmseqs"]["enabled"] else []
         ),
+    output:
+        folder=directory(LAYOUT.foldseek_representatives),
+    log:
+        LAYOUT.log("foldseek_representatives"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_representatives")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        # DuckDB, capped at the request and spilling beyond it; entries copied in passes
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=sized_runtime("foldseek_representatives", "db"),
+    script:
+        "../../scripts/foldseek_representatives.py"
+
+
+rule foldseek_cluster_linclust:
+    input:
+        representatives=rules.foldseek_representatives.output.folder,
+    output:
+        folder=directory(LAYOUT.cascade_linclust),
+    log:
+        LAYOUT.log("foldseek_cluster_linclust"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_cluster_linclust")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("foldseek_cluster_linclust", "representatives"),
+        runtime=sized_runtime("foldseek_cluster_linclust", "representatives"),
+    params:
+        binary=config["foldseek"]["binary"],
+        foldseek=cluster_settings(),
+        scratch=LAYOUT.scratch("foldseek_cluster_linclust"),
+    script:
+        "../../scripts/foldseek_cluster_linclust.py"
+
+
+rule foldseek_cluster_search:
+    input:
+        representatives=rules.foldseek_representatives.output.folder,
+        # the rounds' options (plan.json)
+        linclust=rules.foldseek_cluster_linclust.output.folder,
+        previous=cascade_previous,
+    output:
+        folder=directory(LAYOUT.cascade_search("{round}", "{shard}")),
+    log:
+        LAYOUT.log("foldseek_cluster_search", "{round}_{shard}"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_cluster_search", "{round}_{shard}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("foldseek_cluster_search", "representatives"),
+        runtime=sized_runtime("foldseek_cluster_search", "representatives"),
+    params:
+        binary=config["foldseek"]["binary"],
+        shards=cluster_shards(),
+        scratch=lambda wc: LAYOUT.scratch(
+            f"foldseek_cluster_search/{wc.round}_{wc.shard}"
+        ),
+    script:
+        "../../scripts/foldseek_cluster_search.py"
+
+
+rule foldseek_cluster_round:
+    input:
+        representatives=rules.foldseek_representatives.output.folder,
+        # the rounds' options (plan.json)
+        linclust=rules.foldseek_cluster_linclust.output.folder,
+        previous=cascade_previous,
+        searches=cascade_searches,
+    output:
+        folder=directory(LAYOUT.cascade_round("{round}")),
+    log:
+        LAYOUT.log("foldseek_cluster_round", "{round}"),
+    benchmark:
+        LAYOUT.benchmark("foldseek_cluster_round", "{round}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["foldseek"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("foldseek_cluster_round", "representatives"),
+        runtime=sized_runtime("foldseek_cluster_round", "representatives"),
+    params:
+        binary=config["foldseek"]["binary"],
+        scratch=lambda wc: LAYOUT.scratch(f"foldseek_cluster_round/{wc.round}"),
+    script:
+        "../../scripts/foldseek_cluster_round.py"
+
+
+rule foldseek_cluster:
+    input:
+        unpack(cascade_inputs),
+        representatives=rules.foldseek_representatives.output.folder,
     output:
         clusters=LAYOUT.foldseek_clusters,
     log:
@@ -109,12 +214,11 @@ rule foldseek_cluster:
     threads: config["foldseek"]["threads"]
     resources:
         **cpu_site(),
-        mem_mb=sized_mem("foldseek_cluster", "db"),
-        runtime=sized_runtime("foldseek_cluster", "db"),
+        mem_mb=sized_mem(cluster_kind(), "representatives"),
+        runtime=sized_runtime(cluster_kind(), "representatives"),
     params:
         binary=config["foldseek"]["binary"],
-        foldseek=config["foldseek"],
-        output=config["output"],
+        foldseek=cluster_settings(),
     script:
         "../../scripts/foldseek_cluster.py"
 

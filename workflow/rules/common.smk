@@ -30,6 +30,9 @@ wildcard_constraints:
     bucket=r"all|[0-9a-f]{1,2}",
     # the number of a search target (foldseek.search.targets)
     target=r"\d+",
+    # a round and a query shard of the structural clustering (foldseek.cluster)
+    round=r"\d+",
+    shard=r"\d+",
 
 
 ENV = "../../envs/foldatlas.yaml"
@@ -515,6 +518,12 @@ def foldseek_dbs(wildcards):
     return expand(rules.foldseek_createdb.output.db, bucket=atlas_buckets())
 
 
+def metadata_parts(wildcards):
+    """Every current bucket's file of metadata.parquet (what foldseek_representatives
+    reads: no other split's file, and no wait for the finish)."""
+    return expand(rules.bucket_metadata.output.metadata, bucket=atlas_buckets())
+
+
 def bins_dbs(wildcards):
     """Every bucket's foldseek databases per Atlas bin (atlas.bins)."""
     return expand(rules.foldseek_bins_db.output.db, bucket=atlas_buckets())
@@ -567,7 +576,9 @@ def sized_mem(kind, name):
     """mem_mb of an annotate job from the size of its input ``name`` (capped by the
     section's max_mem_mb), growing with the attempt."""
     section = config["mmseqs"] if kind == "mmseqs_cluster" else config["foldseek"]
-    kmers = section.get("kmer_per_seq", 300 if kind == "foldseek_cluster" else 0)
+    # foldseek cluster's first step (kmermatcher) takes 300 k-mers a structure
+    kmer_kinds = ("foldseek_cluster", "foldseek_cluster_linclust")
+    kmers = section.get("kmer_per_seq", 300 if kind in kmer_kinds else 0)
     targets = config["foldseek"]["search"]["targets"]
     if kind == "foldseek_search":
         # a target that is structures: the database made of it (its index is exact)
@@ -600,14 +611,65 @@ def createdb_input():
 
 def sized_runtime(kind, name):
     """runtime (minutes) of an annotate job from the size of its input ``name`` (a
-    search: its queries, the shard databases), growing with the attempt."""
-    size_kind = "foldseek_cluster" if kind == "foldseek_search" else kind
+    search: its queries, the shard databases; a cascade's search job: 1/shards of the
+    cluster's work), growing with the attempt."""
+    size_kind = "foldseek_representatives" if kind == "foldseek_search" else kind
+    share = 1 / cluster_shards() if kind == "foldseek_cluster_search" else 1.0
 
     def runtime(wildcards, input, threads, attempt):
         size = job_size(size_kind, input[name])
         # grows with the attempt, capped at slurm.max_runtime (runtime_minutes)
-        return runtime_minutes(
-            runtime_min(kind, size, threads=threads, attempt=1), attempt
-        )
+        minutes = runtime_min(kind, size, threads=threads, attempt=1, share=share)
+        return runtime_minutes(minutes, attempt)
 
     return runtime
+
+
+def cluster_shards():
+    """Jobs per round of the structural clustering (foldseek.cluster.shards); 1: one
+    foldseek cluster job."""
+    return config["foldseek"]["cluster"]["shards"]
+
+
+def cluster_kind():
+    """How foldseek_cluster is sized: the whole foldseek cluster, or (a cascade) the
+    merge of its rounds."""
+    return "foldseek_cluster" if cluster_shards() == 1 else "foldseek_cluster_round"
+
+
+def cluster_settings():
+    """What can change the structural clusters: foldseek.representative and the cluster
+    options. Not foldseek.cluster.shards (the same clusters), nor the search or the
+    threads: a change of those reruns no clustering job."""
+    cluster = config["foldseek"]["cluster"]
+    return {
+        "representative": config["foldseek"]["representative"],
+        "cluster": {k: v for k, v in cluster.items() if k != "shards"},
+    }
+
+
+def cascade_previous(wildcards):
+    """The clustering whose representatives a round clusters: the pre-clustering's for
+    round 0, the previous round's after."""
+    r = int(wildcards.round)
+    if r == 0:
+        return str(LAYOUT.cascade_linclust)
+    return str(LAYOUT.cascade_round(str(r - 1)))
+
+
+def cascade_searches(wildcards):
+    """The search jobs of one round, one per shard."""
+    shards = range(cluster_shards())
+    return [str(LAYOUT.cascade_search(wildcards.round, str(k))) for k in shards]
+
+
+def cascade_inputs(wildcards):
+    """foldseek_cluster's clusterings of a cascade (foldseek.cluster.shards > 1): the
+    pre-clustering and each round's; none for one foldseek cluster job."""
+    if cluster_shards() == 1:
+        return {}
+    rounds = range(config["foldseek"]["cluster"]["steps"])
+    return {
+        "linclust": str(LAYOUT.cascade_linclust),
+        "rounds": [str(LAYOUT.cascade_round(str(r))) for r in rounds],
+    }
