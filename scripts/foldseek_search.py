@@ -14,7 +14,7 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         tool_binary("foldseek", sm.params.binary),
         sm.input.db,
         sm.output.hits,
-        search=FoldseekSettings.from_config(sm.params.foldseek).search,
+        search=FoldseekSettings.from_config({"search": sm.params.search}).search,
         threads=sm.threads,
         mem_mb=sm.resources.mem_mb,
         target_dbs=sm.params.target_dbs,

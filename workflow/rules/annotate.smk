@@ -271,7 +271,8 @@ rule foldseek_search:
         runtime=sized_runtime("foldseek_search", "db"),
     params:
         binary=config["foldseek"]["binary"],
-        foldseek=config["foldseek"],
+        # the search's settings only: another foldseek key (cluster, threads) reruns no search
+        search=config["foldseek"]["search"],
         target_dbs=search_target_prefixes(),
         buckets=lambda wc: atlas_buckets(),
         scratch=lambda wc: LAYOUT.scratch(f"foldseek_search/{wc.bucket}"),
