@@ -296,7 +296,7 @@ def _bench_cascade(n: int, tmp: Path, reps: Path, threads: int, shards: int, cgr
     head = f"""
 from pathlib import Path
 from foldatlas.annotate import cluster_args
-from foldatlas.cascade import CascadePlan, cluster_linclust, cluster_round, search_shard
+from foldatlas.cascade import cluster_linclust, cluster_round, search_shard
 from foldatlas.clustering import representatives_db, structural_clusters
 from foldatlas.settings import FoldseekSettings
 from foldatlas.sizing import job_size, mem_mb, split_memory_limit
@@ -315,13 +315,13 @@ cluster_linclust("foldseek", db, root / "linclust", cluster_args=cluster_args(se
         for k in range(shards):
             jobs.append((f"foldseek_cluster_search {r}/{k}", f"""
 m = ask("foldseek_cluster_search")
-search_shard("foldseek", db, {previous}, root / "round_{r}" / "search_{k}", plan=CascadePlan.read(root / "linclust"), round_={r}, shard={k},
+search_shard("foldseek", db, {previous}, root / "round_{r}" / "search_{k}", linclust=root / "linclust", round_={r}, shard={k},
              shards={shards}, threads={threads}, split=split_memory_limit(m), scratch=root / "scratch")
 """))
         searches = [f"root / 'round_{r}' / 'search_{k}'" for k in range(shards)]
         jobs.append((f"foldseek_cluster_round {r}", f"""
 m = ask("foldseek_cluster_round")
-cluster_round("foldseek", db, {previous}, [{", ".join(searches)}], root / "round_{r}" / "clusters", plan=CascadePlan.read(root / "linclust"),
+cluster_round("foldseek", db, {previous}, [{", ".join(searches)}], root / "round_{r}" / "clusters", linclust=root / "linclust",
               round_={r}, threads={threads})
 """))
     done = ", ".join(f"root / 'round_{r}' / 'clusters'" for r in range(rounds))

@@ -4,7 +4,7 @@ shards' alignments merged and clustered (foldseek clust)."""
 import shutil
 
 from foldatlas.annotate import tool_binary
-from foldatlas.cascade import CascadePlan, cluster_round
+from foldatlas.cascade import cluster_round
 from foldatlas.clustering import representatives_db
 from foldatlas.logs import rule_script
 
@@ -16,7 +16,7 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         sm.input.previous,
         sm.input.searches,
         sm.output.folder,
-        plan=CascadePlan.read(sm.input.linclust),
+        linclust=sm.input.linclust,
         round_=int(sm.wildcards.round),
         threads=sm.threads,
         scratch=sm.params.scratch,

@@ -4,7 +4,7 @@ clustering's cascade (prefilter and alignment against all the round's representa
 import shutil
 
 from foldatlas.annotate import tool_binary
-from foldatlas.cascade import CascadePlan, search_shard
+from foldatlas.cascade import search_shard
 from foldatlas.clustering import representatives_db
 from foldatlas.logs import rule_script
 from foldatlas.sizing import split_memory_limit
@@ -16,7 +16,7 @@ with rule_script(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         representatives_db(sm.input.representatives),
         sm.input.previous,
         sm.output.folder,
-        plan=CascadePlan.read(sm.input.linclust),
+        linclust=sm.input.linclust,
         round_=int(sm.wildcards.round),
         shard=int(sm.wildcards.shard),
         shards=sm.params.shards,

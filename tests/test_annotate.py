@@ -493,6 +493,10 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     # a cascade's search job: its share of the cluster's work
     quarter = runtime_min("foldseek_cluster_search", size, threads=1, attempt=1, share=0.25)
     assert one > 40 and abs(quarter - (10 + (one - 10) / 4)) <= 1
+    # beyond the 2x10^5 structures its rate was measured at, cluster's time grows as N^1.32
+    big = InputSize(sequences=200_000_000, residues=250 * 200_000_000)
+    linear = 3 * big.residues / (1.5e4 * 4) / 60
+    assert runtime_min("foldseek_cluster", big, threads=4, attempt=1) == math.ceil(10 + linear * 1000**0.32)
     with pytest.raises(ValueError, match="expected one of"):
         mem_mb("foldseek_nothing", size, attempt=1, max_mem_mb=1000)
 
@@ -574,6 +578,16 @@ def test_a_job_over_every_bucket_is_sized_by_all_of_them_and_a_bucket_job_by_its
     for kind in ("foldseek_cluster", "foldseek_cluster_linclust", "foldseek_cluster_search", "foldseek_cluster_round"):
         assert job_size(kind, tmp_path / "reps") == InputSize(2, 60) and job_size(kind, tmp_path / "none") == InputSize(0, 0)
     assert job_size("foldseek_cluster", tmp_path / "db") == InputSize(0, 0)  # shard databases are not the clustering's input
+    # a cascade round's clust: its searches' alignment hits (46 bytes a hit), once they exist
+    from foldatlas.sizing import alignment_hits, mem_mb
+
+    with pytest.raises(FileNotFoundError):
+        alignment_hits([tmp_path / "search_0"])
+    (tmp_path / "search_0").mkdir()
+    (tmp_path / "search_0" / "aln.0").write_bytes(b"x" * 45_000_000)
+    (tmp_path / "search_0" / "aln.index").write_bytes(b"x" * 9_000_000)  # not hits
+    assert alignment_hits([tmp_path / "search_0"]) == 1_000_000
+    assert mem_mb("foldseek_cluster_round", InputSize(0, 0), attempt=1, max_mem_mb=64000, hits=10**9) == 1000 + math.ceil(1.25 * 16e9 / 1e6)
     # a search is sized by its targets: a database by its index, also the one made of a
     # target that is structures (exact, where the structures' bytes / 100 are a guess)
     made = tmp_path / "targets" / "0" / "db" / "db"

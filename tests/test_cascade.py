@@ -26,9 +26,10 @@ NEEDS_FOLDSEEK = pytest.mark.skipif(FOLDSEEK is None, reason="foldseek not on PA
 
 
 def _environment(rounds: int = 2) -> dict[str, str]:
-    env = {"STEPS": str(rounds), "ALIGNMENT_ALGO": "structurealign", "MERGECLU_PAR": "--threads 8 --compressed 0 -v 3 ", "RUN_ITERATIVE": "1"}
+    env = {"STEPS": str(rounds), "ALIGNMENT_ALGO": "structurealign", "MERGECLU_PAR": "--threads 8 --compressed 0 -v 3 ", "RUN_ITERATIVE": "1",
+           "ALIGNMENT_PAR": "-e 0.01 --threads 8 "}  # fmt: skip
     for r in range(rounds):
-        env |= {f"PREFILTER{r}_PAR": f"-s {1 + r} --threads 8 --split-memory-limit 0 ", f"ALIGNMENT{r}_PAR": "-e 0.01 --threads 8 ", f"CLUSTER{r}_PAR": "--cluster-mode 0 --threads 8 "}
+        env |= {f"PREFILTER{r}_PAR": f"-s {1 + r} --threads 8 --split-memory-limit 0 ", f"ALIGNMENT{r}_PAR": "-e 0.5 (unused) ", f"CLUSTER{r}_PAR": "--cluster-mode 0 --threads 8 "}
     return env
 
 
@@ -36,7 +37,8 @@ def test_the_plan_takes_every_rounds_options_from_foldseeks_workflow():
     plan = CascadePlan.from_environment(_environment(2), 2)
     assert plan.rounds == 2 and plan.algorithm == "structurealign"
     assert plan.prefilter == [["-s", "1", "--threads", "8", "--split-memory-limit", "0"], ["-s", "2", "--threads", "8", "--split-memory-limit", "0"]]
-    for name in ("PREFILTER1_PAR", "ALIGNMENT0_PAR", "CLUSTER1_PAR", "MERGECLU_PAR", "ALIGNMENT_ALGO"):
+    assert plan.alignment == [["-e", "0.01", "--threads", "8"]] * 2  # what structurecluster.sh passes its rounds: ALIGNMENT_PAR
+    for name in ("PREFILTER1_PAR", "ALIGNMENT_PAR", "CLUSTER1_PAR", "MERGECLU_PAR", "ALIGNMENT_ALGO"):
         env = _environment(2)
         del env[name]
         with pytest.raises(InternalError, match=f"expected foldseek cluster's workflow to pass {name} to its programs"):
@@ -45,6 +47,8 @@ def test_the_plan_takes_every_rounds_options_from_foldseeks_workflow():
         CascadePlan.from_environment(_environment(2) | {f"{p}2_PAR": "" for p in ("PREFILTER", "ALIGNMENT", "CLUSTER")}, 3)
     with pytest.raises(InternalError, match="without --cluster-reassign"):
         CascadePlan.from_environment(_environment(2) | {"REASSIGN": "TRUE"}, 2)
+    with pytest.raises(InternalError, match="found an alignment extension"):
+        CascadePlan.from_environment(_environment(2) | {"ALN_EXTENTION": "_ca"}, 2)
 
 
 def test_a_jobs_threads_and_split_limit_replace_those_foldseek_planned():
@@ -75,7 +79,6 @@ def test_a_round_whose_shards_miss_or_repeat_a_representative_stops_before_clust
     clustering's representatives, each once; otherwise nothing is clustered or written
     (foldseek is never called: the binary does not exist)."""
     _fake_db(tmp_path / "previous" / "clusters", [1, 2, 3, 4, 5])
-    plan = CascadePlan.from_environment(_environment(1), 1)
     cases = {"missing": [[1, 3, 5], [2]], "repeated": [[1, 3, 5], [2, 4, 4]], "foreign": [[1, 3, 5], [2, 4, 9]]}
     for name, shards in cases.items():
         searches = []
@@ -83,7 +86,7 @@ def test_a_round_whose_shards_miss_or_repeat_a_representative_stops_before_clust
             _fake_db(tmp_path / name / f"search_{k}" / "aln", keys)
             searches.append(tmp_path / name / f"search_{k}")
         with pytest.raises(InternalError, match="expected the 2 shards of round 0 to search the 5 representatives"):
-            cluster_round("no-such-foldseek", tmp_path / "reps", tmp_path / "previous", searches, tmp_path / name / "clusters", plan=plan, round_=0, threads=1)
+            cluster_round("no-such-foldseek", tmp_path / "reps", tmp_path / "previous", searches, tmp_path / name / "clusters", linclust=tmp_path / "none", round_=0, threads=1)
         assert not (tmp_path / name / "clusters").exists()
 
 
@@ -105,8 +108,8 @@ def _cascade(db: Path, root: Path, args: list[str], shards: int, rounds: int) ->
     for r in range(plan.rounds):
         searches = [root / f"round_{r}" / f"search_{k}" for k in range(shards)]
         for k, s in enumerate(searches):
-            search_shard(FOLDSEEK, db, previous, s, plan=plan, round_=r, shard=k, shards=shards, threads=1, split="1500M", scratch=root / "scratch")
-        cluster_round(FOLDSEEK, db, previous, searches, root / f"round_{r}" / "clusters", plan=plan, round_=r, threads=1)
+            search_shard(FOLDSEEK, db, previous, s, linclust=root / "linclust", round_=r, shard=k, shards=shards, threads=1, split="1500M", scratch=root / "scratch")
+        cluster_round(FOLDSEEK, db, previous, searches, root / f"round_{r}" / "clusters", linclust=root / "linclust", round_=r, threads=1)
         previous = root / f"round_{r}" / "clusters"
         done.append(previous)
     return merge_rounds(FOLDSEEK, db, root / "linclust", done, root / "clu.tsv", plan=plan, threads=1)
@@ -151,8 +154,10 @@ def test_more_shards_than_representatives_and_no_representative(tmp_path):
     assert parse_cluster_tsv(tsv).equals(parse_cluster_tsv(tmp_path / "one.tsv"))
     assert list((tmp_path / "cascade" / "round_0" / "search_6").iterdir()) == []
     assert cluster_linclust(FOLDSEEK, None, tmp_path / "none" / "linclust", cluster_args=args, rounds=2, threads=1) is None
-    assert search_shard(FOLDSEEK, None, tmp_path / "none" / "linclust", tmp_path / "none" / "s", plan=None, round_=0, shard=0, shards=2, threads=1) == 0
-    assert cluster_round(FOLDSEEK, None, tmp_path / "none" / "linclust", [tmp_path / "none" / "s"], tmp_path / "none" / "c", plan=None, round_=0, threads=1) == 0
+    # as the rule scripts call them: the plan (absent) is not read
+    none = tmp_path / "none" / "linclust"
+    assert search_shard(FOLDSEEK, None, none, tmp_path / "none" / "s", linclust=none, round_=0, shard=0, shards=2, threads=1) == 0
+    assert cluster_round(FOLDSEEK, None, none, [tmp_path / "none" / "s"], tmp_path / "none" / "c", linclust=none, round_=0, threads=1) == 0
     assert [list(p.iterdir()) for p in (tmp_path / "none").iterdir()] == [[], [], []]
 
 

@@ -37,7 +37,6 @@ import logging
 import os
 import shlex
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,7 +48,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from .atomic import atomic_dir, write_json
-from .errors import InternalError
+from .errors import ConfigError, InternalError
 from .layout import fresh_dir
 from .tools import ToolError, run_tool
 
@@ -97,13 +96,16 @@ class CascadePlan:
     @classmethod
     def from_environment(cls, env: dict[str, str], rounds: int) -> CascadePlan:
         """The plan from the variables foldseek's cluster workflow passed its programs."""
-        names = ["STEPS", "ALIGNMENT_ALGO", "MERGECLU_PAR"] + [f"{p}{r}_PAR" for r in range(rounds) for p in ("PREFILTER", "ALIGNMENT", "CLUSTER")]
+        # the rounds align with ALIGNMENT_PAR (structurecluster.sh; ALIGNMENT<r>_PAR is the same string today, unused)
+        names = ["STEPS", "ALIGNMENT_ALGO", "ALIGNMENT_PAR", "MERGECLU_PAR"] + [f"{p}{r}_PAR" for r in range(rounds) for p in ("PREFILTER", "CLUSTER")]
         missing = [n for n in names if n not in env]
         if missing:
             raise InternalError(f"expected foldseek cluster's workflow to pass {', '.join(missing)} to its programs, found none: "
                                 "this foldseek's cluster workflow is not supported by foldseek.cluster.shards > 1")  # fmt: skip
         if env.get("REASSIGN") or env.get("RUN_ITERATIVE") != "1":
             raise InternalError("expected a cascaded foldseek cluster without --cluster-reassign")
+        if env.get("ALN_EXTENTION") or env.get("ALN_EXTENSION"):
+            raise InternalError("expected foldseek cluster to align its rounds' databases themselves, found an alignment extension (ALN_EXTENTION)")
         if int(env["STEPS"]) != rounds:
             raise InternalError(f"expected foldseek cluster to run {rounds} rounds (--cluster-steps), found STEPS={env['STEPS']}")
 
@@ -114,7 +116,7 @@ class CascadePlan:
             rounds=rounds,
             algorithm=env["ALIGNMENT_ALGO"],
             prefilter=[opts(f"PREFILTER{r}_PAR") for r in range(rounds)],
-            alignment=[opts(f"ALIGNMENT{r}_PAR") for r in range(rounds)],
+            alignment=[opts("ALIGNMENT_PAR") for _ in range(rounds)],
             cluster=[opts(f"CLUSTER{r}_PAR") for r in range(rounds)],
             mergeclusters=opts("MERGECLU_PAR"),
         )
@@ -196,23 +198,27 @@ def cluster_linclust(binary: str, reps_db: str | os.PathLike[str] | None, out_di
         with atomic_dir(out_dir):
             return None
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
-        runner = Path(tempfile.mkdtemp(prefix="foldatlas-runner-")) / "runner.sh"  # no space in the path: foldseek splits it
+        # foldseek splits --mpi-runner at blanks and runs it in its own shell script: run
+        # through /bin/sh (no exec permission needed, so a noexec /tmp works), no blank
+        runner = Path(tempfile.mkdtemp(prefix="foldatlas-runner-")) / "runner.sh"
+        if any(c.isspace() for c in str(runner)):
+            raise ConfigError(f"expected a temporary folder without blanks for foldseek's --mpi-runner, found {str(runner.parent)!r}: set TMPDIR")
         try:
             env_file = Path(tmp) / "workflow.env"
             runner.write_text(_RUNNER.format(stop=_STOP, env=shlex.quote(str(env_file))))
-            runner.chmod(runner.stat().st_mode | stat.S_IXUSR)
             command = [binary, "cluster", reps_db, Path(tmp) / "clu", Path(tmp) / "work", *with_options(cluster_args, cluster_steps=str(rounds)),
-                       "--threads", str(threads), *split, "--mpi-runner", runner, "--remove-tmp-files", "0"]  # fmt: skip
+                       "--threads", str(threads), *split, "--mpi-runner", f"/bin/sh {runner}", "--remove-tmp-files", "0"]  # fmt: skip
             try:
                 run_tool(command, logger=log)
             except ToolError:
-                if not env_file.exists():
+                if not env_file.exists() or env_file.stat().st_size == 0:  # failed before its first round
                     raise
             else:
                 raise InternalError("expected foldseek cluster to stop at its first prefilter round, it finished")
         finally:
             shutil.rmtree(runner.parent, ignore_errors=True)
-        env = dict(item.split("=", 1) for item in env_file.read_bytes().decode().split("\0") if "=" in item)
+        dump = env_file.read_bytes().decode(errors="surrogateescape")  # another variable's bytes need not be UTF-8
+        env = dict(item.split("=", 1) for item in dump.split("\0") if "=" in item)
         plan = CascadePlan.from_environment(env, rounds)
         work = next(p for p in (Path(tmp) / "work").iterdir() if p.name != "latest" and p.is_dir())
         run_tool([binary, "mvdb", work / "clu_redundancy", out / CLUSTERS, "-v", "1"], logger=log)
@@ -222,23 +228,28 @@ def cluster_linclust(binary: str, reps_db: str | os.PathLike[str] | None, out_di
 
 
 def search_shard(binary: str, reps_db: str | os.PathLike[str] | None, previous: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 plan: CascadePlan, round_: int, shard: int, shards: int, threads: int, split: str | None = None,
+                 linclust: str | os.PathLike[str], round_: int, shard: int, shards: int, threads: int, split: str | None = None,
                  scratch: str | os.PathLike[str] | None = None) -> int:  # fmt: skip
     """Round ``round_``'s ``prefilter`` and alignment for one query shard: the shard's
     part of the previous clustering's representatives (``previous``, a folder with a
-    ``clusters`` database) against all of them. Writes ``out_dir/aln`` (nothing when the
-    shard has no query); returns the number of queries."""
+    ``clusters`` database) against all of them, with the options in ``linclust``'s plan.
+    Writes ``out_dir/aln`` (nothing when the shard has no query); returns the number of
+    queries."""
     keys = db_keys(Path(previous) / CLUSTERS)
     mine = shard_keys(keys, shard, shards)
     if reps_db is None or not len(mine):
         with atomic_dir(out_dir):
             return 0
+    plan = CascadePlan.read(linclust)
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")
         query = _subdb(binary, reps_db, mine, Path(tmp) / "query")
         pref = Path(tmp) / "pref"
         run_tool([binary, "prefilter", f"{query}_ss", f"{target}_ss", pref, *_job_options(plan.prefilter[round_], threads, split)], logger=log)
-        run_tool([binary, plan.algorithm, query, target, pref, out / "aln", *_job_options(plan.alignment[round_], threads)], logger=log)
+        # the alignment reads the round's database as query and target, as in foldseek
+        # cluster (the same database: a self-match is kept as an identity, whatever its
+        # e-value); the prefilter's entries, the shard's queries only, are what it aligns
+        run_tool([binary, plan.algorithm, target, target, pref, out / "aln", *_job_options(plan.alignment[round_], threads)], logger=log)
         found = len(db_keys(out / "aln"))
         if found != len(mine):
             raise InternalError(f"expected an alignment entry for each of the shard's {len(mine)} queries, found {found}")
@@ -246,11 +257,12 @@ def search_shard(binary: str, reps_db: str | os.PathLike[str] | None, previous: 
 
 
 def cluster_round(binary: str, reps_db: str | os.PathLike[str] | None, previous: str | os.PathLike[str], searches: Sequence[str | os.PathLike[str]],
-                  out_dir: str | os.PathLike[str], *, plan: CascadePlan, round_: int, threads: int,
+                  out_dir: str | os.PathLike[str], *, linclust: str | os.PathLike[str], round_: int, threads: int,
                   scratch: str | os.PathLike[str] | None = None) -> int:  # fmt: skip
     """Round ``round_``'s ``clust`` over its shards' alignments merged (``mergedbs``):
     writes ``out_dir/clusters``; returns the number of clusters. Every representative of
-    ``previous`` must have exactly one shard's alignment entry."""
+    ``previous`` must have exactly one shard's alignment entry. The options are
+    ``linclust``'s plan (none is read without representatives)."""
     keys = db_keys(Path(previous) / CLUSTERS)
     alns = [Path(s) / "aln" for s in searches]
     searched = np.sort(np.concatenate([db_keys(aln) for aln in alns] or [np.zeros(0, dtype=np.int64)]))
@@ -260,6 +272,7 @@ def cluster_round(binary: str, reps_db: str | os.PathLike[str] | None, previous:
     if reps_db is None or not len(keys):
         with atomic_dir(out_dir):
             return 0
+    plan = CascadePlan.read(linclust)
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")
         aln = Path(tmp) / "aln"

@@ -71,6 +71,7 @@ __all__ = [
     "runtime_min",
     "split_memory_limit",
     "job_size",
+    "alignment_hits",
 ]
 
 #: Memory of a job beyond its data (the program, buffers, Python), MB.
@@ -88,8 +89,17 @@ PREFILTER_FIXED_BYTES = 2 * 8 * 20**6
 #: (16 + 4 bytes) and bookkeeping (22 bytes).
 PREFILTER_BYTES_PER_SEQUENCE = 42
 #: Anonymous memory per structure of foldseek's clust, mergeclusters, createtsv (measured
-#: 21-40 MiB at 2x10^5: 110-210 bytes).
+#: 21-40 MiB at 2x10^5 mostly unrelated structures: 110-210 bytes).
 CLUST_BYTES_PER_STRUCTURE = 250
+#: clust's memory per alignment hit (MMseqs2's graph: a 4-byte key and a 2-byte score
+#: per edge, doubled where it adds the missing reverse edges), and the bytes of one hit
+#: in an alignment database (a text line, measured 46 at 2x10^5).
+CLUST_BYTES_PER_HIT, ALN_BYTES_PER_HIT = 16, 45
+#: foldseek cluster's time grows faster than its input: 21x for 10x between 2x10^4 and
+#: 2x10^5 structures (exponent 1.32). Its rate was measured at ``CLUSTER_RATE_AT``
+#: structures, so a larger input is given ``(N / CLUSTER_RATE_AT) ** CLUSTER_GROWTH``
+#: times the linear estimate (a search job of a cascade: its share of that).
+CLUSTER_RATE_AT, CLUSTER_GROWTH = 200_000, 0.32
 #: Headroom on a computed request.
 MEM_HEADROOM = 1.25
 #: The split limit's share of a job's memory, and what it leaves beside (MB).
@@ -169,7 +179,7 @@ def prefilter_floor_mb(size: InputSize) -> float:
     return 1.1 * (PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences) / 0.9 / 1e6
 
 
-def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
+def _need_mb(kind: str, size: InputSize, kmer_per_seq: int, hits: int = 0) -> float:
     kmers = size.sequences * kmer_per_seq * KMER_BYTES
     foldseek = PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
     if kind == "mmseqs_cluster":
@@ -179,7 +189,7 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int) -> float:
     elif kind in ("foldseek_search", "foldseek_createdb", "foldseek_cluster_search"):
         data = foldseek
     elif kind == "foldseek_cluster_round":
-        data = CLUST_BYTES_PER_STRUCTURE * size.sequences
+        data = CLUST_BYTES_PER_STRUCTURE * size.sequences + CLUST_BYTES_PER_HIT * hits
     else:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
     return BASE_MB + MEM_HEADROOM * data / 1e6
@@ -203,10 +213,11 @@ def _refuse_below_floor(size: InputSize, mem_mb: int, found: str) -> None:
         )
 
 
-def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_per_seq: int = 0) -> int:
+def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_per_seq: int = 0, hits: int = 0) -> int:
     """Memory request (MB) of a job of ``kind`` over ``size``: the formula above times the
     attempt, never more than ``max_mem_mb``, never less than a foldseek prefilter needs
-    (:func:`prefilter_floor_mb`, plus what the split limit leaves aside).
+    (:func:`prefilter_floor_mb`, plus what the split limit leaves aside). ``hits``: the
+    alignment hits a cascade's ``clust`` job reads (:func:`alignment_hits`).
 
     Raises
     ------
@@ -219,13 +230,15 @@ def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_pe
     if kind in ("foldseek_search", "foldseek_cluster", "foldseek_cluster_search"):
         _refuse_below_floor(size, max_mem_mb, str(max_mem_mb))
     floor = min(max_mem_mb, _floor_mb(kind, size))
-    return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq)) * attempt)))
+    return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq, hits)) * attempt)))
 
 
 def runtime_min(kind: str, size: InputSize, *, threads: int, attempt: int, share: float = 1.0) -> int:
     """Runtime request (minutes) of a job of ``kind`` over ``size`` on ``threads`` threads,
     doing ``share`` of the work (a cascade's search job: 1/shards)."""
     work = share * RUNTIME_SAFETY * size.residues / (RATES[kind] * max(1, threads)) / 60
+    if kind in ("foldseek_cluster", "foldseek_cluster_search"):
+        work *= max(1.0, size.sequences / CLUSTER_RATE_AT) ** CLUSTER_GROWTH
     return int(math.ceil(RUNTIME_BASE_MIN + work) * attempt)
 
 
@@ -253,6 +266,17 @@ def split_memory_limit(mem_mb: int) -> str:
     Slurm's task/cgroup sets it) linclust ran with 1,400M and 1,700M, its 564 MB of
     sequences page cache (bench/RESULTS.md)."""
     return f"{max(100, int((SPLIT_SHARE * mem_mb - SPLIT_RESERVE_MB) * 1e6 / 2**20))}M"
+
+
+def alignment_hits(folders: Sequence[str | os.PathLike[str]]) -> int:
+    """Alignment hits in the ``aln`` databases of a cascade's search folders, estimated
+    from their data files' bytes (``ALN_BYTES_PER_HIT`` a hit). A missing folder raises
+    FileNotFoundError naming it (Snakemake then sizes the job when its input exists)."""
+    for d in folders:
+        if not Path(d).exists():
+            raise FileNotFoundError(errno.ENOENT, "input not made yet", str(d))
+    total = sum(f.stat().st_size for d in folders for f in Path(d).glob("aln*") if f.suffix not in (".index", ".dbtype"))
+    return total // ALN_BYTES_PER_HIT
 
 
 def _db_folder_size(folder: Path, name: str = HIGHCONF) -> InputSize:

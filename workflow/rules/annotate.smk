@@ -137,7 +137,7 @@ rule foldseek_cluster_linclust:
         runtime=sized_runtime("foldseek_cluster_linclust", "representatives"),
     params:
         binary=config["foldseek"]["binary"],
-        foldseek=cluster_settings(),
+        foldseek=cascade_settings(),
         scratch=LAYOUT.scratch("foldseek_cluster_linclust"),
     script:
         "../../scripts/foldseek_cluster_linclust.py"

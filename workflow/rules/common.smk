@@ -18,7 +18,12 @@ from foldatlas.buckets import atlas_bucket_digits, bucket_names, has_members
 from foldatlas.store import WHOLE, read_manifest, release_buckets
 from foldatlas.annotate import TOOLS, is_db, tool_binary
 from foldatlas.redundancy import mmseqs_binary
-from foldatlas.sizing import job_size, mem_mb as sized_mem_mb, runtime_min
+from foldatlas.sizing import (
+    alignment_hits,
+    job_size,
+    mem_mb as sized_mem_mb,
+    runtime_min,
+)
 
 
 wildcard_constraints:
@@ -588,8 +593,11 @@ def sized_mem(kind, name):
     def mem_mb(wildcards, input, attempt):
         size = job_size(kind, input[name], targets=targets)
         cap = section["max_mem_mb"]
+        # a cascade round's clust holds its alignment graph: sized by its searches' hits
+        searches = input.get("searches", []) if kind == "foldseek_cluster_round" else []
+        hits = alignment_hits(searches)
         return sized_mem_mb(
-            kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers
+            kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers, hits=hits
         )
 
     return mem_mb
@@ -646,6 +654,12 @@ def cluster_settings():
         "representative": config["foldseek"]["representative"],
         "cluster": {k: v for k, v in cluster.items() if k != "shards"},
     }
+
+
+def cascade_settings():
+    """What can change the cascade's clusterings: the cluster options only (not
+    foldseek.representative, which only the final table reads)."""
+    return {"cluster": cluster_settings()["cluster"]}
 
 
 def cascade_previous(wildcards):
