@@ -169,6 +169,14 @@ def shard_keys(keys: Sequence[int] | np.ndarray, shard: int, shards: int) -> np.
     return np.asarray(keys, dtype=np.int64)[shard::shards]
 
 
+def _nothing_to_do(out_dir: str | os.PathLike[str]) -> int:
+    """An empty output folder (no representatives, or a shard without queries), written
+    atomically; returns 0, the queries or clusters of such a job."""
+    with atomic_dir(out_dir):
+        pass
+    return 0
+
+
 @contextmanager
 def _working(scratch: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary folder in ``scratch`` (emptied first: what a killed job left there), or
@@ -195,8 +203,8 @@ def cluster_linclust(binary: str, reps_db: str | os.PathLike[str] | None, out_di
     without representatives (``reps_db`` None) it stays empty and the later jobs have
     nothing to do."""
     if reps_db is None:
-        with atomic_dir(out_dir):
-            return None
+        _nothing_to_do(out_dir)
+        return None
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
         # foldseek splits --mpi-runner at blanks and runs it in its own shell script: run
         # through /bin/sh (no exec permission needed, so a noexec /tmp works), no blank
@@ -238,8 +246,7 @@ def search_shard(binary: str, reps_db: str | os.PathLike[str] | None, previous: 
     keys = db_keys(Path(previous) / CLUSTERS)
     mine = shard_keys(keys, shard, shards)
     if reps_db is None or not len(mine):
-        with atomic_dir(out_dir):
-            return 0
+        return _nothing_to_do(out_dir)
     plan = CascadePlan.read(linclust)
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")
@@ -270,8 +277,7 @@ def cluster_round(binary: str, reps_db: str | os.PathLike[str] | None, previous:
         raise InternalError(f"expected the {len(searches)} shards of round {round_} to search the {len(keys)} representatives of "
                             f"{previous} once each, found {len(searched)} alignment entries")  # fmt: skip
     if reps_db is None or not len(keys):
-        with atomic_dir(out_dir):
-            return 0
+        return _nothing_to_do(out_dir)
     plan = CascadePlan.read(linclust)
     with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")

@@ -146,10 +146,10 @@ def representatives_db(folder: str | os.PathLike[str]) -> Path | None:
     return db if Path(f"{db}.dbtype").exists() else None
 
 
-def foldseek_cluster_tsv(binary: str, db: Path, tsv: Path, *, settings: FoldseekSettings, threads: int, mem_mb: int | None) -> None:
-    """``foldseek cluster`` of ``db`` in one job, its clusters as TSV."""
+def foldseek_cluster_tsv(binary: str, db: Path, size: InputSize, tsv: Path, *, settings: FoldseekSettings, threads: int, mem_mb: int | None) -> None:
+    """``foldseek cluster`` of ``db`` (of ``size``) in one job, its clusters as TSV."""
     if mem_mb:
-        check_prefilter_floor(InputSize(*astuple(db_size(db))), mem_mb)
+        check_prefilter_floor(size, mem_mb)
     split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
     clu = tsv.with_suffix("")
     run_tool([binary, "cluster", db, clu, tsv.parent / "tmp", *cluster_args(settings.cluster), "--threads", str(threads), *split], logger=log)
@@ -170,11 +170,12 @@ def structural_clusters(binary: str, reps_dir: str | os.PathLike[str], out: str 
     with tempfile.TemporaryDirectory(prefix="foldseek-", dir=Path(out).parent) as tmp:
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
         con.execute(f"CREATE TABLE hc AS SELECT * FROM read_parquet({sql_path(Path(reps_dir) / TABLE)})")
-        n = db_size(db).entries
+        size = InputSize(*astuple(db_size(db)))  # one read of the index
+        n = size.sequences
         tsv = Path(tmp) / "clu.tsv"
         if cascade is None:
             log.info("foldseek cluster of %d sequence-cluster representatives", n)
-            foldseek_cluster_tsv(binary, db, tsv, settings=settings, threads=threads, mem_mb=mem_mb)
+            foldseek_cluster_tsv(binary, db, size, tsv, settings=settings, threads=threads, mem_mb=mem_mb)
         else:
             linclust, rounds = cascade
             merge_rounds(binary, db, linclust, rounds, tsv, plan=CascadePlan.read(linclust), threads=threads)
