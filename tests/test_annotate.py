@@ -485,7 +485,8 @@ def test_resource_formula_follows_the_documented_bytes_and_caps():
     assert mem_mb("foldseek_search", size, attempt=1, max_mem_mb=10**6) == math.ceil(1000 + fixed + 4687.5)
     assert mem_mb("foldseek_cluster", size, attempt=1, max_mem_mb=10**6, kmer_per_seq=300) == math.ceil(1000 + fixed + 4687.5 + 6000)
     assert mem_mb("foldseek_cluster", InputSize(1, 100), attempt=1, max_mem_mb=10**6, kmer_per_seq=300) > 2200  # never below the fixed arrays
-    assert mem_mb("mmseqs_cluster", InputSize(10**9, 2.5 * 10**11), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000  # the cap
+    # the cap (1.2x10^8 sequences: the k-mer table is split into passes, the 95 B a sequence fit)
+    assert mem_mb("mmseqs_cluster", InputSize(1.2 * 10**8, 3 * 10**10), attempt=3, max_mem_mb=16000, kmer_per_seq=100) == 16000
     # the split limit is in MiB, as mmseqs and foldseek read "M": 80% of the request less 200 MB
     assert split_memory_limit(16000) == "12016M" and split_memory_limit(2000) == "1335M" and split_memory_limit(300) == "100M"
     one, four = (runtime_min("foldseek_cluster", size, threads=t, attempt=1) for t in (1, 4))

@@ -4,4 +4,4 @@ The library behind the Snakemake workflow. Every rule script under ``scripts/`` 
 thin shim over one function of this package; the package never imports Snakemake.
 """
 
-__version__ = "0.14.0"
+__version__ = "0.15.0"

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -388,46 +389,70 @@ def arrow_batches(con: Any, sql: str, rows: int = 1 << 17) -> Iterator[pa.Record
     yield from reader
 
 
+def fasta_bytes(batch: pa.RecordBatch) -> memoryview:
+    """A batch's (checksum, sequence) rows as FASTA, one line a sequence, built by Arrow
+    (about 10x faster than formatting each record in Python)."""
+    text = pc.binary_join_element_wise(">", batch.column(0), "\n", batch.column(1), "\n", "")
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    offsets = np.frombuffer(text.buffers()[1], dtype=width)[text.offset : text.offset + len(text) + 1]
+    return memoryview(text.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
 def _write_fasta(sequences: str | os.PathLike[str], fasta: Path) -> int:
     n = 0
-    with open(fasta, "w") as fh:
+    with open(fasta, "wb") as fh:
         for batch in pq.ParquetFile(sequences).iter_batches(batch_size=1 << 16, columns=["checksum", "sequence"]):
-            sums, seqs = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-            fh.writelines(f">{c}\n{s}\n" for c, s in zip(sums, seqs))
-            n += len(sums)
+            fh.write(fasta_bytes(batch))
+            n += batch.num_rows
     return n
 
 
-def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int, mem_mb: int | None = None) -> int:
-    """Sequence clusters of the unique sequences with mmseqs ``linclust`` (defaults: the
-    ESM Atlas's clust30); writes ``out`` sorted by cluster, member, and returns its row
-    count. The FASTA is written batch by batch and the cluster TSV read by DuckDB; with
+def linclust_tsv(binary: str, fasta: str | os.PathLike[str], tmp: Path, *, settings: MmseqsSettings, threads: int,
+                 mem_mb: int | None = None) -> tuple[Path, Path]:  # fmt: skip
+    """Run ``createdb`` (of ``fasta``, one line a sequence), ``linclust`` and
+    ``createtsv`` in ``tmp``; return the sequence database and the cluster TSV. With
     ``mem_mb``, mmseqs gets ``--split-memory-limit`` (:func:`split_memory_limit` of the
     whole request: the sequences are memory-mapped, pages the kernel reclaims within a
     job's memory limit, which a run under a 2,000 MB cgroup limit showed:
     bench/RESULTS.md).
 
-    ``createdb``, ``linclust`` and ``createtsv`` run one by one: the clusters of
-    ``easy-linclust`` without its representative and member FASTA files, which foldatlas
-    does not read and which were its largest steps in memory (bench/RESULTS.md)."""
+    The three run one by one: the clusters of ``easy-linclust`` without its
+    representative and member FASTA files, which foldatlas does not read and which were
+    its largest steps in memory (bench/RESULTS.md)."""
     split = ["--split-memory-limit", split_memory_limit(mem_mb)] if mem_mb else []
+    db, clu, tsv = tmp / "seqs", tmp / "clu", tmp / "clusters.tsv"
+    # --createdb-mode 1: the database's sequences are the FASTA file's (one line each),
+    # not a copy, as easy-linclust makes it
+    run_tool([binary, "createdb", fasta, db, "--createdb-mode", "1"], logger=log)
+    run_tool([binary, "linclust", db, clu, tmp / "tmp", *linclust_args(settings), "--threads", str(threads), "--remove-tmp-files", "1", *split], logger=log)
+    run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
+    return db, tsv
+
+
+def write_seq_clusters(con: Any, pairs: str, out: str | os.PathLike[str]) -> int:
+    """Write the (representative, member) pairs of the query ``pairs`` as
+    ``mmseqs/clusters.parquet`` (SEQ_CLUSTERS_SCHEMA: clusters numbered by
+    representative, sorted by cluster and member); return its row count."""
+    sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,
+                     count(*) OVER (PARTITION BY representative) AS cluster_size
+              FROM ({pairs}) ORDER BY cluster_id, member"""
+    return write_batches(arrow_batches(con, sql), out, SEQ_CLUSTERS_SCHEMA)
+
+
+def mmseqs_linclust(binary: str, sequences: str | os.PathLike[str], out: str | os.PathLike[str], *, settings: MmseqsSettings, threads: int, mem_mb: int | None = None) -> int:
+    """Sequence clusters of the unique sequences with mmseqs ``linclust`` (defaults: the
+    ESM Atlas's clust30, :func:`linclust_tsv`); writes ``out`` sorted by cluster, member,
+    and returns its row count. The FASTA is written batch by batch and the cluster TSV
+    read by DuckDB."""
     with tempfile.TemporaryDirectory(prefix="mmseqs-", dir=Path(out).parent) as tmp:
-        fasta, db, clu, tsv = Path(tmp) / "unique.fasta", Path(tmp) / "seqs", Path(tmp) / "clu", Path(tmp) / "clusters.tsv"
+        fasta = Path(tmp) / "unique.fasta"
         if _write_fasta(sequences, fasta) == 0:
             return empty_output(out, SEQ_CLUSTERS_SCHEMA).num_rows
-        # --createdb-mode 1: the database's sequences are the FASTA file's (one line
-        # each), not a copy, as easy-linclust makes it
-        run_tool([binary, "createdb", fasta, db, "--createdb-mode", "1"], logger=log)
-        run_tool([binary, "linclust", db, clu, Path(tmp) / "tmp", *linclust_args(settings), "--threads", str(threads), "--remove-tmp-files", "1", *split], logger=log)
-        run_tool([binary, "createtsv", db, db, clu, tsv, "--threads", str(threads)], logger=log)
-        for done in [fasta, clu, *Path(tmp).glob("seqs*"), *Path(tmp).glob("clu.*")]:  # DuckDB reads only the TSV
+        _, tsv = linclust_tsv(binary, fasta, Path(tmp), settings=settings, threads=threads, mem_mb=mem_mb)
+        for done in [fasta, *Path(tmp).glob("seqs*"), *Path(tmp).glob("clu"), *Path(tmp).glob("clu.*")]:  # DuckDB reads only the TSV
             done.unlink(missing_ok=True)
         con = duck_connection(Path(tmp) / "clusters.duckdb", memory_gb=duckdb_gb(mem_mb), spill_dir=Path(tmp) / "spill", threads=threads)
-        pairs = cluster_pairs_sql(con, tsv)
-        sql = f"""SELECT dense_rank() OVER (ORDER BY representative) - 1 AS cluster_id, representative, member,
-                         count(*) OVER (PARTITION BY representative) AS cluster_size
-                  FROM ({pairs}) ORDER BY cluster_id, member"""
-        return write_batches(arrow_batches(con, sql), out, SEQ_CLUSTERS_SCHEMA)
+        return write_seq_clusters(con, cluster_pairs_sql(con, tsv), out)
 
 
 def empty_output(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:

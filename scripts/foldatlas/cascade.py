@@ -178,7 +178,7 @@ def _nothing_to_do(out_dir: str | os.PathLike[str]) -> int:
 
 
 @contextmanager
-def _working(scratch: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]) -> Iterator[Path]:
+def working(scratch: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary folder in ``scratch`` (emptied first: what a killed job left there), or
     beside ``out_dir`` without one."""
     if scratch is not None:
@@ -205,7 +205,7 @@ def cluster_linclust(binary: str, reps_db: str | os.PathLike[str] | None, out_di
     if reps_db is None:
         _nothing_to_do(out_dir)
         return None
-    with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
+    with atomic_dir(out_dir) as out, working(scratch, out_dir) as tmp:
         # foldseek splits --mpi-runner at blanks and runs it in its own shell script: run
         # through /bin/sh (no exec permission needed, so a noexec /tmp works), no blank
         runner = Path(tempfile.mkdtemp(prefix="foldatlas-runner-")) / "runner.sh"
@@ -248,7 +248,7 @@ def search_shard(binary: str, reps_db: str | os.PathLike[str] | None, previous: 
     if reps_db is None or not len(mine):
         return _nothing_to_do(out_dir)
     plan = CascadePlan.read(linclust)
-    with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
+    with atomic_dir(out_dir) as out, working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")
         query = _subdb(binary, reps_db, mine, Path(tmp) / "query")
         pref = Path(tmp) / "pref"
@@ -279,7 +279,7 @@ def cluster_round(binary: str, reps_db: str | os.PathLike[str] | None, previous:
     if reps_db is None or not len(keys):
         return _nothing_to_do(out_dir)
     plan = CascadePlan.read(linclust)
-    with atomic_dir(out_dir) as out, _working(scratch, out_dir) as tmp:
+    with atomic_dir(out_dir) as out, working(scratch, out_dir) as tmp:
         target = _subdb(binary, reps_db, keys, Path(tmp) / "input")
         aln = Path(tmp) / "aln"
         run_tool([binary, "mergedbs", target, aln, *[a for a in alns if Path(f"{a}.index").exists()], "-v", "1"], logger=log)

@@ -66,6 +66,8 @@ ALL = "all"
 COLLECTIONS = (HIGHCONF, ALL)
 #: The structural clustering's input (foldseek database and table name, :meth:`Layout.foldseek_representatives`).
 REPRESENTATIVES = "representatives"
+#: A segment's folder in the split folder of the segmented sequence clustering.
+SEGMENT = "segment_{}"
 #: Least digits of a chunk id in file names (``chunk_000042``); numbers from 10^6 on
 #: have more (``chunk_1000000``), so ids never run out.
 CHUNK_ID_DIGITS = 6
@@ -487,6 +489,37 @@ class Layout:
     @property
     def mmseqs_clusters(self) -> Path:
         return self.root / "mmseqs" / "clusters.parquet"
+
+    @property
+    def mmseqs_segments(self) -> Path:
+        """The sequence clustering split into jobs (``mmseqs.segments`` > 1,
+        :mod:`foldatlas.segments`): ``split/segment_<s>/``, ``round_<r>/`` and
+        ``round_<r>.parquet``, ``assign_<r>_<s>/`` and ``assign_<r>_<s>.parquet``."""
+        return self.root / "mmseqs" / "segments"
+
+    @property
+    def segments_split(self) -> Path:
+        return self.mmseqs_segments / "split"
+
+    def segment(self, segment: str) -> Path:
+        """One segment's folder, written by the split job with the others."""
+        return self.segments_split / SEGMENT.format(segment)
+
+    def segment_round(self, round_: str) -> Path:
+        """A round's representatives (read by its assignments)."""
+        return self.mmseqs_segments / f"round_{round_}"
+
+    def segment_round_pairs(self, round_: str) -> Path:
+        """A round's clusters (read by the merge)."""
+        return self.mmseqs_segments / f"round_{round_}.parquet"
+
+    def segment_assign(self, round_: str, segment: str) -> Path:
+        """What an assignment left of its segment (read by the next round's job)."""
+        return self.mmseqs_segments / f"assign_{round_}_{segment}"
+
+    def segment_assign_pairs(self, round_: str, segment: str) -> Path:
+        """An assignment's pairs (read by the merge)."""
+        return self.mmseqs_segments / f"assign_{round_}_{segment}.parquet"
 
     # bookkeeping
     def log(self, rule: str, wildcard: str | None = None) -> Path:

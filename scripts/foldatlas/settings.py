@@ -336,6 +336,7 @@ class MmseqsSettings(Section):
     cov_mode: int
     cluster_mode: int
     kmer_per_seq: int
+    segments: int
     threads: int
     max_mem_mb: int
 

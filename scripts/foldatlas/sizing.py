@@ -28,7 +28,11 @@ resources"):
   split limit does not subtract them;
 - beyond the split k-mer table, linclust's later steps (``rescorediagonal``, ``clust``,
   ``mergeclusters``, ``createtsv``) hold about 95 bytes per sequence of anonymous memory
-  that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences;
+  that no option bounds (bench/RESULTS.md): about 66 GB for 7x10^8 sequences. A job
+  whose sequences need more than ``mmseqs.max_mem_mb`` for that is refused when its
+  request is computed (:func:`linclust_floor_mb`), naming the ``mmseqs.segments`` that
+  would fit: the segmented clustering's jobs (:mod:`foldatlas.segments`) hold at most
+  about ``2/P`` of the sequences each, sized by their folders' ``counts.json``;
 - foldseek cluster's later steps (``clust``, ``mergeclusters``, ``createtsv``) hold
   about 150 bytes per structure (bench/RESULTS.md): ``CLUST_BYTES_PER_STRUCTURE`` sizes
   a cascade's ``clust`` and merge jobs, which run nothing else of foldseek's;
@@ -62,6 +66,10 @@ __all__ = [
     "PREFILTER_FIXED_BYTES",
     "PREFILTER_BYTES_PER_SEQUENCE",
     "prefilter_floor_mb",
+    "linclust_floor_mb",
+    "segments_for",
+    "check_segments",
+    "counts_size",
     "check_prefilter_floor",
     "RATES",
     "InputSize",
@@ -88,6 +96,18 @@ PREFILTER_FIXED_BYTES = 2 * 8 * 20**6
 #: The prefilter's estimate per target sequence that no split reduces: the database index
 #: (16 + 4 bytes) and bookkeeping (22 bytes).
 PREFILTER_BYTES_PER_SEQUENCE = 42
+#: Anonymous memory per sequence of linclust's later steps (measured 86-95 bytes at 2x10^6
+#: sequences: bench/RESULTS.md, "Where linclust's memory goes").
+LINCLUST_BYTES_PER_SEQUENCE = 95
+#: The linclust jobs (their k-mer table, 16 bytes per k-mer, and the per-sequence floor).
+LINCLUST_KINDS = ("mmseqs_cluster", "mmseqs_cluster_segment", "mmseqs_assign_segment")
+#: What the merge of a segmented clustering asks for beyond ``BASE_MB`` (DuckDB's sort,
+#: half the request, spills beyond it): 4 GB in all.
+MERGE_BYTES = 2.4e9
+#: A segment's sequences beyond N/P at most (a length is never split), for the checks.
+SEGMENT_MARGIN = 1.1
+#: The segmented clustering's jobs sized by their folders' counts (:mod:`foldatlas.segments`).
+SEGMENT_KINDS = ("mmseqs_cluster_segment", "mmseqs_assign_segment")
 #: Anonymous memory per structure of foldseek's clust, mergeclusters, createtsv (measured
 #: 21-40 MiB at 2x10^5 mostly unrelated structures: 110-210 bytes).
 CLUST_BYTES_PER_STRUCTURE = 250
@@ -110,7 +130,7 @@ SPLIT_SHARE, SPLIT_RESERVE_MB = 0.8, 200
 #: input, 21x for 10x, so a larger one takes longer than this rate says). Search was not
 #: measured: it is given cluster's rate. A search target made a database
 #: (foldseek_target_db) is createdb.
-RATES = {"mmseqs_cluster": 1.4e6, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_bins_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4,
+RATES = {"mmseqs_cluster": 1.4e6, "mmseqs_cluster_segment": 1.4e6, "mmseqs_assign_segment": 1.4e6, "mmseqs_split_segments": 2.0e8, "mmseqs_merge_segments": 3.0e7, "foldseek_createdb": 1.0e5, "foldseek_target_db": 1.0e5, "foldseek_bins_db": 1.0e5, "foldseek_cluster": 1.5e4, "foldseek_search": 1.5e4,
          "foldseek_representatives": 1.0e6, "foldseek_cluster_linclust": 1.0e5, "foldseek_cluster_search": 1.5e4, "foldseek_cluster_round": 1.0e6}  # fmt: skip
 #: The kinds sized by the representatives' database (:attr:`Layout.foldseek_representatives`).
 REPRESENTATIVES_KINDS = ("foldseek_cluster", "foldseek_cluster_linclust", "foldseek_cluster_search", "foldseek_cluster_round")
@@ -182,8 +202,12 @@ def prefilter_floor_mb(size: InputSize) -> float:
 def _need_mb(kind: str, size: InputSize, kmer_per_seq: int, hits: int = 0) -> float:
     kmers = size.sequences * kmer_per_seq * KMER_BYTES
     foldseek = PREFILTER_FIXED_BYTES + PREFILTER_BYTES_PER_SEQUENCE * size.sequences + size.residues * (FOLDSEEK_BYTES_PER_RESIDUE + PREFILTER_BYTES_PER_RESIDUE)
-    if kind == "mmseqs_cluster":
+    if kind in LINCLUST_KINDS:
         data = kmers + size.residues
+    elif kind == "mmseqs_split_segments":  # a length histogram, then one pass of batches
+        data = 0
+    elif kind == "mmseqs_merge_segments":  # DuckDB's share (half the request), spilling beyond it
+        data = MERGE_BYTES
     elif kind in ("foldseek_cluster", "foldseek_cluster_linclust"):
         data = kmers + foldseek
     elif kind in ("foldseek_search", "foldseek_createdb", "foldseek_cluster_search"):
@@ -195,8 +219,62 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int, hits: int = 0) -> fl
     return BASE_MB + MEM_HEADROOM * data / 1e6
 
 
+def linclust_floor_mb(size: InputSize) -> int:
+    """The smallest request of a linclust job over ``size``: what its later steps hold
+    per sequence (``LINCLUST_BYTES_PER_SEQUENCE``, no option bounds it), with headroom.
+    About 1.1 GB for 10^6 sequences, 84 GB for 7x10^8."""
+    return math.ceil(BASE_MB + MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE * size.sequences / 1e6)
+
+
+def segments_for(sequences: int, max_mem_mb: int) -> int:
+    """The ``mmseqs.segments`` whose jobs fit ``max_mem_mb``: a job holds at most two
+    segments' sequences, about 2/P of ``sequences`` (10% more: a length is never split
+    between segments); 1 when one job fits."""
+    if linclust_floor_mb(InputSize(sequences, 0)) <= max_mem_mb:
+        return 1
+    per_job = (max_mem_mb - BASE_MB) * 1e6 / (MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE)
+    return math.ceil(SEGMENT_MARGIN * 2 * sequences / max(1.0, per_job))
+
+
+def check_segments(sequences: int, segments: int, max_mem_mb: int, *, largest_two: int | None = None) -> None:
+    """Stop before the segmented clustering runs when its largest job would not fit
+    ``max_mem_mb``: two segments' sequences (``largest_two`` when the segments are known,
+    else 2/P of ``sequences`` and 10%).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``mmseqs.segments`` and the number that fits.
+    """
+    job = largest_two if largest_two is not None else math.ceil(SEGMENT_MARGIN * 2 * sequences / segments)
+    if segments > 1 and linclust_floor_mb(InputSize(job, 0)) > max_mem_mb:
+        need = max(segments + 1, segments_for(sequences, max_mem_mb))
+        raise ConfigError(
+            f"mmseqs.segments: expected at least {need} for {sequences} unique sequences under mmseqs.max_mem_mb {max_mem_mb} "
+            f"(a job holds two segments' sequences, {job} here, and linclust about {LINCLUST_BYTES_PER_SEQUENCE} bytes each), found {segments}",
+            key="mmseqs.segments",
+            value=segments,
+        )
+
+
+def _refuse_linclust(size: InputSize, max_mem_mb: int, kind: str) -> None:
+    need = linclust_floor_mb(size)
+    if max_mem_mb < need:
+        split = f"mmseqs.segments: {segments_for(size.sequences, max_mem_mb)}" if kind == "mmseqs_cluster" else "more mmseqs.segments"
+        raise ConfigError(
+            f"mmseqs.max_mem_mb: expected at least {need} MB, which linclust's later steps hold for {size.sequences} sequences in one job "
+            f"(about {LINCLUST_BYTES_PER_SEQUENCE} bytes each, no option bounds it), found {max_mem_mb}; raise it, or split the clustering "
+            f"into jobs ({split}, README \"Sequence clustering in jobs\")",
+            key="mmseqs.max_mem_mb",
+            value=max_mem_mb,
+        )
+
+
 def _floor_mb(kind: str, size: InputSize) -> int:
-    """The smallest request of a foldseek job whose split limit starts its prefilter."""
+    """The smallest request of a foldseek job whose split limit starts its prefilter, or
+    of a linclust job (:func:`linclust_floor_mb`)."""
+    if kind in LINCLUST_KINDS:
+        return linclust_floor_mb(size)
     if kind not in ("foldseek_cluster", "foldseek_search", "foldseek_cluster_search"):
         return 0
     return math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)
@@ -225,10 +303,13 @@ def mem_mb(kind: str, size: InputSize, *, attempt: int, max_mem_mb: int, kmer_pe
         ``max_mem_mb`` is below what foldseek's prefilter needs to start on ``size``
         (a search's targets, the representatives a cluster or a cascade's search job
         searches: exact sizes; the cluster job checks it again,
-        :func:`check_prefilter_floor`).
+        :func:`check_prefilter_floor`), or below what a linclust job's sequences need
+        (:func:`linclust_floor_mb`).
     """
     if kind in ("foldseek_search", "foldseek_cluster", "foldseek_cluster_search"):
         _refuse_below_floor(size, max_mem_mb, str(max_mem_mb))
+    if kind in LINCLUST_KINDS:
+        _refuse_linclust(size, max_mem_mb, kind)
     floor = min(max_mem_mb, _floor_mb(kind, size))
     return int(min(max_mem_mb, max(floor, math.ceil(_need_mb(kind, size, kmer_per_seq, hits)) * attempt)))
 
@@ -319,8 +400,10 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
         return InputSize(max((t.sequences for t in sizes), default=0), max((t.residues for t in sizes), default=0))
     if kind not in RATES:
         raise ValueError(f"expected one of {', '.join(RATES)}, found {kind!r}")
-    if kind == "mmseqs_cluster":
+    if kind in ("mmseqs_cluster", "mmseqs_split_segments", "mmseqs_merge_segments"):
         return _total([sequences_size(p) for p in paths])
+    if kind in SEGMENT_KINDS:  # the folders a segment job reads (a round's representatives, what is left of a segment)
+        return _total([counts_size(p) for p in paths])
     if kind == "foldseek_createdb":  # a structures folder, or without copies its index file
         return _total([structures_size(bucket_shards(p)) if p.is_dir() else indexed_size(p) for p in paths])
     if kind in ("foldseek_target_db", "foldseek_bins_db"):  # structures of any layout, bin shards: every file
@@ -328,6 +411,15 @@ def job_size(kind: str, path: str | os.PathLike[str] | Sequence[str | os.PathLik
     if kind in REPRESENTATIVES_KINDS:  # the representatives' database (none: an atlas without one)
         return _total([_db_folder_size(p, REPRESENTATIVES) for p in paths])
     return _total([_db_folder_size(p) for p in paths])
+
+
+def counts_size(folder: str | os.PathLike[str]) -> InputSize:
+    """Sequences and residues of a segmented clustering's folder (its ``counts.json``:
+    :mod:`foldatlas.segments`)."""
+    import json
+
+    counts = json.loads((Path(folder) / "counts.json").read_text())
+    return InputSize(int(counts["sequences"]), int(counts["residues"]))
 
 
 def _total(sizes: Sequence[InputSize]) -> InputSize:

@@ -8,8 +8,90 @@
 # input exists.
 
 
+rule mmseqs_split_segments:
+    # mmseqs.segments > 1: the unique sequences by length, longest first (foldatlas.segments)
+    input:
+        sequences=rules.plan_chunks.output.sequences,
+    output:
+        segments=segment_folders(),
+    log:
+        LAYOUT.log("mmseqs_split_segments"),
+    benchmark:
+        LAYOUT.benchmark("mmseqs_split_segments")
+    conda:
+        ENV
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("mmseqs_split_segments", "sequences"),
+        runtime=sized_runtime("mmseqs_split_segments", "sequences"),
+    params:
+        # the segments' folder (all of them written together)
+        split=lambda wc, output: os.path.dirname(output.segments[0]),
+        segments=mmseqs_segments(),
+    script:
+        "../../scripts/mmseqs_split_segments.py"
+
+
+rule mmseqs_cluster_segment:
+    # round r: linclust over what is left of segment r
+    input:
+        remaining=lambda wc: segment_left(wc.round, wc.round),
+    output:
+        # temporary, as the split's and the assignments' outputs: removed once read (the
+        # sequences by the next jobs, the pairs by the merge)
+        folder=temp(directory(LAYOUT.segment_round("{round}"))),
+        pairs=temp(LAYOUT.segment_round_pairs("{round}")),
+    log:
+        LAYOUT.log("mmseqs_cluster_segment", "{round}"),
+    benchmark:
+        LAYOUT.benchmark("mmseqs_cluster_segment", "{round}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["mmseqs"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("mmseqs_cluster_segment", "remaining"),
+        runtime=sized_runtime("mmseqs_cluster_segment", "remaining"),
+    params:
+        binary=config["mmseqs"]["binary"],
+        mmseqs=segment_settings(),
+        scratch=lambda wc: LAYOUT.scratch(f"mmseqs_cluster_segment/{wc.round}"),
+    script:
+        "../../scripts/mmseqs_cluster_segment.py"
+
+
+rule mmseqs_assign_segment:
+    # what is left of a later segment, assigned to round r's representatives
+    input:
+        representatives=lambda wc: LAYOUT.segment_round(wc.round),
+        remaining=lambda wc: segment_left(wc.round, wc.segment),
+    output:
+        folder=temp(directory(LAYOUT.segment_assign("{round}", "{segment}"))),
+        pairs=temp(LAYOUT.segment_assign_pairs("{round}", "{segment}")),
+    log:
+        LAYOUT.log("mmseqs_assign_segment", "{round}_{segment}"),
+    benchmark:
+        LAYOUT.benchmark("mmseqs_assign_segment", "{round}_{segment}")
+    conda:
+        "../../envs/foldseek.yaml"
+    threads: config["mmseqs"]["threads"]
+    resources:
+        **cpu_site(),
+        mem_mb=sized_mem("mmseqs_assign_segment", ["representatives", "remaining"]),
+        runtime=sized_runtime("mmseqs_assign_segment", ["representatives", "remaining"]),
+    params:
+        binary=config["mmseqs"]["binary"],
+        mmseqs=segment_settings(),
+        scratch=lambda wc: LAYOUT.scratch(
+            f"mmseqs_assign_segment/{wc.round}_{wc.segment}"
+        ),
+    script:
+        "../../scripts/mmseqs_assign_segment.py"
+
+
 rule mmseqs_cluster:
     input:
+        unpack(segment_inputs),
         sequences=rules.plan_chunks.output.sequences,
     output:
         clusters=LAYOUT.mmseqs_clusters,
@@ -22,11 +104,14 @@ rule mmseqs_cluster:
     threads: config["mmseqs"]["threads"]
     resources:
         **cpu_site(),
-        mem_mb=sized_mem("mmseqs_cluster", "sequences"),
-        runtime=sized_runtime("mmseqs_cluster", "sequences"),
+        mem_mb=sized_mem(sequence_cluster_kind(), "sequences"),
+        runtime=sized_runtime(sequence_cluster_kind(), "sequences"),
     params:
-        binary=config["mmseqs"]["binary"],
-        mmseqs=config["mmseqs"],
+        # one linclust job's (None for the merge of segments, which runs no mmseqs)
+        binary=mmseqs_cluster_binary(),
+        # (no other param: one job's params are those of foldatlas 0.14, so upgrading
+        # reruns nothing; the merge works in the segments' folder, mmseqs/segments/merge)
+        mmseqs=mmseqs_cluster_settings(),
     script:
         "../../scripts/mmseqs_cluster.py"
 

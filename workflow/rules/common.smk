@@ -18,8 +18,10 @@ from foldatlas.buckets import atlas_bucket_digits, bucket_names, has_members
 from foldatlas.store import WHOLE, read_manifest, release_buckets
 from foldatlas.annotate import TOOLS, is_db, tool_binary
 from foldatlas.redundancy import mmseqs_binary
+from foldatlas.segments import require_greedy
 from foldatlas.sizing import (
     alignment_hits,
+    check_segments,
     job_size,
     mem_mb as sized_mem_mb,
     runtime_min,
@@ -38,12 +40,18 @@ wildcard_constraints:
     # a round and a query shard of the structural clustering (foldseek.cluster)
     round=r"\d+",
     shard=r"\d+",
+    # a segment of the sequence clustering split into jobs (mmseqs.segments)
+    segment=r"\d+",
 
 
 ENV = "../../envs/foldatlas.yaml"
 
 # Every path of the results tree (output.root, default results/) and of the store.
 LAYOUT = Layout.from_config(config["output"], config["store"])
+
+# Segments are clustered greedily, longest first: mmseqs.cluster_mode 2 (stops here).
+if config["mmseqs"]["enabled"]:
+    require_greedy(config["mmseqs"]["cluster_mode"], config["mmseqs"]["segments"])
 
 # Every setting that can change a fold job's outputs (canonical JSON): a param of
 # plan_chunks and fold_chunk, so that only a change of one of them refolds.
@@ -580,7 +588,7 @@ def search_target_prefixes():
 def sized_mem(kind, name):
     """mem_mb of an annotate job from the size of its input ``name`` (capped by the
     section's max_mem_mb), growing with the attempt."""
-    section = config["mmseqs"] if kind == "mmseqs_cluster" else config["foldseek"]
+    section = config["mmseqs"] if kind.startswith("mmseqs") else config["foldseek"]
     # foldseek cluster's first step (kmermatcher) takes 300 k-mers a structure
     kmer_kinds = ("foldseek_cluster", "foldseek_cluster_linclust")
     kmers = section.get("kmer_per_seq", 300 if kind in kmer_kinds else 0)
@@ -591,16 +599,29 @@ def sized_mem(kind, name):
         targets = [made.get(t, t) for t in targets]
 
     def mem_mb(wildcards, input, attempt):
-        size = job_size(kind, input[name], targets=targets)
+        size = job_size(kind, _named_inputs(input, name), targets=targets)
         cap = section["max_mem_mb"]
         # a cascade round's clust holds its alignment graph: sized by its searches' hits
         searches = input.get("searches", []) if kind == "foldseek_cluster_round" else []
         hits = alignment_hits(searches)
+        if kind == "mmseqs_split_segments":  # stop before a job of the split outgrows the cap
+            check_segments(size.sequences, mmseqs_segments(), cap)
         return sized_mem_mb(
             kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers, hits=hits
         )
 
     return mem_mb
+
+
+def _named_inputs(input, name):
+    """A job's input ``name``, or the inputs ``name`` (a list) together."""
+    if isinstance(name, str):
+        return input[name]
+    return [
+        str(p)
+        for n in name
+        for p in ([input[n]] if isinstance(input[n], str) else input[n])
+    ]
 
 
 def createdb_index():
@@ -625,7 +646,7 @@ def sized_runtime(kind, name):
     share = 1 / cluster_shards() if kind == "foldseek_cluster_search" else 1.0
 
     def runtime(wildcards, input, threads, attempt):
-        size = job_size(size_kind, input[name])
+        size = job_size(size_kind, _named_inputs(input, name))
         # grows with the attempt, capped at slurm.max_runtime (runtime_minutes)
         minutes = runtime_min(kind, size, threads=threads, attempt=1, share=share)
         return runtime_minutes(minutes, attempt)
@@ -687,3 +708,64 @@ def cascade_inputs(wildcards):
         "linclust": str(LAYOUT.cascade_linclust),
         "rounds": [str(LAYOUT.cascade_round(str(r))) for r in rounds],
     }
+
+
+def mmseqs_segments():
+    """Jobs the sequence clustering is split into (mmseqs.segments); 1: one linclust."""
+    return config["mmseqs"]["segments"]
+
+
+def segment_folders():
+    """The split job's folders, one per segment (temporary: removed once read)."""
+    segments = range(mmseqs_segments())
+    return [temp(directory(str(LAYOUT.segment(str(s))))) for s in segments]
+
+
+def segment_left(round_, segment):
+    """What is left of ``segment`` when round ``round_`` starts: the whole segment in
+    round 0, else what the previous round's assignment left."""
+    r = int(round_)
+    if r == 0:
+        return str(LAYOUT.segment(segment))
+    return str(LAYOUT.segment_assign(str(r - 1), segment))
+
+
+def segment_settings():
+    """What can change the segmented clustering: linclust's thresholds and the segments
+    (not the threads, the memory or the binary)."""
+    keys = ("min_seq_id", "coverage", "cov_mode", "cluster_mode", "kmer_per_seq")
+    return {k: config["mmseqs"][k] for k in keys + ("segments",)}
+
+
+def mmseqs_cluster_settings():
+    """mmseqs_cluster's params: one linclust job's, the mmseqs section as foldatlas 0.14
+    recorded it (without the segments key: upgrading reruns nothing); the merge of a
+    segmented clustering's, segment_settings()."""
+    if mmseqs_segments() == 1:
+        return {k: v for k, v in config["mmseqs"].items() if k != "segments"}
+    return segment_settings()
+
+
+def sequence_cluster_kind():
+    """How mmseqs_cluster is sized: one linclust over every sequence, or the merge."""
+    return "mmseqs_cluster" if mmseqs_segments() == 1 else "mmseqs_merge_segments"
+
+
+def segment_inputs(wildcards):
+    """mmseqs_cluster's pairs of a segmented clustering (mmseqs.segments > 1): every
+    round's clusters and every assignment's; none for one linclust job."""
+    p = mmseqs_segments()
+    if p == 1:
+        return {}
+    rounds = [str(LAYOUT.segment_round_pairs(str(r))) for r in range(p)]
+    assignments = [
+        str(LAYOUT.segment_assign_pairs(str(r), str(s)))
+        for r in range(p)
+        for s in range(r + 1, p)
+    ]
+    return {"pairs": rounds + assignments}
+
+
+def mmseqs_cluster_binary():
+    """mmseqs_cluster's program: mmseqs for one linclust job; none for the merge."""
+    return config["mmseqs"]["binary"] if mmseqs_segments() == 1 else None
