@@ -133,6 +133,7 @@ def test_one_linclust_job_too_large_is_refused_naming_the_segments():
     assert mem_mb("mmseqs_assign_segment", job, attempt=1, max_mem_mb=16000, kmer_per_seq=100) == 16000
     small = InputSize(10**6, 2.5 * 10**8)  # the floor is below the k-mer term: the request is the formula's
     assert mem_mb("mmseqs_cluster_segment", small, attempt=1, max_mem_mb=10**6, kmer_per_seq=100) == mem_mb("mmseqs_cluster", small, attempt=1, max_mem_mb=10**6, kmer_per_seq=100)
+    assert mem_mb("mmseqs_cluster", InputSize(46, 10**4), attempt=1, max_mem_mb=1000, kmer_per_seq=100) == 1000  # the least cap still runs a small job
 
 
 @needs_mmseqs
@@ -204,9 +205,11 @@ def test_a_segment_wholly_assigned_leaves_nothing(tmp_path):
 
 def test_too_few_segments_are_refused_before_the_split_writes(tmp_path):
     path = write_sequences(tmp_path / "s.parquet", families(200))
-    with pytest.raises(ConfigError, match=r"mmseqs.segments: expected at least \d+ for 200 unique sequences under mmseqs.max_mem_mb 1000"):
-        split_segments(path, tmp_path / "split", segments=2, max_mem_mb=1000)
+    with pytest.raises(ConfigError, match=r"mmseqs.segments: expected at least \d+ for 200 unique sequences under mmseqs.max_mem_mb 500"):
+        split_segments(path, tmp_path / "split", segments=2, max_mem_mb=500)
     assert not (tmp_path / "split").exists()
+    split_segments(path, tmp_path / "split", segments=2, max_mem_mb=1000)  # the schema's least cap holds small inputs
+    assert (tmp_path / "split").exists()
 
 
 def _planned(text: str) -> dict[str, int]:

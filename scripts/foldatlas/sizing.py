@@ -99,6 +99,9 @@ PREFILTER_BYTES_PER_SEQUENCE = 42
 #: Anonymous memory per sequence of linclust's later steps (measured 86-95 bytes at 2x10^6
 #: sequences: bench/RESULTS.md, "Where linclust's memory goes").
 LINCLUST_BYTES_PER_SEQUENCE = 95
+#: What a linclust job holds beside them while those steps run (the programs, the waiting
+#: Python; measured: 16 MiB of anonymous memory in mergeclusters at 2x10^5), with room.
+LINCLUST_BASE_MB = 500
 #: The linclust jobs (their k-mer table, 16 bytes per k-mer, and the per-sequence floor).
 LINCLUST_KINDS = ("mmseqs_cluster", "mmseqs_cluster_segment", "mmseqs_assign_segment")
 #: What the merge of a segmented clustering asks for beyond ``BASE_MB`` (DuckDB's sort,
@@ -219,11 +222,11 @@ def _need_mb(kind: str, size: InputSize, kmer_per_seq: int, hits: int = 0) -> fl
     return BASE_MB + MEM_HEADROOM * data / 1e6
 
 
-def linclust_floor_mb(size: InputSize) -> int:
+def linclust_floor_mb(size: InputSize) -> float:
     """The smallest request of a linclust job over ``size``: what its later steps hold
-    per sequence (``LINCLUST_BYTES_PER_SEQUENCE``, no option bounds it), with headroom.
-    About 1.1 GB for 10^6 sequences, 84 GB for 7x10^8."""
-    return math.ceil(BASE_MB + MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE * size.sequences / 1e6)
+    per sequence (``LINCLUST_BYTES_PER_SEQUENCE``, no option bounds it), with headroom,
+    and ``LINCLUST_BASE_MB`` beside. About 0.6 GB for 10^6 sequences, 84 GB for 7x10^8."""
+    return LINCLUST_BASE_MB + MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE * size.sequences / 1e6
 
 
 def segments_for(sequences: int, max_mem_mb: int) -> int:
@@ -232,7 +235,7 @@ def segments_for(sequences: int, max_mem_mb: int) -> int:
     between segments); 1 when one job fits."""
     if linclust_floor_mb(InputSize(sequences, 0)) <= max_mem_mb:
         return 1
-    per_job = (max_mem_mb - BASE_MB) * 1e6 / (MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE)
+    per_job = (max_mem_mb - LINCLUST_BASE_MB) * 1e6 / (MEM_HEADROOM * LINCLUST_BYTES_PER_SEQUENCE)
     return math.ceil(SEGMENT_MARGIN * 2 * sequences / max(1.0, per_job))
 
 
@@ -258,7 +261,7 @@ def check_segments(sequences: int, segments: int, max_mem_mb: int, *, largest_tw
 
 
 def _refuse_linclust(size: InputSize, max_mem_mb: int, kind: str) -> None:
-    need = linclust_floor_mb(size)
+    need = math.ceil(linclust_floor_mb(size))
     if max_mem_mb < need:
         split = f"mmseqs.segments: {segments_for(size.sequences, max_mem_mb)}" if kind == "mmseqs_cluster" else "more mmseqs.segments"
         raise ConfigError(
@@ -274,7 +277,7 @@ def _floor_mb(kind: str, size: InputSize) -> int:
     """The smallest request of a foldseek job whose split limit starts its prefilter, or
     of a linclust job (:func:`linclust_floor_mb`)."""
     if kind in LINCLUST_KINDS:
-        return linclust_floor_mb(size)
+        return math.ceil(linclust_floor_mb(size))
     if kind not in ("foldseek_cluster", "foldseek_search", "foldseek_cluster_search"):
         return 0
     return math.ceil((prefilter_floor_mb(size) + SPLIT_RESERVE_MB) / SPLIT_SHARE)

@@ -604,7 +604,8 @@ def sized_mem(kind, name):
         # a cascade round's clust holds its alignment graph: sized by its searches' hits
         searches = input.get("searches", []) if kind == "foldseek_cluster_round" else []
         hits = alignment_hits(searches)
-        if kind == "mmseqs_split_segments":  # stop before a job of the split outgrows the cap
+        # stop before a job of the split outgrows the cap
+        if kind == "mmseqs_split_segments":
             check_segments(size.sequences, mmseqs_segments(), cap)
         return sized_mem_mb(
             kind, size, attempt=attempt, max_mem_mb=cap, kmer_per_seq=kmers, hits=hits
