@@ -57,7 +57,7 @@ from .duck import sql_path
 from .errors import ConfigError, InternalError
 from .layout import SEGMENT
 from .settings import MmseqsSettings
-from .sizing import InputSize, check_segments, counts_size
+from .sizing import COUNTS, InputSize, check_segments, counts_size
 from .tables import write_batches
 from .tools import run_tool
 
@@ -65,7 +65,7 @@ __all__ = ["split_segments", "segment_bounds", "segment_of", "segment_folder", "
 
 log = logging.getLogger("foldatlas.segments")
 
-FASTA, COUNTS, REPRESENTATIVES = "sequences.fasta", "counts.json", "representatives.parquet"
+FASTA, REPRESENTATIVES = "sequences.fasta", "representatives.parquet"
 #: A round's clusters and an assignment's pairs.
 PAIRS_SCHEMA = pa.schema([pa.field("representative", pa.string(), nullable=False), pa.field("member", pa.string(), nullable=False)])
 #: A round's representatives.
@@ -230,7 +230,8 @@ def cluster_segment(binary: str, remaining: str | os.PathLike[str], out_dir: str
         if size.sequences == 0:
             empty_output(pairs, PAIRS_SCHEMA)
             empty_output(out / REPRESENTATIVES, NAMES_SCHEMA)
-            _write_counts(out, _subset_fasta(binary, tmp, np.zeros(0, dtype=np.int64), out / FASTA))
+            (out / FASTA).touch()
+            _write_counts(out, InputSize(0, 0))
             return 0
         db, con = _linclust_pairs(binary, Path(remaining) / FASTA, tmp, size.sequences, f"the {size.sequences} sequences of {remaining}",
                                   settings=settings, threads=threads, mem_mb=mem_mb)  # fmt: skip

@@ -109,6 +109,8 @@ LINCLUST_KINDS = ("mmseqs_cluster", "mmseqs_cluster_segment", "mmseqs_assign_seg
 MERGE_BYTES = 2.4e9
 #: A segment's sequences beyond N/P at most (a length is never split), for the checks.
 SEGMENT_MARGIN = 1.1
+#: The file of a segmented clustering's folder that holds its sequences and residues.
+COUNTS = "counts.json"
 #: The segmented clustering's jobs sized by their folders' counts (:mod:`foldatlas.segments`).
 SEGMENT_KINDS = ("mmseqs_cluster_segment", "mmseqs_assign_segment")
 #: Anonymous memory per structure of foldseek's clust, mergeclusters, createtsv (measured
@@ -421,7 +423,7 @@ def counts_size(folder: str | os.PathLike[str]) -> InputSize:
     :mod:`foldatlas.segments`)."""
     import json
 
-    counts = json.loads((Path(folder) / "counts.json").read_text())
+    counts = json.loads((Path(folder) / COUNTS).read_text())
     return InputSize(int(counts["sequences"]), int(counts["residues"]))
 
 
